@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` runs the whole pipeline, `make test` the tests.
+# Each does its own set-up first; `make setup` is idempotent.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# A CPU machine gets the CPU build of torch: this pin resolves to the local +cpu wheel here.
+# Elsewhere pass e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu",
+# or TORCH_SPEC=torch on a GPU machine.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow bench params dag clean-venv
+
+setup: $(VENV)/.installed .dvc/config
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+.dvc/config:
+	$(BIN)/dvc init -q
+	$(BIN)/dvc config hydra.enabled true
+
+demo: setup
+	$(BIN)/dvc repro
+
+test: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m regmix.bench
+
+# Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
+params: setup
+	$(BIN)/python -m regmix.compose $(OVERRIDES)
+
+dag: setup
+	$(BIN)/dvc dag

@@ -1,0 +1,176 @@
+"""Typed configs built from the sections of params.yaml (one per stage).
+
+Each dataclass mirrors one config group under conf/; `from_dict` refuses unknown keys so a
+typo in conf/ or in `dvc exp run -S` fails with the key's name instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional, TypeVar, Union
+
+from regmix.errors import UserError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass `cls` from a mapping, recursing into nested dataclass fields."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"unknown config key(s) {', '.join(where + k for k in unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _dataclass_in(hints[name])
+        if sub is not None and isinstance(value, dict):
+            value = from_dict(sub, value, f"{where}{name}.")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise UserError(f"bad config section {where or cls.__name__}: {e}") from None
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass inside a type hint such as `Foo` or `Optional[Foo]`, else None."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class TokenizerConfig:
+    path: Optional[str] = None  # tokenizer.json or HF tokenizer name; None trains a BPE
+    vocab_size: int = 4096  # BPE vocabulary size when training one
+    train_chars: int = 20_000_000  # characters of train text the BPE is trained on
+
+
+@dataclass
+class DataConfig:
+    source: str = "demo"  # demo | jsonl | pile | hf
+    path: Optional[str] = None  # corpus folder for jsonl / pile (local files)
+    hf_name: Optional[str] = None  # hub dataset name (pile, hf)
+    hf_config: Optional[str] = None  # hub dataset config name (hf)
+    text_field: str = "text"  # record field holding the text
+    domain_field: Optional[str] = None  # record field naming the domain (hf); dotted path
+    include: list[str] = field(default_factory=list)  # keep only these domains (empty: all)
+    exclude: list[str] = field(default_factory=list)  # drop these domains
+    max_documents: Optional[int] = None  # cap on documents per domain and split
+    max_tokens: Optional[int] = None  # cap on train tokens per domain
+    valid_fraction: float = 0.05  # documents held out when the source has no valid split
+    skip_bad_records: bool = False  # skip malformed records (counted per file) instead of failing
+    demo_chars: int = 2_000_000  # characters per demo domain
+    workers: int = 2  # tokeniser processes
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+
+# ----------------------------------------------------------------------- mixtures
+@dataclass
+class SampleConfig:
+    method: str = "regmix"  # regmix (Dirichlet around the prior) | uniform | space_filling
+    n_mixtures: int = 64  # size of the proxy swarm
+    prior: Optional[dict[str, float]] = None  # domain -> weight; None: token share
+    temperature: float = 0.5  # prior ** temperature, renormalised
+    min_strength: float = 0.1  # smallest Dirichlet concentration multiplier
+    max_strength: float = 5.0  # largest Dirichlet concentration multiplier
+    n_strengths: int = 100  # log-spaced strengths between min and max
+    max_usage: float = 15.0  # reject weights above max_usage x the domain's token share
+    minimum: float = 2e-4  # weights below this become 0; weights round to this grid
+    min_distance: float = 0.01  # L1 distance under which a draw is a near-duplicate
+
+
+@dataclass
+class SearchConfig:
+    n_simulations: int = 1_000_000  # mixtures simulated through the regressor
+    top_k: int = 100  # best predicted mixtures averaged into the choice
+    chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
+    workers: int = 2  # processes predicting chunks
+    n_bootstrap: int = 8  # bootstrap refits for the spread of the chosen weights
+
+
+# ------------------------------------------------------------------ model / train
+@dataclass
+class ModelConfig:
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    d_ff: int = 256  # SwiGLU hidden width
+    context: int = 128  # sequence length in tokens
+    vocab_size: Optional[int] = None  # None: the tokenizer's vocabulary size
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 200  # optimiser steps
+    batch_size: int = 16  # sequences per step (global, across data-parallel ranks)
+    lr: float = 1e-3  # peak learning rate
+    min_lr: float = 0.0  # floor of the cosine schedule
+    schedule: str = "constant"  # constant (after warmup) | cosine
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    compile: bool = False  # torch.compile the model
+
+
+@dataclass
+class EvalWindowsConfig:
+    windows_per_domain: int = 32  # fixed validation windows per domain (same for every model)
+    batch_size: int = 32
+
+
+@dataclass
+class ProxyConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
+    threads_per_worker: int = 1  # torch threads in each worker process
+
+
+@dataclass
+class LargeConfig:
+    mixtures: list[str] = field(default_factory=list)  # names trained and compared
+    n_random: int = 3  # random swarm mixtures compared (named random_1..n in `mixtures`)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
+    max_usage: float = 15.0  # warn when a domain would repeat more epochs than this
+    checkpoint_every: int = 100  # steps between resumable checkpoints
+    threads: int = 0  # torch threads on CPU (0: all cores)
+
+
+# -------------------------------------------------------------------- regression
+@dataclass
+class RegressionConfig:
+    model: str = "lightgbm"  # lightgbm | linear | loglinear | gp
+    params: dict[str, Any] = field(default_factory=dict)  # regressor hyperparameters
+    cv_folds: int = 5  # k-fold cross-validation over the proxies
+    n_bootstrap: int = 0  # bootstrap ensemble size (0: a single model)
+    train_set: Optional[dict[str, str]] = None  # {mixtures, losses} released CSVs instead of proxies
+    eval_sets: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {mixtures, losses}
+
+
+@dataclass
+class EvaluateConfig:
+    windows_per_domain: int = 64  # validation windows per domain
+    batch_size: int = 32
+    tasks: list[str] = field(default_factory=lambda: ["last_word", "continuation"])
+    n_examples: int = 200  # downstream examples per task and domain
+    n_choices: int = 4  # choices in the continuation task
+    lm_eval_tasks: list[str] = field(default_factory=list)  # lm-eval-harness tasks (empty: off)
+    lm_eval_include_path: Optional[str] = None  # folder of extra lm-eval task definitions

@@ -1,0 +1,1 @@
+"""Corpus sources, tokeniser and token shards."""

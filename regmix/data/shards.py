@@ -1,0 +1,61 @@
+"""Token shards: one flat binary array per (split, domain), readable with np.memmap.
+
+Layout under a tokens folder (the `prepare` stage writes `data/tokens`):
+
+    meta.json                 {"vocab_size", "eot_id", "dtype", "domains"}
+    tokenizer.json            the tokeniser that made the shards
+    train/<domain>.bin        documents' tokens, each followed by the end-of-text token
+    valid/<domain>.bin
+
+uint16 when the vocabulary fits, else uint32: the shape nanoGPT and lit-gpt use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from regmix.errors import UserError
+from regmix.io import read_json, write_json
+
+SPLITS = ("train", "valid")
+META_FILE = "meta.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class TokenMeta:
+    vocab_size: int
+    eot_id: int
+    dtype: str
+    domains: list[str]
+
+
+def dtype_for(vocab_size: int) -> np.dtype:
+    """The smallest unsigned integer type that holds every token id."""
+    return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
+
+
+def shard_path(root: str | Path, split: str, domain: str) -> Path:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return Path(root) / split / f"{domain}.bin"
+
+
+def write_meta(root: str | Path, meta: TokenMeta) -> None:
+    write_json(Path(root) / META_FILE, asdict(meta))
+
+
+def read_meta(root: str | Path) -> TokenMeta:
+    return TokenMeta(**read_json(Path(root) / META_FILE))
+
+
+def open_tokens(root: str | Path, split: str, domain: str) -> np.memmap:
+    """Memory-map one domain's token stream (read-only; nothing is loaded up front)."""
+    meta = read_meta(root)
+    path = shard_path(root, split, domain)
+    if not path.exists():
+        raise UserError(f"no {split} tokens for domain {domain!r}: {path} is missing")
+    return np.memmap(path, dtype=meta.dtype, mode="r")

@@ -1,0 +1,57 @@
+"""The small tables passed between stages, read and written in one place.
+
+- results/domains.json: {domain: {"documents", "train_tokens", "valid_tokens", "source"}}
+- results/mixtures.csv: `id` and one weight column per domain (rows sum to 1)
+- results/proxies.csv:  `id`, weight columns, and one `loss.<domain>` column per domain
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from regmix.errors import UserError
+from regmix.io import atomic_path, read_json
+
+LOSS_PREFIX = "loss."
+
+
+def read_domains(path: str | Path) -> dict[str, dict]:
+    return read_json(path)
+
+
+def token_prior(domains: dict[str, dict]) -> dict[str, float]:
+    """Each domain's share of the train tokens: the prior mixtures are sampled around."""
+    total = sum(d["train_tokens"] for d in domains.values())
+    if total <= 0:
+        raise UserError("results/domains.json has no train tokens")
+    return {name: d["train_tokens"] / total for name, d in domains.items()}
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.10g")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} not found: run the stage that writes it first")
+    return pd.read_csv(path)
+
+
+def mixture_frame(ids, domains: list[str], weights: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(np.asarray(weights, dtype=float), columns=list(domains))
+    frame.insert(0, "id", list(ids))
+    return frame
+
+
+def weight_columns(frame: pd.DataFrame) -> list[str]:
+    """The domain weight columns of a mixtures or proxies table."""
+    return [c for c in frame.columns if c != "id" and not c.startswith(LOSS_PREFIX)]
+
+
+def loss_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(LOSS_PREFIX)]

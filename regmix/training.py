@@ -1,0 +1,158 @@
+"""Mixture batches, the training loop and per-domain evaluation (proxies and large model).
+
+Randomness is stateless per step: the batch of step `s` is drawn from a generator seeded by
+(seed, s, rank), so a run resumed from a checkpoint at step `s` sees exactly the batches an
+uninterrupted run would, and data-parallel ranks never draw the same windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+from regmix.config import OptimConfig
+from regmix.data.shards import open_tokens
+from regmix.errors import UserError
+
+
+class MixtureSampler:
+    """Sequences of `context + 1` tokens; each from one domain drawn by mixture weight."""
+
+    def __init__(self, tokens_dir: str | Path, mixture: Mapping[str, float], context: int,
+                 seed: int, rank: int = 0):
+        active = {d: w for d, w in mixture.items() if w > 0}
+        if not active:
+            raise UserError("the mixture gives every domain zero weight")
+        self.domains = list(active)
+        weights = np.array([active[d] for d in self.domains], dtype=np.float64)
+        self.probs = weights / weights.sum()
+        self.streams = [open_tokens(tokens_dir, "train", d) for d in self.domains]
+        for domain, stream in zip(self.domains, self.streams):
+            if len(stream) <= context + 1:
+                raise UserError(
+                    f"domain {domain!r} has {len(stream)} train tokens, fewer than one "
+                    f"window of context {context} + 1"
+                )
+        self.context = context
+        self.seed = seed
+        self.rank = rank
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step, self.rank])
+        which = rng.choice(len(self.domains), size=batch_size, p=self.probs)
+        rows = np.empty((batch_size, self.context + 1), dtype=np.int64)
+        for i, d in enumerate(which):
+            stream = self.streams[d]
+            start = rng.integers(0, len(stream) - self.context - 1)
+            rows[i] = stream[start : start + self.context + 1]
+        data = torch.from_numpy(rows)
+        return data[:, :-1], data[:, 1:]
+
+
+def eval_windows(tokens_dir: str | Path, domains: list[str], context: int,
+                 windows_per_domain: int) -> dict[str, torch.Tensor]:
+    """Fixed validation windows per domain: evenly spaced over the valid stream.
+
+    They depend only on the data and the context, so every model is scored on the same tokens.
+    """
+    windows = {}
+    for domain in domains:
+        stream = open_tokens(tokens_dir, "valid", domain)
+        span = len(stream) - context - 1
+        if span < 0:
+            raise UserError(
+                f"domain {domain!r} has {len(stream)} valid tokens, fewer than one window of "
+                f"context {context} + 1"
+            )
+        n = min(windows_per_domain, span + 1)
+        starts = np.linspace(0, span, n).astype(np.int64)
+        windows[domain] = torch.from_numpy(
+            np.stack([np.asarray(stream[s : s + context + 1], dtype=np.int64) for s in starts])
+        )
+    return windows
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast when asked for; exact fp32 otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise UserError(f"precision must be fp32 or bf16, got {precision!r}")
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate_loss(model: torch.nn.Module, windows: Mapping[str, torch.Tensor], batch_size: int,
+                  precision: str = "fp32") -> dict[str, float]:
+    """Mean next-token loss of `model` on each domain's fixed windows."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    losses = {}
+    for domain, data in windows.items():
+        total, count = 0.0, 0
+        for i in range(0, len(data), batch_size):
+            chunk = data[i : i + batch_size].to(device)
+            with autocast(precision, device):
+                loss = model(chunk[:, :-1], chunk[:, 1:])
+            total += loss.item() * len(chunk)
+            count += len(chunk)
+        losses[domain] = total / count
+    model.train(was_training)
+    return losses
+
+
+def lr_at(step: int, cfg: OptimConfig) -> float:
+    """Linear warmup, then constant or cosine decay to `min_lr` at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+    raise UserError(f"optim.schedule must be constant or cosine, got {cfg.schedule!r}")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not norms), as in LLaMA/TinyLlama."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+StepCallback = Callable[[int, float, float], None]
+
+
+def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sampler: MixtureSampler,
+                cfg: OptimConfig, start: int = 0, stop: int | None = None,
+                micro_batch_size: int | None = None, on_step: StepCallback | None = None) -> None:
+    """Run optimiser steps `start..stop-1`; `on_step(step, loss, lr)` after each.
+
+    `micro_batch_size` (the per-rank batch under data parallelism) defaults to the global batch.
+    """
+    device = next(model.parameters()).device
+    stop = cfg.steps if stop is None else stop
+    batch_size = micro_batch_size or cfg.batch_size
+    model.train()
+    for step in range(start, stop):
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = sampler.batch(step, batch_size)
+        with autocast(cfg.precision, device):
+            loss = model(x.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if on_step is not None:
+            on_step(step, loss.item(), lr)
