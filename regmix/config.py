@@ -96,7 +96,6 @@ class SearchConfig:
     top_k: int = 100  # best predicted mixtures averaged into the choice
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
     workers: int = 2  # processes predicting chunks
-    n_bootstrap: int = 8  # bootstrap refits for the spread of the chosen weights
 
 
 # ------------------------------------------------------------------ model / train
@@ -160,7 +159,7 @@ class RegressionConfig:
     model: str = "lightgbm"  # lightgbm | linear | loglinear | gp
     params: dict[str, Any] = field(default_factory=dict)  # regressor hyperparameters
     cv_folds: int = 5  # k-fold cross-validation over the proxies
-    n_bootstrap: int = 0  # bootstrap ensemble size (0: a single model)
+    n_bootstrap: int = 8  # bootstrap refits: predictive spread, and search's weight spread (0: none)
     train_set: Optional[dict[str, str]] = None  # {mixtures, losses} released CSVs instead of proxies
     eval_sets: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {mixtures, losses}
 
