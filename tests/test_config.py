@@ -1,0 +1,108 @@
+"""Every config composes, params.yaml is the composition, dvc.yaml names real params."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from regmix import config as C
+from regmix.compose import compose
+from regmix.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+GROUPS = ["data", "sample", "proxy", "regression", "search", "large", "evaluate"]
+SECTION_CLASSES = {
+    "data": C.DataConfig,
+    "sample": C.SampleConfig,
+    "proxy": C.ProxyConfig,
+    "regression": C.RegressionConfig,
+    "search": C.SearchConfig,
+    "large": C.LargeConfig,
+    "evaluate": C.EvaluateConfig,
+}
+# Options whose required keys (`???`) a user must give; the tests supply a value.
+REQUIRED = {"data=jsonl": ["data.path=corpus"], "data=hf": ["data.hf_name=x", "data.domain_field=d"]}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def composed(tmp_path: Path, overrides: list[str]) -> dict:
+    out = tmp_path / "params.yaml"
+    compose(out, overrides, CONF)
+    return yaml.safe_load(out.read_text())
+
+
+def check_sections(params: dict) -> None:
+    """Each section builds its typed config: no unknown or missing keys."""
+    for section, cls in SECTION_CLASSES.items():
+        C.from_dict(cls, params[section], f"{section}.")
+    assert {"seed", "target", "human_mixtures"} <= set(params)
+
+
+@pytest.mark.parametrize(
+    "override", [f"{g}={o}" for g in GROUPS for o in options(g)] + [f"experiment={o}" for o in options("experiment")]
+)
+def test_every_option_composes(tmp_path, override):
+    params = composed(tmp_path, [override, *REQUIRED.get(override, [])])
+    check_sections(params)
+
+
+def test_params_yaml_is_the_default_composition(tmp_path):
+    committed = (REPO / "params.yaml").read_text()
+    compose(tmp_path / "params.yaml", [], CONF)
+    assert (tmp_path / "params.yaml").read_text() == committed, "params.yaml drifted from conf/: run `make params`"
+
+
+def test_group_options_share_keys(tmp_path):
+    """Switching an option never drops a key a stage reads (`dvc exp run -S group=opt`)."""
+    for group in GROUPS:
+        keysets = {}
+        for option in options(group):
+            params = composed(tmp_path, [f"{group}={option}", *REQUIRED.get(f"{group}={option}", [])])
+            keysets[option] = set(params[group])
+        assert len({frozenset(k) for k in keysets.values()}) == 1, f"{group} options differ in keys: {keysets}"
+
+
+def _flatten(d: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for k, v in d.items():
+        keys.add(prefix + k)
+        if isinstance(v, dict):
+            keys |= _flatten(v, f"{prefix}{k}.")
+    return keys
+
+
+def test_dvc_params_exist_in_params_yaml():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    known = _flatten(params)
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == ["prepare", "sample", "proxies", "fit", "search", "train", "evaluate"]
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        for entry in body.get("params", []):
+            keys = entry if isinstance(entry, str) else next(iter(entry.values()))
+            for key in [keys] if isinstance(keys, str) else keys:
+                assert key in known, f"stage {name} declares param {key!r} missing from params.yaml"
+
+
+def test_conf_has_no_runtime_interpolations():
+    for path in CONF.rglob("*.yaml"):
+        text = path.read_text()
+        for bad in ("${hydra:", "${now:", "${oc.env:"):
+            assert bad not in text, f"{path} uses {bad}"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(UserError, match="sample.n_mixturez"):
+        C.from_dict(C.SampleConfig, {"n_mixturez": 3}, "sample.")
+
+
+def test_nested_sections_become_dataclasses():
+    cfg = C.from_dict(C.ProxyConfig, {"model": {"n_layer": 3}, "optim": {"steps": 7}})
+    assert isinstance(cfg.model, C.ModelConfig) and cfg.model.n_layer == 3
+    assert cfg.optim.steps == 7 and cfg.eval == C.EvalWindowsConfig()
