@@ -106,7 +106,8 @@ def test_push_pull_round_trip(project, tmp_path):
 
 
 def test_regression_override_reruns_only_downstream(project):
-    out = dvc("exp", "run", "-S", "regression=linear", cwd=project)
+    # Hydra composes from conf/ on every `exp run`, so the preset is named again.
+    out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "regression=linear", cwd=project)
     ran = stages_run(out)
     assert {"fit", "search"} <= ran, out
     assert not ran & {"prepare", "sample", "proxies"}, out
