@@ -1,0 +1,332 @@
+"""The large model: one mixture trained at scale, resumable, data parallel, exported for HF.
+
+Same model and data loader as the proxies (regmix.model, regmix.training). What this adds:
+mixture names -> weights, checkpoints that survive a kill (and refuse to resume from other
+params), torchrun data parallelism (NCCL on GPUs, gloo on CPU), bf16 on CUDA via the optim
+config, token/epoch accounting, DVCLive curves, and the Hugging Face export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from regmix.config import LargeConfig
+from regmix.data.shards import META_FILE, TOKENIZER_FILE, read_meta, shard_path
+from regmix.errors import UserError
+from regmix.export import export_hf
+from regmix.io import atomic_path, read_yaml, write_json
+from regmix.mixtures import baseline_mixtures, validate_mixture
+from regmix.tables import read_csv, read_domains, token_prior, weight_columns
+from regmix.training import (MixtureSampler, eval_windows, evaluate_loss, make_optimizer,
+                             train_steps)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+RUN_FILE = "run.json"  # mixture, tokens per domain, epochs: what evaluate and report read
+HF_DIR = "hf"
+RANDOM_PREFIX = "random_"
+
+
+# ----------------------------------------------------------------------- mixtures
+def mixture_names(n_random: int, human: Mapping[str, Any] | None) -> list[str]:
+    """Every name `large.mixtures` may list."""
+    return (["regmix", "uniform", "prior", *(human or {})]
+            + [f"{RANDOM_PREFIX}{k}" for k in range(1, n_random + 1)])
+
+
+def random_rows(n_rows: int, n_random: int, seed: int) -> list[int]:
+    """Rows of the proxy swarm compared as `random_1..n` (a seeded draw without replacement)."""
+    rng = np.random.default_rng([seed, 0x7A11])
+    return rng.choice(n_rows, size=min(n_random, n_rows), replace=False).tolist()
+
+
+def resolve_mixture(name: str, n_random: int, human: Mapping[str, Any] | None, seed: int,
+                    results: str | Path = "results") -> dict[str, float]:
+    """Weights over all domains for mixture `name`, read from the earlier stages' results.
+
+    regmix: `train:` of results/mixture.yaml; uniform / prior / human names: the shared
+    baselines; random_<k>: the k-th seeded draw of rows from results/mixtures.csv.
+    """
+    results = Path(results)
+    valid = mixture_names(n_random, human)
+    if name not in valid:
+        raise UserError(f"large.mixtures: unknown mixture {name!r}; valid: {', '.join(valid)}")
+    prior = token_prior(read_domains(results / "domains.json"))
+    domains = list(prior)
+    if name == "regmix":
+        chosen = read_yaml(results / "mixture.yaml") or {}
+        if "train" not in chosen:
+            raise UserError(f"{results / 'mixture.yaml'} has no `train:` mapping: rerun search")
+        return validate_mixture(chosen["train"], domains, f"{results / 'mixture.yaml'}:train",
+                                tol=1e-4)
+    if name.startswith(RANDOM_PREFIX):
+        swarm = read_csv(results / "mixtures.csv")
+        rows = random_rows(len(swarm), n_random, seed)
+        k = int(name[len(RANDOM_PREFIX):])
+        if k > len(rows):
+            raise UserError(f"large.mixtures: {name} but results/mixtures.csv has {len(swarm)} rows")
+        row = swarm.iloc[rows[k - 1]]
+        weights = {c: float(row[c]) for c in weight_columns(swarm)}
+        return validate_mixture(weights, domains, f"results/mixtures.csv id {row['id']}", tol=1e-4)
+    return baseline_mixtures(prior, human)[name]
+
+
+# ------------------------------------------------------------------- fingerprint
+def data_signature(tokens_dir: str | Path, domains: list[str]) -> dict[str, Any]:
+    """Cheap identity of the token data: meta, tokenizer and each train shard's size and ends.
+
+    Hashing every byte of a 25B-token corpus would take minutes; the size plus the first
+    and last MiB catch a re-tokenised or re-filtered corpus.
+    """
+    tokens_dir = Path(tokens_dir)
+    sig: dict[str, Any] = {"meta": (tokens_dir / META_FILE).read_text(),
+                           "tokenizer": _sha256_file(tokens_dir / TOKENIZER_FILE)}
+    for domain in domains:
+        path = shard_path(tokens_dir, "train", domain)
+        size = path.stat().st_size
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            h.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            h.update(f.read(1 << 20))
+        sig[domain] = [size, h.hexdigest()]
+    return sig
+
+
+def _sha256_file(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def fingerprint(cfg: LargeConfig, mixture: Mapping[str, float], seed: int, world_size: int,
+                data: Mapping[str, Any]) -> str:
+    """Hash of everything that decides the trained weights; a checkpoint resumes only on a match.
+
+    The world size is in it because each rank draws its own batches (seeded by rank).
+    """
+    optim = dataclasses.asdict(cfg.optim)
+    optim.pop("compile")  # same maths either way
+    blob = json.dumps({"model": dataclasses.asdict(cfg.model), "optim": optim, "seed": seed,
+                       "world_size": world_size, "mixture": dict(mixture), "data": data},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ distributed
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def init_distributed(threads: int) -> Dist:
+    """Read torchrun's environment: one process per GPU (NCCL), or per CPU slot (gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        device = torch.device("cpu")
+    # CPU ranks share the cores instead of each grabbing all of them.
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank() if world > 1 else 0, world_size=world, device=device)
+
+
+# ---------------------------------------------------------------------- accounting
+def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str | Path,
+                 name: str) -> dict[str, dict[str, float]]:
+    """Tokens each domain gets (its weight x the run's tokens) and the epochs that means.
+
+    Warns when a domain would repeat more than `max_usage` epochs: RegMix caps how often a
+    small domain is reused because repeated tokens stop helping.
+    """
+    total = cfg.optim.steps * cfg.optim.batch_size * cfg.model.context
+    out = {}
+    for domain, w in mixture.items():
+        if w <= 0:
+            continue
+        available = shard_path(tokens_dir, "train", domain).stat().st_size // \
+            np.dtype(read_meta(tokens_dir).dtype).itemsize
+        tokens = w * total
+        out[domain] = {"tokens": tokens, "epochs": tokens / max(1, available)}
+        if out[domain]["epochs"] > cfg.max_usage:
+            warnings.warn(f"mixture {name!r}: domain {domain!r} would be repeated "
+                          f"{out[domain]['epochs']:.1f} epochs, more than large.max_usage="
+                          f"{cfg.max_usage}", stacklevel=2)
+    return out
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    step: int, fp: str) -> None:
+    """Atomic: written beside the final name and renamed, so a kill keeps the previous one."""
+    state = {"step": step, "fingerprint": fp, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    fp: str) -> int:
+    """Restore a matching checkpoint and return its step; 0 when there is none or it is stale."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fp:
+        warnings.warn(f"{path} was made with other params, mixture or data: starting afresh",
+                      stacklevel=2)
+        return 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+# ------------------------------------------------------------------------ logging
+class Curves:
+    """DVCLive logger on rank 0 (train loss, lr, throughput, validation loss per domain).
+
+    On resume the rows past the checkpoint's step are dropped first, so the curve of a
+    killed-and-resumed run reads like one uninterrupted run.
+    """
+
+    def __init__(self, log_dir: Path, start: int):
+        from dvclive import Live
+
+        if start == 0:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            for tsv in (log_dir / "plots" / "metrics").rglob("*.tsv"):
+                rows = pd.read_csv(tsv, sep="\t")
+                rows[rows["step"] <= start].to_csv(tsv, sep="\t", index=False)
+        self.live = Live(str(log_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None,
+                         report=None)
+        self.live.step = start
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.live.step = step
+        for key, value in metrics.items():
+            self.live.log_metric(key, value)
+        self.live.next_step()
+
+    def close(self) -> None:
+        self.live.end()
+
+
+# -------------------------------------------------------------------------- train
+def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
+                tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path) -> dict:
+    """Train (or resume) mixture `name`; write checkpoint, HF export and run.json to `out_dir`.
+
+    Run it plainly for one process, or under `torchrun --nproc_per_node N` for data parallel.
+    Returns the run summary (rank 0 writes it to `out_dir/run.json`).
+    """
+    from regmix.model import LLaMA
+
+    out_dir, log_dir = Path(out_dir), Path(log_dir)
+    ctx = init_distributed(cfg.threads)
+    meta = read_meta(tokens_dir)
+    model_cfg = dataclasses.replace(cfg.model, vocab_size=cfg.model.vocab_size or meta.vocab_size)
+    if model_cfg.vocab_size < meta.vocab_size:
+        raise UserError(f"large.model.vocab_size {model_cfg.vocab_size} is smaller than the "
+                        f"tokenizer's {meta.vocab_size}")
+    cfg = dataclasses.replace(cfg, model=model_cfg)
+    if cfg.optim.batch_size % ctx.world_size:
+        raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
+                        f"{ctx.world_size} data-parallel processes")
+    micro = cfg.optim.batch_size // ctx.world_size
+    budget = token_budget(cfg, mixture, tokens_dir, name)
+    active = [d for d, w in mixture.items() if w > 0]
+    fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
+
+    torch.manual_seed(seed)  # identical initial weights on every rank and every attempt
+    model = LLaMA(model_cfg).to(ctx.device)
+    optimizer = make_optimizer(model, cfg.optim)
+    ckpt = out_dir / CHECKPOINT_FILE
+    start = load_checkpoint(ckpt, model, optimizer, fp)
+    sampler = MixtureSampler(tokens_dir, mixture, model_cfg.context, seed, rank=ctx.rank)
+    windows = eval_windows(tokens_dir, meta.domains, model_cfg.context, cfg.eval.windows_per_domain)
+
+    net: torch.nn.Module = model
+    if ctx.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if cfg.optim.compile:
+        net = torch.compile(net)
+
+    curves = Curves(log_dir, start) if ctx.main else None
+    tokens_per_step = cfg.optim.batch_size * model_cfg.context
+    bar = tqdm(total=cfg.optim.steps, initial=start, desc=f"train {name}", disable=not ctx.main)
+    window = {"loss": 0.0, "n": 0, "t": time.perf_counter()}
+
+    def on_step(step: int, loss: float, lr: float) -> None:
+        window["loss"] += loss
+        window["n"] += 1
+        bar.update(1)
+        if curves is None:
+            return
+        elapsed = time.perf_counter() - window["t"]
+        curves.log(step + 1, {"train/loss": loss, "train/lr": lr,
+                              "train/tokens_per_s": tokens_per_step / max(elapsed, 1e-9)})
+        bar.set_postfix(loss=f"{loss:.3f}")
+        window["t"] = time.perf_counter()
+
+    t0 = time.perf_counter()
+    step = start
+    while step < cfg.optim.steps:
+        stop = min(cfg.optim.steps, step + cfg.checkpoint_every)
+        train_steps(net, optimizer, sampler, cfg.optim, start=step, stop=stop,
+                    micro_batch_size=micro, on_step=on_step)
+        step = stop
+        if ctx.main:
+            val = evaluate_loss(model, windows, cfg.eval.batch_size, cfg.optim.precision)
+            curves.log(step, {f"val/{d}": v for d, v in val.items()}
+                       | {"val/mean": float(np.mean(list(val.values())))})
+            save_checkpoint(ckpt, model, optimizer, step, fp)
+        ctx.barrier()
+    bar.close()
+
+    summary: dict[str, Any] = {}
+    if ctx.main:
+        val = evaluate_loss(model, windows, cfg.eval.batch_size, cfg.optim.precision)
+        export_hf(model, tokens_dir, out_dir / HF_DIR)
+        summary = {
+            "name": name, "mixture": dict(mixture), "steps": cfg.optim.steps,
+            "tokens": cfg.optim.steps * tokens_per_step, "world_size": ctx.world_size,
+            "params": model.num_params(), "params_with_embeddings": model.num_params(False),
+            "budget": budget, "valid_loss": val, "fingerprint": fp,
+            "resumed_from": start, "wall_s": round(time.perf_counter() - t0, 2),
+        }
+        write_json(out_dir / RUN_FILE, summary)
+        curves.live.summary["tokens"] = summary["tokens"]
+        curves.live.summary["epochs"] = {d: b["epochs"] for d, b in budget.items()}
+        curves.close()
+    ctx.barrier()
+    return summary

@@ -1,0 +1,157 @@
+"""train stage: mixture names, kill-and-resume, stale checkpoints, DDP on CPU, HF export."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+import regmix.large as large
+from regmix.config import EvalWindowsConfig, LargeConfig, ModelConfig, OptimConfig
+from regmix.errors import UserError
+from regmix.export import load_hf
+from tiny_data import build_results, build_tokens
+
+MIX = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
+
+
+def tiny_cfg(**optim) -> LargeConfig:
+    return LargeConfig(
+        mixtures=["regmix"], n_random=2, threads=1, checkpoint_every=4,
+        model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
+        optim=OptimConfig(**{"steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
+                             "schedule": "cosine", **optim}),
+        eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory) -> Path:
+    return build_tokens(tmp_path_factory.mktemp("tokens"))
+
+
+@pytest.fixture(scope="module")
+def trained(tokens, tmp_path_factory) -> Path:
+    """One uninterrupted tiny run (reference for resume, source for the export tests)."""
+    out = tmp_path_factory.mktemp("ref")
+    large.train_large("ref", MIX, tiny_cfg(), 0, tokens, out / "model", out / "curves")
+    return out
+
+
+def test_resolve_mixture(tokens, tmp_path):
+    results = build_results(tmp_path / "results", tokens)
+    human = {"code_heavy": {"gamma": 1.0}}
+    get = lambda name: large.resolve_mixture(name, 2, human, 0, results)  # noqa: E731
+    assert get("regmix") == MIX
+    assert get("uniform") == pytest.approx({d: 1 / 3 for d in MIX})
+    prior = get("prior")
+    sizes = {d: (tokens / "train" / f"{d}.bin").stat().st_size for d in MIX}
+    assert prior == pytest.approx({d: s / sum(sizes.values()) for d, s in sizes.items()})
+    assert get("code_heavy") == {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}
+    swarm = pd.read_csv(results / "mixtures.csv")
+    rows = [swarm.iloc[r][list(MIX)].to_dict() for r in large.random_rows(len(swarm), 2, 0)]
+    assert [get("random_1"), get("random_2")] == [pytest.approx(r) for r in rows]
+    assert get("random_1") != get("random_2")
+    with pytest.raises(UserError, match="valid: regmix, uniform, prior, code_heavy, random_1"):
+        get("random_3")
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tokens, trained, tmp_path, monkeypatch):
+    real = large.train_steps
+
+    def killed_at_8(*args, start, **kwargs):
+        if start >= 8:
+            raise KeyboardInterrupt  # what a kill between checkpoints looks like from here
+        real(*args, start=start, **kwargs)
+
+    monkeypatch.setattr(large, "train_steps", killed_at_8)
+    with pytest.raises(KeyboardInterrupt):
+        large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model", tmp_path / "curves")
+    assert torch.load(tmp_path / "model" / large.CHECKPOINT_FILE)["step"] == 8
+    monkeypatch.setattr(large, "train_steps", real)
+    summary = large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model",
+                                tmp_path / "curves")
+    assert summary["resumed_from"] == 8
+    resumed = load_file(tmp_path / "model" / "hf" / "model.safetensors")
+    reference = load_file(trained / "model" / "hf" / "model.safetensors")
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(resumed[key], reference[key]), key
+    # The curve reads like one run: every step once, in order.
+    curve = pd.read_csv(tmp_path / "curves" / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
+    assert curve["step"].tolist() == list(range(1, 13))
+
+
+def test_stale_checkpoint_is_not_resumed(tokens, trained, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / large.CHECKPOINT_FILE).write_bytes(
+        (trained / "model" / large.CHECKPOINT_FILE).read_bytes())
+    other = {"alpha": 0.2, "beta": 0.3, "gamma": 0.5}
+    with pytest.warns(UserWarning, match="other params"):
+        summary = large.train_large("run", other, tiny_cfg(steps=4), 0, tokens, model_dir,
+                                    tmp_path / "curves")
+    assert summary["resumed_from"] == 0
+
+
+def test_run_summary_and_token_accounting(trained):
+    run = json.loads((trained / "model" / large.RUN_FILE).read_text())
+    assert run["tokens"] == 12 * 4 * 32
+    assert sum(b["tokens"] for b in run["budget"].values()) == pytest.approx(run["tokens"])
+    assert set(run["valid_loss"]) == set(MIX)
+    metrics = json.loads((trained / "curves" / "metrics.json").read_text())
+    assert metrics["val"]["alpha"] == pytest.approx(run["valid_loss"]["alpha"])
+
+
+def test_max_usage_warning(tokens):
+    cfg = tiny_cfg(steps=2000)
+    with pytest.warns(UserWarning, match="'gamma' would be repeated"):
+        large.token_budget(cfg, {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}, tokens, "x")
+
+
+def test_hf_export_matches_transformers(tokens, trained):
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    path = trained / "model" / "hf"
+    ours = load_hf(path)
+    theirs = LlamaForCausalLM.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    text = "the red fox jumps over the lazy dog. seven green apples"
+    ids = torch.tensor([tok(text)["input_ids"]])
+    assert tok.eos_token_id == json.loads((tokens / "meta.json").read_text())["eot_id"]
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids), atol=1e-4, rtol=1e-4)
+
+
+def _ddp_worker(rank: int, port: int, tokens: Path, out: Path) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    real = large.train_steps
+
+    def spy(net, *args, **kwargs):  # keep this rank's weights after each chunk
+        real(net, *args, **kwargs)
+        torch.save({k: v.clone() for k, v in net.module.state_dict().items()}, out / f"rank{rank}.pt")
+
+    large.train_steps = spy
+    large.train_large("ddp", MIX, tiny_cfg(steps=8), 0, tokens, out / "model", out / "curves")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes(tokens, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, tokens, tmp_path), nprocs=2, join=True)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key  # gradients were averaged across ranks
+    run = json.loads((tmp_path / "model" / large.RUN_FILE).read_text())
+    assert run["world_size"] == 2 and run["steps"] == 8
+    exported = load_file(tmp_path / "model" / "hf" / "model.safetensors")
+    torch.testing.assert_close(exported["model.norm.weight"], rank0["norm.weight"])
