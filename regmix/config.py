@@ -84,8 +84,8 @@ class SampleConfig:
     temperature: float = 0.5  # prior ** temperature, renormalised
     min_strength: float = 0.1  # smallest Dirichlet concentration multiplier
     max_strength: float = 5.0  # largest Dirichlet concentration multiplier
-    n_strengths: int = 100  # log-spaced strengths between min and max
-    max_usage: float = 15.0  # reject weights above max_usage x the domain's token share
+    n_strengths: int = 15  # log-spaced strengths between min and max (RegMix: 15)
+    max_usage: Optional[float] = 15.0  # reject weights above max_usage x token share (null: no caps)
     minimum: float = 2e-4  # weights below this become 0; weights round to this grid
     min_distance: float = 0.01  # L1 distance under which a draw is a near-duplicate
 
