@@ -82,10 +82,12 @@ class Generator:
     """
 
     domains: list[str]
+    prior: np.ndarray  # (d,) the centre of the swarm: token share or `sample.prior`
     alpha: np.ndarray  # (d,) Dirichlet base: tempered prior, or ones for `uniform`
     strengths: np.ndarray  # concentration multipliers; each draw picks one uniformly
     caps: np.ndarray  # (d,) max units per domain: max_usage x token share, on the grid
     units: int  # grid steps in the unit interval
+    max_usage: float | None  # what the caps were made of, for error messages
 
     def draw(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """`size` Dirichlet draws snapped to the grid; returns (accepted units, rejections per domain).
@@ -101,6 +103,19 @@ class Generator:
 
     def weights(self, K: np.ndarray) -> np.ndarray:
         return K / self.units
+
+    def project(self, w: np.ndarray) -> np.ndarray:
+        """One mixture (e.g. an average of draws) snapped to the grid within the caps.
+
+        Snapping can push a domain a step or two over its cap; those steps move to the
+        domains with the most room left.
+        """
+        K = to_grid(np.asarray(w, dtype=float)[None, :], self.units)[0]
+        excess = int(np.maximum(K - self.caps, 0).sum())
+        K = np.minimum(K, self.caps)
+        for _ in range(excess):
+            K[int(np.argmax(self.caps - K))] += 1
+        return self.weights(K)
 
     def _dirichlet(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """(size, d) rows of Dirichlet(alpha * strength), strength uniform over `strengths`.
@@ -185,7 +200,7 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> Gener
     else:  # uniform on the simplex: Dirichlet(1, ..., 1)
         alpha = np.ones(len(domains))
         strengths = np.ones(1)
-    return Generator(domains, alpha, strengths, caps, units)
+    return Generator(domains, prior, alpha, strengths, caps, units, cfg.max_usage)
 
 
 def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
@@ -200,12 +215,12 @@ def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
         raise UserError(f"sample.n_mixtures: {n} must be >= 1")
     rng = np.random.default_rng(seed)
     if cfg.method == "space_filling":
-        pool, _ = _accepted(gen, rng, min(max(POOL_FACTOR * n, 10_000), 200_000), budget=max(100 * n, 10**6), cfg=cfg)
+        pool = accepted_draws(gen, rng, min(max(POOL_FACTOR * n, 10_000), 200_000))
         return _maximin(gen.weights(pool), n, cfg.min_distance, rng)
 
     kept = np.empty((n, len(gen.domains)))
     count, drawn, accepted = 0, 0, 0
-    budget = max(100 * n, 10**6)  # RegMix draws 100x the swarm and keeps a random subset
+    budget = _budget(n)
     rejected = np.zeros(len(gen.domains), dtype=np.int64)
     with tqdm(total=n, desc="sample", unit="mixture", leave=False) as bar:
         while count < n and drawn < budget:
@@ -221,7 +236,7 @@ def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
                     break
     if count < n:
         if accepted < n:
-            raise _caps_bind(gen, cfg, drawn, accepted, rejected)
+            raise _caps_bind(gen, drawn, accepted, rejected, n)
         raise UserError(
             f"sample.min_distance binds: only {count} mixtures at L1 distance >= {cfg.min_distance} "
             f"among {accepted} accepted draws, {n} asked; lower sample.min_distance or sample.n_mixtures, "
@@ -233,19 +248,23 @@ def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
 POOL_FACTOR = 20  # space_filling: candidates per mixture picked
 
 
-def _accepted(
-    gen: Generator, rng: np.random.Generator, size: int, budget: int, cfg: SampleConfig
-) -> tuple[np.ndarray, int]:
-    """Exactly `size` accepted draws (grid units), failing once `budget` draws are spent."""
+def accepted_draws(gen: Generator, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Exactly `size` draws that respect the caps (grid units), no de-duplication."""
     parts, have, drawn = [], 0, 0
     rejected = np.zeros(len(gen.domains), dtype=np.int64)
     while have < size:
-        if drawn >= budget:
-            raise _caps_bind(gen, cfg, drawn, have, rejected)
-        K, rej = gen.draw(rng, DRAW_BATCH)
+        if drawn >= _budget(size):
+            raise _caps_bind(gen, drawn, have, rejected, size)
+        batch = min(DRAW_BATCH, max(1000, 2 * (size - have)))
+        K, rej = gen.draw(rng, batch)
         parts.append(K)
-        have, drawn, rejected = have + len(K), drawn + DRAW_BATCH, rejected + rej
-    return np.concatenate(parts)[:size], drawn
+        have, drawn, rejected = have + len(K), drawn + batch, rejected + rej
+    return np.concatenate(parts)[:size]
+
+
+def _budget(n: int) -> int:
+    """Draws allowed before giving up; RegMix draws 100x the swarm and keeps a subset."""
+    return max(100 * n, 10**6)
 
 
 def _maximin(pool: np.ndarray, n: int, min_distance: float, rng: np.random.Generator) -> np.ndarray:
@@ -265,11 +284,11 @@ def _maximin(pool: np.ndarray, n: int, min_distance: float, rng: np.random.Gener
     return pool[picked]
 
 
-def _caps_bind(gen: Generator, cfg: SampleConfig, drawn: int, accepted: int, rejected: np.ndarray) -> UserError:
+def _caps_bind(gen: Generator, drawn: int, accepted: int, rejected: np.ndarray, asked: int) -> UserError:
     worst = int(rejected.argmax())
     return UserError(
         f"sample.max_usage binds: only {accepted} of {drawn} draws keep every domain under "
-        f"{cfg.max_usage} x its token share, {cfg.n_mixtures} asked; most rejections from "
+        f"{gen.max_usage} x its token share, {asked} asked; most rejections from "
         f"{gen.domains[worst]} (cap {gen.caps[worst] / gen.units:.4g}); raise sample.max_usage, "
         "lower sample.n_mixtures, or bring sample.prior closer to the token share"
     )
