@@ -1,0 +1,222 @@
+"""Source -> tokeniser -> token shards, and the per-domain table (results/domains.json).
+
+Two streaming passes over the source: the first trains the BPE on up to `train_chars`
+characters of train text (domains interleave, so every domain is in it), the second
+tokenises everything in worker processes and appends each document to its domain's shard.
+All shards are written into a staging folder that replaces the tokens folder only when
+every check has passed: a failed or killed run leaves the previous output untouched.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from regmix.config import DataConfig
+from regmix.data import tokenizer as tok
+from regmix.data.shards import SPLITS, TOKENIZER_FILE, TokenMeta, dtype_for, shard_path, write_meta
+from regmix.data.sources import BadRecords, HFSource, JsonlSource, PileSource, Record, slug
+from regmix.errors import UserError
+
+CHUNK_CHARS = 1 << 20  # text per task sent to a tokeniser process
+CHUNK_DOCS = 1024
+
+
+def open_source(cfg: DataConfig, seed: int, cache: str | Path | None = None):
+    """The configured source; `demo` builds (or reuses) the embedded corpus first."""
+    if cfg.source == "demo":
+        from regmix.data.demo import DemoSource
+
+        return DemoSource(cfg.demo_chars, cfg.valid_fraction, seed, cache)
+    if cfg.source == "jsonl":
+        if not cfg.path:
+            raise UserError("data.path is required for source jsonl")
+        return JsonlSource(cfg.path, cfg.text_field, cfg.valid_fraction, seed)
+    if cfg.source == "pile":
+        if cfg.hf_name:
+            return HFSource(cfg.hf_name, cfg.hf_config, cfg.path, cfg.text_field,
+                            cfg.domain_field or "meta.pile_set_name", cfg.valid_fraction, seed)
+        if not cfg.path:
+            raise UserError("data.path (the Pile's folder) or data.hf_name is required for source pile")
+        return PileSource(cfg.path, cfg.text_field, cfg.domain_field or "meta.pile_set_name",
+                          cfg.valid_fraction, seed)
+    if cfg.source == "hf":
+        return HFSource(cfg.hf_name, cfg.hf_config, cfg.path, cfg.text_field, cfg.domain_field,
+                        cfg.valid_fraction, seed)
+    raise UserError(f"data.source must be demo, jsonl, pile or hf, got {cfg.source!r}")
+
+
+def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Record]:
+    """The source's records after include/exclude and the per-domain document cap."""
+    include, exclude = {slug(d) for d in cfg.include}, {slug(d) for d in cfg.exclude}
+    keep = lambda d: (not include or d in include) and d not in exclude  # noqa: E731
+    docs: Counter[tuple[str, str]] = Counter()
+    seen: set[str] = set()
+    for record in tqdm(source.records(bad, keep), desc=desc, unit=" docs", mininterval=1.0):
+        seen.add(record.domain)
+        if not record.text:
+            continue
+        key = (record.split, record.domain)
+        if cfg.max_documents is not None and docs[key] >= cfg.max_documents:
+            continue
+        docs[key] += 1
+        yield record
+    absent = sorted(include - seen)
+    if absent:
+        raise UserError(f"data.include names domain(s) not in the corpus: {', '.join(absent)}")
+
+
+def train_texts(source, cfg: DataConfig) -> Iterator[str]:
+    """Train-split texts up to the tokeniser's character budget."""
+    budget = cfg.tokenizer.train_chars
+    for record in selected(source, cfg, BadRecords(cfg.skip_bad_records), "reading (tokenizer)"):
+        if record.split != "train":
+            continue
+        yield record.text[:budget]
+        budget -= len(record.text)
+        if budget <= 0:
+            return
+
+
+def chunks(records: Iterator[Record]) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    chars = 0
+    for record in records:
+        chunk.append(record)
+        chars += len(record.text)
+        if chars >= CHUNK_CHARS or len(chunk) >= CHUNK_DOCS:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+class ShardWriter:
+    """Appends documents' tokens to `<split>/.<domain>.bin.tmp`; `close` renames them into place."""
+
+    def __init__(self, root: Path, max_tokens: int | None):
+        self.root, self.max_tokens = root, max_tokens
+        self.files: dict[tuple[str, str], object] = {}
+        self.tokens: Counter[tuple[str, str]] = Counter()
+        self.docs: Counter[tuple[str, str]] = Counter()
+
+    def _tmp(self, split: str, domain: str) -> Path:
+        final = shard_path(self.root, split, domain)
+        return final.with_name(f".{final.name}.tmp")
+
+    def add(self, split: str, domain: str, ids: np.ndarray) -> None:
+        key = (split, domain)
+        if split == "train" and self.max_tokens is not None and self.tokens[key] >= self.max_tokens:
+            return
+        if key not in self.files:
+            self._tmp(split, domain).parent.mkdir(parents=True, exist_ok=True)
+            self.files[key] = self._tmp(split, domain).open("wb")
+        ids.tofile(self.files[key])
+        self.tokens[key] += len(ids)
+        self.docs[key] += 1
+
+    def close(self, dtype: np.dtype) -> None:
+        for (split, domain), f in self.files.items():
+            f.close()
+            tmp = self._tmp(split, domain)
+            if split == "train" and self.max_tokens is not None and self.tokens[(split, domain)] > self.max_tokens:
+                os.truncate(tmp, self.max_tokens * dtype.itemsize)  # the cap is exact
+                self.tokens[(split, domain)] = self.max_tokens
+            os.replace(tmp, shard_path(self.root, split, domain))
+
+
+def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root: Path,
+             bad: BadRecords) -> ShardWriter:
+    """Tokenise every selected record (in `cfg.workers` processes) into shards under `root`."""
+    writer = ShardWriter(root, cfg.max_tokens)
+    tasks = chunks(selected(source, cfg, bad, "reading + tokenizing"))
+
+    def write(chunk: list[Record], flat: np.ndarray, lengths: np.ndarray) -> None:
+        for record, piece in zip(chunk, np.split(flat, np.cumsum(lengths)[:-1])):
+            writer.add(record.split, record.domain, piece)
+
+    if cfg.workers <= 1:
+        encoder = tok.Encoder(tokenizer_json, dtype.name)
+        for chunk in tasks:
+            write(chunk, *encoder.encode([r.text for r in chunk]))
+    else:
+        # spawn, not fork: the parent's tokenizers thread pool must not be forked.
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(cfg.workers, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
+            pending: list = []
+            for chunk in tasks:
+                pending.append((chunk, pool.apply_async(tok.encode_in_worker, ([r.text for r in chunk],))))
+                # Bounded look-ahead keeps memory flat while every process stays busy.
+                while len(pending) > 2 * cfg.workers or (pending and pending[0][1].ready()):
+                    done, result = pending.pop(0)
+                    write(done, *result.get())
+            for done, result in pending:
+                write(done, *result.get())
+    writer.close(dtype)
+    return writer
+
+
+@contextmanager
+def staging(final: Path) -> Iterator[Path]:
+    """A fresh folder beside `final` that replaces it on success and vanishes on failure."""
+    stage = final.with_name(f".{final.name}.partial")
+    old = final.with_name(f".{final.name}.old")
+    for path in (stage, old):
+        shutil.rmtree(path, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        if final.exists():
+            final.rename(old)
+        stage.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Path | None = None) -> dict:
+    """Build `tokens_dir` (shards, tokenizer.json, meta.json); return the domains table."""
+    source = open_source(cfg, seed, cache)
+    tokens_dir = Path(tokens_dir)
+    with staging(tokens_dir) as stage:
+        if cfg.tokenizer.path:
+            tokenizer = tok.load_tokenizer(cfg.tokenizer.path)
+        else:
+            tokenizer = tok.train_bpe(train_texts(source, cfg), cfg.tokenizer.vocab_size)
+        eot, vocab = tok.eot_id(tokenizer), tok.vocab_size(tokenizer)
+        tokenizer.save(str(stage / TOKENIZER_FILE))
+        dtype = dtype_for(vocab)
+        bad = BadRecords(cfg.skip_bad_records)
+        writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad)
+        if bad.per_file:
+            print(bad.summary())
+        domains = sorted({d for _, d in writer.docs})
+        if not domains:
+            raise UserError("the corpus has no documents (after include/exclude)")
+        for d in domains:
+            if not writer.docs[("train", d)]:
+                raise UserError(f"domain {d!r} has no train documents (empty domain)")
+            if not writer.docs[("valid", d)]:
+                raise UserError(
+                    f"domain {d!r} has no valid data: add valid files or raise data.valid_fraction"
+                )
+        write_meta(stage, TokenMeta(vocab_size=vocab, eot_id=eot, dtype=dtype.name, domains=domains))
+    table = {}
+    for d in domains:
+        table[d] = {
+            "documents": sum(writer.docs[(s, d)] for s in SPLITS),
+            "train_tokens": int(writer.tokens[("train", d)]),
+            "valid_tokens": int(writer.tokens[("valid", d)]),
+            "source": source.describe(d),
+        }
+        if bad.per_domain[d]:
+            table[d]["skipped"] = int(bad.per_domain[d])
+    return table
