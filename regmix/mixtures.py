@@ -152,7 +152,7 @@ def to_grid(W: np.ndarray, units: int) -> np.ndarray:
     regression nothing), the rest are renormalised and rounded; the rounding residue goes to
     each row's largest weight, where it matters least relatively.
     """
-    W = np.where(W * units < 1.0, 0.0, W)
+    W = np.where((W * units < 1.0) & (W < W.max(axis=1, keepdims=True)), 0.0, W)  # a row keeps its top
     W = W / W.sum(axis=1, keepdims=True)
     K = np.rint(W * units).astype(np.int32)
     residue = units - K.sum(axis=1)
@@ -226,7 +226,8 @@ def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
         while count < n and drawn < budget:
             K, rej = gen.draw(rng, DRAW_BATCH)
             drawn, accepted, rejected = drawn + DRAW_BATCH, accepted + len(K), rejected + rej
-            for w in gen.weights(K):
+            first = np.sort(np.unique(K, axis=0, return_index=True)[1])  # exact repeats, in draw order
+            for w in gen.weights(K[first]):
                 if count and np.abs(kept[:count] - w).sum(axis=1).min() < cfg.min_distance:
                     continue
                 kept[count] = w

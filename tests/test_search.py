@@ -1,0 +1,101 @@
+"""Search: exact top-k over chunks, the chosen mixture's constraints, a known optimum, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regmix.config import SampleConfig, SearchConfig
+from regmix.errors import UserError
+from regmix.mixtures import baseline_mixtures, make_generator
+from regmix.search import TopK, search, summary
+
+SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
+
+
+class LinearRegressor:
+    """Stand-in with the fitted regressor's interface: loss linear in the weights."""
+
+    def __init__(self, domains: list[str], coef: np.ndarray, members: list | None = None):
+        self.domains = domains
+        self.coef = np.asarray(coef, dtype=float)
+        self.members = members or []
+
+    def predict(self, W: np.ndarray) -> np.ndarray:
+        return W @ self.coef
+
+
+def fitted(coef: dict[str, float], n_members: int = 0, noise: float = 0.0) -> LinearRegressor:
+    """A regressor over SHARE's domains in a shuffled order (search must match columns by name)."""
+    domains = ["math", "books", "web", "wiki", "code"]
+    c = np.array([coef[d] for d in domains])
+    rng = np.random.default_rng(0)
+    members = [LinearRegressor(domains, c + noise * rng.normal(size=len(c))) for _ in range(n_members)]
+    return LinearRegressor(domains, c, members)
+
+
+def test_top_k_merge_is_exact():
+    rng = np.random.default_rng(0)
+    W, pred = rng.random((1000, 3)), rng.random(1000)
+    whole = TopK.of(W, pred, 10)
+    merged = TopK.of(W[:400], pred[:400], 10).merge(TopK.of(W[400:], pred[400:], 10), 10)
+    assert np.array_equal(whole.pred, np.sort(pred)[:10])
+    assert np.array_equal(merged.pred, whole.pred) and np.array_equal(merged.W, whole.W)
+
+
+def test_search_finds_the_known_optimum_within_the_caps():
+    """Loss falls with `wiki`, rises with the rest: the best mixtures max out wiki's cap."""
+    sample = SampleConfig(method="uniform", max_usage=5.0)
+    gen = make_generator(sample, SHARE)
+    model = fitted({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": -3.0, "math": 1.0})
+    cfg = SearchConfig(n_simulations=20_000, top_k=20, chunk_size=3000, workers=2)
+    result = search(model, gen, cfg, seed=0)
+    chosen = dict(zip(gen.domains, result.chosen))
+    assert abs(sum(chosen.values()) - 1) < 1e-12
+    assert all(result.chosen <= gen.caps / gen.units + 1e-12)
+    assert chosen["wiki"] == pytest.approx(0.5, abs=0.02)  # its cap: 5 x 0.1
+    assert np.all(np.diff(result.top.pred) >= 0)
+    out = summary(result, model, baseline_mixtures(SHARE, {"half_web": {"web": 0.5, "code": 0.5}}))
+    assert -1.0 <= out["predicted_target"] < -0.95  # the optimum: wiki at its cap 0.5, predicts -1.0
+    assert out["predicted_target"] < min(b["predicted_target"] for b in out["baselines"].values())
+    assert set(out["baselines"]) == {"uniform", "prior", "half_web"}
+    assert sum(out["train"].values()) == pytest.approx(1, abs=1e-9)
+    assert out["spread"]["members"] == 0 and "weight_std" not in out["spread"]
+
+
+def test_result_does_not_depend_on_workers_and_spread_comes_from_members():
+    gen = make_generator(SampleConfig(), SHARE)
+    coef = {"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}  # close: members disagree
+    model = fitted(coef, n_members=4, noise=0.3)
+    runs = [
+        search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000, workers=w), seed=1)
+        for w in (1, 2)
+    ]
+    assert np.array_equal(runs[0].chosen, runs[1].chosen)
+    assert runs[0].member_choices.shape == (4, len(SHARE))
+    spread = summary(runs[0], model, baseline_mixtures(SHARE, {}))["spread"]
+    assert spread["members"] == 4 and max(spread["weight_std"].values()) > 0
+    assert spread["top_k_predicted"]["min"] <= spread["top_k_predicted"]["max"]
+
+    same = fitted(coef, n_members=3)
+    quiet = search(same, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1)
+    assert np.all(quiet.member_choices == quiet.chosen)
+
+
+def test_regressor_fitted_on_other_domains_is_a_user_error():
+    gen = make_generator(SampleConfig(), SHARE)
+    model = LinearRegressor(["web", "code"], np.zeros(2))
+    with pytest.raises(UserError, match="re-run the fit stage"):
+        search(model, gen, SearchConfig(n_simulations=100, top_k=5, chunk_size=100), seed=0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"top_k": 500}, "search.top_k"), ({"chunk_size": 0}, "search.chunk_size"), ({"workers": 0}, "search.workers")],
+)
+def test_bad_search_config(change, message):
+    gen = make_generator(SampleConfig(), SHARE)
+    model = fitted(dict.fromkeys(SHARE, 0.0))
+    cfg = SearchConfig(**{"n_simulations": 100, "top_k": 5, "chunk_size": 100, **change})
+    with pytest.raises(UserError, match=message):
+        search(model, gen, cfg, seed=0)
