@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow bench params dag clean-venv
+.PHONY: setup demo test test-slow bench params dag clean-venv paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -42,3 +42,12 @@ params: setup
 
 dag: setup
 	$(BIN)/dvc dag
+
+# The paper's Table 2 on the released 1M proxies: the fit stage alone, outputs under $(PAPER_OUT)
+# (the pipeline's own outputs stay untouched). E.g. OVERRIDES=regression=linear.
+PAPER_OUT ?= results/paper
+paper-regression: setup
+	mkdir -p $(PAPER_OUT)
+	$(BIN)/python -c 'import sys; from regmix.compose import compose; compose(sys.argv[1], sys.argv[2:])' \
+		$(PAPER_OUT)/params.yaml experiment=paper_regression $(OVERRIDES)
+	$(BIN)/python -m stages.fit --params $(PAPER_OUT)/params.yaml --out-dir $(PAPER_OUT)
