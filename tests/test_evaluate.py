@@ -1,0 +1,156 @@
+"""evaluate stage: target loss, the two downstream tasks, lm-eval bridge, report and JSON shape."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import regmix.evaluation as ev
+from regmix.config import EvalWindowsConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig
+from regmix.errors import UserError
+from regmix.export import export_hf, load_hf
+from regmix.large import train_large
+from regmix.model import LLaMA
+from regmix.report import comparison, rank_correlation, write_report
+from tiny_data import build_tokens
+
+MIX = {"alpha": 0.4, "beta": 0.3, "gamma": 0.3}
+MODEL = ModelConfig(n_layer=2, n_head=2, d_model=64, d_ff=128, context=48)
+EVAL = EvaluateConfig(windows_per_domain=8, batch_size=16, n_examples=24, n_choices=4,
+                      passage_tokens=32, continuation_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory) -> Path:
+    return build_tokens(tmp_path_factory.mktemp("tokens"))
+
+
+@pytest.fixture(scope="module")
+def models(tokens, tmp_path_factory) -> dict[str, Path]:
+    """Exports of a model trained until it has memorised the sentences, and of a random one."""
+    root = tmp_path_factory.mktemp("large")
+    cfg = LargeConfig(model=MODEL, threads=1, checkpoint_every=1000,
+                      optim=OptimConfig(steps=100, batch_size=16, lr=1e-2, min_lr=1e-3,
+                                        warmup_steps=10, schedule="cosine"),
+                      eval=EvalWindowsConfig(windows_per_domain=4, batch_size=16))
+    train_large("trained", MIX, cfg, 0, tokens, root / "trained", root / "curves")
+    torch.manual_seed(0)
+    export_hf(LLaMA(ModelConfig(**{**MODEL.__dict__, "vocab_size": load_hf(
+        root / "trained" / "hf").cfg.vocab_size})), tokens, root / "random" / "hf")
+    return {"trained": root / "trained" / "hf", "random": root / "random" / "hf"}
+
+
+@pytest.fixture(scope="module")
+def tasks(tokens) -> ev.TaskSet:
+    return ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
+
+
+def test_target_loss():
+    loss = {"alpha": 1.0, "beta": 2.0, "gamma": 4.0}
+    assert ev.target_loss(loss, "beta") == 2.0
+    assert ev.target_loss(loss, "mean") == pytest.approx(7 / 3)
+    assert ev.target_loss(loss, {"alpha": 1, "gamma": 3}) == pytest.approx(3.25)
+    with pytest.raises(UserError, match="unknown domain 'delta'"):
+        ev.target_loss(loss, "delta")
+
+
+def test_tasks_are_deterministic_and_well_formed(tokens, tasks):
+    again = ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
+    assert again.last_word == tasks.last_word and again.continuation == tasks.continuation
+    other = ev.build_tasks(tokens, EVAL, MODEL.context, seed=1)
+    assert other.continuation != tasks.continuation
+    for domain in ("alpha", "beta"):  # prose domains: every passage yields a last word
+        assert len(tasks.last_word[domain]) == EVAL.n_examples
+    for examples in tasks.last_word.values():
+        for e in examples:
+            assert len(e.context) + len(e.word) <= MODEL.context
+    for examples in tasks.continuation.values():
+        assert len(examples) == EVAL.n_examples
+        for e in examples:
+            assert len(e.endings) == 4 and len({tuple(x) for x in e.endings}) > 1
+            assert len(e.context) + len(e.endings[0]) <= MODEL.context
+    labels = [e.label for ex in tasks.continuation.values() for e in ex]
+    assert len(set(labels)) == 4  # the true ending's position is shuffled
+
+
+def test_downstream_trained_vs_random(models, tasks):
+    trained = ev.downstream(load_hf(models["trained"]), tasks, EVAL.batch_size)
+    random = ev.downstream(load_hf(models["random"]), tasks, EVAL.batch_size)
+    assert trained["last_word"]["accuracy"] > 0.8
+    assert random["last_word"]["accuracy"] < 0.05
+    assert trained["continuation"]["accuracy"] > 0.8
+    assert abs(random["continuation"]["accuracy"] - 0.25) < 0.2  # chance with 4 choices
+    assert trained["average"] == pytest.approx(
+        (trained["last_word"]["accuracy"] + trained["continuation"]["accuracy"]) / 2)
+
+
+def test_evaluate_runs_json_shape(tokens, models):
+    results = ev.evaluate_runs(models, tokens, EVAL, "mean", seed=0)
+    assert list(results) == ["trained", "random"]
+    for r in results.values():
+        assert set(r) == {"target_loss", "domain_loss", "downstream"}
+        assert set(r["domain_loss"]) == set(MIX)
+        assert r["target_loss"] == pytest.approx(sum(r["domain_loss"].values()) / 3)
+        assert {"last_word", "continuation", "average"} <= set(r["downstream"])
+    assert results["trained"]["target_loss"] < results["random"]["target_loss"] - 2
+    json.dumps(results)  # plain JSON: what metrics/evaluate.json holds
+
+
+def fake_result(loss: float) -> dict:
+    task = {"accuracy": 0.5, "domains": {"alpha": 0.5}, "examples": 1}
+    return {"target_loss": loss, "domain_loss": {"alpha": loss, "beta": loss + 1},
+            "downstream": {"last_word": task, "continuation": task, "average": 0.5}}
+
+
+def test_report_rank_and_spearman(tmp_path):
+    measured = {"regmix": 2.0, "uniform": 2.3, "prior": 2.1, "random_1": 2.6}
+    predicted = {"regmix": 1.0, "uniform": 1.1, "prior": 1.3, "random_1": 1.5}
+    results = {n: fake_result(v) for n, v in measured.items()}
+    frame = write_report(results, predicted, "mean", tmp_path / "results" / "report.md",
+                         tmp_path / "plots" / "evaluate")
+    assert frame["mixture"].tolist() == ["regmix", "prior", "uniform", "random_1"]
+    assert frame["rank"].tolist() == [1, 2, 3, 4]
+    rho, n = rank_correlation(frame)
+    assert n == 4 and rho == pytest.approx(0.8)  # one swapped pair among four
+    text = (tmp_path / "results" / "report.md").read_text()
+    assert "ranks 1 of 4" in text and "0.800" in text
+    assert "](../plots/evaluate/target_loss.png)" in text
+    for name in ("target_loss.png", "predicted_vs_measured.png"):
+        assert (tmp_path / "plots" / "evaluate" / name).stat().st_size > 1000
+    results["uniform"] = fake_result(1.5)
+    assert "ranks 2 of 4" in write_report(results, predicted, "mean", tmp_path / "r.md",
+                                          tmp_path / "p").pipe(lambda f: (tmp_path / "r.md").read_text())
+    assert math.isnan(rank_correlation(comparison(results, {}))[0])
+
+
+@pytest.mark.slow  # ~30 s, mostly importing lm-eval and transformers' model stack
+def test_lm_eval_local_task(models, tmp_path):
+    data = tmp_path / "tiny.jsonl"
+    rows = [{"context": "the red fox jumps over the lazy", "choices": [" dog.", " tree."], "label": 0},
+            {"context": "water boils at one hundred", "choices": [" apples.", " degrees."], "label": 1},
+            {"context": "the moon circles around the", "choices": [" earth.", " choir."], "label": 0},
+            {"context": "seven green apples fell from the", "choices": [" day.", " tree."], "label": 1}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tasks_dir = tmp_path / "tasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "tiny.yaml").write_text(f"""task: regmix_tiny
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{context}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: label
+metric_list:
+  - metric: acc
+""")
+    trained = ev.run_lm_eval(models["trained"], ["regmix_tiny"], str(tasks_dir), 4, seed=0)
+    assert trained["regmix_tiny"]["acc,none"] == 1.0
+    with pytest.raises(UserError, match="lm_eval_include_path"):
+        ev.run_lm_eval(models["trained"], ["regmix_tiny"], str(tmp_path / "nowhere"), 4, seed=0)
