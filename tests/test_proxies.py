@@ -1,0 +1,159 @@
+"""The proxy swarm: reproducible proxies, resume after a kill, growth, Ray, the stage, the bench."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
+from regmix.errors import UserError
+from regmix.swarm import backend_from_env, plan, resolve_config, run_swarm, train_proxy
+from regmix.tables import LOSS_PREFIX, read_csv
+from tiny_data import SENTENCES, build_tokens
+
+DOMAINS = list(SENTENCES)
+CFG = ProxyConfig(model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
+                  optim=OptimConfig(steps=12, batch_size=4, lr=3e-3, warmup_steps=2),
+                  eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    return build_tokens(tmp_path_factory.mktemp("data") / "tokens")
+
+
+def swarm(n: int, seed: int = 0) -> pd.DataFrame:
+    """The first `n` rows of one fixed swarm (so a larger swarm extends a smaller one)."""
+    weights = np.random.default_rng(seed).dirichlet(np.ones(len(DOMAINS)), size=8)[:n]
+    frame = pd.DataFrame(weights, columns=DOMAINS)
+    frame.insert(0, "id", range(n))
+    return frame
+
+
+def snapshot(folder) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.glob("*.json"))}
+
+
+def test_same_seed_same_losses_bit_for_bit(tokens):
+    cfg = resolve_config(CFG, tokens)
+    mixture = {"alpha": 0.6, "beta": 0.3, "gamma": 0.1}
+    first = train_proxy(mixture, cfg, tokens, seed=3)
+    again = train_proxy(mixture, cfg, tokens, seed=3)
+    other = train_proxy(mixture, cfg, tokens, seed=4)
+    assert first["losses"] == again["losses"]
+    assert first["losses"] != other["losses"]
+    assert set(first["losses"]) == set(DOMAINS)
+    assert first["tokens"] == 12 * 4 * 32
+
+
+def test_losses_follow_the_mixture(tokens):
+    """A proxy trained mostly on one domain is best on that domain's validation windows."""
+    cfg = resolve_config(dataclasses.replace(CFG, optim=dataclasses.replace(CFG.optim, steps=40)), tokens)
+    for domain in DOMAINS:
+        mixture = {d: 0.9 if d == domain else 0.05 for d in DOMAINS}
+        losses = train_proxy(mixture, cfg, tokens, seed=0)["losses"]
+        assert min(losses, key=losses.get) == domain
+
+
+def test_resume_retrains_only_the_missing_proxy(tokens, tmp_path):
+    out = tmp_path / "proxies"
+    table, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, workers=2)
+    assert stats["trained"] == 4 and len(list(out.glob("*.json"))) == 4
+    assert list(table.columns) == ["id", *DOMAINS, *(LOSS_PREFIX + d for d in DOMAINS)]
+    before = snapshot(out)
+    victim = sorted(before)[1]
+    (out / victim).unlink()
+
+    again, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, workers=1)
+    after = snapshot(out)
+    assert stats["trained"] == 1
+    assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
+    losses = [json.loads(snap[victim][1])["losses"] for snap in (before, after)]
+    assert losses[0] == losses[1]  # the retrained proxy is identical, bit for bit
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_growing_the_swarm_trains_only_new_mixtures(tokens, tmp_path):
+    out = tmp_path / "proxies"
+    small, _ = run_swarm(swarm(3), CFG, tokens, out, seed=0, workers=1)
+    big, stats = run_swarm(swarm(5), CFG, tokens, out, seed=0, workers=1)
+    assert stats["trained"] == 2 and len(big) == 5
+    pd.testing.assert_frame_equal(big.iloc[:3], small)
+
+
+def test_key_tracks_what_decides_the_losses(tokens):
+    cfg = resolve_config(CFG, tokens)
+    key = plan(swarm(1), cfg, tokens, seed=0)[0].key
+    fast = dataclasses.replace(cfg, threads_per_worker=4,
+                               optim=dataclasses.replace(cfg.optim, compile=True))
+    longer = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=13))
+    assert plan(swarm(1), fast, tokens, seed=0)[0].key == key
+    assert plan(swarm(1), longer, tokens, seed=0)[0].key != key
+    assert plan(swarm(1), cfg, tokens, seed=1)[0].key != key
+    renamed = swarm(1).assign(id=["other"])
+    assert plan(renamed, cfg, tokens, seed=0)[0].key == key
+
+
+def test_user_errors(tokens, monkeypatch):
+    with pytest.raises(UserError, match="delta"):
+        plan(swarm(2).assign(delta=0.0), resolve_config(CFG, tokens), tokens, seed=0)
+    small_vocab = dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, vocab_size=10))
+    with pytest.raises(UserError, match="vocab_size"):
+        resolve_config(small_vocab, tokens)
+    monkeypatch.setenv("REGMIX_BACKEND", "slurm")
+    with pytest.raises(UserError, match="REGMIX_BACKEND"):
+        backend_from_env()
+    monkeypatch.setenv("REGMIX_BACKEND", "ray")
+    monkeypatch.setenv("REGMIX_WORKERS", "0")
+    with pytest.raises(UserError, match="REGMIX_WORKERS"):
+        backend_from_env()
+
+
+def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "tokens").symlink_to(tokens)
+    (tmp_path / "results").mkdir()
+    swarm(3).to_csv(tmp_path / "results" / "mixtures.csv", index=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"proxy": dataclasses.asdict(CFG), "seed": 0}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REGMIX_WORKERS", "1")
+    from stages.proxies import main
+
+    main()
+    table = read_csv("results/proxies.csv")
+    metrics = json.loads((tmp_path / "metrics" / "proxies.json").read_text())
+    assert len(table) == 3 and table[[LOSS_PREFIX + d for d in DOMAINS]].notna().all().all()
+    assert metrics["proxies"] == 3 and metrics["params"] > 0
+    assert set(metrics["loss_std"]) == {LOSS_PREFIX + d for d in DOMAINS}
+
+
+@pytest.mark.slow
+def test_ray_backend_matches_local(tokens, tmp_path):
+    ray = pytest.importorskip("ray")
+    local, _ = run_swarm(swarm(2), CFG, tokens, tmp_path / "local", seed=0, workers=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote, stats = run_swarm(swarm(2), CFG, tokens, tmp_path / "ray", seed=0, backend="ray")
+    finally:
+        ray.shutdown()
+    assert stats["trained"] == 2
+    pd.testing.assert_frame_equal(local, remote)
+    assert snapshot(tmp_path / "ray").keys() == snapshot(tmp_path / "local").keys()
+
+
+def test_bench_prints_json_last(tmp_path):
+    args = ["--n-layer", "1", "--d-model", "32", "--n-head", "2", "--d-ff", "64", "--context", "32",
+            "--vocab-size", "256", "--batch-size", "4", "--steps", "3", "--warmup", "1", "--modes", "fp32"]
+    run = subprocess.run([sys.executable, "-m", "regmix.bench", *args], capture_output=True,
+                         text=True, check=True, timeout=120)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
+    assert 0 < result["mfu"] < 1
+    assert result["speedup"] == pytest.approx(result["tokens_per_s"] / result["hf_tokens_per_s"], rel=1e-3)
