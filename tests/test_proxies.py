@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
@@ -22,6 +23,15 @@ DOMAINS = list(SENTENCES)
 CFG = ProxyConfig(model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
                   optim=OptimConfig(steps=12, batch_size=4, lr=3e-3, warmup_steps=2),
                   eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and steadiest on a busy machine) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
