@@ -169,9 +169,9 @@ class EvaluateConfig:
     windows_per_domain: int = 64  # validation windows per domain
     batch_size: int = 32
     tasks: list[str] = field(default_factory=lambda: ["last_word", "continuation"])
-    n_examples: int = 200  # downstream examples per task and domain
+    n_examples: int = 100  # downstream examples per task and domain
     n_choices: int = 4  # choices in the continuation task
-    passage_tokens: int = 64  # tokens of text before the answer (capped by the model's context)
+    passage_tokens: int = 48  # tokens of text before the answer (capped by the model's context)
     continuation_tokens: int = 16  # tokens of each ending in the continuation task
     lm_eval_tasks: list[str] = field(default_factory=list)  # lm-eval-harness tasks (empty: off)
     lm_eval_include_path: Optional[str] = None  # folder of extra lm-eval task definitions
