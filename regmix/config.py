@@ -156,7 +156,7 @@ class LargeConfig:
 # -------------------------------------------------------------------- regression
 @dataclass
 class RegressionConfig:
-    model: str = "lightgbm"  # lightgbm | linear | loglinear | gp
+    model: str = "lightgbm"  # lightgbm | linear | loglinear | gp | ensemble (params: {member: params})
     params: dict[str, Any] = field(default_factory=dict)  # regressor hyperparameters
     cv_folds: int = 5  # k-fold cross-validation over the proxies
     n_bootstrap: int = 8  # bootstrap refits: predictive spread, and search's weight spread (0: none)
