@@ -95,7 +95,8 @@ class SearchConfig:
     n_simulations: int = 1_000_000  # mixtures simulated through the regressor
     top_k: int = 100  # best predicted mixtures averaged into the choice
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
-    workers: int = 2  # processes predicting chunks
+    workers: int = 2  # threads simulating and predicting chunks (numpy and LightGBM release the GIL)
+    spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
 
 
 # ------------------------------------------------------------------ model / train
@@ -109,6 +110,7 @@ class ModelConfig:
     vocab_size: Optional[int] = None  # None: the tokenizer's vocabulary size
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    loss_chunk: int = 0  # >0: fused output head + loss over this many rows at a time (speed, memory)
 
 
 @dataclass

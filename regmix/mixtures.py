@@ -69,6 +69,16 @@ def baseline_mixtures(
 
 
 # ------------------------------------------------------------------------ generator
+# RegMix's token share of the 17 Pile domains it mixes (TinyLlama tokenizer; sums to 1 within
+# 1e-9). A ready `sample.prior` for Pile runs; tests and benchmarks use it.
+PILE_TOKEN_SHARE = {
+    "arxiv": 0.113285273, "freelaw": 0.079608651, "nih_exporter": 0.003913491,
+    "pubmed_central": 0.185375901, "wikipedia_en": 0.051081359, "dm_mathematics": 0.015962925,
+    "github": 0.101750772, "philpapers": 0.003707518, "stackexchange": 0.066529351,
+    "enron_emails": 0.001750772, "gutenberg_pg_19": 0.027085479, "pile_cc": 0.236869207,
+    "ubuntu_irc": 0.01184346, "europarl": 0.007929969, "hackernews": 0.008032956,
+    "pubmed_abstracts": 0.038825953, "uspto_backgrounds": 0.046446962,
+}  # fmt: skip
 METHODS = ("regmix", "uniform", "space_filling")
 DRAW_BATCH = 100_000  # Dirichlet draws per vectorised batch (~14 MB of float64 at 17 domains)
 

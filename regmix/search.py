@@ -55,6 +55,7 @@ class SearchResult:
     top: TopK  # the regressor's own top-k
     member_choices: np.ndarray  # (m, d) each bootstrap member's chosen mixture (m may be 0)
     n_simulations: int
+    spread_simulations: int  # simulated mixtures the members searched
 
 
 def search(model: Regressor, gen: Generator, cfg: SearchConfig, seed: int) -> SearchResult:
@@ -62,29 +63,36 @@ def search(model: Regressor, gen: Generator, cfg: SearchConfig, seed: int) -> Se
 
     Chunks draw from independent seeds spawned from `seed`, so the result does not depend
     on `workers`. Each chunk keeps only its top-k per predictor, so memory stays at one
-    chunk per worker whatever `n_simulations` is.
+    chunk per worker whatever `n_simulations` is. Bootstrap members search the first
+    `spread_simulations` of the same pool (whole chunks): each costs as much as the model.
     """
     _check(cfg)
     cols = _columns(model.domains, gen.domains)
     predictors = [model, *model.members]
     n_chunks = -(-cfg.n_simulations // cfg.chunk_size)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+    spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
 
     def run_chunk(i: int) -> list[TopK]:
         size = min(cfg.chunk_size, cfg.n_simulations - i * cfg.chunk_size)
         W = gen.weights(accepted_draws(gen, np.random.default_rng(seeds[i]), size))
         X = np.ascontiguousarray(W[:, cols])
-        return [TopK.of(W, np.asarray(p.predict(X), dtype=float), cfg.top_k) for p in predictors]
+        used = predictors if i * cfg.chunk_size < spread_end else predictors[:1]
+        return [TopK.of(W, np.asarray(p.predict(X), dtype=float), cfg.top_k) for p in used]
 
     tops: list[TopK] | None = None
     with ThreadPoolExecutor(cfg.workers) as pool:
         done = pool.map(run_chunk, range(n_chunks))
         for chunk in tqdm(done, total=n_chunks, desc="search", unit="chunk", leave=False):
-            tops = chunk if tops is None else [t.merge(c, cfg.top_k) for t, c in zip(tops, chunk)]
+            if tops is None:
+                tops = chunk
+            else:  # chunks past `spread_simulations` carry the model's top-k alone
+                tops[: len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops, chunk)]
     assert tops is not None
     chosen = gen.project(tops[0].W.mean(axis=0))
     members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
-    return SearchResult(gen.domains, chosen, tops[0], members, cfg.n_simulations)
+    spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
+    return SearchResult(gen.domains, chosen, tops[0], members, cfg.n_simulations, spread_n)
 
 
 def predict_mixtures(model: Regressor, mixtures: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -102,6 +110,7 @@ def summary(result: SearchResult, model: Regressor, baselines: Mapping[str, Mapp
     spread: dict = {
         "top_k_predicted": {"min": float(pred.min()), "max": float(pred.max()), "std": float(pred.std())},
         "members": len(result.member_choices),
+        "members_searched": result.spread_simulations,
     }
     if len(result.member_choices) > 1:
         std = result.member_choices.std(axis=0, ddof=1)
@@ -147,8 +156,8 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
 
 
 def _check(cfg: SearchConfig) -> None:
-    for key in ("n_simulations", "top_k", "chunk_size", "workers"):
-        if getattr(cfg, key) < 1:
+    for key in ("n_simulations", "top_k", "chunk_size", "workers", "spread_simulations"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise UserError(f"search.{key}: {getattr(cfg, key)} must be >= 1")
     if cfg.top_k > cfg.n_simulations:
         raise UserError(f"search.top_k: {cfg.top_k} is more than search.n_simulations ({cfg.n_simulations})")

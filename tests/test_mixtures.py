@@ -9,6 +9,7 @@ from regmix.config import SampleConfig
 from regmix.errors import UserError
 from regmix.mixtures import (
     METHODS,
+    PILE_TOKEN_SHARE,
     baseline_mixtures,
     make_generator,
     sample_mixtures,
@@ -16,17 +17,8 @@ from regmix.mixtures import (
     validate_mixture,
 )
 
-# RegMix's token shares of the 17 Pile domains (mixture_config/synthesize_mixture.py).
-PILE = {
-    "arxiv": 0.113285273, "freelaw": 0.079608651, "nih_exporter": 0.003913491,
-    "pubmed_central": 0.185375901, "wikipedia_en": 0.051081359, "dm_mathematics": 0.015962925,
-    "github": 0.101750772, "philpapers": 0.003707518, "stackexchange": 0.066529351,
-    "enron_emails": 0.001750772, "gutenberg_pg_19": 0.027085479, "pile_cc": 0.236869207,
-    "ubuntu_irc": 0.01184346, "europarl": 0.007929969, "hackernews": 0.008032956,
-    "pubmed_abstracts": 0.038825953, "uspto_backgrounds": 0.046446962,
-}  # fmt: skip
-TOTAL = sum(PILE.values())
-PILE = {d: w / TOTAL for d, w in PILE.items()}
+TOTAL = sum(PILE_TOKEN_SHARE.values())
+PILE = {d: w / TOTAL for d, w in PILE_TOKEN_SHARE.items()}
 
 
 def min_pairwise_l1(W: np.ndarray) -> float:

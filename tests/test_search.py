@@ -77,6 +77,11 @@ def test_result_does_not_depend_on_workers_and_spread_comes_from_members():
     assert spread["members"] == 4 and max(spread["weight_std"].values()) > 0
     assert spread["top_k_predicted"]["min"] <= spread["top_k_predicted"]["max"]
 
+    assert runs[0].spread_simulations == 5000  # the default prefix covers the whole small pool
+
+    few = search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000, spread_simulations=1500), 1)
+    assert few.spread_simulations == 2000 and np.array_equal(few.chosen, runs[0].chosen)
+
     same = fitted(coef, n_members=3)
     quiet = search(same, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1)
     assert np.all(quiet.member_choices == quiet.chosen)

@@ -1,0 +1,61 @@
+"""Time the search stage's core on RegMix's own setting: 1M simulated Pile mixtures.
+
+Fits the `regression` section of params.yaml (LightGBM by default, early-stopped, with its
+bootstrap members) on the 512 released RegMix 1M-proxy runs, target pile_cc, then times
+`regmix.search.search` with and without the members. Prints one JSON line.
+
+    .venv/bin/python -m benchmarks.bench_search [--n 1000000] [--released ../shared/regmix_data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
+from regmix.io import load_params
+from regmix.mixtures import PILE_TOKEN_SHARE, make_generator
+from regmix.regression import fit_regressor, read_released, target_values
+from regmix.search import search
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="simulated mixtures")
+    parser.add_argument("--released", default="../shared/regmix_data", help="folder of RegMix's released CSVs")
+    args = parser.parse_args()
+
+    params = load_params()
+    folder = Path(args.released)
+    table = read_released(folder / "train_mixture_1m.csv", folder / "train_pile_loss_1m.csv")
+    reg_cfg = from_dict(RegressionConfig, params["regression"], "regression.")
+    start = time.perf_counter()
+    model = fit_regressor(table.weights, target_values(table, "pile_cc"), table.domains, "pile_cc", reg_cfg, seed=0)
+    fit_s = time.perf_counter() - start
+
+    share = {d: PILE_TOKEN_SHARE[d] for d in table.domains}
+    gen = make_generator(from_dict(SampleConfig, params["sample"], "sample."), share)
+    cfg = dataclasses.replace(from_dict(SearchConfig, params["search"], "search."), n_simulations=args.n)
+
+    members, model.members = model.members, []
+    start = time.perf_counter()
+    search(model, gen, cfg, seed=0)
+    main_s = time.perf_counter() - start
+    model.members = members
+    start = time.perf_counter()
+    search(model, gen, cfg, seed=0)
+    all_s = time.perf_counter() - start
+
+    trees = getattr(model.base, "best_iteration", None)
+    print(json.dumps({
+        "bench": "search", "n_simulations": args.n, "model": reg_cfg.model, "trees": trees,
+        "members": len(members), "workers": cfg.workers, "chunk_size": cfg.chunk_size,
+        "fit_seconds": round(fit_s, 2), "seconds": round(main_s, 2), "seconds_with_members": round(all_s, 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
