@@ -16,6 +16,46 @@ import torch.nn.functional as F
 from regmix.config import ModelConfig
 
 
+class LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of `h @ weight.T` against `targets`, `chunk` rows at a time.
+
+    The same maths as `F.cross_entropy(F.linear(h, weight), targets)` without ever holding the
+    (rows, vocab) logits: each chunk's logits are formed, turned into their gradient
+    (softmax - one-hot) and dropped while still in cache. Both gradients are computed in the
+    forward pass (the loss is a scalar, so backward only scales them), so the head costs the
+    same three matmuls as the plain path and far less memory traffic at large vocabularies.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                chunk: int) -> torch.Tensor:
+        device = h.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype
+        with torch.autocast(device, enabled=False):
+            w = weight.to(dtype)
+            n = h.shape[0]
+            grad_h = torch.empty_like(h)
+            grad_w = torch.zeros_like(weight, dtype=torch.float32)
+            total = torch.zeros((), dtype=torch.float32, device=h.device)
+            for i in range(0, n, chunk):
+                hc, tc = h[i : i + chunk].to(dtype), targets[i : i + chunk]
+                logits = (hc @ w.t()).float()
+                lse = logits.logsumexp(-1)
+                total += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
+                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+                probs[torch.arange(len(tc), device=h.device), tc] -= 1
+                g = probs.div_(n).to(dtype)
+                grad_h[i : i + chunk] = g @ w
+                grad_w += g.t() @ hc
+        ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
+        return total / n
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grad_h, grad_w = ctx.saved_tensors
+        return grad_h * grad_out, grad_w * grad_out, None, None
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -127,11 +167,17 @@ class LLaMA(nn.Module):
         return self.norm(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (b, t, vocab) without targets; the mean next-token loss with them."""
-        logits = self.lm_head(self.hidden_states(idx))
+        """Logits (b, t, vocab) without targets; the mean next-token loss with them.
+
+        With `cfg.loss_chunk` > 0 a training loss goes through the fused head + loss.
+        """
+        h = self.hidden_states(idx)
         if targets is None:
-            return logits
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+            return self.lm_head(h)
+        if self.cfg.loss_chunk > 0 and torch.is_grad_enabled():
+            return LinearCrossEntropy.apply(h.flatten(0, 1), self.lm_head.weight, targets.flatten(),
+                                            self.cfg.loss_chunk)
+        return F.cross_entropy(self.lm_head(h).flatten(0, 1).float(), targets.flatten())
 
     def num_params(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())

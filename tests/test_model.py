@@ -96,3 +96,19 @@ def test_flops_and_params_count_the_matmuls():
     assert net.flops_per_token() == expected
     wide = dataclasses.replace(CFG, vocab_size=100)
     assert model(wide).flops_per_token() == expected + 6 * 32 * 50
+
+
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_fused_head_and_loss_matches_the_plain_path(chunk):
+    plain, fused = model(), model(dataclasses.replace(CFG, loss_chunk=chunk))
+    idx = torch.randint(0, 50, (3, 16))
+    losses = []
+    for net in (plain, fused):
+        loss = net(idx, idx.roll(1, dims=1))
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6)
+    for (name, a), b in zip(plain.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7, msg=name)
+    with torch.no_grad():  # evaluation returns the same loss through the plain path
+        assert fused(idx, idx).item() == pytest.approx(plain(idx, idx).item(), abs=1e-6)
