@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
@@ -26,6 +27,10 @@ from tqdm import tqdm
 from regmix.config import EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta
 from regmix.errors import UserError
+from regmix.export import load_hf
+from regmix.io import read_json
+from regmix.large import HF_DIR, RUN_FILE
+from regmix.regression import ProxyTable, Regressor, Target, target_values
 from regmix.training import eval_windows, evaluate_loss
 
 TASKS = ("last_word", "continuation")
@@ -35,28 +40,14 @@ WORD = re.compile(r" ([A-Za-z]{2,})(?=[^A-Za-z0-9_'-])")
 
 
 # ----------------------------------------------------------------------- target
-def target_weights(target: str | Mapping[str, float], domains: list[str]) -> dict[str, float]:
-    """Top-level `target` as weights over validation domains: a domain, `mean`, or a mapping."""
-    if isinstance(target, str):
-        if target == "mean":
-            return {d: 1.0 / len(domains) for d in domains}
-        if target not in domains:
-            raise UserError(f"target: unknown domain {target!r}; known: {', '.join(domains)}")
-        return {target: 1.0}
-    if not isinstance(target, Mapping) or not target:
-        raise UserError("target: expected a domain name, `mean`, or a {domain: weight} mapping")
-    unknown = sorted(set(target) - set(domains))
-    if unknown:
-        raise UserError(f"target: unknown domain(s) {', '.join(unknown)}; known: {', '.join(domains)}")
-    total = float(sum(target.values()))
-    if total <= 0:
-        raise UserError("target: the weights must sum to a positive number")
-    return {d: float(w) / total for d, w in target.items()}
-
-
-def target_loss(domain_loss: Mapping[str, float], target: str | Mapping[str, float]) -> float:
-    weights = target_weights(target, list(domain_loss))
-    return float(sum(w * domain_loss[d] for d, w in weights.items()))
+def target_losses(domain_loss: Mapping[str, Mapping[str, float]],
+                  mixtures: Mapping[str, Mapping[str, float]], target: Target) -> dict[str, float]:
+    """Each model's target loss, by the same rule the regression was fitted to."""
+    names = list(domain_loss)
+    domains = list(next(iter(mixtures.values())))
+    table = ProxyTable(names, domains, np.array([[mixtures[n][d] for d in domains] for n in names]),
+                       pd.DataFrame([domain_loss[n] for n in names]), "metrics/evaluate.json")
+    return dict(zip(names, map(float, target_values(table, target))))
 
 
 # ---------------------------------------------------------------------- examples
@@ -246,30 +237,34 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], include_path: str | Non
             for task, metrics in results["results"].items()}
 
 
-def evaluate_model(model: torch.nn.Module, windows: Mapping[str, torch.Tensor], tasks: TaskSet,
-                   target: str | Mapping[str, float], batch_size: int) -> dict[str, Any]:
-    """{"target_loss", "domain_loss", "downstream"} of one model."""
-    domain_loss = evaluate_loss(model, windows, batch_size)
-    return {"target_loss": target_loss(domain_loss, target), "domain_loss": domain_loss,
-            "downstream": downstream(model, tasks, batch_size)}
+def predicted_losses(regressor: Regressor, run_dirs: Mapping[str, Path]) -> dict[str, float]:
+    """The fitted regression's predicted target loss for each trained run's mixture."""
+    mixtures = [read_json(Path(d) / RUN_FILE)["mixture"] for d in run_dirs.values()]
+    W = np.array([[m.get(d, 0.0) for d in regressor.domains] for m in mixtures])
+    return dict(zip(run_dirs, map(float, regressor.predict(W))))
 
 
-def evaluate_runs(model_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: EvaluateConfig,
-                  target: str | Mapping[str, float], seed: int) -> dict[str, dict[str, Any]]:
-    """Score every exported model on the same windows and the same task examples."""
-    from regmix.export import load_hf
+def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: EvaluateConfig,
+                  target: Target, seed: int) -> dict[str, dict[str, Any]]:
+    """Score every trained run (data/large/<name>: run.json, hf/) on the same windows and tasks.
 
+    Returns {name: {"target_loss", "domain_loss", "downstream"}}.
+    """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     meta = read_meta(tokens_dir)
-    windows, tasks, out = None, None, {}
-    for name, path in tqdm(model_dirs.items(), desc="evaluate"):
-        model = load_hf(path).to(device)  # one at a time: 1B-parameter models are 4 GB each
+    windows, tasks, losses, scores, mixtures = None, None, {}, {}, {}
+    for name, run_dir in tqdm(run_dirs.items(), desc="evaluate"):
+        mixtures[name] = read_json(Path(run_dir) / RUN_FILE)["mixture"]
+        model = load_hf(Path(run_dir) / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
         if windows is None:  # the compared models share one shape, hence one context
             windows = eval_windows(tokens_dir, meta.domains, model.cfg.context, cfg.windows_per_domain)
             tasks = build_tasks(tokens_dir, cfg, model.cfg.context, seed)
-        out[name] = evaluate_model(model, windows, tasks, target, cfg.batch_size)
+        losses[name] = evaluate_loss(model, windows, cfg.batch_size)
+        scores[name] = downstream(model, tasks, cfg.batch_size)
         if cfg.lm_eval_tasks:
-            out[name]["downstream"]["lm_eval"] = run_lm_eval(
-                path, cfg.lm_eval_tasks, cfg.lm_eval_include_path, cfg.batch_size, seed)
+            scores[name]["lm_eval"] = run_lm_eval(Path(run_dir) / HF_DIR, cfg.lm_eval_tasks,
+                                                  cfg.lm_eval_include_path, cfg.batch_size, seed)
         del model
-    return out
+    targets = target_losses(losses, mixtures, target)
+    return {n: {"target_loss": targets[n], "domain_loss": losses[n], "downstream": scores[n]}
+            for n in run_dirs}

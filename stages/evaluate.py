@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from regmix.config import EvaluateConfig, from_dict
 from regmix.errors import UserError
-from regmix.evaluation import evaluate_runs
-from regmix.io import load_params, read_json, run_stage, write_json
-from regmix.large import HF_DIR, RUN_FILE
+from regmix.evaluation import evaluate_runs, predicted_losses
+from regmix.io import load_params, run_stage, write_json
+from regmix.large import RUN_FILE
 from regmix.regression import load_regressor
 from regmix.report import write_report
 
@@ -31,12 +29,9 @@ def main() -> None:
     if missing:
         raise UserError(f"no trained model for {', '.join(missing)} under {LARGE}: run "
                         "`dvc repro train` first")
-    results = evaluate_runs({n: LARGE / n / HF_DIR for n in names}, TOKENS, cfg,
-                            params["target"], params["seed"])
-    regressor = load_regressor("data/regression")
-    mixtures = {n: read_json(LARGE / n / RUN_FILE)["mixture"] for n in names}
-    weights = np.array([[mixtures[n].get(d, 0.0) for d in regressor.domains] for n in names])
-    predicted = dict(zip(names, map(float, regressor.predict(weights))))
+    runs = {n: LARGE / n for n in names}
+    results = evaluate_runs(runs, TOKENS, cfg, params["target"], params["seed"])
+    predicted = predicted_losses(load_regressor("data/regression"), runs)
     write_json("metrics/evaluate.json", results)
     write_report(results, predicted, params["target"], "results/report.md", "plots/evaluate")
 

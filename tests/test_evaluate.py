@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +14,7 @@ import regmix.evaluation as ev
 from regmix.config import EvalWindowsConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig
 from regmix.errors import UserError
 from regmix.export import export_hf, load_hf
-from regmix.large import train_large
+from regmix.large import RUN_FILE, train_large
 from regmix.model import LLaMA
 from regmix.report import comparison, rank_correlation, write_report
 from tiny_data import build_tokens
@@ -41,7 +42,8 @@ def models(tokens, tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     export_hf(LLaMA(ModelConfig(**{**MODEL.__dict__, "vocab_size": load_hf(
         root / "trained" / "hf").cfg.vocab_size})), tokens, root / "random" / "hf")
-    return {"trained": root / "trained" / "hf", "random": root / "random" / "hf"}
+    (root / "random" / RUN_FILE).write_text(json.dumps({"mixture": MIX}))
+    return {"trained": root / "trained", "random": root / "random"}
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +51,14 @@ def tasks(tokens) -> ev.TaskSet:
     return ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
 
 
-def test_target_loss():
-    loss = {"alpha": 1.0, "beta": 2.0, "gamma": 4.0}
-    assert ev.target_loss(loss, "beta") == 2.0
-    assert ev.target_loss(loss, "mean") == pytest.approx(7 / 3)
-    assert ev.target_loss(loss, {"alpha": 1, "gamma": 3}) == pytest.approx(3.25)
-    with pytest.raises(UserError, match="unknown domain 'delta'"):
-        ev.target_loss(loss, "delta")
+def test_target_losses_follow_the_regression_target():
+    loss = {"a": {"alpha": 1.0, "beta": 2.0, "gamma": 4.0}, "b": {"alpha": 2.0, "beta": 2.0, "gamma": 2.0}}
+    mixtures = {"a": MIX, "b": MIX}
+    assert ev.target_losses(loss, mixtures, "beta") == {"a": 2.0, "b": 2.0}
+    assert ev.target_losses(loss, mixtures, "mean")["a"] == pytest.approx(7 / 3)
+    assert ev.target_losses(loss, mixtures, {"alpha": 1, "gamma": 3})["a"] == pytest.approx(3.25)
+    with pytest.raises(UserError, match="delta"):
+        ev.target_losses(loss, mixtures, "delta")
 
 
 def test_tasks_are_deterministic_and_well_formed(tokens, tasks):
@@ -78,8 +81,8 @@ def test_tasks_are_deterministic_and_well_formed(tokens, tasks):
 
 
 def test_downstream_trained_vs_random(models, tasks):
-    trained = ev.downstream(load_hf(models["trained"]), tasks, EVAL.batch_size)
-    random = ev.downstream(load_hf(models["random"]), tasks, EVAL.batch_size)
+    trained = ev.downstream(load_hf(models["trained"] / "hf"), tasks, EVAL.batch_size)
+    random = ev.downstream(load_hf(models["random"] / "hf"), tasks, EVAL.batch_size)
     assert trained["last_word"]["accuracy"] > 0.8
     assert random["last_word"]["accuracy"] < 0.05
     assert trained["continuation"]["accuracy"] > 0.8
@@ -98,6 +101,17 @@ def test_evaluate_runs_json_shape(tokens, models):
         assert {"last_word", "continuation", "average"} <= set(r["downstream"])
     assert results["trained"]["target_loss"] < results["random"]["target_loss"] - 2
     json.dumps(results)  # plain JSON: what metrics/evaluate.json holds
+
+
+def test_predicted_losses_use_the_regressors_domain_order(models):
+    class Linear:  # the Regressor interface: `domains` (column order) and `predict(W)`
+        domains = ["gamma", "alpha", "beta"]
+
+        def predict(self, W):
+            return W @ np.array([1.0, 2.0, 3.0])
+
+    assert ev.predicted_losses(Linear(), models) == pytest.approx(
+        {"trained": 0.3 + 0.8 + 0.9, "random": 0.3 + 0.8 + 0.9})
 
 
 def fake_result(loss: float) -> dict:
@@ -150,7 +164,7 @@ doc_to_target: label
 metric_list:
   - metric: acc
 """)
-    trained = ev.run_lm_eval(models["trained"], ["regmix_tiny"], str(tasks_dir), 4, seed=0)
+    trained = ev.run_lm_eval(models["trained"] / "hf", ["regmix_tiny"], str(tasks_dir), 4, seed=0)
     assert trained["regmix_tiny"]["acc,none"] == 1.0
     with pytest.raises(UserError, match="lm_eval_include_path"):
-        ev.run_lm_eval(models["trained"], ["regmix_tiny"], str(tmp_path / "nowhere"), 4, seed=0)
+        ev.run_lm_eval(models["trained"] / "hf", ["regmix_tiny"], str(tmp_path / "nowhere"), 4, seed=0)
