@@ -4,7 +4,7 @@ Fits the `regression` section of params.yaml (LightGBM by default, early-stopped
 bootstrap members) on the 512 released RegMix 1M-proxy runs, target pile_cc, then times
 `regmix.search.search` with and without the members. Prints one JSON line.
 
-    .venv/bin/python -m benchmarks.bench_search [--n 1000000] [--released ../shared/regmix_data]
+    .venv/bin/python -m benchmarks.bench_search [--n 1000000] [--model linear]
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="simulated mixtures")
     parser.add_argument("--released", default="../shared/regmix_data", help="folder of RegMix's released CSVs")
+    parser.add_argument("--model", help="regression.model to fit instead of params.yaml's (e.g. linear)")
     args = parser.parse_args()
 
     params = load_params()
     folder = Path(args.released)
     table = read_released(folder / "train_mixture_1m.csv", folder / "train_pile_loss_1m.csv")
     reg_cfg = from_dict(RegressionConfig, params["regression"], "regression.")
+    if args.model and args.model != reg_cfg.model:
+        reg_cfg = dataclasses.replace(reg_cfg, model=args.model, params={})
     start = time.perf_counter()
     model = fit_regressor(table.weights, target_values(table, "pile_cc"), table.domains, "pile_cc", reg_cfg, seed=0)
     fit_s = time.perf_counter() - start
