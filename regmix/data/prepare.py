@@ -12,7 +12,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -148,18 +149,19 @@ def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root
         for chunk in tasks:
             write(chunk, *encoder.encode([r.text for r in chunk]))
     else:
-        # spawn, not fork: the parent's tokenizers thread pool must not be forked.
+        # spawn, not fork: the parent's tokenizers thread pool must not be forked. An executor
+        # (not a Pool) fails loudly if a worker dies instead of waiting for it forever.
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(cfg.workers, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
-            pending: list = []
+        with ProcessPoolExecutor(cfg.workers, ctx, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
+            pending: deque = deque()
             for chunk in tasks:
-                pending.append((chunk, pool.apply_async(tok.encode_in_worker, ([r.text for r in chunk],))))
+                pending.append((chunk, pool.submit(tok.encode_in_worker, [r.text for r in chunk])))
                 # Bounded look-ahead keeps memory flat while every process stays busy.
-                while len(pending) > 2 * cfg.workers or (pending and pending[0][1].ready()):
-                    done, result = pending.pop(0)
-                    write(done, *result.get())
-            for done, result in pending:
-                write(done, *result.get())
+                while len(pending) > 2 * cfg.workers or (pending and pending[0][1].done()):
+                    done, future = pending.popleft()
+                    write(done, *future.result())
+            for done, future in pending:
+                write(done, *future.result())
     writer.close(dtype)
     return writer
 
