@@ -188,8 +188,11 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> Gener
     if cfg.max_usage is not None and cfg.max_usage <= 0:
         raise UserError(f"sample.max_usage: {cfg.max_usage} must be > 0 (or null: no caps)")
     units = round(1 / cfg.minimum)
-    share = np.array([validate_mixture(token_share, domains, "token share")[d] for d in domains])
-    prior = share if cfg.prior is None else np.array(list(validate_mixture(cfg.prior, domains, "sample.prior").values()))
+    share = np.array(list(validate_mixture(token_share, domains, "token share").values()))
+    if cfg.prior is None:
+        prior = share
+    else:
+        prior = np.array(list(validate_mixture(cfg.prior, domains, "sample.prior").values()))
 
     if cfg.max_usage is None:
         caps = np.full(len(domains), units, dtype=np.int64)
