@@ -120,7 +120,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--modes", default="fp32,fp32+fused,bf16+fused,fp32+compile+fused,bf16+compile+fused",
                    help="comma-separated modes of our trainer")
-    p.add_argument("--loss-chunk", type=int, default=256, help="rows per chunk in +fused modes")
+    p.add_argument("--loss-chunk", type=int, help="rows per chunk in +fused modes (default: the "
+                   "preset's model.loss_chunk, else 256)")
     return p.parse_args()
 
 
@@ -139,15 +140,17 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args)
+    loss_chunk = args.loss_chunk or cfg.model.loss_chunk or 256
     peak = matmul_peak("fp32")
     report: dict = {"shape": dataclasses.asdict(cfg.model), "batch_size": cfg.optim.batch_size,
-                    "threads": args.threads, "fp32_peak_gflops": round(peak / 1e9, 1),
+                    "threads": args.threads, "loss_chunk": loss_chunk,
+                    "fp32_peak_gflops": round(peak / 1e9, 1),
                     "bf16_peak_gflops": round(matmul_peak("bf16") / 1e9, 1), "modes": {}}
     torch.manual_seed(0)
     flops = LLaMA(cfg.model).flops_per_token()
     for mode in args.modes.split(","):
         torch.manual_seed(0)
-        run = with_mode(cfg, mode, args.loss_chunk)
+        run = with_mode(cfg, mode, loss_chunk)
         speed, warm = tokens_per_second(LLaMA(run.model), run, args.warmup, args.steps)
         report["modes"][mode] = {"tokens_per_s": round(speed, 1), "warmup_s": round(warm, 2)}
         print(f"regmix {mode:>13}: {speed:9.0f} tokens/s  (warm-up {warm:.1f} s)", flush=True)
