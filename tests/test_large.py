@@ -25,7 +25,7 @@ MIX = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
 def tiny_cfg(**optim) -> LargeConfig:
     return LargeConfig(
         mixtures=["regmix"], n_random=2, threads=1, checkpoint_every=4,
-        model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
+        model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32, loss_chunk=64),
         optim=OptimConfig(**{"steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
                              "schedule": "cosine", **optim}),
         eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
