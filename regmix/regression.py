@@ -13,6 +13,7 @@ training proxies only; eval sets are predicted once, after fitting, and never in
 
 from __future__ import annotations
 
+import functools
 import pickle
 import re
 import time
@@ -33,6 +34,7 @@ from regmix.tables import LOSS_PREFIX, loss_columns, read_csv, weight_columns
 
 Target = Union[str, dict[str, float]]
 PREDICT_THREADS = 2  # the search predicts millions of rows on this many cores
+BOOSTER_TEXT, COMPILED = "model.txt", "model.o"  # a saved LightGBM model's trees, and their machine code
 
 
 # ----------------------------------------------------------------------------- data
@@ -149,7 +151,13 @@ class LightGBM:
 
     `refit`: after early stopping, retrain on all rows for the best number of rounds
     (uses every proxy; without it the model is the one trained on the non-held-out part).
+
+    `compile` turns the trees into native code with lleaves: the same predictions (to fp64
+    rounding), 5-15x faster, which lets `search` score 1M mixtures through 1000 trees in seconds.
     """
+
+    compiled = None  # the lleaves model `predict` uses when set; lives in LLVM memory, never pickled
+    compiled_for = None  # the host CPU (name and features) the machine code in COMPILED targets
 
     def __init__(self, n_estimators: int = 1000, learning_rate: float = 0.01,
                  early_stopping_rounds: int = 50, early_stopping_fraction: float = 0.2,
@@ -196,7 +204,53 @@ class LightGBM:
         return self
 
     def predict(self, W: np.ndarray) -> np.ndarray:
+        if self.compiled is not None:
+            return self.compiled.predict(W, n_jobs=self.threads)
         return self.booster.predict(W, num_threads=self.threads)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "compiled"}
+
+    def compile(self, folder: Path) -> None:
+        """Write folder/model.txt, compile it to folder/model.o and predict through it from now on.
+
+        Without lleaves only model.txt is written and predictions stay with LightGBM.
+        """
+        from regmix.io import atomic_path, write_text
+
+        write_text(folder / BOOSTER_TEXT, self.booster.model_to_string())
+        lleaves = _lleaves()
+        if lleaves is None:
+            return
+        print(f"compiling {self.booster.num_trees()} trees with lleaves -> {folder / COMPILED} "
+              "(once per fit; ~25 s per 1000 trees on 2 cores)")
+        model = lleaves.Model(model_file=str(folder / BOOSTER_TEXT))
+        with atomic_path(folder / COMPILED) as tmp:
+            tmp.unlink()  # lleaves writes its cache file only if none exists yet
+            model.compile(cache=str(tmp))
+        self.compiled, self.compiled_for = model, _host_cpu()
+
+    def load_compiled(self, folder: Path) -> None:
+        """Predict through folder/model.o when it is there, was built for this CPU and lleaves imports."""
+        if self.compiled_for is None or not all((folder / f).exists() for f in (BOOSTER_TEXT, COMPILED)):
+            return
+        if self.compiled_for != _host_cpu():
+            print(f"note: {folder / COMPILED} was compiled for another CPU ({self.compiled_for.split()[0]}); "
+                  "predicting with LightGBM (re-run the fit stage here to compile it for this one)")
+            return
+        lleaves = _lleaves()
+        if lleaves is None:
+            return
+        model = lleaves.Model(model_file=str(folder / BOOSTER_TEXT))
+        n = self.booster.num_feature()
+        if model.num_feature() == n:
+            model.compile(cache=str(folder / COMPILED))  # loads the machine code; compiles nothing
+            # lleaves trusts its cache blindly: check it is these trees on a few fixed mixtures.
+            probe = np.random.default_rng(0).dirichlet(np.ones(n), 256)
+            if np.allclose(model.predict(probe, n_jobs=1), self.booster.predict(probe), rtol=0, atol=1e-9):
+                self.compiled = model
+                return
+        raise UserError(f"{folder / COMPILED} does not hold the trees of {folder / 'model.pkl'}: re-run the fit stage")
 
     def info(self) -> dict[str, Any]:
         return {"best_iteration": self.best_iteration, "early_stopped": self.early_stopped,
@@ -313,6 +367,24 @@ class Ensemble:
         return None  # members' effects have different units
 
 
+@functools.cache
+def _lleaves():
+    """The lleaves module, or None (noted once) where it or its LLVM cannot be imported."""
+    try:
+        import lleaves
+    except (ImportError, OSError) as e:
+        print(f"note: lleaves unavailable ({e}); LightGBM predicts itself, 5-15x slower "
+              "(pip install 'lleaves>=1.2' 'llvmlite>=0.43,<0.44')")
+        return None
+    return lleaves
+
+
+def _host_cpu() -> str:
+    import llvmlite.binding as llvm
+
+    return f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}"
+
+
 MODELS = {"lightgbm": LightGBM, "linear": Linear, "loglinear": LogLinear, "gp": GaussianProcess,
           "ensemble": Ensemble}
 
@@ -424,16 +496,24 @@ def fit_and_report(train: ProxyTable, evals: dict[str, ProxyTable], cfg: Regress
         rows.append(pd.DataFrame({"set": name, "id": ids, "true": y_eval, "predicted": predicted}))
     metrics["fitted"] = regressor.base.info()
     metrics["n_bootstrap"] = len(regressor.members)
-    metrics["predict_seconds_per_1m"] = round(predict_seconds(regressor, seed=seed), 3)
     return FitReport(regressor, metrics, pd.concat(rows, ignore_index=True))
 
 
 # ------------------------------------------------------------------------ save/load
 def save_regressor(regressor: Regressor, folder: str | Path) -> None:
-    """folder/model.pkl (the Regressor) and folder/model.json (what it expects and predicts)."""
+    """folder/model.pkl (the Regressor) and folder/model.json (what it expects and predicts).
+
+    A LightGBM model also gets folder/model.txt and its compiled form folder/model.o, which
+    `regressor` predicts through from then on (its bootstrap members stay with LightGBM: the
+    search runs them on a small prefix of the pool only).
+    """
     from regmix.io import atomic_path, write_json
 
     folder = Path(folder)
+    for stale in (BOOSTER_TEXT, COMPILED):  # from an earlier fit, perhaps of another model kind
+        (folder / stale).unlink(missing_ok=True)
+    if isinstance(regressor.base, LightGBM):
+        regressor.base.compile(folder)
     with atomic_path(folder / "model.pkl") as tmp:
         tmp.write_bytes(pickle.dumps(regressor, protocol=pickle.HIGHEST_PROTOCOL))
     write_json(folder / "model.json", {"model": regressor.model, "target": regressor.target,
@@ -450,6 +530,8 @@ def load_regressor(path: str | Path) -> Regressor:
     regressor = pickle.loads(path.read_bytes())
     if not isinstance(regressor, Regressor):
         raise UserError(f"{path} does not hold a fitted regressor")
+    if isinstance(regressor.base, LightGBM):
+        regressor.base.load_compiled(path.parent)
     return regressor
 
 

@@ -4,6 +4,7 @@ Table 2 reproduces, models round-trip, and each bad input is a UserError naming 
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -268,3 +269,60 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         run_stage(fit.main)
     assert exit_info.value.code == 1
+
+
+# ------------------------------------------------------------ compiled LightGBM
+def compiled_fit(tmp_path: Path, seed: int = 0):
+    """A tiny LightGBM regressor (20 trees, one bootstrap member) saved, so compiled, in tmp_path."""
+    pytest.importorskip("lleaves")
+    t = table(80, seed)
+    params = {**config().params, "n_estimators": 20, "learning_rate": 0.1, "early_stopping_rounds": 0,
+              "num_threads": 1}  # two OpenMP threads on 80 rows only wait for each other
+    reg = fit_regressor(t.weights, target_values(t, "web"), t.domains, "web", config(params=params, n_bootstrap=1), 0)
+    save_regressor(reg, tmp_path)
+    return reg
+
+
+def test_compiled_lightgbm_predicts_as_the_booster_and_round_trips(tmp_path):
+    reg = compiled_fit(tmp_path)
+    W = mixtures(5000, 5)
+    booster = reg.base.booster.predict(W)
+    assert np.ptp(booster) > 0 and {"model.txt", "model.o"} <= {p.name for p in tmp_path.iterdir()}
+    assert reg.base.compiled is not None  # the fitted regressor switches to the compiled trees too
+    assert np.allclose(reg.predict(W), booster, rtol=0, atol=1e-12)
+    back = load_regressor(tmp_path)
+    assert back.base.compiled is not None and back.members[0].compiled is None  # members keep LightGBM
+    assert np.allclose(back.predict(W), booster, rtol=0, atol=1e-12)
+    assert np.array_equal(back.spread(W), reg.spread(W))
+    assert pickle.loads(pickle.dumps(back)).base.compiled is None  # machine code is never pickled
+
+
+def test_compiled_lightgbm_falls_back_to_the_booster(tmp_path, monkeypatch, capsys):
+    from regmix import regression
+
+    reg = compiled_fit(tmp_path / "a")
+    W = mixtures(500, 5)
+    expected = reg.base.booster.predict(W)
+    (tmp_path / "a/model.o").unlink()
+    back = load_regressor(tmp_path / "a")
+    assert back.base.compiled is None and np.array_equal(back.predict(W), expected)
+
+    monkeypatch.setattr(regression, "_lleaves", lambda: None)  # lleaves not installed
+    save_regressor(back, tmp_path / "b")
+    assert not (tmp_path / "b/model.o").exists() and (tmp_path / "b/model.txt").exists()
+    assert np.array_equal(load_regressor(tmp_path / "b").predict(W), expected)
+    monkeypatch.undo()
+
+    compiled_fit(tmp_path / "c")
+    monkeypatch.setattr(regression, "_host_cpu", lambda: "another-cpu +avx")  # the folder was copied elsewhere
+    back = load_regressor(tmp_path / "c")
+    assert back.base.compiled is None and "compiled for another CPU" in capsys.readouterr().out
+    assert np.allclose(back.predict(W), expected, rtol=0, atol=1e-12)
+
+
+def test_compiled_lightgbm_of_other_trees_is_refused(tmp_path):
+    compiled_fit(tmp_path / "a", seed=0)
+    compiled_fit(tmp_path / "b", seed=1)
+    (tmp_path / "b/model.o").replace(tmp_path / "a/model.o")
+    with pytest.raises(UserError, match="model.o does not hold the trees of"):
+        load_regressor(tmp_path / "a")
