@@ -223,7 +223,7 @@ class LightGBM:
         if lleaves is None:
             return
         print(f"compiling {self.booster.num_trees()} trees with lleaves -> {folder / COMPILED} "
-              "(once per fit; ~25 s per 1000 trees on 2 cores)")
+              "(once per fit; 15-35 s per 1000 trees on 2 cores)")
         model = lleaves.Model(model_file=str(folder / BOOSTER_TEXT))
         with atomic_path(folder / COMPILED) as tmp:
             tmp.unlink()  # lleaves writes its cache file only if none exists yet
@@ -234,12 +234,12 @@ class LightGBM:
         """Predict through folder/model.o when it is there, was built for this CPU and lleaves imports."""
         if self.compiled_for is None or not all((folder / f).exists() for f in (BOOSTER_TEXT, COMPILED)):
             return
+        lleaves = _lleaves()
+        if lleaves is None:
+            return
         if self.compiled_for != _host_cpu():
             print(f"note: {folder / COMPILED} was compiled for another CPU ({self.compiled_for.split()[0]}); "
                   "predicting with LightGBM (re-run the fit stage here to compile it for this one)")
-            return
-        lleaves = _lleaves()
-        if lleaves is None:
             return
         model = lleaves.Model(model_file=str(folder / BOOSTER_TEXT))
         n = self.booster.num_feature()
