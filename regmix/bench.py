@@ -23,8 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
+from tqdm import tqdm
 
-from regmix.config import ModelConfig, OptimConfig, ProxyConfig, from_dict
+from regmix.config import ModelConfig, ProxyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.model import LLaMA
 from regmix.training import make_optimizer, train_steps
@@ -65,38 +66,40 @@ class HFCausalLM(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 
-def matmul_peak(precision: str = "fp32", n: int = 1024, seconds: float = 0.5) -> float:
-    """Best FLOP/s of an n x n x n matmul on this machine, over a few timed rounds."""
+def matmul_peak(precision: str = "fp32", n: int = 1024, seconds: float = 0.2) -> float:
+    """FLOP/s of n x n x n matmuls on this machine over about `seconds`."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
-    best = 0.0
-    for _ in range(3):
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3:
-            a @ b
-            reps += 1
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start))
-    return best
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - start)
 
 
-def tokens_per_second(model: nn.Module, cfg: ProxyConfig, warmup: int, steps: int,
-                      rounds: int = 3) -> tuple[float, float]:
-    """(best tokens/s over `rounds` timed runs of `steps` steps, seconds of the `warmup` steps
-    incl. compilation). The best round is the least disturbed by other work on the machine."""
-    optim = dataclasses.replace(cfg.optim, steps=warmup + rounds * steps, warmup_steps=1)
-    optimizer = make_optimizer(model, optim)
-    net = torch.compile(model) if optim.compile else model
-    batches = SyntheticBatches(cfg.model.vocab_size, cfg.model.context)
-    start = time.perf_counter()
-    train_steps(net, optimizer, batches, optim, start=0, stop=warmup)
-    warm = time.perf_counter() - start
-    best = 0.0
-    for first in range(warmup, warmup + rounds * steps, steps):
+class Candidate:
+    """One model in one mode, trained through `train_steps` a few steps at a time."""
+
+    def __init__(self, model: nn.Module, cfg: ProxyConfig, total_steps: int):
+        self.cfg = cfg
+        self.optim = dataclasses.replace(cfg.optim, steps=total_steps, warmup_steps=1)
+        self.optimizer = make_optimizer(model, self.optim)
+        self.net = torch.compile(model) if self.optim.compile else model
+        self.batches = SyntheticBatches(cfg.model.vocab_size, cfg.model.context)
+        self.step, self.best, self.warmup_s = 0, 0.0, 0.0
+
+    def run(self, steps: int) -> float:
+        """Seconds for the next `steps` optimiser steps."""
         start = time.perf_counter()
-        train_steps(net, optimizer, batches, optim, start=first, stop=first + steps)
-        best = max(best, steps * optim.batch_size * cfg.model.context / (time.perf_counter() - start))
-    return best, warm
+        train_steps(self.net, self.optimizer, self.batches, self.optim, start=self.step,
+                    stop=self.step + steps)
+        self.step += steps
+        return time.perf_counter() - start
+
+    def timed(self, steps: int) -> None:
+        tokens = steps * self.optim.batch_size * self.cfg.model.context
+        self.best = max(self.best, tokens / self.run(steps))
 
 
 def with_mode(cfg: ProxyConfig, mode: str, loss_chunk: int) -> ProxyConfig:
@@ -115,7 +118,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--config", default=str(DEMO), help="proxy preset the shape and batch come from")
     for name in ("n-layer", "n-head", "d-model", "d-ff", "context", "vocab-size", "batch-size"):
         p.add_argument(f"--{name}", type=int, help="override the preset's value")
-    p.add_argument("--steps", type=int, default=20, help="timed optimiser steps per model")
+    p.add_argument("--steps", type=int, default=10, help="timed optimiser steps per round")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds per model (best one kept)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--modes", default="fp32,fp32+fused,bf16+fused,fp32+compile+fused,bf16+compile+fused",
@@ -141,41 +145,51 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = load_config(args)
     loss_chunk = args.loss_chunk or cfg.model.loss_chunk or 256
-    peak = matmul_peak("fp32")
-    report: dict = {"shape": dataclasses.asdict(cfg.model), "batch_size": cfg.optim.batch_size,
-                    "threads": args.threads, "loss_chunk": loss_chunk,
-                    "fp32_peak_gflops": round(peak / 1e9, 1),
-                    "bf16_peak_gflops": round(matmul_peak("bf16") / 1e9, 1), "modes": {}}
-    torch.manual_seed(0)
+    modes = args.modes.split(",")
+    hf_precisions = list(dict.fromkeys(["fp32", *(m.split("+")[0] for m in modes)]))
+    total = args.warmup + args.rounds * args.steps
+    candidates: dict[str, Candidate] = {}
+    for name in [*modes, *(f"hf {p}" for p in hf_precisions)]:
+        torch.manual_seed(0)
+        hf = name.startswith("hf ")
+        run = with_mode(cfg, name[3:] if hf else name, 0 if hf else loss_chunk)
+        candidates[name] = Candidate(HFCausalLM(run.model) if hf else LLaMA(run.model), run, total)
+        candidates[name].warmup_s = candidates[name].run(args.warmup)  # includes compilation
+    # Rounds interleave every candidate (and the matmul peak), and each keeps its best round,
+    # so a burst of other work on the machine cannot favour one side of the comparison.
+    peak = {"fp32": 0.0, "bf16": 0.0}
+    for _ in tqdm(range(args.rounds), desc="bench rounds"):
+        for precision in peak:
+            peak[precision] = max(peak[precision], matmul_peak(precision))
+        for candidate in candidates.values():
+            candidate.timed(args.steps)
+    for name, c in candidates.items():
+        print(f"{name:>20}: {c.best:9.0f} tokens/s  (warm-up {c.warmup_s:.1f} s)", flush=True)
+    ours = {m: candidates[m].best for m in modes}
+    hf = {p: candidates[f"hf {p}"].best for p in hf_precisions}
+    best = max(ours, key=ours.get)
+    same = best.split("+")[0]
     flops = LLaMA(cfg.model).flops_per_token()
-    for mode in args.modes.split(","):
-        torch.manual_seed(0)
-        run = with_mode(cfg, mode, loss_chunk)
-        speed, warm = tokens_per_second(LLaMA(run.model), run, args.warmup, args.steps)
-        report["modes"][mode] = {"tokens_per_s": round(speed, 1), "warmup_s": round(warm, 2)}
-        print(f"regmix {mode:>13}: {speed:9.0f} tokens/s  (warm-up {warm:.1f} s)", flush=True)
-    best = max(report["modes"], key=lambda m: report["modes"][m]["tokens_per_s"])
-    exact = max((m for m in report["modes"] if m.startswith("fp32")),
-                key=lambda m: report["modes"][m]["tokens_per_s"], default=None)
-    hf = {}
-    for precision in dict.fromkeys(["fp32", best.split("+")[0]]):
-        torch.manual_seed(0)
-        hf[precision], _ = tokens_per_second(HFCausalLM(cfg.model), with_mode(cfg, precision, 0),
-                                             args.warmup, args.steps)
-        print(f"hf     {precision:>13}: {hf[precision]:9.0f} tokens/s", flush=True)
-    speed = report["modes"][best]["tokens_per_s"]
-    report.update({
+    report = {
         # Headline: our fastest mode against Hugging Face as it comes (fp32, eager).
-        "mode": best, "tokens_per_s": speed, "hf_mode": "fp32 (eager)",
-        "hf_tokens_per_s": round(hf["fp32"], 1), "speedup": round(speed / hf["fp32"], 3),
+        "mode": best, "tokens_per_s": round(ours[best], 1), "hf_mode": "fp32 (eager)",
+        "hf_tokens_per_s": round(hf["fp32"], 1), "speedup": round(ours[best] / hf["fp32"], 3),
         # Like for like on precision: Hugging Face under the same autocast as our fastest mode.
-        "hf_same_precision_tokens_per_s": round(hf[best.split("+")[0]], 1),
-        "speedup_same_precision": round(speed / hf[best.split("+")[0]], 3),
-        "flops_per_token": flops, "mfu": round(flops * speed / peak, 4),
-    })
-    if exact is not None:  # exact fp32 maths on both sides
-        report["fp32_mode"] = exact
-        report["speedup_fp32"] = round(report["modes"][exact]["tokens_per_s"] / hf["fp32"], 3)
+        "hf_same_precision_tokens_per_s": round(hf[same], 1),
+        "speedup_same_precision": round(ours[best] / hf[same], 3),
+        "flops_per_token": flops, "mfu": round(flops * ours[best] / peak["fp32"], 4),
+        "fp32_peak_gflops": round(peak["fp32"] / 1e9, 1), "bf16_peak_gflops": round(peak["bf16"] / 1e9, 1),
+        "shape": dataclasses.asdict(cfg.model), "batch_size": cfg.optim.batch_size,
+        "threads": args.threads, "loss_chunk": loss_chunk,
+        "modes": {m: {"tokens_per_s": round(ours[m], 1), "warmup_s": round(candidates[m].warmup_s, 2)}
+                  for m in modes},
+        "hf": {p: round(v, 1) for p, v in hf.items()},
+    }
+    exact = [m for m in modes if m.startswith("fp32")]
+    if exact:  # exact fp32 maths on both sides
+        fp32_best = max(exact, key=ours.get)
+        report["fp32_mode"] = fp32_best
+        report["speedup_fp32"] = round(ours[fp32_best] / hf["fp32"], 3)
     print(json.dumps(report))
 
 
