@@ -45,7 +45,6 @@ BACKENDS = ("local", "ray")
 class ProxyJob:
     """One proxy to train: its mixture and the key its result is stored under."""
 
-    id: str
     key: str
     mixture: dict[str, float]
 
@@ -86,9 +85,9 @@ def plan(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, seed:
                         f"data/tokens/meta.json does not list")
     data = data_signature(tokens_dir, domains)
     jobs = []
-    for row in mixtures.itertuples(index=False):
-        mixture = {d: float(getattr(row, d)) if d in columns else 0.0 for d in domains}
-        jobs.append(ProxyJob(id=str(row.id), key=proxy_key(mixture, cfg, data, seed), mixture=mixture))
+    for row in mixtures.to_dict("records"):
+        mixture = {d: float(row[d]) if d in columns else 0.0 for d in domains}
+        jobs.append(ProxyJob(key=proxy_key(mixture, cfg, data, seed), mixture=mixture))
     return jobs
 
 
