@@ -40,11 +40,15 @@ class LinearCrossEntropy(torch.autograd.Function):
             for i in range(0, n, chunk):
                 hc, tc = h[i : i + chunk].to(dtype), targets[i : i + chunk]
                 logits = (hc @ w.t()).float()
-                lse = logits.logsumexp(-1)
-                total += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
-                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
-                probs[torch.arange(len(tc), device=h.device), tc] -= 1
-                g = probs.div_(n).to(dtype)
+                top = logits.amax(-1, keepdim=True)
+                target = logits.gather(1, tc[:, None]).squeeze(1)
+                # One exp pass serves both the log-sum-exp and the softmax (in place).
+                probs = logits.sub_(top).exp_()
+                norm = probs.sum(-1, keepdim=True)
+                total += (top.squeeze(1) + norm.log().squeeze(1) - target).sum()
+                probs.div_(norm * n)
+                probs[torch.arange(len(tc), device=h.device), tc] -= 1 / n
+                g = probs.to(dtype)
                 grad_h[i : i + chunk] = g @ w
                 grad_w += g.t() @ hc
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
