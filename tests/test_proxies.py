@@ -144,7 +144,6 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     assert set(metrics["loss_std"]) == {LOSS_PREFIX + d for d in DOMAINS}
 
 
-@pytest.mark.slow
 def test_ray_backend_matches_local(tokens, tmp_path):
     ray = pytest.importorskip("ray")
     local, _ = run_swarm(swarm(2), CFG, tokens, tmp_path / "local", seed=0, workers=1)
