@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 # or TORCH_SPEC=torch on a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup demo test test-slow bench params dag clean-venv paper-regression
 
