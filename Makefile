@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo test test-slow bench params dag clean-venv paper-regression
+.PHONY: setup demo test test-slow bench params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
