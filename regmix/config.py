@@ -117,6 +117,7 @@ class ModelConfig:
 class OptimConfig:
     steps: int = 200  # optimiser steps
     batch_size: int = 16  # sequences per step (global, across data-parallel ranks)
+    micro_batch_size: Optional[int] = None  # sequences per forward/backward (gradient accumulation)
     lr: float = 1e-3  # peak learning rate
     min_lr: float = 0.0  # floor of the cosine schedule
     schedule: str = "constant"  # constant (after warmup) | cosine

@@ -261,7 +261,7 @@ def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed:
     if cfg.optim.batch_size % ctx.world_size:
         raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
                         f"{ctx.world_size} data-parallel processes")
-    micro = cfg.optim.batch_size // ctx.world_size
+    rank_batch = cfg.optim.batch_size // ctx.world_size
     budget = token_budget(cfg, mixture, tokens_dir, name)
     active = [d for d, w in mixture.items() if w > 0]
     fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
@@ -302,7 +302,7 @@ def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed:
     while step < cfg.optim.steps:
         stop = min(cfg.optim.steps, step + cfg.checkpoint_every)
         train_steps(net, optimizer, sampler, cfg.optim, start=step, stop=stop,
-                    micro_batch_size=micro, on_step=on_step)
+                    rank_batch_size=rank_batch, on_step=on_step)
         step = stop
         if ctx.main:
             val = evaluate_loss(model, windows, cfg.eval.batch_size, cfg.optim.precision)

@@ -133,26 +133,40 @@ StepCallback = Callable[[int, float, float], None]
 
 def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sampler: MixtureSampler,
                 cfg: OptimConfig, start: int = 0, stop: int | None = None,
-                micro_batch_size: int | None = None, on_step: StepCallback | None = None) -> None:
+                rank_batch_size: int | None = None, on_step: StepCallback | None = None) -> None:
     """Run optimiser steps `start..stop-1`; `on_step(step, loss, lr)` after each.
 
-    `micro_batch_size` (the per-rank batch under data parallelism) defaults to the global batch.
+    `rank_batch_size` (this process's share of the batch under data parallelism) defaults to
+    the global batch. With `cfg.micro_batch_size` the share is split into micro-batches whose
+    gradients accumulate, so a large batch fits in memory: the update is the same.
     """
     device = next(model.parameters()).device
     stop = cfg.steps if stop is None else stop
-    batch_size = micro_batch_size or cfg.batch_size
+    batch_size = rank_batch_size or cfg.batch_size
+    micro = min(cfg.micro_batch_size or batch_size, batch_size)
+    if batch_size % micro:
+        raise UserError(f"optim.micro_batch_size {micro} does not divide the per-process batch "
+                        f"of {batch_size} sequences")
+    n_micro = batch_size // micro
+    # Under DDP, gradients are all-reduced only on the last micro-batch of a step.
+    no_sync = getattr(model, "no_sync", contextlib.nullcontext)
     model.train()
     for step in range(start, stop):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = sampler.batch(step, batch_size)
-        with autocast(cfg.precision, device):
-            loss = model(x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss = torch.zeros((), device=device)
+        for i in range(n_micro):
+            chunk = slice(i * micro, (i + 1) * micro)
+            with no_sync() if i < n_micro - 1 else contextlib.nullcontext():
+                with autocast(cfg.precision, device):
+                    loss = model(x[chunk].to(device), y[chunk].to(device)) / n_micro
+                loss.backward()
+            step_loss += loss.detach()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         if on_step is not None:
-            on_step(step, loss.item(), lr)
+            on_step(step, step_loss.item(), lr)
