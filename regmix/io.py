@@ -57,11 +57,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def existing(path: str | os.PathLike) -> Path:
+    """`path` as a Path, or a UserError saying which earlier stage's output is missing."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} not found: run the stage that writes it first")
-    with path.open() as f:
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with existing(path).open() as f:
         return json.load(f)
 
 
@@ -70,10 +75,7 @@ def write_yaml(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path} not found: run the stage that writes it first")
-    with path.open() as f:
+    with existing(path).open() as f:
         return yaml.safe_load(f)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from regmix.errors import UserError
-from regmix.io import atomic_path, read_json
+from regmix.io import atomic_path, existing, read_json
 
 LOSS_PREFIX = "loss."
 
@@ -36,10 +36,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path} not found: run the stage that writes it first")
-    return pd.read_csv(path)
+    return pd.read_csv(existing(path))
 
 
 def mixture_frame(ids, domains: list[str], weights: np.ndarray) -> pd.DataFrame:

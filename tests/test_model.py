@@ -14,14 +14,7 @@ from regmix.training import make_optimizer
 CFG = ModelConfig(n_layer=2, n_head=2, d_model=32, d_ff=64, context=16, vocab_size=50)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a busy machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def model(cfg: ModelConfig = CFG, seed: int = 0) -> LLaMA:
     torch.manual_seed(seed)
