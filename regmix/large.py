@@ -26,7 +26,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from regmix.config import LargeConfig
-from regmix.data.shards import META_FILE, TOKENIZER_FILE, read_meta, shard_path
+from regmix.data.shards import data_signature, read_meta, shard_path
 from regmix.errors import UserError
 from regmix.export import export_hf
 from regmix.io import atomic_path, read_yaml, write_json
@@ -86,31 +86,6 @@ def resolve_mixture(name: str, n_random: int, human: Mapping[str, Any] | None, s
 
 
 # ------------------------------------------------------------------- fingerprint
-def data_signature(tokens_dir: str | Path, domains: list[str]) -> dict[str, Any]:
-    """Cheap identity of the token data: meta, tokenizer and each train shard's size and ends.
-
-    Hashing every byte of a 25B-token corpus would take minutes; the size plus the first
-    and last MiB catch a re-tokenised or re-filtered corpus.
-    """
-    tokens_dir = Path(tokens_dir)
-    sig: dict[str, Any] = {"meta": (tokens_dir / META_FILE).read_text(),
-                           "tokenizer": _sha256_file(tokens_dir / TOKENIZER_FILE)}
-    for domain in domains:
-        path = shard_path(tokens_dir, "train", domain)
-        size = path.stat().st_size
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            h.update(f.read(1 << 20))
-            f.seek(max(0, size - (1 << 20)))
-            h.update(f.read(1 << 20))
-        sig[domain] = [size, h.hexdigest()]
-    return sig
-
-
-def _sha256_file(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-
-
 def fingerprint(cfg: LargeConfig, mixture: Mapping[str, float], seed: int, world_size: int,
                 data: Mapping[str, Any]) -> str:
     """Hash of everything that decides the trained weights; a checkpoint resumes only on a match.

@@ -12,8 +12,10 @@ uint16 when the vocabulary fits, else uint32: the shape nanoGPT and lit-gpt use.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,3 +61,28 @@ def open_tokens(root: str | Path, split: str, domain: str) -> np.memmap:
     if not path.exists():
         raise UserError(f"no {split} tokens for domain {domain!r}: {path} is missing")
     return np.memmap(path, dtype=meta.dtype, mode="r")
+
+
+def data_signature(tokens_dir: str | Path, domains: list[str]) -> dict[str, Any]:
+    """Cheap identity of the token data: meta, tokenizer and each train shard's size and ends.
+
+    Hashing every byte of a 25B-token corpus would take minutes; the size plus the first
+    and last MiB catch a re-tokenised or re-filtered corpus.
+    """
+    tokens_dir = Path(tokens_dir)
+    sig: dict[str, Any] = {"meta": (tokens_dir / META_FILE).read_text(),
+                           "tokenizer": _sha256_file(tokens_dir / TOKENIZER_FILE)}
+    for domain in domains:
+        path = shard_path(tokens_dir, "train", domain)
+        size = path.stat().st_size
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            h.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            h.update(f.read(1 << 20))
+        sig[domain] = [size, h.hexdigest()]
+    return sig
+
+
+def _sha256_file(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
