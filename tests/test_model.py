@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from regmix.config import ModelConfig, OptimConfig
-from regmix.model import LLaMA
+from regmix.model import LLaMA, causal_attention
 from regmix.training import make_optimizer
 
 CFG = ModelConfig(n_layer=2, n_head=2, d_model=32, d_ff=64, context=16, vocab_size=50)
@@ -105,3 +105,9 @@ def test_fused_head_and_loss_matches_the_plain_path(chunk):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7, msg=name)
     with torch.no_grad():  # evaluation returns the same loss through the plain path
         assert fused(idx, idx).item() == pytest.approx(plain(idx, idx).item(), abs=1e-6)
+
+
+def test_causal_attention_matches_sdpa():
+    q, k, v = torch.randn(3, 2, 2, 16, 8).unbind(0)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(causal_attention(q, k, v), expected)
