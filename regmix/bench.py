@@ -119,7 +119,7 @@ def parse_args() -> argparse.Namespace:
     for name in ("n-layer", "n-head", "d-model", "d-ff", "context", "vocab-size", "batch-size"):
         p.add_argument(f"--{name}", type=int, help="override the preset's value")
     p.add_argument("--steps", type=int, default=10, help="timed optimiser steps per round")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds per model (best one kept)")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per model (best one kept)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--modes", default="fp32,fp32+fused,bf16+fused,fp32+compile+fused,bf16+compile+fused",
