@@ -55,8 +55,8 @@ def project(tmp_path_factory) -> Path:
     """A fresh git + DVC repository holding the project's files, the tiny preset composed."""
     root = tmp_path_factory.mktemp("project")
     for rel in tracked_files():
-        if rel.startswith(("data/", "results/", "metrics/", "plots/")):
-            continue  # outputs are what the run must make
+        if rel == "dvc.lock" or rel.startswith(("data/", "results/", "metrics/", "plots/")):
+            continue  # outputs (and the lock of the committed demo run) are what the run must make
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
     compose(root / "params.yaml", ["experiment=tiny"], root / "conf")
