@@ -289,13 +289,15 @@ def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed:
 
     summary: dict[str, Any] = {}
     if ctx.main:
+        seen = {d: n * model_cfg.context for d, n in
+                sampler.sequences_drawn(cfg.optim.steps, rank_batch, ctx.world_size).items()}
         val = evaluate_loss(model, windows, cfg.eval.batch_size, cfg.optim.precision)
         export_hf(model, tokens_dir, out_dir / HF_DIR)
         summary = {
             "name": name, "mixture": dict(mixture), "steps": cfg.optim.steps,
             "tokens": cfg.optim.steps * tokens_per_step, "world_size": ctx.world_size,
             "params": model.num_params(), "params_with_embeddings": model.num_params(False),
-            "budget": budget, "valid_loss": val, "fingerprint": fp,
+            "budget": budget, "tokens_seen": seen, "valid_loss": val, "fingerprint": fp,
             "resumed_from": start, "wall_s": round(time.perf_counter() - t0, 2),
         }
         write_json(out_dir / RUN_FILE, summary)

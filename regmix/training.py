@@ -42,9 +42,13 @@ class MixtureSampler:
         self.seed = seed
         self.rank = rank
 
+    def _draw_domains(self, step: int, rank: int, batch_size: int) -> tuple[np.random.Generator, np.ndarray]:
+        """The step's generator and, drawn first from it, the domain of each sequence."""
+        rng = np.random.default_rng([self.seed, step, rank])
+        return rng, rng.choice(len(self.domains), size=batch_size, p=self.probs)
+
     def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, step, self.rank])
-        which = rng.choice(len(self.domains), size=batch_size, p=self.probs)
+        rng, which = self._draw_domains(step, self.rank, batch_size)
         rows = np.empty((batch_size, self.context + 1), dtype=np.int64)
         for i, d in enumerate(which):
             stream = self.streams[d]
@@ -52,6 +56,16 @@ class MixtureSampler:
             rows[i] = stream[start : start + self.context + 1]
         data = torch.from_numpy(rows)
         return data[:, :-1], data[:, 1:]
+
+    def sequences_drawn(self, steps: int, batch_size: int, world_size: int = 1) -> dict[str, int]:
+        """Sequences each domain contributed to steps 0..steps-1 over all ranks: the exact
+        count, replayed from the per-step seeds without reading any tokens."""
+        counts = np.zeros(len(self.domains), dtype=np.int64)
+        for step in range(steps):
+            for rank in range(world_size):
+                counts += np.bincount(self._draw_domains(step, rank, batch_size)[1],
+                                      minlength=len(self.domains))
+        return dict(zip(self.domains, counts.tolist()))
 
 
 def eval_windows(tokens_dir: str | Path, domains: list[str], context: int,

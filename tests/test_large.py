@@ -104,6 +104,8 @@ def test_run_summary_and_token_accounting(trained):
     run = json.loads((trained / "model" / large.RUN_FILE).read_text())
     assert run["tokens"] == 12 * 4 * 32
     assert sum(b["tokens"] for b in run["budget"].values()) == pytest.approx(run["tokens"])
+    assert sum(run["tokens_seen"].values()) == run["tokens"]
+    assert set(run["tokens_seen"]) == {d for d, w in MIX.items() if w > 0}
     assert set(run["valid_loss"]) == set(MIX)
     metrics = json.loads((trained / "curves" / "metrics.json").read_text())
     assert metrics["val"]["alpha"] == pytest.approx(run["valid_loss"]["alpha"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,22 @@ def test_schedules():
     assert lr_at(50, dataclasses.replace(cosine, schedule="constant")) == 1.0
     with pytest.raises(UserError, match="schedule"):
         lr_at(50, dataclasses.replace(cosine, schedule="linear"))
+
+
+def test_sequences_drawn_replays_the_batches(tokens):
+    """The exact count per domain equals what `batch` drew, step by step and rank by rank."""
+    mixture = {"alpha": 0.7, "beta": 0.0, "gamma": 0.3}
+    drawn = {d: 0 for d in ("alpha", "gamma")}
+    for rank in range(2):
+        sampler = MixtureSampler(tokens, mixture, MODEL.context, seed=3, rank=rank)
+        by_window = {}
+        for d in drawn:
+            stream = np.asarray(sampler.streams[sampler.domains.index(d)])
+            by_window[d] = {tuple(stream[i : i + 8]) for i in range(len(stream) - 8)}
+        for step in range(5):
+            x, _ = sampler.batch(step, 4)
+            for row in x.numpy():
+                owners = [d for d in drawn if tuple(row[:8]) in by_window[d]]
+                assert len(owners) == 1
+                drawn[owners[0]] += 1
+    assert sampler.sequences_drawn(5, 4, world_size=2) == drawn
