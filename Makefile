@@ -36,7 +36,7 @@ test-slow: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python -m regmix.bench
+	$(BIN)/python -m benchmarks.bench_train
 
 # Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
 params: setup

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
-from regmix.io import load_params
+from regmix.files import load_params
 from regmix.mixtures import PILE_TOKEN_SHARE, make_generator
 from regmix.regression import fit_regressor, load_regressor, read_released, save_regressor, target_values
 from regmix.search import search

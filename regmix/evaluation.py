@@ -28,7 +28,7 @@ from regmix.config import EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta
 from regmix.errors import UserError
 from regmix.export import load_hf
-from regmix.io import read_json
+from regmix.files import read_json
 from regmix.large import HF_DIR, RUN_FILE
 from regmix.regression import ProxyTable, Regressor, Target, target_values
 from regmix.training import eval_windows, evaluate_loss

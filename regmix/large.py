@@ -29,7 +29,7 @@ from regmix.config import LargeConfig
 from regmix.data.shards import data_signature, read_meta, shard_path
 from regmix.errors import UserError
 from regmix.export import export_hf
-from regmix.io import atomic_path, read_yaml, write_json
+from regmix.files import atomic_path, read_yaml, write_json
 from regmix.mixtures import baseline_mixtures, validate_mixture
 from regmix.tables import read_csv, read_domains, token_prior, weight_columns
 from regmix.training import (MixtureSampler, eval_windows, evaluate_loss, make_optimizer,

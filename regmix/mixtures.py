@@ -84,7 +84,7 @@ DRAW_BATCH = 100_000  # Dirichlet draws per vectorised batch (~14 MB of float64 
 
 
 @dataclass(frozen=True)
-class Generator:
+class MixtureGenerator:
     """RegMix's mixture generator, prepared once for a domain set.
 
     Weights live on the grid of `1 / units` (units = 1 / minimum), held as integer counts so
@@ -170,7 +170,7 @@ def to_grid(W: np.ndarray, units: int) -> np.ndarray:
     return K
 
 
-def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> Generator:
+def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> MixtureGenerator:
     """Check the `sample` section and prepare its generator over the domains of `token_share`.
 
     Caps always come from the token share (how often a domain's tokens would repeat in the
@@ -213,10 +213,10 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> Gener
     else:  # uniform on the simplex: Dirichlet(1, ..., 1)
         alpha = np.ones(len(domains))
         strengths = np.ones(1)
-    return Generator(domains, prior, alpha, strengths, caps, units, cfg.max_usage)
+    return MixtureGenerator(domains, prior, alpha, strengths, caps, units, cfg.max_usage)
 
 
-def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
+def sample_mixtures(gen: MixtureGenerator, cfg: SampleConfig, seed: int) -> np.ndarray:
     """The proxy swarm: `cfg.n_mixtures` grid mixtures, pairwise L1 >= `cfg.min_distance`.
 
     `regmix` and `uniform` keep distinct draws in the order drawn; `space_filling` draws a
@@ -262,7 +262,7 @@ def sample_mixtures(gen: Generator, cfg: SampleConfig, seed: int) -> np.ndarray:
 POOL_FACTOR = 20  # space_filling: candidates per mixture picked
 
 
-def accepted_draws(gen: Generator, rng: np.random.Generator, size: int) -> np.ndarray:
+def accepted_draws(gen: MixtureGenerator, rng: np.random.Generator, size: int) -> np.ndarray:
     """Exactly `size` draws that respect the caps (grid units), no de-duplication."""
     parts, have, drawn = [], 0, 0
     rejected = np.zeros(len(gen.domains), dtype=np.int64)
@@ -298,7 +298,7 @@ def _maximin(pool: np.ndarray, n: int, min_distance: float, rng: np.random.Gener
     return pool[picked]
 
 
-def _caps_bind(gen: Generator, drawn: int, accepted: int, rejected: np.ndarray, asked: int) -> UserError:
+def _caps_bind(gen: MixtureGenerator, drawn: int, accepted: int, rejected: np.ndarray, asked: int) -> UserError:
     worst = int(rejected.argmax())
     return UserError(
         f"sample.max_usage binds: only {accepted} of {drawn} draws keep every domain under "
@@ -310,12 +310,7 @@ def _caps_bind(gen: Generator, drawn: int, accepted: int, rejected: np.ndarray, 
 
 def plot_swarm(path: str, domains: Sequence[str], W: np.ndarray, prior: Mapping[str, float]) -> None:
     """Box plot of each domain's weight across the swarm, with the token-share prior marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from regmix.io import atomic_path
+    from regmix.plots import plt, save
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(domains) + 2), 4.5))
     x = np.arange(len(domains))
@@ -327,7 +322,4 @@ def plot_swarm(path: str, domains: Sequence[str], W: np.ndarray, prior: Mapping[
     ax.set_ylabel("weight")
     ax.set_title(f"{len(W)} sampled mixtures")
     ax.legend(loc="upper right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save(fig, path)

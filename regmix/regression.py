@@ -216,7 +216,7 @@ class LightGBM:
 
         Without lleaves only model.txt is written and predictions stay with LightGBM.
         """
-        from regmix.io import atomic_path, write_text
+        from regmix.files import atomic_path, write_text
 
         write_text(folder / BOOSTER_TEXT, self.booster.model_to_string())
         lleaves = _lleaves()
@@ -507,7 +507,7 @@ def save_regressor(regressor: Regressor, folder: str | Path) -> None:
     `regressor` predicts through from then on (its bootstrap members stay with LightGBM: the
     search runs them on a small prefix of the pool only).
     """
-    from regmix.io import atomic_path, write_json
+    from regmix.files import atomic_path, write_json
 
     folder = Path(folder)
     for stale in (BOOSTER_TEXT, COMPILED):  # from an earlier fit, perhaps of another model kind

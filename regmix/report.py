@@ -12,15 +12,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
 
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-
-from regmix.io import atomic_path, write_text  # noqa: E402
+from regmix.files import write_text
+from regmix.plots import plt, save
 
 CHOSEN = "regmix"
 
@@ -94,7 +91,7 @@ def plot_target_loss(frame: pd.DataFrame, path: Path) -> None:
     ax.set_ylim(low - pad, high + pad)  # the differences are what matters, not the zero
     ax.set_ylabel("target loss (measured)")
     ax.tick_params(axis="x", rotation=30)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_predicted_vs_measured(frame: pd.DataFrame, path: Path) -> None:
@@ -107,14 +104,7 @@ def plot_predicted_vs_measured(frame: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("predicted target loss (regression on proxies)")
     ax.set_ylabel("measured target loss (large model)")
     ax.set_title(f"Spearman rho = {rho:.3f} (n={n})" if not math.isnan(rho) else f"n={n}")
-    _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def write_report(results: Mapping[str, Mapping[str, Any]], predicted: Mapping[str, float],

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from regmix.config import SearchConfig
 from regmix.errors import UserError
-from regmix.mixtures import Generator, accepted_draws
+from regmix.mixtures import MixtureGenerator, accepted_draws
 
 
 class Predictor(Protocol):
@@ -58,7 +58,7 @@ class SearchResult:
     spread_simulations: int  # simulated mixtures the members searched
 
 
-def search(model: Regressor, gen: Generator, cfg: SearchConfig, seed: int) -> SearchResult:
+def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int) -> SearchResult:
     """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one.
 
     Chunks draw from independent seeds spawned from `seed`, so the result does not depend
@@ -135,7 +135,7 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from regmix.io import atomic_path
+    from regmix.files import atomic_path
 
     domains = result.domains
     bars = {"chosen": result.chosen, **{n: np.array([m[d] for d in domains]) for n, m in baselines.items()}}

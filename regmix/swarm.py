@@ -32,7 +32,7 @@ from tqdm import tqdm
 from regmix.config import ProxyConfig
 from regmix.data.shards import data_signature, read_meta
 from regmix.errors import UserError
-from regmix.io import read_json, write_json
+from regmix.files import read_json, write_json
 from regmix.model import LLaMA
 from regmix.tables import LOSS_PREFIX, weight_columns
 from regmix.training import MixtureSampler, eval_windows, evaluate_loss, make_optimizer, train_steps

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from regmix.errors import UserError
-from regmix.io import atomic_path, existing, read_json
+from regmix.files import atomic_path, existing, read_json
 
 LOSS_PREFIX = "loss."
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from regmix.config import EvaluateConfig, from_dict
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs, predicted_losses
-from regmix.io import load_params, run_stage, write_json
+from regmix.files import load_params, run_stage, write_json
 from regmix.large import RUN_FILE
 from regmix.regression import load_regressor
 from regmix.report import write_report

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from regmix.config import RegressionConfig, from_dict
-from regmix.io import PARAMS_FILE, load_params, run_stage, write_json
+from regmix.files import PARAMS_FILE, load_params, run_stage, write_json
 from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
                                released_pair, save_regressor)
 from regmix.tables import write_csv

@@ -2,7 +2,7 @@
 
 from regmix.config import DataConfig, from_dict
 from regmix.data.prepare import prepare
-from regmix.io import load_params, run_stage, write_json
+from regmix.files import load_params, run_stage, write_json
 
 TOKENS_DIR = "data/tokens"
 DOMAINS_FILE = "results/domains.json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from regmix.config import ProxyConfig, from_dict
-from regmix.io import load_params, run_stage, write_json
+from regmix.files import load_params, run_stage, write_json
 from regmix.swarm import backend_from_env, run_swarm
 from regmix.tables import loss_columns, read_csv, write_csv
 

@@ -1,7 +1,7 @@
 """Sample the proxy swarm: results/mixtures.csv (one row per proxy) and its plot."""
 
 from regmix.config import SampleConfig, from_dict
-from regmix.io import load_params, run_stage
+from regmix.files import load_params, run_stage
 from regmix.mixtures import make_generator, plot_swarm, sample_mixtures
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
 

@@ -1,7 +1,7 @@
 """Search: the regressor's best mixture -> results/mixture.yaml, results/search_topk.csv, plots/search/."""
 
 from regmix.config import SampleConfig, SearchConfig, from_dict
-from regmix.io import load_params, run_stage, write_yaml
+from regmix.files import load_params, run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures, make_generator
 from regmix.search import plot_choice, search, summary
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from regmix.config import LargeConfig, from_dict
 from regmix.errors import UserError
-from regmix.io import load_params, run_stage
+from regmix.files import load_params, run_stage
 from regmix.large import mixture_names, resolve_mixture, train_large
 
 TOKENS = Path("data/tokens")

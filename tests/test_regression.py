@@ -264,7 +264,7 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     params["target"] = "pile_cc"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(sys, "argv", ["fit"])
-    from regmix.io import run_stage
+    from regmix.files import run_stage
 
     with pytest.raises(SystemExit) as exit_info:
         run_stage(fit.main)

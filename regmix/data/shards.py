@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from regmix.errors import UserError
-from regmix.io import read_json, write_json
+from regmix.files import read_json, write_json
 
 SPLITS = ("train", "valid")
 META_FILE = "meta.json"

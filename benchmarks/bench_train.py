@@ -6,8 +6,8 @@ Face runs eagerly (its default) in exact fp32 and at the precision of our fastes
 is model FLOPs per second over an fp32 matmul peak measured in the same run. The last line
 printed is one JSON object.
 
-    python -m regmix.bench                      # demo proxy shape, 1 thread
-    python -m regmix.bench --modes fp32,bf16+compile+fused --steps 30
+    python -m benchmarks.bench_train                      # demo proxy shape, 1 thread
+    python -m benchmarks.bench_train --modes fp32,bf16+compile+fused --steps 30
 """
 
 from __future__ import annotations

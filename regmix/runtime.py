@@ -1,0 +1,48 @@
+"""Where work runs: worker processes and threads, from the environment, never from params.
+
+These settings change how fast a stage runs, not what it computes, so they live outside the
+DVC-tracked params: a user on a bigger machine keeps the cache valid.
+
+    REGMIX_WORKERS=N      worker processes: tokenisers (prepare), proxies (local backend)
+    REGMIX_THREADS=N      threads of one process: search's chunks, the large model's torch ops
+    REGMIX_PROXY_THREADS  torch threads in each proxy worker (default 1: on CPU, one-thread
+                          processes beat fewer many-thread ones)
+"""
+
+from __future__ import annotations
+
+import os
+
+from regmix.errors import UserError
+
+
+def _positive(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def workers(default: int | None = None) -> int:
+    """REGMIX_WORKERS, else `default`, else one per core."""
+    return _positive("REGMIX_WORKERS") or default or cpu_count()
+
+
+def threads() -> int:
+    """REGMIX_THREADS, else every core."""
+    return _positive("REGMIX_THREADS") or cpu_count()
+
+
+def proxy_threads() -> int:
+    """REGMIX_PROXY_THREADS, else 1."""
+    return _positive("REGMIX_PROXY_THREADS") or 1
