@@ -71,7 +71,6 @@ class DataConfig:
     valid_fraction: float = 0.05  # documents held out when the source has no valid split
     skip_bad_records: bool = False  # skip malformed records (counted per file) instead of failing
     demo_chars: int = 2_000_000  # characters per demo domain
-    workers: int = 2  # tokeniser processes
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
@@ -95,7 +94,6 @@ class SearchConfig:
     n_simulations: int = 1_000_000  # mixtures simulated through the regressor
     top_k: int = 100  # best predicted mixtures averaged into the choice
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
-    workers: int = 2  # threads simulating and predicting chunks (numpy and LightGBM release the GIL)
     spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
 
 
@@ -141,7 +139,6 @@ class ProxyConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
-    threads_per_worker: int = 1  # torch threads in each worker process
 
 
 @dataclass
@@ -153,7 +150,6 @@ class LargeConfig:
     eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
     max_usage: float = 15.0  # warn when a domain would repeat more epochs than this
     checkpoint_every: int = 100  # steps between resumable checkpoints
-    threads: int = 0  # torch threads on CPU (0: all cores)
 
 
 # -------------------------------------------------------------------- regression

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from regmix.config import LargeConfig
 from regmix.data.shards import data_signature, read_meta, shard_path
+from regmix import runtime
 from regmix.errors import UserError
 from regmix.export import export_hf
 from regmix.files import atomic_path, read_yaml, write_json
@@ -116,7 +117,7 @@ class Dist:
             dist.barrier()
 
 
-def init_distributed(threads: int) -> Dist:
+def init_distributed(threads: int | None) -> Dist:
     """Read torchrun's environment: one process per GPU (NCCL), or per CPU slot (gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -129,7 +130,7 @@ def init_distributed(threads: int) -> Dist:
     else:
         device = torch.device("cpu")
     # CPU ranks share the cores instead of each grabbing all of them.
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local_world))
+    torch.set_num_threads(threads or max(1, runtime.cpu_count() // local_world))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(rank=dist.get_rank() if world > 1 else 0, world_size=world, device=device)
@@ -217,16 +218,18 @@ class Curves:
 
 # -------------------------------------------------------------------------- train
 def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
-                tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path) -> dict:
+                tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
+                threads: int | None = None) -> dict:
     """Train (or resume) mixture `name`; write checkpoint, HF export and run.json to `out_dir`.
 
     Run it plainly for one process, or under `torchrun --nproc_per_node N` for data parallel.
+    `threads`: torch threads on CPU (None: the cores, shared between local processes).
     Returns the run summary (rank 0 writes it to `out_dir/run.json`).
     """
     from regmix.model import LLaMA
 
     out_dir, log_dir = Path(out_dir), Path(log_dir)
-    ctx = init_distributed(cfg.threads)
+    ctx = init_distributed(threads)
     meta = read_meta(tokens_dir)
     model_cfg = dataclasses.replace(cfg.model, vocab_size=cfg.model.vocab_size or meta.vocab_size)
     if model_cfg.vocab_size < meta.vocab_size:

@@ -16,7 +16,8 @@ import os
 from regmix.errors import UserError
 
 
-def _positive(name: str) -> int | None:
+def positive_env(name: str) -> int | None:
+    """The positive integer in environment variable `name`, or None when it is unset."""
     value = os.environ.get(name)
     if value is None or value == "":
         return None
@@ -33,16 +34,16 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def workers(default: int | None = None) -> int:
-    """REGMIX_WORKERS, else `default`, else one per core."""
-    return _positive("REGMIX_WORKERS") or default or cpu_count()
+def workers() -> int:
+    """REGMIX_WORKERS, else one per core."""
+    return positive_env("REGMIX_WORKERS") or cpu_count()
 
 
 def threads() -> int:
     """REGMIX_THREADS, else every core."""
-    return _positive("REGMIX_THREADS") or cpu_count()
+    return positive_env("REGMIX_THREADS") or cpu_count()
 
 
 def proxy_threads() -> int:
     """REGMIX_PROXY_THREADS, else 1."""
-    return _positive("REGMIX_PROXY_THREADS") or 1
+    return positive_env("REGMIX_PROXY_THREADS") or 1

@@ -58,11 +58,12 @@ class SearchResult:
     spread_simulations: int  # simulated mixtures the members searched
 
 
-def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int) -> SearchResult:
+def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int,
+           threads: int = 1) -> SearchResult:
     """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one.
 
     Chunks draw from independent seeds spawned from `seed`, so the result does not depend
-    on `workers`. Each chunk keeps only its top-k per predictor, so memory stays at one
+    on `threads`. Each chunk keeps only its top-k per predictor, so memory stays at one
     chunk per worker whatever `n_simulations` is. Bootstrap members search the first
     `spread_simulations` of the same pool (whole chunks): each costs as much as the model.
     """
@@ -81,7 +82,7 @@ def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int
         return [TopK.of(W, np.asarray(p.predict(X), dtype=float), cfg.top_k) for p in used]
 
     tops: list[TopK] | None = None
-    with ThreadPoolExecutor(cfg.workers) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         done = pool.map(run_chunk, range(n_chunks))
         for chunk in tqdm(done, total=n_chunks, desc="search", unit="chunk", leave=False):
             if tops is None:
@@ -156,7 +157,7 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
 
 
 def _check(cfg: SearchConfig) -> None:
-    for key in ("n_simulations", "top_k", "chunk_size", "workers", "spread_simulations"):
+    for key in ("n_simulations", "top_k", "chunk_size", "spread_simulations"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise UserError(f"search.{key}: {getattr(cfg, key)} must be >= 1")
     if cfg.top_k > cfg.n_simulations:

@@ -9,6 +9,7 @@ Where proxies run is chosen outside the tracked params, so it never invalidates 
     REGMIX_BACKEND=local|ray   local process pool (default) or a Ray cluster
     REGMIX_RAY_ADDRESS=...     the cluster to join (default: start or reuse a local Ray)
     REGMIX_WORKERS=N           local worker processes (default: one per core, or per GPU)
+    REGMIX_PROXY_THREADS=N     torch threads in each worker (default 1)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tqdm import tqdm
 
 from regmix.config import ProxyConfig
 from regmix.data.shards import data_signature, read_meta
+from regmix import runtime
 from regmix.errors import UserError
 from regmix.files import read_json, write_json
 from regmix.model import LLaMA
@@ -144,14 +146,14 @@ def _local_worker(job: ProxyJob, cfg: ProxyConfig, tokens_dir: str, seed: int) -
 def default_workers(threads_per_worker: int) -> int:
     if torch.cuda.is_available():
         return torch.cuda.device_count()
-    return max(1, (os.cpu_count() or 1) // max(1, threads_per_worker))
+    return max(1, runtime.cpu_count() // max(1, threads_per_worker))
 
 
 def run_local(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
-              workers: int) -> Iterator[tuple[ProxyJob, dict]]:
+              workers: int, threads_per_worker: int) -> Iterator[tuple[ProxyJob, dict]]:
     """Train `jobs` in `workers` single-purpose processes; yield each as it finishes."""
     if workers <= 1:  # in-process: no start-up cost, and tracebacks stay readable
-        torch.set_num_threads(cfg.threads_per_worker)
+        torch.set_num_threads(threads_per_worker)
         for job in jobs:
             yield job, train_proxy(job.mixture, cfg, tokens_dir, seed)
         return
@@ -161,7 +163,7 @@ def run_local(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int
     ctx.set_forkserver_preload([__name__])
     counter = ctx.Value("i", 0)
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(cfg.threads_per_worker, counter))
+                               initargs=(threads_per_worker, counter))
     try:
         futures = [pool.submit(_local_worker, job, cfg, tokens_dir, seed) for job in jobs]
         for future in as_completed(futures):
@@ -172,7 +174,7 @@ def run_local(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int
 
 
 def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
-            address: str | None) -> Iterator[tuple[ProxyJob, dict]]:
+            address: str | None, threads_per_worker: int) -> Iterator[tuple[ProxyJob, dict]]:
     """One Ray task per proxy, retried when its worker or node dies; yield each as it finishes.
 
     `tokens_dir` must be readable at the same path on every node (a shared filesystem).
@@ -183,9 +185,9 @@ def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
         ray.init(address=address, log_to_driver=False)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
 
-    @ray.remote(num_cpus=cfg.threads_per_worker, num_gpus=gpus, max_retries=3)
+    @ray.remote(num_cpus=threads_per_worker, num_gpus=gpus, max_retries=3)
     def task(job: ProxyJob) -> tuple[ProxyJob, dict]:
-        torch.set_num_threads(cfg.threads_per_worker)
+        torch.set_num_threads(threads_per_worker)
         return job, train_proxy(job.mixture, cfg, tokens_dir, seed)
 
     pending = [task.remote(job) for job in jobs]
@@ -195,20 +197,27 @@ def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
 
 
 # ----------------------------------------------------------------------- the swarm
-def backend_from_env() -> tuple[str, int | None, str | None]:
-    """(backend, workers, ray address) from REGMIX_BACKEND / REGMIX_WORKERS / REGMIX_RAY_ADDRESS."""
+@dataclass(frozen=True)
+class Placement:
+    """Where the swarm runs; none of it changes a proxy's result."""
+
+    backend: str = "local"  # local | ray
+    workers: int | None = None  # local processes (None: one per core, or per GPU)
+    threads_per_worker: int = 1  # torch threads in each worker
+    ray_address: str | None = None  # None: start or reuse a local Ray
+
+
+def placement_from_env() -> Placement:
+    """REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS and REGMIX_RAY_ADDRESS."""
     backend = os.environ.get("REGMIX_BACKEND", "local")
     if backend not in BACKENDS:
         raise UserError(f"REGMIX_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    workers = os.environ.get("REGMIX_WORKERS")
-    if workers is not None and (not workers.isdigit() or int(workers) < 1):
-        raise UserError(f"REGMIX_WORKERS must be a positive integer, got {workers!r}")
-    return backend, int(workers) if workers else None, os.environ.get("REGMIX_RAY_ADDRESS")
+    return Placement(backend, runtime.positive_env("REGMIX_WORKERS"), runtime.proxy_threads(),
+                     os.environ.get("REGMIX_RAY_ADDRESS"))
 
 
 def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, out_dir: str | Path,
-              seed: int, backend: str = "local", workers: int | None = None,
-              ray_address: str | None = None) -> tuple[pd.DataFrame, dict]:
+              seed: int, placement: Placement = Placement()) -> tuple[pd.DataFrame, dict]:
     """Train every mixture's proxy not already in `out_dir`; the proxies table and run stats.
 
     The table has `id`, the weight columns and one `loss.<domain>` column per domain, in the
@@ -219,10 +228,11 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     jobs = plan(mixtures, cfg, tokens_dir, seed)
     unique = {j.key: j for j in jobs}  # identical mixtures train once
     todo = [j for key, j in unique.items() if not (out_dir / f"{key}.json").exists()]
-    workers = min(workers or default_workers(cfg.threads_per_worker), max(1, len(todo)))
+    threads = placement.threads_per_worker
+    workers = min(placement.workers or default_workers(threads), max(1, len(todo)))
     tokens_per_proxy = cfg.optim.steps * cfg.optim.batch_size * cfg.model.context
-    runner = (run_ray(todo, cfg, str(tokens_dir), seed, ray_address) if backend == "ray"
-              else run_local(todo, cfg, str(tokens_dir), seed, workers))
+    runner = (run_ray(todo, cfg, str(tokens_dir), seed, placement.ray_address, threads)
+              if placement.backend == "ray" else run_local(todo, cfg, str(tokens_dir), seed, workers, threads))
     start = time.perf_counter()
     bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="proxies", unit="proxy")
     for trained, (job, result) in enumerate(runner, 1):
@@ -236,8 +246,8 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
         params = LLaMA(cfg.model).num_params()
     stats = {"proxies": len(jobs), "trained": len(todo), "seconds": round(seconds, 2),
              "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
-             "tokens_per_proxy": tokens_per_proxy, "params": params, "backend": backend,
-             "workers": workers if backend == "local" else None}
+             "tokens_per_proxy": tokens_per_proxy, "params": params, "backend": placement.backend,
+             "workers": workers if placement.backend == "local" else None}
     return collect(jobs, mixtures, out_dir), stats
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from regmix.config import ProxyConfig, from_dict
 from regmix.files import load_params, run_stage, write_json
-from regmix.swarm import backend_from_env, run_swarm
+from regmix.swarm import placement_from_env, run_swarm
 from regmix.tables import loss_columns, read_csv, write_csv
 
 TOKENS = Path("data/tokens")
@@ -20,10 +20,9 @@ TOKENS = Path("data/tokens")
 def main() -> None:
     params = load_params()
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
-    backend, workers, address = backend_from_env()
     mixtures = read_csv("results/mixtures.csv")
     table, stats = run_swarm(mixtures, cfg, TOKENS, Path("data/proxies"), params["seed"],
-                             backend=backend, workers=workers, ray_address=address)
+                             placement_from_env())
     write_csv("results/proxies.csv", table)
     losses = table[loss_columns(table)]
     # How much the mixture moves each domain's loss: a swarm too small or too short to

@@ -1,6 +1,7 @@
 """Search: the regressor's best mixture -> results/mixture.yaml, results/search_topk.csv, plots/search/."""
 
 from regmix.config import SampleConfig, SearchConfig, from_dict
+from regmix import runtime
 from regmix.files import load_params, run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures, make_generator
 from regmix.search import plot_choice, search, summary
@@ -17,7 +18,7 @@ def main() -> None:
     gen = make_generator(sample, share)  # the same generator, caps and grid as the proxy swarm
     baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), params.get("human_mixtures"))
     model = load_regressor("data/regression")
-    result = search(model, gen, cfg, params["seed"])
+    result = search(model, gen, cfg, params["seed"], threads=runtime.threads())
 
     out = summary(result, model, baselines)
     write_yaml("results/mixture.yaml", out)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from regmix.config import LargeConfig, from_dict
 from regmix.errors import UserError
+from regmix import runtime
 from regmix.files import load_params, run_stage
 from regmix.large import mixture_names, resolve_mixture, train_large
 
@@ -27,7 +28,7 @@ def main() -> None:
     name = sys.argv[1]
     mixture = resolve_mixture(name, cfg.n_random, human, params["seed"])
     train_large(name, mixture, cfg, params["seed"], TOKENS, Path("data/large") / name,
-                Path("results/train") / name)
+                Path("results/train") / name, threads=runtime.positive_env("REGMIX_THREADS"))
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ def tokens(tmp_path_factory) -> Path:
 def models(tokens, tmp_path_factory) -> dict[str, Path]:
     """Exports of a model trained until it has memorised the sentences, and of a random one."""
     root = tmp_path_factory.mktemp("large")
-    cfg = LargeConfig(model=MODEL, threads=1, checkpoint_every=1000,
+    cfg = LargeConfig(model=MODEL, checkpoint_every=1000,
                       optim=OptimConfig(steps=100, batch_size=16, lr=1e-2, min_lr=1e-3,
                                         warmup_steps=10, schedule="cosine"),
                       eval=EvalWindowsConfig(windows_per_domain=4, batch_size=16))
-    train_large("trained", MIX, cfg, 0, tokens, root / "trained", root / "curves")
+    train_large("trained", MIX, cfg, 0, tokens, root / "trained", root / "curves", threads=1)
     torch.manual_seed(0)
     export_hf(LLaMA(ModelConfig(**{**MODEL.__dict__, "vocab_size": load_hf(
         root / "trained" / "hf").cfg.vocab_size})), tokens, root / "random" / "hf")

@@ -24,7 +24,7 @@ MIX = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
 
 def tiny_cfg(**optim) -> LargeConfig:
     return LargeConfig(
-        mixtures=["regmix"], n_random=2, threads=1, checkpoint_every=4,
+        mixtures=["regmix"], n_random=2, checkpoint_every=4,
         model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32, loss_chunk=64),
         optim=OptimConfig(**{"steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
                              "schedule": "cosine", **optim}),
@@ -40,7 +40,7 @@ def tokens(tmp_path_factory) -> Path:
 def trained(tokens, tmp_path_factory) -> Path:
     """One uninterrupted tiny run (reference for resume, source for the export tests)."""
     out = tmp_path_factory.mktemp("ref")
-    large.train_large("ref", MIX, tiny_cfg(), 0, tokens, out / "model", out / "curves")
+    large.train_large("ref", MIX, tiny_cfg(), 0, tokens, out / "model", out / "curves", threads=1)
     return out
 
 
@@ -72,11 +72,11 @@ def test_resume_after_kill_matches_uninterrupted_run(tokens, trained, tmp_path, 
 
     monkeypatch.setattr(large, "train_steps", killed_at_8)
     with pytest.raises(KeyboardInterrupt):
-        large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model", tmp_path / "curves")
+        large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model", tmp_path / "curves", threads=1)
     assert torch.load(tmp_path / "model" / large.CHECKPOINT_FILE)["step"] == 8
     monkeypatch.setattr(large, "train_steps", real)
     summary = large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model",
-                                tmp_path / "curves")
+                                tmp_path / "curves", threads=1)
     assert summary["resumed_from"] == 8
     resumed = load_file(tmp_path / "model" / "hf" / "model.safetensors")
     reference = load_file(trained / "model" / "hf" / "model.safetensors")
@@ -96,7 +96,7 @@ def test_stale_checkpoint_is_not_resumed(tokens, trained, tmp_path):
     other = {"alpha": 0.2, "beta": 0.3, "gamma": 0.5}
     with pytest.warns(UserWarning, match="other params"):
         summary = large.train_large("run", other, tiny_cfg(steps=4), 0, tokens, model_dir,
-                                    tmp_path / "curves")
+                                    tmp_path / "curves", threads=1)
     assert summary["resumed_from"] == 0
 
 

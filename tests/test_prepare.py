@@ -80,7 +80,7 @@ def corpus(tmp_path: Path, valid: bool = True) -> Path:
 
 
 def config(path: Path, **kw) -> DataConfig:
-    return DataConfig(source=kw.pop("source", "jsonl"), path=str(path), workers=kw.pop("workers", 1),
+    return DataConfig(source=kw.pop("source", "jsonl"), path=str(path),
                       tokenizer=TokenizerConfig(vocab_size=300, train_chars=100_000), **kw)
 
 
@@ -100,7 +100,7 @@ def test_slug():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_jsonl_shards_and_table(tmp_path, workers):
     tokens = tmp_path / "tokens"
-    table = prepare(config(corpus(tmp_path), workers=workers), 0, tokens)
+    table = prepare(config(corpus(tmp_path)), 0, tokens, workers=workers)
     assert list(table) == ["alpha", "beta_code", "gamma"]
     assert table["alpha"]["documents"] == 65 and table["beta_code"]["documents"] == 35
     meta = read_meta(tokens)
@@ -123,8 +123,8 @@ def test_jsonl_shards_and_table(tmp_path, workers):
 
 def test_same_output_with_one_or_two_workers(tmp_path):
     root = corpus(tmp_path)
-    prepare(config(root, workers=1), 0, tmp_path / "a")
-    prepare(config(root, workers=2), 0, tmp_path / "b")
+    prepare(config(root), 0, tmp_path / "a", workers=1)
+    prepare(config(root), 0, tmp_path / "b", workers=2)
     for split in ("train", "valid"):
         for d in ("alpha", "beta_code", "gamma"):
             assert (tmp_path / "a" / split / f"{d}.bin").read_bytes() == (tmp_path / "b" / split / f"{d}.bin").read_bytes()

@@ -15,7 +15,7 @@ import yaml
 
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.errors import UserError
-from regmix.swarm import backend_from_env, plan, resolve_config, run_swarm, train_proxy
+from regmix.swarm import Placement, placement_from_env, plan, resolve_config, run_swarm, train_proxy
 from regmix.tables import LOSS_PREFIX, read_csv
 from tiny_data import SENTENCES, build_tokens
 
@@ -67,14 +67,14 @@ def test_losses_follow_the_mixture(tokens):
 
 def test_resume_retrains_only_the_missing_proxy(tokens, tmp_path):
     out = tmp_path / "proxies"
-    table, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, workers=2)
+    table, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, placement=Placement(workers=2))
     assert stats["trained"] == 4 and len(list(out.glob("*.json"))) == 4
     assert list(table.columns) == ["id", *DOMAINS, *(LOSS_PREFIX + d for d in DOMAINS)]
     before = snapshot(out)
     victim = sorted(before)[1]
     (out / victim).unlink()
 
-    again, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, workers=1)
+    again, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, placement=Placement(workers=1))
     after = snapshot(out)
     assert stats["trained"] == 1
     assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
@@ -85,8 +85,8 @@ def test_resume_retrains_only_the_missing_proxy(tokens, tmp_path):
 
 def test_growing_the_swarm_trains_only_new_mixtures(tokens, tmp_path):
     out = tmp_path / "proxies"
-    small, _ = run_swarm(swarm(3), CFG, tokens, out, seed=0, workers=1)
-    big, stats = run_swarm(swarm(5), CFG, tokens, out, seed=0, workers=1)
+    small, _ = run_swarm(swarm(3), CFG, tokens, out, seed=0, placement=Placement(workers=1))
+    big, stats = run_swarm(swarm(5), CFG, tokens, out, seed=0, placement=Placement(workers=1))
     assert stats["trained"] == 2 and len(big) == 5
     pd.testing.assert_frame_equal(big.iloc[:3], small)
 
@@ -94,8 +94,7 @@ def test_growing_the_swarm_trains_only_new_mixtures(tokens, tmp_path):
 def test_key_tracks_what_decides_the_losses(tokens):
     cfg = resolve_config(CFG, tokens)
     key = plan(swarm(1), cfg, tokens, seed=0)[0].key
-    fast = dataclasses.replace(cfg, threads_per_worker=4,
-                               optim=dataclasses.replace(cfg.optim, compile=True))
+    fast = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, compile=True))
     longer = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=13))
     assert plan(swarm(1), fast, tokens, seed=0)[0].key == key
     assert plan(swarm(1), longer, tokens, seed=0)[0].key != key
@@ -112,11 +111,11 @@ def test_user_errors(tokens, monkeypatch):
         resolve_config(small_vocab, tokens)
     monkeypatch.setenv("REGMIX_BACKEND", "slurm")
     with pytest.raises(UserError, match="REGMIX_BACKEND"):
-        backend_from_env()
+        placement_from_env()
     monkeypatch.setenv("REGMIX_BACKEND", "ray")
     monkeypatch.setenv("REGMIX_WORKERS", "0")
     with pytest.raises(UserError, match="REGMIX_WORKERS"):
-        backend_from_env()
+        placement_from_env()
 
 
 def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
@@ -139,10 +138,10 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
 
 def test_ray_backend_matches_local(tokens, tmp_path):
     ray = pytest.importorskip("ray")
-    local, _ = run_swarm(swarm(2), CFG, tokens, tmp_path / "local", seed=0, workers=1)
+    local, _ = run_swarm(swarm(2), CFG, tokens, tmp_path / "local", seed=0, placement=Placement(workers=1))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        remote, stats = run_swarm(swarm(2), CFG, tokens, tmp_path / "ray", seed=0, backend="ray")
+        remote, stats = run_swarm(swarm(2), CFG, tokens, tmp_path / "ray", seed=0, placement=Placement(backend="ray"))
     finally:
         ray.shutdown()
     assert stats["trained"] == 2

@@ -48,7 +48,7 @@ def test_search_finds_the_known_optimum_within_the_caps():
     sample = SampleConfig(method="uniform", max_usage=5.0)
     gen = make_generator(sample, SHARE)
     model = fitted({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": -3.0, "math": 1.0})
-    cfg = SearchConfig(n_simulations=20_000, top_k=20, chunk_size=3000, workers=2)
+    cfg = SearchConfig(n_simulations=20_000, top_k=20, chunk_size=3000)
     result = search(model, gen, cfg, seed=0)
     chosen = dict(zip(gen.domains, result.chosen))
     assert abs(sum(chosen.values()) - 1) < 1e-12
@@ -63,13 +63,13 @@ def test_search_finds_the_known_optimum_within_the_caps():
     assert out["spread"]["members"] == 0 and "weight_std" not in out["spread"]
 
 
-def test_result_does_not_depend_on_workers_and_spread_comes_from_members():
+def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
     gen = make_generator(SampleConfig(), SHARE)
     coef = {"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}  # close: members disagree
     model = fitted(coef, n_members=4, noise=0.3)
     runs = [
-        search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000, workers=w), seed=1)
-        for w in (1, 2)
+        search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1, threads=t)
+        for t in (1, 2)
     ]
     assert np.array_equal(runs[0].chosen, runs[1].chosen)
     assert runs[0].member_choices.shape == (4, len(SHARE))
@@ -96,7 +96,7 @@ def test_regressor_fitted_on_other_domains_is_a_user_error():
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"top_k": 500}, "search.top_k"), ({"chunk_size": 0}, "search.chunk_size"), ({"workers": 0}, "search.workers")],
+    [({"top_k": 500}, "search.top_k"), ({"chunk_size": 0}, "search.chunk_size")],
 )
 def test_bad_search_config(change, message):
     gen = make_generator(SampleConfig(), SHARE)

@@ -135,8 +135,8 @@ class ShardWriter:
 
 
 def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root: Path,
-             bad: BadRecords) -> ShardWriter:
-    """Tokenise every selected record (in `cfg.workers` processes) into shards under `root`."""
+             bad: BadRecords, workers: int) -> ShardWriter:
+    """Tokenise every selected record (in `workers` processes) into shards under `root`."""
     writer = ShardWriter(root, cfg.max_tokens)
     tasks = chunks(selected(source, cfg, bad, "reading + tokenizing"))
 
@@ -144,7 +144,7 @@ def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root
         for record, piece in zip(chunk, np.split(flat, np.cumsum(lengths)[:-1])):
             writer.add(record.split, record.domain, piece)
 
-    if cfg.workers <= 1:
+    if workers <= 1:
         encoder = tok.Encoder(tokenizer_json, dtype.name)
         for chunk in tasks:
             write(chunk, *encoder.encode([r.text for r in chunk]))
@@ -152,12 +152,12 @@ def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root
         # spawn, not fork: the parent's tokenizers thread pool must not be forked. An executor
         # (not a Pool) fails loudly if a worker dies instead of waiting for it forever.
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(cfg.workers, ctx, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
+        with ProcessPoolExecutor(workers, ctx, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
             pending: deque = deque()
             for chunk in tasks:
                 pending.append((chunk, pool.submit(tok.encode_in_worker, [r.text for r in chunk])))
                 # Bounded look-ahead keeps memory flat while every process stays busy.
-                while len(pending) > 2 * cfg.workers or (pending and pending[0][1].done()):
+                while len(pending) > 2 * workers or (pending and pending[0][1].done()):
                     done, future = pending.popleft()
                     write(done, *future.result())
             for done, future in pending:
@@ -184,8 +184,10 @@ def staging(final: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Path | None = None) -> dict:
-    """Build `tokens_dir` (shards, tokenizer.json, meta.json); return the domains table."""
+def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Path | None = None,
+            workers: int = 1) -> dict:
+    """Build `tokens_dir` (shards, tokenizer.json, meta.json) with `workers` tokeniser processes
+    (the shards do not depend on it); return the domains table."""
     source = open_source(cfg, seed, cache)
     tokens_dir = Path(tokens_dir)
     with staging(tokens_dir) as stage:
@@ -197,7 +199,7 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
         tokenizer.save(str(stage / TOKENIZER_FILE))
         dtype = dtype_for(vocab)
         bad = BadRecords(cfg.skip_bad_records)
-        writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad)
+        writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers)
         if bad.per_file:
             print(bad.summary())
         domains = sorted({d for _, d in writer.docs})
