@@ -22,15 +22,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 from tqdm import tqdm
 
+from regmix.compose import composed
 from regmix.config import ModelConfig, ProxyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.model import LLaMA
 from regmix.training import make_optimizer, train_steps
 
-DEMO = Path("conf/proxy/demo.yaml")
 TOKENS = Path("data/tokens")
 DEMO_VOCAB = 4096  # the demo tokenizer's size, used before data/tokens exists
 
@@ -115,7 +114,7 @@ def with_mode(cfg: ProxyConfig, mode: str, loss_chunk: int) -> ProxyConfig:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(DEMO), help="proxy preset the shape and batch come from")
+    p.add_argument("--proxy", default="demo", help="proxy preset (conf/proxy/) the shape and batch come from")
     for name in ("n-layer", "n-head", "d-model", "d-ff", "context", "vocab-size", "batch-size"):
         p.add_argument(f"--{name}", type=int, help="override the preset's value")
     p.add_argument("--steps", type=int, default=10, help="timed optimiser steps per round")
@@ -130,7 +129,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> ProxyConfig:
-    cfg = from_dict(ProxyConfig, yaml.safe_load(Path(args.config).read_text()), "proxy.")
+    cfg = from_dict(ProxyConfig, composed([f"proxy={args.proxy}"])["proxy"], "proxy.")
     model = {k: getattr(args, k) for k in ("n_layer", "n_head", "d_model", "d_ff", "context",
                                            "vocab_size") if getattr(args, k) is not None}
     if model.get("vocab_size", cfg.model.vocab_size) is None:

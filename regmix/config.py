@@ -2,6 +2,8 @@
 
 Each dataclass mirrors one config group under conf/; `from_dict` refuses unknown keys so a
 typo in conf/ or in `dvc exp run -S` fails with the key's name instead of being ignored.
+Defaults equal the default composition of conf/ (tests/test_config.py fails when they drift),
+so `Config()` in code and `params.yaml` of a default run describe the same run.
 """
 
 from __future__ import annotations
@@ -101,25 +103,25 @@ class SearchConfig:
 @dataclass
 class ModelConfig:
     n_layer: int = 2
-    n_head: int = 4
-    d_model: int = 128
-    d_ff: int = 256  # SwiGLU hidden width
+    n_head: int = 2
+    d_model: int = 64
+    d_ff: int = 192  # SwiGLU hidden width
     context: int = 128  # sequence length in tokens
     vocab_size: Optional[int] = None  # None: the tokenizer's vocabulary size
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
-    loss_chunk: int = 0  # >0: fused output head + loss over this many rows at a time (speed, memory)
+    loss_chunk: int = 256  # >0: fused output head + loss over this many rows at a time (speed, memory)
 
 
 @dataclass
 class OptimConfig:
-    steps: int = 200  # optimiser steps
-    batch_size: int = 16  # sequences per step (global, across data-parallel ranks)
+    steps: int = 128  # optimiser steps
+    batch_size: int = 8  # sequences per step (global, across data-parallel ranks)
     micro_batch_size: Optional[int] = None  # sequences per forward/backward (gradient accumulation)
-    lr: float = 1e-3  # peak learning rate
+    lr: float = 3e-3  # peak learning rate
     min_lr: float = 0.0  # floor of the cosine schedule
     schedule: str = "constant"  # constant (after warmup) | cosine
-    warmup_steps: int = 20
+    warmup_steps: int = 12
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -143,12 +145,13 @@ class ProxyConfig:
 
 @dataclass
 class LargeConfig:
-    mixtures: list[str] = field(default_factory=list)  # names trained and compared
-    n_random: int = 3  # random swarm mixtures compared (named random_1..n in `mixtures`)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
-    max_usage: float = 15.0  # warn when a domain would repeat more epochs than this
+    # names trained and compared (see regmix.compare)
+    mixtures: list[str] = field(
+        default_factory=lambda: ["regmix", "uniform", "prior", "random_1", "random_2", "random_3"])
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=4, n_head=4, d_model=192, d_ff=512))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(
+        steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20))
+    eval: EvalWindowsConfig = field(default_factory=lambda: EvalWindowsConfig(windows_per_domain=16))
     checkpoint_every: int = 100  # steps between resumable checkpoints
 
 
@@ -156,7 +159,9 @@ class LargeConfig:
 @dataclass
 class RegressionConfig:
     model: str = "lightgbm"  # lightgbm | linear | loglinear | gp | ensemble (params: {member: params})
-    params: dict[str, Any] = field(default_factory=dict)  # regressor hyperparameters
+    params: dict[str, Any] = field(default_factory=lambda: {  # regressor hyperparameters
+        "n_estimators": 1000, "learning_rate": 0.01, "early_stopping_rounds": 50,
+        "early_stopping_fraction": 0.2, "refit": False})
     cv_folds: int = 5  # k-fold cross-validation over the proxies
     n_bootstrap: int = 8  # bootstrap refits: predictive spread, and search's weight spread (0: none)
     train_set: Optional[dict[str, str]] = None  # {mixtures, losses} released CSVs instead of proxies

@@ -25,65 +25,18 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from regmix import runtime
 from regmix.config import LargeConfig
 from regmix.data.shards import data_signature, read_meta, shard_path
-from regmix import runtime
 from regmix.errors import UserError
 from regmix.export import export_hf
-from regmix.files import atomic_path, read_yaml, write_json
-from regmix.mixtures import baseline_mixtures, validate_mixture
-from regmix.tables import read_csv, read_domains, token_prior, weight_columns
+from regmix.files import atomic_path, write_json
 from regmix.training import (MixtureSampler, eval_windows, evaluate_loss, make_optimizer,
                              train_steps)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"  # mixture, tokens per domain, epochs: what evaluate and report read
 HF_DIR = "hf"
-RANDOM_PREFIX = "random_"
-
-
-# ----------------------------------------------------------------------- mixtures
-def mixture_names(n_random: int, human: Mapping[str, Any] | None) -> list[str]:
-    """Every name `large.mixtures` may list."""
-    return (["regmix", "uniform", "prior", *(human or {})]
-            + [f"{RANDOM_PREFIX}{k}" for k in range(1, n_random + 1)])
-
-
-def random_rows(n_rows: int, n_random: int, seed: int) -> list[int]:
-    """Rows of the proxy swarm compared as `random_1..n` (a seeded draw without replacement)."""
-    rng = np.random.default_rng([seed, 0x7A11])
-    return rng.choice(n_rows, size=min(n_random, n_rows), replace=False).tolist()
-
-
-def resolve_mixture(name: str, n_random: int, human: Mapping[str, Any] | None, seed: int,
-                    results: str | Path = "results") -> dict[str, float]:
-    """Weights over all domains for mixture `name`, read from the earlier stages' results.
-
-    regmix: `train:` of results/mixture.yaml; uniform / prior / human names: the shared
-    baselines; random_<k>: the k-th seeded draw of rows from results/mixtures.csv.
-    """
-    results = Path(results)
-    valid = mixture_names(n_random, human)
-    if name not in valid:
-        raise UserError(f"large.mixtures: unknown mixture {name!r}; valid: {', '.join(valid)}")
-    prior = token_prior(read_domains(results / "domains.json"))
-    domains = list(prior)
-    if name == "regmix":
-        chosen = read_yaml(results / "mixture.yaml") or {}
-        if "train" not in chosen:
-            raise UserError(f"{results / 'mixture.yaml'} has no `train:` mapping: rerun search")
-        return validate_mixture(chosen["train"], domains, f"{results / 'mixture.yaml'}:train",
-                                tol=1e-4)
-    if name.startswith(RANDOM_PREFIX):
-        swarm = read_csv(results / "mixtures.csv")
-        rows = random_rows(len(swarm), n_random, seed)
-        k = int(name[len(RANDOM_PREFIX):])
-        if k > len(rows):
-            raise UserError(f"large.mixtures: {name} but results/mixtures.csv has {len(swarm)} rows")
-        row = swarm.iloc[rows[k - 1]]
-        weights = {c: float(row[c]) for c in weight_columns(swarm)}
-        return validate_mixture(weights, domains, f"results/mixtures.csv id {row['id']}", tol=1e-4)
-    return baseline_mixtures(prior, human)[name]
 
 
 # ------------------------------------------------------------------- fingerprint
@@ -138,11 +91,12 @@ def init_distributed(threads: int | None) -> Dist:
 
 # ---------------------------------------------------------------------- accounting
 def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str | Path,
-                 name: str) -> dict[str, dict[str, float]]:
+                 name: str, max_usage: float | None) -> dict[str, dict[str, float]]:
     """Tokens each domain gets (its weight x the run's tokens) and the epochs that means.
 
-    Warns when a domain would repeat more than `max_usage` epochs: RegMix caps how often a
-    small domain is reused because repeated tokens stop helping.
+    Warns when a domain would repeat more than `max_usage` epochs (`sample.max_usage`, the
+    swarm's cap): RegMix caps how often a small domain is reused because repeated tokens
+    stop helping.
     """
     total = cfg.optim.steps * cfg.optim.batch_size * cfg.model.context
     out = {}
@@ -153,10 +107,10 @@ def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str
             np.dtype(read_meta(tokens_dir).dtype).itemsize
         tokens = w * total
         out[domain] = {"tokens": tokens, "epochs": tokens / max(1, available)}
-        if out[domain]["epochs"] > cfg.max_usage:
+        if max_usage is not None and out[domain]["epochs"] > max_usage:
             warnings.warn(f"mixture {name!r}: domain {domain!r} would be repeated "
-                          f"{out[domain]['epochs']:.1f} epochs, more than large.max_usage="
-                          f"{cfg.max_usage}", stacklevel=2)
+                          f"{out[domain]['epochs']:.1f} epochs, more than sample.max_usage="
+                          f"{max_usage}", stacklevel=2)
     return out
 
 
@@ -219,7 +173,7 @@ class Curves:
 # -------------------------------------------------------------------------- train
 def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
                 tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
-                threads: int | None = None) -> dict:
+                threads: int | None = None, max_usage: float | None = None) -> dict:
     """Train (or resume) mixture `name`; write checkpoint, HF export and run.json to `out_dir`.
 
     Run it plainly for one process, or under `torchrun --nproc_per_node N` for data parallel.
@@ -240,7 +194,7 @@ def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed:
         raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
                         f"{ctx.world_size} data-parallel processes")
     rank_batch = cfg.optim.batch_size // ctx.world_size
-    budget = token_budget(cfg, mixture, tokens_dir, name)
+    budget = token_budget(cfg, mixture, tokens_dir, name, max_usage)
     active = [d for d, w in mixture.items() if w > 0]
     fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
 

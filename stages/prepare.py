@@ -1,19 +1,18 @@
-"""prepare: corpus -> tokeniser + token shards (data/tokens) and results/domains.json."""
+"""prepare: corpus -> tokeniser + token shards and the domains table."""
 
+from regmix import runtime
 from regmix.config import DataConfig, from_dict
 from regmix.data.prepare import prepare
-from regmix import runtime
 from regmix.files import load_params, run_stage, write_json
-
-TOKENS_DIR = "data/tokens"
-DOMAINS_FILE = "results/domains.json"
+from stages import paths
 
 
 def main() -> None:
+    args = paths(__doc__, tokens="token shards folder to write", domains="domains table (JSON) to write")
     params = load_params()
     cfg = from_dict(DataConfig, params["data"], "data.")
-    domains = prepare(cfg, int(params.get("seed", 0)), TOKENS_DIR, workers=runtime.workers())
-    write_json(DOMAINS_FILE, domains)
+    domains = prepare(cfg, params["seed"], args.tokens, workers=runtime.workers())
+    write_json(args.domains, domains)
     for name, d in domains.items():
         print(f"{name:<20} {d['documents']:>7} docs {d['train_tokens']:>11,} train {d['valid_tokens']:>9,} valid tokens")
 

@@ -1,20 +1,23 @@
-"""Sample the proxy swarm: results/mixtures.csv (one row per proxy) and its plot."""
+"""sample: the proxy swarm (one mixture per proxy) and its plot."""
 
 from regmix.config import SampleConfig, from_dict
 from regmix.files import load_params, run_stage
 from regmix.mixtures import make_generator, plot_swarm, sample_mixtures
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
+from stages import paths
 
 
 def main() -> None:
+    args = paths(__doc__, domains="domains table (prepare)", mixtures="swarm table (CSV) to write",
+                 plot="swarm plot (PNG) to write")
     params = load_params()
     cfg = from_dict(SampleConfig, params["sample"], "sample.")
-    share = token_prior(read_domains("results/domains.json"))
+    share = token_prior(read_domains(args.domains))
     gen = make_generator(cfg, share)
     W = sample_mixtures(gen, cfg, params["seed"])
-    write_csv("results/mixtures.csv", mixture_frame(range(len(W)), gen.domains, W))
-    plot_swarm("plots/sample/swarm.png", gen.domains, W, share)
-    print(f"sampled {len(W)} mixtures over {len(gen.domains)} domains ({cfg.method}) -> results/mixtures.csv")
+    write_csv(args.mixtures, mixture_frame(range(len(W)), gen.domains, W))
+    plot_swarm(args.plot, gen.domains, W, share)
+    print(f"sampled {len(W)} mixtures over {len(gen.domains)} domains ({cfg.method}) -> {args.mixtures}")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def repo_root() -> Path:
-    return REPO
+REPO = Path(__file__).resolve().parents[1]  # the repository root, for every test module
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import yaml
 
 from regmix import config as C
 from regmix.compose import compose
+from regmix.compose import composed as compose_dict
 from regmix.errors import UserError
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 GROUPS = ["data", "sample", "proxy", "regression", "search", "large", "evaluate"]
 SECTION_CLASSES = {
@@ -32,9 +33,7 @@ def options(group: str) -> list[str]:
 
 
 def composed(tmp_path: Path, overrides: list[str]) -> dict:
-    out = tmp_path / "params.yaml"
-    compose(out, overrides, CONF)
-    return yaml.safe_load(out.read_text())
+    return compose_dict(overrides, CONF)
 
 
 def check_sections(params: dict) -> None:
@@ -106,3 +105,10 @@ def test_nested_sections_become_dataclasses():
     cfg = C.from_dict(C.ProxyConfig, {"model": {"n_layer": 3}, "optim": {"steps": 7}})
     assert isinstance(cfg.model, C.ModelConfig) and cfg.model.n_layer == 3
     assert cfg.optim.steps == 7 and cfg.eval == C.EvalWindowsConfig()
+
+
+def test_dataclass_defaults_are_the_default_composition():
+    """One source for every default: `Config()` equals the section of the default params."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, cls in SECTION_CLASSES.items():
+        assert cls() == C.from_dict(cls, params[section], f"{section}."), f"{section}: config.py drifted from conf/"

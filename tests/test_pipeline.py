@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from regmix.compose import compose
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run(cmd: list[str], cwd: Path) -> str:

@@ -24,9 +24,9 @@ from regmix.data.shards import open_tokens, read_meta
 from regmix.data.sources import slug
 from regmix.data.tokenizer import EOT, Encoder, load_tokenizer, train_bpe
 from regmix.errors import UserError
+from conftest import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "fixtures" / "tiny_corpus"
+TINY = REPO / "tests" / "fixtures" / "tiny_corpus"
 
 WORDS = {
     "alpha": "the quick brown fox jumps over the lazy dog",
@@ -338,11 +338,11 @@ def test_demo_corpus_downloads_and_builds(tmp_path):
 def test_stage_on_tiny_corpus(tmp_path):
     from regmix.compose import compose
 
-    compose(tmp_path / "params.yaml", ["experiment=tiny"], ROOT / "conf")
+    compose(tmp_path / "params.yaml", ["experiment=tiny"], REPO / "conf")
     (tmp_path / "tests" / "fixtures").mkdir(parents=True)
     shutil.copytree(TINY, tmp_path / "tests" / "fixtures" / "tiny_corpus")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, env=env,
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     table = json.loads((tmp_path / "results" / "domains.json").read_text())
@@ -351,7 +351,7 @@ def test_stage_on_tiny_corpus(tmp_path):
     assert all(d["valid_tokens"] > 1000 for d in table.values())
     # a user error: one line on stderr, no traceback, exit 1
     (tmp_path / "tests" / "fixtures" / "tiny_corpus" / "train" / "prose-0.jsonl").write_text("{bad\n")
-    run = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, env=env,
+    run = subprocess.run([sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "prose-0.jsonl:1: invalid JSON" in run.stderr
     assert "Traceback" not in run.stderr

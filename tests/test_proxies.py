@@ -126,6 +126,8 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"proxy": dataclasses.asdict(CFG), "seed": 0}))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
+    monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/mixtures.csv", "data/proxies",
+                                      "results/proxies.csv", "metrics/proxies.json"])
     from stages.proxies import main
 
     main()

@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
 from regmix.data.shards import TokenMeta, TOKENIZER_FILE, shard_path, write_meta
+from regmix.data.tokenizer import EOT, train_bpe
 
-EOT = "<|endoftext|>"
 SENTENCES = {
     "alpha": ["the red fox jumps over the lazy dog.", "a quick brown cat sleeps all day.",
               "seven green apples fell from the tree.", "my old uncle sings in the choir."],
@@ -38,12 +36,7 @@ def build_tokens(root: Path, n_train: int = 60, n_valid: int = 12) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     docs = {d: {"train": documents(d, n_train, i), "valid": documents(d, n_valid, 100 + i)}
             for i, d in enumerate(SENTENCES)}
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=[EOT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([t for d in docs.values() for t in d["train"]], trainer)
+    tok = train_bpe([t for d in docs.values() for t in d["train"]], vocab_size=400)
     tok.save(str(root / TOKENIZER_FILE))
     eot = tok.token_to_id(EOT)
     for domain, splits in docs.items():

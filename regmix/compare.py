@@ -1,0 +1,81 @@
+"""The mixtures compared at the large scale: each name resolved to weights, one file each.
+
+`large.mixtures` lists names: `regmix` (the search's choice), `uniform`, `prior` (the token
+share), any `human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of
+the proxy swarm, for the rank check). Each resolved mixture is written to its own small file,
+so a DVC item that trains it depends on that mixture alone: a new search result changes
+`regmix.json` and nothing else, and only `train@regmix` reruns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from regmix.errors import UserError
+from regmix.files import read_json, write_json
+from regmix.mixtures import baseline_mixtures, validate_mixture
+from regmix.tables import weight_columns
+
+CHOSEN = "regmix"
+RANDOM_PREFIX = "random_"
+
+
+def random_row(name: str, n_rows: int, seed: int) -> int:
+    """Swarm row compared as `random_<k>`: the k-th of a seeded permutation of the rows.
+
+    The k-th pick does not depend on how many random mixtures are compared, so adding
+    `random_5` leaves `random_1..4` (and their trained models) as they were.
+    """
+    suffix = name[len(RANDOM_PREFIX):]
+    if not suffix.isdigit() or int(suffix) < 1:
+        raise UserError(f"large.mixtures: {name!r} must be {RANDOM_PREFIX}<k> with k >= 1")
+    k = int(suffix)
+    if k > n_rows:
+        raise UserError(f"large.mixtures: {name} but the proxy swarm has only {n_rows} mixtures")
+    return int(np.random.default_rng([seed, 0x7A11]).permutation(n_rows)[k - 1])
+
+
+def resolve(names: Sequence[str], chosen: Mapping[str, float], prior: Mapping[str, float],
+            swarm: pd.DataFrame, human: Mapping[str, Mapping[str, float]] | None,
+            seed: int) -> dict[str, dict[str, float]]:
+    """Weights over every domain of `prior` for each name in `names`, in that order."""
+    domains = list(prior)
+    named = {CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
+             **baseline_mixtures(prior, human)}
+    if len(set(names)) != len(names):
+        raise UserError(f"large.mixtures lists a name twice: {list(names)}")
+    out = {}
+    for name in names:
+        if name.startswith(RANDOM_PREFIX):
+            row = swarm.iloc[random_row(name, len(swarm), seed)]
+            weights = {c: float(row[c]) for c in weight_columns(swarm)}
+            out[name] = validate_mixture(weights, domains, f"proxy swarm mixture id {row['id']}", tol=1e-4)
+        elif name in named:
+            out[name] = named[name]
+        else:
+            valid = [*named, f"{RANDOM_PREFIX}<k>"]
+            raise UserError(f"large.mixtures: unknown mixture {name!r}; valid: {', '.join(valid)}")
+    return out
+
+
+def write_all(folder: str | Path, mixtures: Mapping[str, Mapping[str, float]]) -> None:
+    """`folder/<name>.json` per mixture; files of names no longer compared are removed."""
+    folder = Path(folder)
+    for name, weights in mixtures.items():
+        write_json(folder / f"{name}.json", {"name": name, "mixture": dict(weights)})
+    for stale in folder.glob("*.json"):
+        if stale.stem not in mixtures:
+            stale.unlink()
+
+
+def read_one(path: str | Path) -> tuple[str, dict[str, float]]:
+    """(name, weights) of one file written by `write_all`."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not {"name", "mixture"} <= set(data):
+        raise UserError(f"{path}: not a compared-mixture file (needs `name` and `mixture`)")
+    mixture = data["mixture"]
+    return data["name"], validate_mixture(mixture, list(mixture), str(path), tol=1e-4)

@@ -1,0 +1,62 @@
+"""Compared mixtures: every name resolves to its weights, one file each, stale files removed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regmix.compare import random_row, read_one, resolve, write_all
+from regmix.errors import UserError
+
+PRIOR = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
+CHOSEN = {"alpha": 0.1, "beta": 0.1, "gamma": 0.8}
+SWARM = pd.DataFrame(np.random.default_rng(0).dirichlet(np.ones(3), size=6), columns=list(PRIOR))
+SWARM.insert(0, "id", range(10, 16))
+HUMAN = {"code_heavy": {"gamma": 1.0}}
+
+
+def get(*names: str) -> dict:
+    return resolve(names, CHOSEN, PRIOR, SWARM, HUMAN, seed=0)
+
+
+def test_every_kind_of_name():
+    out = get("regmix", "uniform", "prior", "code_heavy", "random_1", "random_2")
+    assert list(out) == ["regmix", "uniform", "prior", "code_heavy", "random_1", "random_2"]
+    assert out["regmix"] == CHOSEN and out["prior"] == PRIOR
+    assert out["uniform"] == pytest.approx({d: 1 / 3 for d in PRIOR})
+    assert out["code_heavy"] == {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}
+    rows = [SWARM.iloc[random_row(f"random_{k}", len(SWARM), 0)] for k in (1, 2)]
+    assert out["random_1"] == pytest.approx(rows[0][list(PRIOR)].to_dict())
+    assert out["random_1"] != out["random_2"]
+
+
+def test_random_k_does_not_depend_on_how_many_are_compared():
+    assert get("random_1", "random_2")["random_2"] == get("random_2")["random_2"]
+    picks = {random_row(f"random_{k}", len(SWARM), 0) for k in range(1, 7)}
+    assert picks == set(range(6))  # a permutation: six names, six different rows
+
+
+@pytest.mark.parametrize("names, message", [
+    (("random_7",), "only 6 mixtures"), (("random_0",), "k >= 1"), (("random_x",), "random_<k>"),
+    (("best",), "unknown mixture 'best'; valid: regmix, uniform, prior, code_heavy, random_<k>"),
+    (("uniform", "uniform"), "twice"),
+])
+def test_bad_names(names, message):
+    with pytest.raises(UserError, match=message):
+        get(*names)
+
+
+def test_files_round_trip_and_stale_ones_go(tmp_path):
+    write_all(tmp_path, get("regmix", "uniform", "random_1"))
+    write_all(tmp_path, get("regmix", "uniform"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["regmix.json", "uniform.json"]
+    assert read_one(tmp_path / "regmix.json") == ("regmix", CHOSEN)
+    (tmp_path / "bad.json").write_text(json.dumps({"mixture": {"a": 1.0}}))
+    with pytest.raises(UserError, match="bad.json"):
+        read_one(tmp_path / "bad.json")
+    (tmp_path / "sum.json").write_text(json.dumps({"name": "x", "mixture": {"a": 0.5}}))
+    with pytest.raises(UserError, match="sum to 0.5"):
+        read_one(tmp_path / "sum.json")
