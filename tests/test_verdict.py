@@ -1,0 +1,64 @@
+"""Interval arithmetic of the verdict on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from regmix.verdict import compare, interval, pooled_noise, spearman_interval, wilson
+
+APART = {"regmix": [1.0, 1.1, 0.9], "uniform": [2.0, 2.1, 1.9], "prior": [1.5]}
+CLOSE = {"regmix": [1.0, 1.2], "best_proxy": [1.1, 1.3]}
+
+
+def test_pooled_noise_uses_replicated_mixtures_only():
+    noise = pooled_noise(APART)
+    assert noise.df == 4 and noise.std == pytest.approx(0.1)  # (0.02 + 0.02) / 4, rooted
+    assert not pooled_noise({"a": [1.0], "b": [2.0]}).known
+
+
+def test_interval_of_a_mean_over_seeds():
+    noise = pooled_noise(APART)
+    mean, low, high = interval(APART["regmix"], noise)
+    # t(0.975, 4) = 2.7764; 0.1 / sqrt(3) = 0.05774
+    assert mean == pytest.approx(1.0) and high - mean == pytest.approx(2.7764 * 0.05774, rel=1e-3)
+    _, low1, high1 = interval(APART["prior"], noise)  # one seed borrows the pooled noise: wider
+    assert high1 - low1 == pytest.approx(math.sqrt(3) * (high - low))
+
+
+def test_distinguishable_mixtures():
+    noise = pooled_noise(APART)
+    worse = compare(APART["uniform"], APART["regmix"], noise)
+    assert worse.verdict == "worse" and worse.difference == pytest.approx(1.0) and worse.low > 0
+    assert worse.p_value < 1e-3
+    better = compare(APART["regmix"], APART["uniform"], noise)
+    assert better.verdict == "better" and better.high < 0
+
+
+def test_indistinguishable_mixtures():
+    noise = pooled_noise(CLOSE)  # std sqrt(0.02), df 2; t = 0.1 / 0.1414 = 0.707
+    c = compare(CLOSE["best_proxy"], CLOSE["regmix"], noise)
+    assert c.verdict == "not distinguishable"
+    assert c.p_value == pytest.approx(0.553, abs=2e-3) and c.low < 0 < c.high
+
+
+def test_no_replicates_no_verdict():
+    c = compare([2.0], [1.0], pooled_noise({"a": [2.0], "b": [1.0]}))
+    assert c.verdict == "unknown" and c.difference == 1.0 and math.isnan(c.low)
+
+
+def test_wilson_interval():
+    low, high = wilson(50, 100)
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_spearman_interval():
+    rng = np.random.default_rng(0)
+    x = np.arange(30.0)
+    rho, low, high, n = spearman_interval(x, x + rng.normal(0, 3, 30))
+    assert n == 30 and low < rho < high and 0.8 < rho <= 1 and high - low < 0.3
+    rho, low, high, n = spearman_interval([1, 2], [2, 1])
+    assert n == 2 and math.isnan(rho)
