@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import multiprocessing as mp
 import os
 import time
@@ -37,7 +35,8 @@ from regmix.errors import UserError
 from regmix.files import read_json, write_json
 from regmix.model import LLaMA
 from regmix.tables import LOSS_PREFIX, weight_columns
-from regmix.training import MixtureSampler, eval_windows, evaluate_loss, make_optimizer, train_steps
+from regmix.training import (MixtureSampler, config_hash, eval_windows, evaluate_loss, make_optimizer,
+                             resolve_vocab, train_steps, train_tokens)
 
 BACKENDS = ("local", "ray")
 
@@ -53,27 +52,15 @@ class ProxyJob:
 # ------------------------------------------------------------------ configuration
 def resolve_config(cfg: ProxyConfig, tokens_dir: str | Path) -> ProxyConfig:
     """`cfg` with the model's vocabulary taken from the token data when it is null."""
-    meta = read_meta(tokens_dir)
-    vocab = cfg.model.vocab_size
-    if vocab is None:
-        vocab = meta.vocab_size
-    elif vocab < meta.vocab_size:
-        raise UserError(f"proxy.model.vocab_size {vocab} is smaller than the tokenizer's "
-                        f"{meta.vocab_size} (data/tokens/meta.json)")
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=vocab))
+    return dataclasses.replace(cfg, model=resolve_vocab(cfg.model, read_meta(tokens_dir), "proxy.model"))
 
 
 def proxy_key(mixture: Mapping[str, float], cfg: ProxyConfig, data: Mapping[str, Any],
               seed: int) -> str:
     """Hash of what decides a proxy's losses. Speed-only settings (threads, compile) are left
     out, and zero weights are dropped so that adding an unused domain keeps old proxies."""
-    optim = dataclasses.asdict(cfg.optim)
-    optim.pop("compile")
-    blob = json.dumps({"mixture": {d: round(float(w), 12) for d, w in mixture.items() if w > 0},
-                       "model": dataclasses.asdict(cfg.model), "optim": optim,
-                       "eval": dataclasses.asdict(cfg.eval), "data": data, "seed": seed},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return config_hash(mixture={d: round(float(w), 12) for d, w in mixture.items() if w > 0},
+                       model=cfg.model, optim=cfg.optim, eval=cfg.eval, data=data, seed=seed)[:24]
 
 
 def plan(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, seed: int) -> list[ProxyJob]:
@@ -123,8 +110,8 @@ def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str 
     domains = tuple(read_meta(tokens_dir).domains)
     windows = _windows(str(tokens_dir), domains, cfg.model.context, cfg.eval.windows_per_domain)
     losses = evaluate_loss(net, windows, cfg.eval.batch_size, cfg.optim.precision)
-    tokens = cfg.optim.steps * cfg.optim.batch_size * cfg.model.context
-    return {"losses": losses, "train_loss": last.get("loss"), "tokens": tokens,
+    return {"losses": losses, "train_loss": last.get("loss"),
+            "tokens": train_tokens(cfg.optim, cfg.model.context),
             "seconds": time.perf_counter() - start, "params": model.num_params(),
             "device": device.type}
 
@@ -230,7 +217,7 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     todo = [j for key, j in unique.items() if not (out_dir / f"{key}.json").exists()]
     threads = placement.threads_per_worker
     workers = min(placement.workers or default_workers(threads), max(1, len(todo)))
-    tokens_per_proxy = cfg.optim.steps * cfg.optim.batch_size * cfg.model.context
+    tokens_per_proxy = train_tokens(cfg.optim, cfg.model.context)
     runner = (run_ray(todo, cfg, str(tokens_dir), seed, placement.ray_address, threads)
               if placement.backend == "ray" else run_local(todo, cfg, str(tokens_dir), seed, workers, threads))
     start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Mixture batches, the training loop and per-domain evaluation (proxies and large model).
+"""What the proxies and the large model share: mixture batches, the training loop,
+per-domain evaluation, and the set-up around them (vocabulary, token counts, run identity).
 
 Randomness is stateless per step: the batch of step `s` is drawn from a generator seeded by
 (seed, s, rank), so a run resumed from a checkpoint at step `s` sees exactly the batches an
@@ -8,16 +9,69 @@ uninterrupted run would, and data-parallel ranks never draw the same windows.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import math
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from regmix.config import OptimConfig
-from regmix.data.shards import open_tokens
+from regmix.config import ModelConfig, OptimConfig
+from regmix.data.shards import TokenMeta, open_tokens
 from regmix.errors import UserError
+
+# Fields that change how fast a run goes, never its result: left out of `config_hash`, so
+# turning them on keeps cached proxies and resumable checkpoints valid.
+SPEED_ONLY: dict[type, tuple[str, ...]] = {OptimConfig: ("compile",)}
+
+
+# ------------------------------------------------------------------------- set-up
+def resolve_vocab(model: ModelConfig, meta: TokenMeta, key: str) -> ModelConfig:
+    """`model` with the tokenizer's vocabulary size when its own is null.
+
+    `key` is where `model` sits in params (`proxy.model`, `large.model`), for the error.
+    """
+    vocab = model.vocab_size
+    if vocab is None:
+        vocab = meta.vocab_size
+    elif vocab < meta.vocab_size:
+        raise UserError(f"{key}.vocab_size {vocab} is smaller than the tokenizer's "
+                        f"{meta.vocab_size} (meta.json of the token data)")
+    return dataclasses.replace(model, vocab_size=vocab)
+
+
+def tokens_per_step(optim: OptimConfig, context: int) -> int:
+    """Tokens one optimiser step trains on, summed over data-parallel ranks."""
+    return optim.batch_size * context
+
+
+def train_tokens(optim: OptimConfig, context: int) -> int:
+    """Tokens a whole run trains on."""
+    return optim.steps * tokens_per_step(optim, context)
+
+
+def config_hash(**parts: Any) -> str:
+    """sha256 (hex) of `parts` as sorted JSON, dataclasses as dicts without `SPEED_ONLY` fields.
+
+    Cached proxies and checkpoints are found by this hash: any change to the blob (a key, a
+    field, the JSON layout) makes every stored result stale.
+    """
+    blob = json.dumps({name: _identity(value) for name, value in parts.items()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _identity(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        skip = SPEED_ONLY.get(type(value), ())
+        return {f.name: _identity(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in skip}
+    return value
+
+
+# ----------------------------------------------------------------------- training
 
 
 class MixtureSampler:

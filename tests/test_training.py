@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from regmix.config import ModelConfig, OptimConfig
+from regmix.config import LargeConfig, ModelConfig, OptimConfig, ProxyConfig
+from regmix.data.shards import TokenMeta
 from regmix.errors import UserError
+from regmix.large import fingerprint
 from regmix.model import LLaMA
-from regmix.training import MixtureSampler, lr_at, train_steps
+from regmix.swarm import proxy_key
+from regmix.training import MixtureSampler, lr_at, resolve_vocab, train_steps
 from tiny_data import SENTENCES, build_tokens
 
 MODEL = ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=16)
@@ -73,3 +76,27 @@ def test_sequences_drawn_replays_the_batches(tokens):
                 assert len(owners) == 1
                 drawn[owners[0]] += 1
     assert sampler.sequences_drawn(5, 4, world_size=2) == drawn
+
+
+def test_stored_proxy_keys_and_fingerprints_stay_valid():
+    """Digests computed by the code at 46282f7: cached proxies (data/proxies/<key>.json) and
+    resumable checkpoints are found by them, so a refactor must reproduce them exactly."""
+    data = {"meta": '{"vocab_size": 400}', "tokenizer": "ab" * 32, "alpha": [1234, "cd" * 32]}
+    mixture = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2, "delta": 0.0}
+    vocab = ModelConfig(vocab_size=400)
+    assert proxy_key(mixture, ProxyConfig(), data, 0) == "1f0a6d771cfbb66f96f6893c"
+    assert proxy_key(mixture, ProxyConfig(model=vocab), data, 7) == "5ab56d4608e1635ccc6c617e"
+    assert fingerprint(LargeConfig(), mixture, 0, 1, data) == \
+        "d45903f27a6c411a8df9bacf3fe4755b10aec1cd99b1a02842ee7ed455eba1f5"
+    assert fingerprint(LargeConfig(model=vocab), mixture, 3, 2, data) == \
+        "a93498f09224035df7b178f31e7ce67406a43dde4556de6d36db126ff00d0543"
+    compiled = LargeConfig(optim=dataclasses.replace(LargeConfig().optim, compile=True))
+    assert fingerprint(compiled, mixture, 0, 1, data) == fingerprint(LargeConfig(), mixture, 0, 1, data)
+
+
+def test_resolve_vocab():
+    meta = TokenMeta(vocab_size=400, eot_id=0, dtype="uint16", domains=["alpha"])
+    assert resolve_vocab(MODEL, meta, "proxy.model").vocab_size == 400
+    assert resolve_vocab(dataclasses.replace(MODEL, vocab_size=512), meta, "proxy.model").vocab_size == 512
+    with pytest.raises(UserError, match="large.model.vocab_size 10 is smaller"):
+        resolve_vocab(dataclasses.replace(MODEL, vocab_size=10), meta, "large.model")
