@@ -9,8 +9,6 @@ config, token/epoch accounting, DVCLive curves, and the Hugging Face export.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -31,8 +29,10 @@ from regmix.data.shards import data_signature, read_meta, shard_path
 from regmix.errors import UserError
 from regmix.export import export_hf
 from regmix.files import atomic_path, write_json
-from regmix.training import (MixtureSampler, eval_windows, evaluate_loss, make_optimizer,
-                             train_steps)
+from regmix.model import LLaMA
+from regmix.training import (MixtureSampler, config_hash, eval_windows, evaluate_loss,
+                             make_optimizer, resolve_vocab, tokens_per_step, train_steps,
+                             train_tokens)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"  # mixture, tokens per domain, epochs: what evaluate and report read
@@ -46,12 +46,8 @@ def fingerprint(cfg: LargeConfig, mixture: Mapping[str, float], seed: int, world
 
     The world size is in it because each rank draws its own batches (seeded by rank).
     """
-    optim = dataclasses.asdict(cfg.optim)
-    optim.pop("compile")  # same maths either way
-    blob = json.dumps({"model": dataclasses.asdict(cfg.model), "optim": optim, "seed": seed,
-                       "world_size": world_size, "mixture": dict(mixture), "data": data},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return config_hash(model=cfg.model, optim=cfg.optim, seed=seed, world_size=world_size,
+                       mixture=dict(mixture), data=data)
 
 
 # ------------------------------------------------------------------ distributed
@@ -98,7 +94,7 @@ def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str
     swarm's cap): RegMix caps how often a small domain is reused because repeated tokens
     stop helping.
     """
-    total = cfg.optim.steps * cfg.optim.batch_size * cfg.model.context
+    total = train_tokens(cfg.optim, cfg.model.context)
     out = {}
     for domain, w in mixture.items():
         if w <= 0:
@@ -166,11 +162,148 @@ class Curves:
             self.live.log_metric(key, value)
         self.live.next_step()
 
-    def close(self) -> None:
+    def close(self, summary: Mapping[str, Any]) -> None:
+        """Write `summary` beside the last metrics and finish the DVCLive run."""
+        self.live.summary.update(summary)
         self.live.end()
 
 
+class StepLogger:
+    """The training loop's `on_step`: the progress bar, and on rank 0 the train curves.
+
+    `loss` is rank 0's micro-batch loss: logging it costs no extra all-reduce per step.
+    """
+
+    def __init__(self, bar: tqdm, curves: Curves | None, tokens_per_step: int):
+        self.bar = bar
+        self.curves = curves
+        self.tokens_per_step = tokens_per_step
+        self.last = time.perf_counter()  # end of the previous step, for the throughput curve
+
+    def __call__(self, step: int, loss: float, lr: float) -> None:
+        self.bar.update(1)
+        if self.curves is None:
+            return
+        now = time.perf_counter()
+        throughput = self.tokens_per_step / max(now - self.last, 1e-9)
+        self.curves.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": throughput})
+        self.bar.set_postfix(loss=f"{loss:.3f}")
+        self.last = now
+
+
 # -------------------------------------------------------------------------- train
+@dataclass
+class LargeRun:
+    """One (possibly resumed) run, as `setup` leaves it for `train` and `finish`."""
+
+    name: str
+    mixture: dict[str, float]
+    cfg: LargeConfig  # the vocabulary resolved
+    ctx: Dist
+    tokens_dir: Path
+    out_dir: Path
+    model: LLaMA
+    net: torch.nn.Module  # what trains: `model`, under DDP and torch.compile when they apply
+    optimizer: torch.optim.Optimizer
+    sampler: MixtureSampler
+    windows: dict[str, torch.Tensor]  # validation windows per domain
+    rank_batch: int  # this process's share of the batch
+    budget: dict[str, dict[str, float]]  # see token_budget
+    fingerprint: str
+    start: int  # step resumed from (0: a fresh run)
+    curves: Curves | None  # rank 0 only
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / CHECKPOINT_FILE
+
+    def valid_loss(self) -> dict[str, float]:
+        return evaluate_loss(self.model, self.windows, self.cfg.eval.batch_size,
+                             self.cfg.optim.precision)
+
+
+def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
+          tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
+          threads: int | None, max_usage: float | None) -> LargeRun:
+    """Check the params against the data and the processes, build the model, resume if a
+    checkpoint with the same fingerprint is in `out_dir`, and open the curves."""
+    out_dir, log_dir = Path(out_dir), Path(log_dir)
+    ctx = init_distributed(threads)
+    meta = read_meta(tokens_dir)
+    cfg = dataclasses.replace(cfg, model=resolve_vocab(cfg.model, meta, "large.model"))
+    if cfg.optim.batch_size % ctx.world_size:
+        raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
+                        f"{ctx.world_size} data-parallel processes")
+    budget = token_budget(cfg, mixture, tokens_dir, name, max_usage)
+    active = [d for d, w in mixture.items() if w > 0]
+    fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
+
+    torch.manual_seed(seed)  # identical initial weights on every rank and every attempt
+    model = LLaMA(cfg.model).to(ctx.device)
+    optimizer = make_optimizer(model, cfg.optim)
+    start = load_checkpoint(out_dir / CHECKPOINT_FILE, model, optimizer, fp)
+    sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed, rank=ctx.rank)
+    windows = eval_windows(tokens_dir, meta.domains, cfg.model.context, cfg.eval.windows_per_domain)
+
+    net: torch.nn.Module = model
+    if ctx.world_size > 1:  # after the resume: DDP starts every rank from rank 0's weights
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if cfg.optim.compile:
+        net = torch.compile(net)
+    return LargeRun(name=name, mixture=dict(mixture), cfg=cfg, ctx=ctx, tokens_dir=Path(tokens_dir),
+                    out_dir=out_dir, model=model, net=net, optimizer=optimizer, sampler=sampler,
+                    windows=windows, rank_batch=cfg.optim.batch_size // ctx.world_size,
+                    budget=budget, fingerprint=fp, start=start,
+                    curves=Curves(log_dir, start) if ctx.main else None)
+
+
+def train(run: LargeRun) -> None:
+    """Train from the resumed step to the last, in chunks of `checkpoint_every` steps; after
+    each chunk rank 0 logs the validation loss and saves a checkpoint, and all ranks wait."""
+    optim = run.cfg.optim
+    bar = tqdm(total=optim.steps, initial=run.start, desc=f"train {run.name}", disable=not run.ctx.main)
+    logger = StepLogger(bar, run.curves, tokens_per_step(optim, run.cfg.model.context))
+    step = run.start
+    while step < optim.steps:
+        stop = min(optim.steps, step + run.cfg.checkpoint_every)
+        train_steps(run.net, run.optimizer, run.sampler, optim, start=step, stop=stop,
+                    rank_batch_size=run.rank_batch, on_step=logger)
+        step = stop
+        if run.ctx.main:
+            val = run.valid_loss()
+            run.curves.log(step, {f"val/{d}": v for d, v in val.items()}
+                           | {"val/mean": float(np.mean(list(val.values())))})
+            save_checkpoint(run.checkpoint, run.model, run.optimizer, step, run.fingerprint)
+        run.ctx.barrier()
+    bar.close()
+
+
+def finish(run: LargeRun, started: float) -> dict:
+    """Rank 0 scores the final model, exports it for HF and writes run.json (returned; the
+    other ranks return {}). `started`: perf_counter() when training began, for `wall_s`."""
+    summary: dict[str, Any] = {}
+    if run.ctx.main:
+        cfg, context = run.cfg, run.cfg.model.context
+        drawn = run.sampler.sequences_drawn(cfg.optim.steps, run.rank_batch, run.ctx.world_size)
+        seen = {d: n * context for d, n in drawn.items()}
+        val = run.valid_loss()
+        export_hf(run.model, run.tokens_dir, run.out_dir / HF_DIR)
+        summary = {
+            "name": run.name, "mixture": run.mixture, "steps": cfg.optim.steps,
+            "tokens": train_tokens(cfg.optim, context), "world_size": run.ctx.world_size,
+            "params": run.model.num_params(), "params_with_embeddings": run.model.num_params(False),
+            "budget": run.budget, "tokens_seen": seen, "valid_loss": val,
+            "fingerprint": run.fingerprint, "resumed_from": run.start,
+            "wall_s": round(time.perf_counter() - started, 2),
+        }
+        write_json(run.out_dir / RUN_FILE, summary)
+        run.curves.close({"tokens": summary["tokens"],
+                          "epochs": {d: b["epochs"] for d, b in run.budget.items()}})
+    run.ctx.barrier()
+    return summary
+
+
 def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
                 tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
                 threads: int | None = None, max_usage: float | None = None) -> dict:
@@ -180,86 +313,7 @@ def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed:
     `threads`: torch threads on CPU (None: the cores, shared between local processes).
     Returns the run summary (rank 0 writes it to `out_dir/run.json`).
     """
-    from regmix.model import LLaMA
-
-    out_dir, log_dir = Path(out_dir), Path(log_dir)
-    ctx = init_distributed(threads)
-    meta = read_meta(tokens_dir)
-    model_cfg = dataclasses.replace(cfg.model, vocab_size=cfg.model.vocab_size or meta.vocab_size)
-    if model_cfg.vocab_size < meta.vocab_size:
-        raise UserError(f"large.model.vocab_size {model_cfg.vocab_size} is smaller than the "
-                        f"tokenizer's {meta.vocab_size}")
-    cfg = dataclasses.replace(cfg, model=model_cfg)
-    if cfg.optim.batch_size % ctx.world_size:
-        raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
-                        f"{ctx.world_size} data-parallel processes")
-    rank_batch = cfg.optim.batch_size // ctx.world_size
-    budget = token_budget(cfg, mixture, tokens_dir, name, max_usage)
-    active = [d for d, w in mixture.items() if w > 0]
-    fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
-
-    torch.manual_seed(seed)  # identical initial weights on every rank and every attempt
-    model = LLaMA(model_cfg).to(ctx.device)
-    optimizer = make_optimizer(model, cfg.optim)
-    ckpt = out_dir / CHECKPOINT_FILE
-    start = load_checkpoint(ckpt, model, optimizer, fp)
-    sampler = MixtureSampler(tokens_dir, mixture, model_cfg.context, seed, rank=ctx.rank)
-    windows = eval_windows(tokens_dir, meta.domains, model_cfg.context, cfg.eval.windows_per_domain)
-
-    net: torch.nn.Module = model
-    if ctx.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    if cfg.optim.compile:
-        net = torch.compile(net)
-
-    curves = Curves(log_dir, start) if ctx.main else None
-    tokens_per_step = cfg.optim.batch_size * model_cfg.context
-    bar = tqdm(total=cfg.optim.steps, initial=start, desc=f"train {name}", disable=not ctx.main)
-    last = [time.perf_counter()]  # end of the previous step, for the throughput curve
-
-    def on_step(step: int, loss: float, lr: float) -> None:
-        # `loss` is rank 0's micro-batch loss: logging it costs no extra all-reduce per step.
-        bar.update(1)
-        if curves is None:
-            return
-        now = time.perf_counter()
-        curves.log(step + 1, {"train/loss": loss, "train/lr": lr,
-                              "train/tokens_per_s": tokens_per_step / max(now - last[0], 1e-9)})
-        bar.set_postfix(loss=f"{loss:.3f}")
-        last[0] = now
-
-    t0 = time.perf_counter()
-    step = start
-    while step < cfg.optim.steps:
-        stop = min(cfg.optim.steps, step + cfg.checkpoint_every)
-        train_steps(net, optimizer, sampler, cfg.optim, start=step, stop=stop,
-                    rank_batch_size=rank_batch, on_step=on_step)
-        step = stop
-        if ctx.main:
-            val = evaluate_loss(model, windows, cfg.eval.batch_size, cfg.optim.precision)
-            curves.log(step, {f"val/{d}": v for d, v in val.items()}
-                       | {"val/mean": float(np.mean(list(val.values())))})
-            save_checkpoint(ckpt, model, optimizer, step, fp)
-        ctx.barrier()
-    bar.close()
-
-    summary: dict[str, Any] = {}
-    if ctx.main:
-        seen = {d: n * model_cfg.context for d, n in
-                sampler.sequences_drawn(cfg.optim.steps, rank_batch, ctx.world_size).items()}
-        val = evaluate_loss(model, windows, cfg.eval.batch_size, cfg.optim.precision)
-        export_hf(model, tokens_dir, out_dir / HF_DIR)
-        summary = {
-            "name": name, "mixture": dict(mixture), "steps": cfg.optim.steps,
-            "tokens": cfg.optim.steps * tokens_per_step, "world_size": ctx.world_size,
-            "params": model.num_params(), "params_with_embeddings": model.num_params(False),
-            "budget": budget, "tokens_seen": seen, "valid_loss": val, "fingerprint": fp,
-            "resumed_from": start, "wall_s": round(time.perf_counter() - t0, 2),
-        }
-        write_json(out_dir / RUN_FILE, summary)
-        curves.live.summary["tokens"] = summary["tokens"]
-        curves.live.summary["epochs"] = {d: b["epochs"] for d, b in budget.items()}
-        curves.close()
-    ctx.barrier()
-    return summary
+    run = setup(name, mixture, cfg, seed, tokens_dir, out_dir, log_dir, threads, max_usage)
+    started = time.perf_counter()
+    train(run)
+    return finish(run, started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -97,6 +98,13 @@ def test_max_usage_warning(tokens):
     cfg = tiny_cfg(steps=2000)
     with pytest.warns(UserWarning, match="'gamma' would be repeated"):
         large.token_budget(cfg, {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}, tokens, "x", max_usage=15.0)
+
+
+def test_vocab_smaller_than_the_tokenizer_names_the_key(tokens, tmp_path):
+    cfg = tiny_cfg()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=10))
+    with pytest.raises(UserError, match="large.model.vocab_size 10"):
+        large.train_large("x", MIX, cfg, 0, tokens, tmp_path / "model", tmp_path / "curves", threads=1)
 
 
 def test_hf_export_matches_transformers(tokens, trained):
