@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
@@ -28,26 +27,14 @@ from regmix.config import EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta
 from regmix.errors import UserError
 from regmix.export import load_hf
-from regmix.files import read_json
-from regmix.large import HF_DIR, RUN_FILE
-from regmix.regression import ProxyTable, Regressor, Target, target_values
+from regmix.large import HF_DIR
+from regmix.target import Target
 from regmix.training import eval_windows, evaluate_loss
 
 TASKS = ("last_word", "continuation")
 # A word preceded by one space and followed by something that is not part of a word, so the
 # passage cut never ends inside a word.
 WORD = re.compile(r" ([A-Za-z]{2,})(?=[^A-Za-z0-9_'-])")
-
-
-# ----------------------------------------------------------------------- target
-def target_losses(domain_loss: Mapping[str, Mapping[str, float]],
-                  mixtures: Mapping[str, Mapping[str, float]], target: Target) -> dict[str, float]:
-    """Each model's target loss, by the same rule the regression was fitted to."""
-    names = list(domain_loss)
-    domains = list(next(iter(mixtures.values())))
-    table = ProxyTable(names, domains, np.array([[mixtures[n][d] for d in domains] for n in names]),
-                       pd.DataFrame([domain_loss[n] for n in names]), "metrics/evaluate.json")
-    return dict(zip(names, map(float, target_values(table, target))))
 
 
 # ---------------------------------------------------------------------- examples
@@ -237,24 +224,16 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], include_path: str | Non
             for task, metrics in results["results"].items()}
 
 
-def predicted_losses(regressor: Regressor, run_dirs: Mapping[str, Path]) -> dict[str, float]:
-    """The fitted regression's predicted target loss for each trained run's mixture."""
-    mixtures = [read_json(Path(d) / RUN_FILE)["mixture"] for d in run_dirs.values()]
-    W = np.array([[m.get(d, 0.0) for d in regressor.domains] for m in mixtures])
-    return dict(zip(run_dirs, map(float, regressor.predict(W))))
-
-
 def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: EvaluateConfig,
                   target: Target, seed: int) -> dict[str, dict[str, Any]]:
-    """Score every trained run (data/large/<name>: run.json, hf/) on the same windows and tasks.
+    """Score every trained run (data/large/<name>/hf/) on the same windows and tasks.
 
     Returns {name: {"target_loss", "domain_loss", "downstream"}}.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     meta = read_meta(tokens_dir)
-    windows, tasks, losses, scores, mixtures = None, None, {}, {}, {}
+    windows, tasks, losses, scores = None, None, {}, {}
     for name, run_dir in tqdm(run_dirs.items(), desc="evaluate"):
-        mixtures[name] = read_json(Path(run_dir) / RUN_FILE)["mixture"]
         model = load_hf(Path(run_dir) / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
         if windows is None:  # the compared models share one shape, hence one context
             windows = eval_windows(tokens_dir, meta.domains, model.cfg.context, cfg.windows_per_domain)
@@ -265,6 +244,6 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
             scores[name]["lm_eval"] = run_lm_eval(Path(run_dir) / HF_DIR, cfg.lm_eval_tasks,
                                                   cfg.lm_eval_include_path, cfg.batch_size, seed)
         del model
-    targets = target_losses(losses, mixtures, target)
+    targets = target.by_name(losses, "the evaluated validation losses")  # the rule the regression was fitted to
     return {n: {"target_loss": targets[n], "domain_loss": losses[n], "downstream": scores[n]}
             for n in run_dirs}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -18,17 +18,8 @@ from tqdm import tqdm
 from regmix.config import SearchConfig
 from regmix.errors import UserError
 from regmix.mixtures import MixtureGenerator, accepted_draws
-
-
-class Predictor(Protocol):
-    def predict(self, W: np.ndarray) -> np.ndarray: ...
-
-
-class Regressor(Predictor, Protocol):
-    """What search needs of a fitted regressor (see regmix.regression.load_regressor)."""
-
-    domains: list[str]
-    members: list[Predictor]
+from regmix.plots import plt, save
+from regmix.regression import FittedRegressor, Predictor, predict_mixtures
 
 
 @dataclass
@@ -58,7 +49,7 @@ class SearchResult:
     spread_simulations: int  # simulated mixtures the members searched
 
 
-def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int,
+def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int,
            threads: int = 1) -> SearchResult:
     """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one.
 
@@ -69,7 +60,7 @@ def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int
     """
     _check(cfg)
     cols = _columns(model.domains, gen.domains)
-    predictors = [model, *model.members]
+    predictors: list[Predictor] = [model, *model.members]
     n_chunks = -(-cfg.n_simulations // cfg.chunk_size)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
     spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
@@ -96,15 +87,7 @@ def search(model: Regressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int
     return SearchResult(gen.domains, chosen, tops[0], members, cfg.n_simulations, spread_n)
 
 
-def predict_mixtures(model: Regressor, mixtures: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """The regressor's prediction for named mixtures given as {domain: weight}."""
-    if not mixtures:
-        return {}
-    W = np.array([[m[d] for d in model.domains] for m in mixtures.values()], dtype=float)
-    return dict(zip(mixtures, map(float, model.predict(W))))
-
-
-def summary(result: SearchResult, model: Regressor, baselines: Mapping[str, Mapping[str, float]]) -> dict:
+def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]]) -> dict:
     """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape) and evidence."""
     chosen = dict(zip(result.domains, map(float, result.chosen)))
     pred = result.top.pred
@@ -131,13 +114,6 @@ def summary(result: SearchResult, model: Regressor, baselines: Mapping[str, Mapp
 
 def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping[str, float]]) -> None:
     """Bar chart per domain: the chosen mixture (with member spread) against the baselines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from regmix.files import atomic_path
-
     domains = result.domains
     bars = {"chosen": result.chosen, **{n: np.array([m[d] for d in domains]) for n, m in baselines.items()}}
     width = 0.8 / len(bars)
@@ -150,10 +126,7 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
     ax.set_ylabel("weight")
     ax.set_title(f"chosen mixture: mean of the top {len(result.top.pred)} of {result.n_simulations:,} simulated")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def _check(cfg: SearchConfig) -> None:

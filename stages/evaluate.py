@@ -11,11 +11,13 @@ from pathlib import Path
 
 from regmix.config import EvaluateConfig, from_dict
 from regmix.errors import UserError
-from regmix.evaluation import evaluate_runs, predicted_losses
-from regmix.files import load_params, run_stage, write_json
+from regmix.data.shards import read_meta
+from regmix.evaluation import evaluate_runs
+from regmix.files import load_params, read_json, run_stage, write_json
 from regmix.large import RUN_FILE
-from regmix.regression import load_regressor
+from regmix.regression import load_regressor, predict_mixtures
 from regmix.report import write_report
+from regmix.target import Target
 
 TOKENS = Path("data/tokens")
 LARGE = Path("data/large")
@@ -29,11 +31,13 @@ def main() -> None:
     if missing:
         raise UserError(f"no trained model for {', '.join(missing)} under {LARGE}: run "
                         "`dvc repro train` first")
+    target = Target.parse(params["target"])
+    regressor = load_regressor("data/regression", target, read_meta(TOKENS).domains)
     runs = {n: LARGE / n for n in names}
-    results = evaluate_runs(runs, TOKENS, cfg, params["target"], params["seed"])
-    predicted = predicted_losses(load_regressor("data/regression"), runs)
+    results = evaluate_runs(runs, TOKENS, cfg, target, params["seed"])
+    predicted = predict_mixtures(regressor, {n: read_json(run / RUN_FILE)["mixture"] for n, run in runs.items()})
     write_json("metrics/evaluate.json", results)
-    write_report(results, predicted, params["target"], "results/report.md", "plots/evaluate")
+    write_report(results, predicted, target.name, "results/report.md", "plots/evaluate")
 
 
 if __name__ == "__main__":

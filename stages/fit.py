@@ -1,7 +1,7 @@
 """fit: regress the target loss on the mixture weights of the proxies.
 
 Reads results/proxies.csv (or the released CSV pair in regression.train_set), writes
-data/regression/ (model.pkl + model.json), metrics/fit.json, results/fit_predictions.csv
+data/regression/ (model.json + plain-text models), metrics/fit.json, results/fit_predictions.csv
 and plots/fit/*.png. Cross-validation and eval sets are scored without ever touching the fit.
 
     python -m stages.fit [--params FILE] [--out-dir DIR]
@@ -20,6 +20,7 @@ from regmix.files import PARAMS_FILE, load_params, run_stage, write_json
 from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
                                released_pair, save_regressor)
 from regmix.tables import write_csv
+from regmix.target import Target
 
 PROXIES = Path("results/proxies.csv")
 
@@ -35,9 +36,10 @@ def main() -> None:
     train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else read_proxies(PROXIES)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
 
-    report = fit_and_report(train, evals, cfg, params["target"], params["seed"])
+    report = fit_and_report(train, evals, cfg, Target.parse(params["target"]), params["seed"])
     out = args.out_dir
-    save_regressor(report.regressor, out / "data/regression")  # compiles LightGBM: time the search's path
+    save_regressor(report.regressor, out / "data/regression")
+    report.regressor.compile()  # warms this machine's lleaves cache for search, and times search's path
     report.metrics["predict_seconds_per_1m"] = round(predict_seconds(report.regressor, seed=params["seed"]), 3)
     write_json(out / "metrics/fit.json", report.metrics)
     write_csv(out / "results/fit_predictions.csv", report.predictions)

@@ -4,20 +4,21 @@ from regmix.config import SampleConfig, SearchConfig, from_dict
 from regmix import runtime
 from regmix.files import load_params, run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures, make_generator
+from regmix.regression import load_regressor
 from regmix.search import plot_choice, search, summary
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
+from regmix.target import Target
 
 
 def main() -> None:
-    from regmix.regression import load_regressor
-
     params = load_params()
     cfg = from_dict(SearchConfig, params["search"], "search.")
     sample = from_dict(SampleConfig, params["sample"], "sample.")
     share = token_prior(read_domains("results/domains.json"))
     gen = make_generator(sample, share)  # the same generator, caps and grid as the proxy swarm
     baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), params.get("human_mixtures"))
-    model = load_regressor("data/regression")
+    model = load_regressor("data/regression", Target.parse(params["target"]), gen.domains)
+    model.compile()  # machine code from this machine's cache, built on a miss
     result = search(model, gen, cfg, params["seed"], threads=runtime.threads())
 
     out = summary(result, model, baselines)

@@ -16,7 +16,9 @@ from regmix.errors import UserError
 from regmix.export import export_hf, load_hf
 from regmix.large import RUN_FILE, train_large
 from regmix.model import LLaMA
+from regmix.regression import FittedRegressor, predict_mixtures
 from regmix.report import comparison, rank_correlation, write_report
+from regmix.target import Target
 from tiny_data import build_tokens
 
 MIX = {"alpha": 0.4, "beta": 0.3, "gamma": 0.3}
@@ -51,16 +53,6 @@ def tasks(tokens) -> ev.TaskSet:
     return ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
 
 
-def test_target_losses_follow_the_regression_target():
-    loss = {"a": {"alpha": 1.0, "beta": 2.0, "gamma": 4.0}, "b": {"alpha": 2.0, "beta": 2.0, "gamma": 2.0}}
-    mixtures = {"a": MIX, "b": MIX}
-    assert ev.target_losses(loss, mixtures, "beta") == {"a": 2.0, "b": 2.0}
-    assert ev.target_losses(loss, mixtures, "mean")["a"] == pytest.approx(7 / 3)
-    assert ev.target_losses(loss, mixtures, {"alpha": 1, "gamma": 3})["a"] == pytest.approx(3.25)
-    with pytest.raises(UserError, match="delta"):
-        ev.target_losses(loss, mixtures, "delta")
-
-
 def test_tasks_are_deterministic_and_well_formed(tokens, tasks):
     again = ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
     assert again.last_word == tasks.last_word and again.continuation == tasks.continuation
@@ -92,7 +84,7 @@ def test_downstream_trained_vs_random(models, tasks):
 
 
 def test_evaluate_runs_json_shape(tokens, models):
-    results = ev.evaluate_runs(models, tokens, EVAL, "mean", seed=0)
+    results = ev.evaluate_runs(models, tokens, EVAL, Target.parse("mean"), seed=0)
     assert list(results) == ["trained", "random"]
     for r in results.values():
         assert set(r) == {"target_loss", "domain_loss", "downstream"}
@@ -103,14 +95,14 @@ def test_evaluate_runs_json_shape(tokens, models):
     json.dumps(results)  # plain JSON: what metrics/evaluate.json holds
 
 
-def test_predicted_losses_use_the_regressors_domain_order(models):
-    class Linear:  # the Regressor interface: `domains` (column order) and `predict(W)`
-        domains = ["gamma", "alpha", "beta"]
-
+def test_predictions_for_the_trained_mixtures_use_the_regressors_domain_order(models):
+    class Linear:
         def predict(self, W):
             return W @ np.array([1.0, 2.0, 3.0])
 
-    assert ev.predicted_losses(Linear(), models) == pytest.approx(
+    regressor = FittedRegressor(["gamma", "alpha", "beta"], "mean", "linear", Linear())
+    mixtures = {name: json.loads((run / RUN_FILE).read_text())["mixture"] for name, run in models.items()}
+    assert predict_mixtures(regressor, mixtures) == pytest.approx(
         {"trained": 0.3 + 0.8 + 0.9, "random": 0.3 + 0.8 + 0.9})
 
 

@@ -1,10 +1,13 @@
 """The fit stage: regressors recover known structure, nothing leaks from eval sets, the paper's
-Table 2 reproduces, models round-trip, and each bad input is a UserError naming the problem."""
+Table 2 reproduces, models round-trip through plain files, a stored file that is not what it
+claims is refused unread, and each bad input is a UserError naming the problem."""
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -14,15 +17,27 @@ import pytest
 import yaml
 from scipy.stats import spearmanr
 
+from conftest import REPO
+from regmix.compose import composed
 from regmix.config import RegressionConfig, from_dict
 from regmix.errors import UserError
-from regmix.regression import (ProxyTable, cross_validate, fit_and_report, fit_regressor, load_regressor,
-                               make_model, read_proxies, read_released, save_regressor, target_values)
+from regmix.regression import (FittedRegressor, ProxyTable, compiled, cross_validate, fit_and_report, fit_regressor,
+                               load_regressor, make_model, predict_mixtures, read_proxies, read_released,
+                               save_regressor)
+from regmix.target import Target
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "regmix_data"
 DOMAINS = ["web", "code", "books", "wiki", "math"]
 COEF = np.array([0.9, -0.4, 0.3, -0.8, 0.1])
+WEB = Target.parse("web")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def lleaves_cache(tmp_path_factory):
+    """Compiled trees go to a cache of this module's own, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REGMIX_CACHE", str(tmp_path_factory.mktemp("regmix_cache")))
+        yield
 
 
 def mixtures(n: int, seed: int) -> np.ndarray:
@@ -43,10 +58,15 @@ def table(n: int, seed: int, noise: float = 0.002, kind: str = "linear") -> Prox
 FAST_LGB = {"n_estimators": 150, "learning_rate": 0.05, "early_stopping_rounds": 20}  # keeps tests quick
 
 
+@functools.cache
+def preset(model: str) -> dict:
+    """The regression section conf/ composes for regression=<model>."""
+    return composed([f"regression={model}"], REPO / "conf")["regression"]
+
+
 def config(model: str = "lightgbm", **kw) -> RegressionConfig:
-    """The preset conf/regression/<model>.yaml, with overrides."""
-    preset = yaml.safe_load((REPO / "conf/regression" / f"{model}.yaml").read_text())
-    return from_dict(RegressionConfig, {**preset, **kw}, "regression.")
+    """The preset of `model`, with overrides."""
+    return from_dict(RegressionConfig, {**preset(model), **kw}, "regression.")
 
 
 def fast(**kw) -> RegressionConfig:
@@ -59,7 +79,7 @@ def fast(**kw) -> RegressionConfig:
                                                   ("gp", "linear", 0.98), ("lightgbm", "linear", 0.9)])
 def test_each_regressor_recovers_the_ranking(model, kind, floor):
     train, fresh = table(150, 0, kind=kind), table(200, 1, kind=kind)
-    y, y_fresh = target_values(train, "web"), target_values(fresh, "web")
+    y, y_fresh = train.target_values(WEB), fresh.target_values(WEB)
     params = {**config(model).params, **(FAST_LGB if model == "lightgbm" else {})}
     predicted = make_model(model, params).fit(train.weights, y, 0).predict(fresh.weights)
     assert spearmanr(predicted, y_fresh)[0] > floor
@@ -67,30 +87,24 @@ def test_each_regressor_recovers_the_ranking(model, kind, floor):
 
 def test_linear_recovers_coefficients_and_loglinear_the_exponent():
     train = table(400, 0, noise=0.0)
-    fitted = make_model("linear", {}).fit(train.weights, target_values(train, "web"), 0)
+    fitted = make_model("linear", {}).fit(train.weights, train.target_values(WEB), 0)
     # Weights sum to 1, so coefficients are defined up to a constant shift.
     assert np.allclose(fitted.effects() - fitted.effects().mean(), 0.1 * (COEF - COEF.mean()), atol=1e-8)
     exp = table(400, 0, noise=0.0, kind="exp")
-    log = make_model("loglinear", {}).fit(exp.weights, target_values(exp, "web"), 0)
+    log = make_model("loglinear", {}).fit(exp.weights, exp.target_values(WEB), 0)
     assert np.allclose(log.effects() - log.effects().mean(), COEF - COEF.mean(), atol=1e-8)
 
 
-def test_gp_gives_a_predictive_std():
+def test_gp_is_less_certain_far_from_its_training_data():
     train = table(120, 0)
-    gp = make_model("gp", {}).fit(train.weights, target_values(train, "web"), 0)
-    far = np.eye(len(DOMAINS))  # corners of the simplex: far from Dirichlet(0.7) draws on average
-    assert (gp.predict_std(train.weights[:5]) >= 0).all() and gp.predict_std(far).shape == (len(DOMAINS),)
-
-
-def test_targets_mean_and_weighted():
-    t = table(50, 0)
-    assert np.allclose(target_values(t, "mean"), t.losses.mean(axis=1))
-    assert np.allclose(target_values(t, {"web": 3, "code": 1}), 0.75 * t.losses["web"] + 0.25 * t.losses["code"])
+    gp = make_model("gp", {}).fit(train.weights, train.target_values(WEB), 0)
+    corners = np.eye(len(DOMAINS))  # far from Dirichlet(0.7) draws
+    assert gp.predict_std(corners).min() > gp.predict_std(train.weights[:30]).max()
 
 
 def test_ensemble_averages_its_members():
     t = table(120, 0)
-    y = target_values(t, "web")
+    y = t.target_values(WEB)
     ens = make_model("ensemble", {"linear": {}, "loglinear": {}}).fit(t.weights, y, 0)
     parts = [make_model(m, {}).fit(t.weights, y, 0).predict(t.weights) for m in ("linear", "loglinear")]
     assert np.allclose(ens.predict(t.weights), np.mean(parts, axis=0))
@@ -98,10 +112,48 @@ def test_ensemble_averages_its_members():
 
 def test_lightgbm_handles_a_handful_of_proxies():
     t = table(8, 0)
-    y = target_values(t, "web")
-    model = make_model("lightgbm", fast().params).fit(t.weights, y, 0)
+    model = make_model("lightgbm", fast().params).fit(t.weights, t.target_values(WEB), 0)
     assert not model.early_stopped  # 8 proxies: nothing held out, but trees still split
     assert np.ptp(model.predict(t.weights)) > 0
+
+
+# ---------------------------------------------------------------------- target
+def test_targets_mean_and_weighted():
+    t = table(50, 0)
+    assert np.allclose(t.target_values(Target.parse("mean")), t.losses.mean(axis=1))
+    weighted = Target.parse({"web": 3, "code": 1})
+    assert weighted.name == "3*web+1*code"
+    assert np.allclose(t.target_values(weighted), 0.75 * t.losses["web"] + 0.25 * t.losses["code"])
+
+
+def test_target_of_named_losses():
+    losses = {"a": {"alpha": 1.0, "beta": 2.0, "gamma": 4.0}, "b": {"alpha": 2.0, "beta": 2.0, "gamma": 2.0}}
+    assert Target.parse("beta").by_name(losses, "runs") == {"a": 2.0, "b": 2.0}
+    assert Target.parse("mean").by_name(losses, "runs")["a"] == pytest.approx(7 / 3)
+    assert Target.parse({"alpha": 1, "gamma": 3}).by_name(losses, "runs")["a"] == pytest.approx(3.25)
+
+
+def test_target_naming_no_domain():
+    with pytest.raises(UserError, match=r"'webb' .*synthetic.*\['webb'\].*'web'"):
+        table(10, 0).target_values(Target.parse("webb"))
+    with pytest.raises(UserError, match=r"\['nope'\]; domains with losses: \['alpha'"):
+        Target.parse({"alpha": 1.0, "nope": 1.0}).by_name({"a": {"alpha": 1.0}}, "runs")
+
+
+@pytest.mark.parametrize("value, message", [({"web": 1, "code": -1}, "'code': -1}: weights must be finite, >= 0"),
+                                            ({"web": "x"}, "'web': 'x'}: every weight must be a number"),
+                                            ({"web": 0}, "not all zero"), (3, "expected a domain")])
+def test_bad_target_values(value, message):
+    with pytest.raises(UserError, match=message):
+        Target.parse(value)
+
+
+def test_nan_losses():
+    t = table(10, 0)
+    t.losses.loc[3, "code"] = np.nan
+    with pytest.raises(UserError, match=r"NaN losses .*code \(1 rows\)"):
+        t.target_values(Target.parse("mean"))
+    assert np.isfinite(t.target_values(WEB)).all()  # other domains' NaNs do not matter
 
 
 # --------------------------------------------------------------------- honesty
@@ -110,8 +162,8 @@ def test_eval_labels_never_influence_the_fit():
     shuffled = ProxyTable(held.ids, held.domains, held.weights,
                           held.losses.sample(frac=1, random_state=0).reset_index(drop=True), "shuffled")
     cfg = fast(n_bootstrap=2)
-    a = fit_and_report(train, {"held": held}, cfg, "web", 0)
-    b = fit_and_report(train, {"held": shuffled}, cfg, "web", 0)
+    a = fit_and_report(train, {"held": held}, cfg, WEB, 0)
+    b = fit_and_report(train, {"held": shuffled}, cfg, WEB, 0)
     W = mixtures(500, 7)
     assert np.array_equal(a.regressor.predict(W), b.regressor.predict(W))
     assert a.metrics["cv"] == b.metrics["cv"] and a.metrics["fitted"] == b.metrics["fitted"]
@@ -130,7 +182,7 @@ def test_early_stopping_sees_only_training_rows(monkeypatch):
 
     monkeypatch.setattr(lightgbm, "train", spy)
     train, held = table(100, 0), table(40, 1)
-    fit_and_report(train, {"held": held}, fast(n_bootstrap=0), "web", 0)
+    fit_and_report(train, {"held": held}, fast(n_bootstrap=0), WEB, 0)
     assert seen, "early stopping was not used"
     rows = {tuple(r) for r in train.weights}
     assert all(tuple(r) in rows for v in seen for r in v)
@@ -138,7 +190,7 @@ def test_early_stopping_sees_only_training_rows(monkeypatch):
 
 def test_cv_folds_are_seeded():
     t = table(60, 0)
-    y = target_values(t, "web")
+    y = t.target_values(WEB)
     cfg = config("linear")
     assert np.array_equal(cross_validate(t.weights, y, cfg, 3), cross_validate(t.weights, y, cfg, 3))
 
@@ -156,9 +208,10 @@ def paper():
 @pytest.mark.parametrize("model, reported", [("lightgbm", 0.9845), ("linear", 0.9008)])
 def test_paper_table2_reproduces(paper, model, reported):
     train, test = paper
+    pile_cc = Target.parse("pile_cc")
     assert len(train.ids) == 512 and len(test.ids) == 256 and "pile_cc" in train.losses
-    fitted = make_model(model, config(model).params).fit(train.weights, target_values(train, "pile_cc"), 0)
-    rho = spearmanr(fitted.predict(test.aligned(train.domains)), target_values(test, "pile_cc"))[0]
+    fitted = make_model(model, config(model).params).fit(train.weights, train.target_values(pile_cc), 0)
+    rho = spearmanr(fitted.predict(test.aligned(train.domains)), test.target_values(pile_cc))[0]
     assert abs(rho - reported) < 0.005, rho
 
 
@@ -170,45 +223,113 @@ def test_released_pairs_join_on_index_values(tmp_path):
     loss.rename_axis("index").to_csv(tmp_path / "l.csv")
     t = read_released(tmp_path / "m.csv", tmp_path / "l.csv")
     assert t.domains == ["pile_cc", "github"]
-    assert np.allclose(target_values(t, "pile_cc"), [1.0, 2.0, 3.0])
+    assert np.allclose(t.target_values(Target.parse("pile_cc")), [1.0, 2.0, 3.0])
 
 
 # ------------------------------------------------------------- members, save/load
-def test_bootstrap_members_and_round_trip(tmp_path):
-    t = table(80, 0)
-    reg = fit_regressor(t.weights, target_values(t, "web"), t.domains, "web", config("linear", n_bootstrap=3), 0)
-    W = mixtures(50, 5)
-    assert len(reg.members) == 3 and (reg.spread(W) > 0).all()
-    assert not np.allclose(reg.members[0].predict(W), reg.predict(W))
-    save_regressor(reg, tmp_path / "regression")
-    back = load_regressor(tmp_path / "regression")
-    assert back.domains == t.domains and back.target == "web" and len(back.members) == 3
-    assert np.array_equal(back.predict(W), reg.predict(W))
-    assert json.loads((tmp_path / "regression/model.json").read_text())["domains"] == t.domains
+KINDS = {"lightgbm": FAST_LGB, "linear": {}, "loglinear": {}, "gp": {},
+         "ensemble": {"lightgbm": FAST_LGB, "gp": {}, "loglinear": {}}}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_round_trips_through_plain_files(tmp_path, kind):
+    t = table(60, 0)
+    reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB,
+                        RegressionConfig(model=kind, params=KINDS[kind], n_bootstrap=2), 0)
+    save_regressor(reg, tmp_path)
+    back = load_regressor(tmp_path, WEB, list(reversed(DOMAINS)))  # domains in any order
+    W = mixtures(300, 5)
+    assert back.domains == t.domains and back.target == "web" and back.model == kind and len(back.members) == 2
+    exact = 1e-9 if kind in ("gp", "ensemble") else 0.0  # a GP refits on load
+    assert np.allclose(back.predict(W), reg.predict(W), rtol=0, atol=exact)
+    assert np.allclose(back.spread(W), reg.spread(W), rtol=0, atol=exact) and (reg.spread(W) > 0).all()
+    assert back.base.info() == reg.base.info()
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    assert manifest["model"] == kind and manifest["domains"] == DOMAINS and manifest["version"] == 1
+    stored = {p.name for p in tmp_path.iterdir()}
+    assert stored == {"model.json", *manifest["files"]} and not any(n.endswith((".pkl", ".o")) for n in stored)
+
+
+def test_predict_mixtures_by_domain_name():
+    class Sum:
+        def predict(self, W):
+            return W @ np.array([1.0, 2.0, 3.0])
+
+    reg = FittedRegressor(["gamma", "alpha", "beta"], "mean", "linear", Sum())
+    mixes = {"x": {"alpha": 0.5, "beta": 0.5}, "y": {"gamma": 1.0, "alpha": 0.0, "beta": 0.0}}
+    assert predict_mixtures(reg, mixes) == pytest.approx({"x": 2.5, "y": 1.0})  # missing gamma weighs 0
+    with pytest.raises(UserError, match=r"mixture 'z': domain\(s\) \['delta'\] unknown"):
+        predict_mixtures(reg, {"z": {"delta": 1.0}})
     with pytest.raises(UserError, match="shape"):
-        back.predict(W[:, :3])
+        reg.predict(np.ones((2, 2)))
+
+
+# ------------------------------------------------------- refused stored files
+class WritesOnLoad:
+    """A pickle payload: unpickling it creates `path` (what a hostile model.pkl could do)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    t = table(40, 0)
+    reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB,
+                        config(params={**config().params, **FAST_LGB}, n_bootstrap=1), 0)
+    save_regressor(reg, tmp_path / "regression")
+    return tmp_path / "regression"
+
+
+def test_the_payload_runs_when_unpickled(tmp_path):
+    """Guards the next test: its payload really does create the marker when unpickled."""
+    pickle.loads(pickle.dumps(WritesOnLoad(tmp_path / "ran"))).close()
+    assert (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "model.json", "model.txt"])
+def test_a_pickle_is_refused_unread(tmp_path, saved, name):
+    marker = tmp_path / "ran"
+    if name == "model.pkl":  # the older layout: a pickle and no manifest
+        (saved / "model.json").unlink()
+    (saved / name).write_bytes(pickle.dumps(WritesOnLoad(marker)))
+    with pytest.raises(UserError, match=rf"{re.escape(str(saved / name))}\b.*re-run the fit stage"):
+        load_regressor(saved, WEB)
+    assert not marker.exists()
+
+
+def test_truncated_changed_or_foreign_files_are_refused(saved):
+    manifest = (saved / "model.json").read_text()
+    (saved / "model.json").write_text(manifest[: len(manifest) // 2])
+    with pytest.raises(UserError, match="model.json is not valid JSON"):
+        load_regressor(saved, WEB)
+    (saved / "model.json").write_text(json.dumps({"some": "other json"}))
+    with pytest.raises(UserError, match="model.json does not describe a fitted regressor"):
+        load_regressor(saved, WEB)
+    (saved / "model.json").write_text(manifest)
+    trees = (saved / "member_1.txt").read_text()
+    (saved / "member_1.txt").write_text(trees + "\n")
+    with pytest.raises(UserError, match="member_1.txt: its sha256 is not the one model.json records"):
+        load_regressor(saved, WEB)
+    (saved / "member_1.txt").write_text(trees)
+    assert len(load_regressor(saved, WEB).members) == 1
+
+
+def test_a_regressor_of_another_target_or_domains_is_refused(saved):
+    with pytest.raises(UserError, match=r"model.json predicts target 'web', not 'mean'.*re-run the fit stage"):
+        load_regressor(saved, Target.parse("mean"))
+    with pytest.raises(UserError, match=r"other domains than expected \(missing \['physics'\], extra \['math'\]\)"):
+        load_regressor(saved, WEB, ["web", "code", "books", "wiki", "physics"])
 
 
 # ------------------------------------------------------------------- bad input
 def test_fewer_proxies_than_folds():
     t = table(4, 0)
     with pytest.raises(UserError, match="fewer than regression.cv_folds=5"):
-        fit_and_report(t, {}, config("linear"), "web", 0)
-
-
-def test_target_naming_no_domain():
-    with pytest.raises(UserError, match="'webb'.*web"):
-        target_values(table(10, 0), "webb")
-    with pytest.raises(UserError, match="nope"):
-        target_values(table(10, 0), {"web": 1.0, "nope": 1.0})
-
-
-def test_nan_losses():
-    t = table(10, 0)
-    t.losses.loc[3, "code"] = np.nan
-    with pytest.raises(UserError, match=r"NaN losses .*code \(1 rows\)"):
-        target_values(t, "mean")
-    assert np.isfinite(target_values(t, "web")).all()  # other domains' NaNs do not matter
+        fit_and_report(t, {}, config("linear"), WEB, 0)
 
 
 def test_mismatched_domains(tmp_path):
@@ -222,7 +343,7 @@ def test_mismatched_domains(tmp_path):
     other = table(10, 0)
     other.domains = ["web", "code", "books", "wiki", "physics"]
     with pytest.raises(UserError, match=r"missing \['math'\], extra \['physics'\]"):
-        fit_and_report(table(20, 1), {"other": other}, config("linear"), "web", 0)
+        fit_and_report(table(20, 1), {"other": other}, config("linear"), WEB, 0)
 
 
 # -------------------------------------------------------------------- the stage
@@ -253,7 +374,7 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     predictions = pd.read_csv(tmp_path / "results/fit_predictions.csv")
     assert list(predictions.columns) == ["set", "id", "true", "predicted"] and len(predictions) == 64
     assert {p.name for p in (tmp_path / "plots/fit").iterdir()} == {"predicted_vs_true.png", "effects.png"}
-    assert len(load_regressor(tmp_path / "data/regression").members) == 2
+    assert len(load_regressor(tmp_path / "data/regression", Target.parse("mean"), DOMAINS).members) == 2
 
     # --params / --out-dir; a bad target is one clear line and exit code 1
     write_params(tmp_path / "results", model="linear", params={}, cv_folds=3)
@@ -272,57 +393,78 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------ compiled LightGBM
-def compiled_fit(tmp_path: Path, seed: int = 0):
-    """A tiny LightGBM regressor (20 trees, one bootstrap member) saved, so compiled, in tmp_path."""
+def compiled_fit(tmp_path: Path, seed: int = 0) -> FittedRegressor:
+    """A tiny LightGBM regressor (20 trees, one bootstrap member), saved to tmp_path and loaded back."""
     pytest.importorskip("lleaves")
     t = table(80, seed)
     params = {**config().params, "n_estimators": 20, "learning_rate": 0.1, "early_stopping_rounds": 0,
               "num_threads": 1}  # two OpenMP threads on 80 rows only wait for each other
-    reg = fit_regressor(t.weights, target_values(t, "web"), t.domains, "web", config(params=params, n_bootstrap=1), 0)
+    reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB, config(params=params, n_bootstrap=1), 0)
     save_regressor(reg, tmp_path)
-    return reg
+    return load_regressor(tmp_path, WEB)
 
 
-def test_compiled_lightgbm_predicts_as_the_booster_and_round_trips(tmp_path):
-    reg = compiled_fit(tmp_path)
+def cache_entry(reg: FittedRegressor) -> Path:
+    return compiled.cache_folder() / f"{compiled.cache_key(reg.base.booster.model_to_string())}.o"
+
+
+def test_compiled_lightgbm_predicts_as_the_booster_and_is_cached_outside_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGMIX_CACHE", str(tmp_path / "cache"))
+    reg = compiled_fit(tmp_path / "regression")
     W = mixtures(5000, 5)
     booster = reg.base.booster.predict(W)
-    assert np.ptp(booster) > 0 and {"model.txt", "model.o"} <= {p.name for p in tmp_path.iterdir()}
-    assert reg.base.compiled is not None  # the fitted regressor switches to the compiled trees too
-    assert np.allclose(reg.predict(W), booster, rtol=0, atol=1e-12)
-    back = load_regressor(tmp_path)
-    assert back.base.compiled is not None and back.members[0].compiled is None  # members keep LightGBM
-    assert np.allclose(back.predict(W), booster, rtol=0, atol=1e-12)
-    assert np.array_equal(back.spread(W), reg.spread(W))
-    assert pickle.loads(pickle.dumps(back)).base.compiled is None  # machine code is never pickled
+    assert reg.base.compiled is None and np.array_equal(reg.predict(W), booster)  # LightGBM until compiled
+    reg.compile()
+    assert reg.base.compiled is not None and reg.members[0].compiled is None  # members keep LightGBM
+    assert np.ptp(booster) > 0 and np.allclose(reg.predict(W), booster, rtol=0, atol=1e-12)
+    entry = cache_entry(reg)
+    assert entry.parent == tmp_path / "cache/lleaves" and not list((tmp_path / "regression").glob("*.o"))
+
+    built = entry.stat()
+    again = load_regressor(tmp_path / "regression", WEB)
+    again.compile()  # a cache hit: the object file is loaded, not rebuilt
+    assert (entry.stat().st_ino, entry.stat().st_mtime_ns) == (built.st_ino, built.st_mtime_ns)
+    assert np.allclose(again.predict(W), booster, rtol=0, atol=1e-12)
 
 
-def test_compiled_lightgbm_falls_back_to_the_booster(tmp_path, monkeypatch, capsys):
-    from regmix import regression
-
-    reg = compiled_fit(tmp_path / "a")
-    W = mixtures(500, 5)
+def test_a_corrupt_or_foreign_cache_entry_is_rebuilt(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REGMIX_CACHE", str(tmp_path / "cache"))
+    other = compiled_fit(tmp_path / "other", seed=1)
+    other.compile()
+    reg = compiled_fit(tmp_path / "regression")
+    reg.compile()
+    entry, W = cache_entry(reg), mixtures(500, 5)
     expected = reg.base.booster.predict(W)
-    (tmp_path / "a/model.o").unlink()
-    back = load_regressor(tmp_path / "a")
-    assert back.base.compiled is None and np.array_equal(back.predict(W), expected)
 
-    monkeypatch.setattr(regression, "_lleaves", lambda: None)  # lleaves not installed
-    save_regressor(back, tmp_path / "b")
-    assert not (tmp_path / "b/model.o").exists() and (tmp_path / "b/model.txt").exists()
-    assert np.array_equal(load_regressor(tmp_path / "b").predict(W), expected)
-    monkeypatch.undo()
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated: its sha256 no longer matches
+    back = load_regressor(tmp_path / "regression", WEB)
+    back.compile()
+    assert "rebuilding" in capsys.readouterr().out
+    assert np.allclose(back.predict(W), expected, rtol=0, atol=1e-12)
 
-    compiled_fit(tmp_path / "c")
-    monkeypatch.setattr(regression, "_host_cpu", lambda: "another-cpu +avx")  # the folder was copied elsewhere
-    back = load_regressor(tmp_path / "c")
-    assert back.base.compiled is None and "compiled for another CPU" in capsys.readouterr().out
+    # Another model's machine code with a matching record: the probe predictions catch it.
+    for suffix in (".o", ".sha256"):
+        cache_entry(other).with_suffix(suffix).replace(entry.with_suffix(suffix))
+    back = load_regressor(tmp_path / "regression", WEB)
+    back.compile()
+    assert "rebuilding" in capsys.readouterr().out
     assert np.allclose(back.predict(W), expected, rtol=0, atol=1e-12)
 
 
-def test_compiled_lightgbm_of_other_trees_is_refused(tmp_path):
-    compiled_fit(tmp_path / "a", seed=0)
-    compiled_fit(tmp_path / "b", seed=1)
-    (tmp_path / "b/model.o").replace(tmp_path / "a/model.o")
-    with pytest.raises(UserError, match="model.o does not hold the trees of"):
-        load_regressor(tmp_path / "a")
+def test_compiled_lightgbm_falls_back_and_is_keyed_by_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGMIX_CACHE", str(tmp_path / "cache"))
+    reg = compiled_fit(tmp_path / "regression")
+    W = mixtures(500, 5)
+    expected = reg.base.booster.predict(W)
+    monkeypatch.setattr(compiled, "lleaves_module", lambda: None)  # lleaves not installed
+    reg.compile()
+    assert reg.base.compiled is None and np.array_equal(reg.predict(W), expected)
+    monkeypatch.undo()
+
+    monkeypatch.setenv("REGMIX_CACHE", str(tmp_path / "cache"))
+    reg.compile()
+    here = cache_entry(reg)
+    monkeypatch.setattr(compiled, "host_cpu", lambda: "another-cpu +avx")  # the same model on another machine
+    reg.compile()
+    assert cache_entry(reg) != here and cache_entry(reg).exists() and here.exists()
+    assert np.allclose(reg.predict(W), expected, rtol=0, atol=1e-12)

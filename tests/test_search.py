@@ -8,30 +8,32 @@ import pytest
 from regmix.config import SampleConfig, SearchConfig
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures, make_generator
+from regmix.regression import FittedRegressor
 from regmix.search import TopK, search, summary
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
 
 
-class LinearRegressor:
-    """Stand-in with the fitted regressor's interface: loss linear in the weights."""
+class LinearLoss:
+    """A stand-in fitted model: loss linear in the weights; remembers every prediction it made."""
 
-    def __init__(self, domains: list[str], coef: np.ndarray, members: list | None = None):
-        self.domains = domains
+    def __init__(self, coef: np.ndarray):
         self.coef = np.asarray(coef, dtype=float)
-        self.members = members or []
+        self.seen: list[np.ndarray] = []
 
     def predict(self, W: np.ndarray) -> np.ndarray:
-        return W @ self.coef
+        pred = W @ self.coef
+        self.seen.append(pred)
+        return pred
 
 
-def fitted(coef: dict[str, float], n_members: int = 0, noise: float = 0.0) -> LinearRegressor:
+def fitted(coef: dict[str, float], n_members: int = 0, noise: float = 0.0) -> FittedRegressor:
     """A regressor over SHARE's domains in a shuffled order (search must match columns by name)."""
     domains = ["math", "books", "web", "wiki", "code"]
     c = np.array([coef[d] for d in domains])
     rng = np.random.default_rng(0)
-    members = [LinearRegressor(domains, c + noise * rng.normal(size=len(c))) for _ in range(n_members)]
-    return LinearRegressor(domains, c, members)
+    members = [LinearLoss(c + noise * rng.normal(size=len(c))) for _ in range(n_members)]
+    return FittedRegressor(domains, "loss", "linear", LinearLoss(c), members)
 
 
 def test_top_k_merge_is_exact():
@@ -73,9 +75,17 @@ def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
     ]
     assert np.array_equal(runs[0].chosen, runs[1].chosen)
     assert runs[0].member_choices.shape == (4, len(SHARE))
+    # The reported top-k are the 10 best of every prediction the model made over the pool.
+    model.base.seen.clear()
+    search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1, threads=2)
+    pool = np.concatenate(model.base.seen)
+    assert len(pool) == 5000 and np.array_equal(runs[0].top.pred, np.sort(pool)[:10])
+    # The spread is that of the top-k, recomputed from their mixtures.
     spread = summary(runs[0], model, baseline_mixtures(SHARE, {}))["spread"]
     assert spread["members"] == 4 and max(spread["weight_std"].values()) > 0
-    assert spread["top_k_predicted"]["min"] <= spread["top_k_predicted"]["max"]
+    cols = [gen.domains.index(d) for d in model.domains]
+    again = model.predict(runs[0].top.W[:, cols])
+    assert spread["top_k_predicted"] == {"min": again.min(), "max": again.max(), "std": again.std()}
 
     assert runs[0].spread_simulations == 5000  # the default prefix covers the whole small pool
 
@@ -89,7 +99,7 @@ def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
 
 def test_regressor_fitted_on_other_domains_is_a_user_error():
     gen = make_generator(SampleConfig(), SHARE)
-    model = LinearRegressor(["web", "code"], np.zeros(2))
+    model = FittedRegressor(["web", "code"], "loss", "linear", LinearLoss(np.zeros(2)))
     with pytest.raises(UserError, match="re-run the fit stage"):
         search(model, gen, SearchConfig(n_simulations=100, top_k=5, chunk_size=100), seed=0)
 

@@ -1,0 +1,33 @@
+"""Regress a target validation loss on mixture weights; score it only on data it never saw.
+
+Five regressors share one small interface (`fit(W, y, seed)`, `predict(W)`, `info()`,
+`effects()`, `state()`): `lightgbm` (RegMix's recipe), `linear` (OLS / ridge), `loglinear`
+(loss = exp(b + w.x), the Data Mixing Laws form), `gp` (Gaussian process) and `ensemble`
+(the mean of several). A `FittedRegressor` wraps the fitted model with its column order, its
+target and optional bootstrap refits; it is what search and evaluate load.
+
+The files:
+  proxies.py   the proxies to learn from: ProxyTable, results/proxies.csv, RegMix's released CSVs
+  lightgbm.py  LightGBM, early-stopped on training proxies only
+  compiled.py  LightGBM trees as lleaves machine code, cached per model and CPU outside data/
+  models.py    linear, loglinear, GP, ensemble, and the registry (make_model, restore_model)
+  fitted.py    FittedRegressor, the Predictor protocol, fitting, CV, scores, predict_mixtures
+  storage.py   save/load in plain formats (JSON, LightGBM text), checked, never code
+  figures.py   fit plots and console text
+"""
+
+from regmix.regression.compiled import compiled_trees
+from regmix.regression.figures import describe, domain_curves, plot_fit
+from regmix.regression.fitted import (FitReport, FittedRegressor, Predictor, cross_validate, fit_and_report,
+                                      fit_regressor, predict_mixtures, predict_seconds, scores)
+from regmix.regression.lightgbm import LightGBM
+from regmix.regression.models import MODELS, Ensemble, GaussianProcess, Linear, LogLinear, Model, make_model
+from regmix.regression.proxies import ProxyTable, read_proxies, read_released, released_pair
+from regmix.regression.storage import load_regressor, save_regressor
+
+__all__ = [
+    "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
+    "Model", "Predictor", "ProxyTable", "compiled_trees", "cross_validate", "describe", "domain_curves",
+    "fit_and_report", "fit_regressor", "load_regressor", "make_model", "plot_fit", "predict_mixtures",
+    "predict_seconds", "read_proxies", "read_released", "released_pair", "save_regressor", "scores",
+]

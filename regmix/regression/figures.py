@@ -1,0 +1,90 @@
+"""What the fit stage shows: predicted-vs-true scatter, per-domain curves and effects, console lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from regmix.plots import plt, save
+from regmix.regression.fitted import FitReport, FittedRegressor
+
+DPI = 110
+
+
+def domain_curves(regressor: FittedRegressor, reference: np.ndarray, top: np.ndarray,
+                  points: int = 25) -> np.ndarray:
+    """Predicted target as each domain's weight goes 0 -> top[d], the others scaled to fill.
+
+    A partial-dependence picture that stays on the simplex: from the `reference` mixture,
+    domain d is set to t and the remaining weights shrink in proportion. Returns
+    [len(domains), points] predictions.
+    """
+    grid = np.linspace(0.0, 1.0, points)
+    curves = []
+    for d in range(len(reference)):
+        rest = reference.copy()
+        rest[d] = 0.0
+        rest = rest / rest.sum() if rest.sum() > 0 else np.full_like(rest, 1 / max(len(rest) - 1, 1))
+        t = grid * top[d]
+        W = (1 - t)[:, None] * rest[None, :]
+        W[:, d] = t
+        curves.append(regressor.predict(W))
+    return np.array(curves)
+
+
+def plot_predicted_vs_true(report: FitReport, path: Path) -> None:
+    """One scatter panel per scored set (cv and each eval set)."""
+    sets = list(dict.fromkeys(report.predictions["set"]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        rows = report.predictions[report.predictions["set"] == name]
+        both = rows[["true", "predicted"]].to_numpy()
+        ax.scatter(rows["true"], rows["predicted"], s=10, alpha=0.6)
+        lo, hi = np.nanmin(both), np.nanmax(both)
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+        m = report.metrics[name]
+        ax.set(title=f"{name}: spearman {m['spearman']:.4f}, n={m['n']}",
+               xlabel=f"true {report.regressor.target} loss", ylabel="predicted")
+    save(fig, path, dpi=DPI)
+
+
+def plot_effects(regressor: FittedRegressor, train_weights: np.ndarray, path: Path) -> None:
+    """Predicted loss along each domain's weight, and the model's own per-domain effect."""
+    effects = regressor.base.effects()
+    curves = domain_curves(regressor, train_weights.mean(axis=0), train_weights.max(axis=0))
+    fig, axes = plt.subplots(1, 2 if effects is not None else 1, figsize=(13, 5), squeeze=False)
+    grid = np.linspace(0, 1, curves.shape[1])
+    order = np.argsort(curves[:, -1] - curves[:, 0])
+    cmap = plt.get_cmap("tab20")
+    for i, d in enumerate(order):
+        axes[0][0].plot(grid * train_weights[:, d].max(), curves[d], label=regressor.domains[d], color=cmap(i % 20))
+    axes[0][0].set(title="predicted loss vs one domain's weight (others rescaled)",
+                   xlabel="domain weight", ylabel=f"predicted {regressor.target} loss")
+    axes[0][0].legend(fontsize=7, ncol=2)
+    if effects is not None:
+        kind = {"lightgbm": "split gain", "gp": "1 / length scale"}.get(regressor.model, "coefficient")
+        idx = np.argsort(effects)
+        axes[0][1].barh([regressor.domains[i] for i in idx], np.asarray(effects)[idx])
+        axes[0][1].set(title=f"per-domain {kind}", xlabel=kind)
+    save(fig, path, dpi=DPI)
+
+
+def plot_fit(report: FitReport, train_weights: np.ndarray, folder: str | Path) -> list[Path]:
+    """predicted_vs_true.png (one panel per set) and effects.png (per-domain effects)."""
+    paths = [Path(folder) / "predicted_vs_true.png", Path(folder) / "effects.png"]
+    plot_predicted_vs_true(report, paths[0])
+    plot_effects(report.regressor, train_weights, paths[1])
+    return paths
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    """One line per scored set, for the console."""
+    lines = [f"{metrics['model']} on {metrics['n_train']} proxies, target {metrics['target']}"]
+    for name, m in metrics.items():
+        if isinstance(m, dict) and "spearman" in m:
+            lines.append(f"  {name:<12} spearman {m['spearman']:.4f}  pearson {m['pearson']:.4f}  "
+                         f"mse {m['mse']:.3g}  n={m['n']}")
+    lines.append(f"  predict: {metrics['predict_seconds_per_1m']:.2f} s per 1M mixtures")
+    return "\n".join(lines)

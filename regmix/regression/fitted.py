@@ -1,0 +1,149 @@
+"""The fitted regressor (what search and evaluate predict with), and how it is fitted and scored.
+
+Honesty rule: early stopping, cross-validation folds and bootstrap resamples are drawn from the
+training proxies only; eval sets are predicted once, after fitting, and never influence it.
+(RegMix's notebook early-stops on its test set, which flatters its correlations.)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy.stats import pearsonr, spearmanr
+from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
+
+from regmix.config import RegressionConfig
+from regmix.errors import UserError
+from regmix.regression.lightgbm import LightGBM
+from regmix.regression.models import Model, make_model
+from regmix.regression.proxies import ProxyTable
+from regmix.target import Target
+
+
+class Predictor(Protocol):
+    """Anything that predicts the target loss of mixtures (rows of W)."""
+
+    def predict(self, W: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class FittedRegressor:
+    """A fitted regressor: the model `search` predicts through, plus its bootstrap refits."""
+
+    domains: list[str]  # column order of W
+    target: str  # the name of what it predicts (lower is better)
+    model: str  # regressor kind
+    base: Model  # the regressor fitted on all training proxies
+    members: list[Model] = field(default_factory=list)  # bootstrap refits
+
+    def _check(self, W: np.ndarray) -> np.ndarray:
+        W = np.asarray(W, dtype=float)
+        if W.ndim != 2 or W.shape[1] != len(self.domains):
+            raise UserError(f"expected mixtures of shape [n, {len(self.domains)}] ({', '.join(self.domains)}), "
+                            f"got {W.shape}")
+        return W
+
+    def predict(self, W: np.ndarray) -> np.ndarray:
+        """Predicted target loss of each mixture (rows of W, columns in `domains` order)."""
+        return self.base.predict(self._check(W))
+
+    def spread(self, W: np.ndarray) -> np.ndarray:
+        """Standard deviation of the bootstrap members' predictions (zeros without members)."""
+        W = self._check(W)
+        if not self.members:
+            return np.zeros(len(W))
+        return np.std([m.predict(W) for m in self.members], axis=0)
+
+    def compile(self) -> None:
+        """A LightGBM base predicts through native code from now on (its bootstrap members stay
+        with LightGBM: search runs them on a small prefix of the pool only)."""
+        if isinstance(self.base, LightGBM):
+            self.base.compile()
+
+
+def predict_mixtures(regressor: FittedRegressor, mixtures: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The predicted target of named mixtures given as {domain: weight} (a missing domain weighs 0)."""
+    if not mixtures:
+        return {}
+    for name, mixture in mixtures.items():
+        unknown = sorted(set(mixture) - set(regressor.domains))
+        if unknown:
+            raise UserError(f"mixture {name!r}: domain(s) {unknown} unknown to the regressor, "
+                            f"fitted on {', '.join(regressor.domains)}: re-run the fit stage (dvc repro fit)")
+    W = np.array([[m.get(d, 0.0) for d in regressor.domains] for m in mixtures.values()], dtype=float)
+    return dict(zip(mixtures, map(float, regressor.predict(W))))
+
+
+def fit_regressor(W: np.ndarray, y: np.ndarray, domains: list[str], target: Target,
+                  cfg: RegressionConfig, seed: int) -> FittedRegressor:
+    """Fit on all rows, then `cfg.n_bootstrap` refits on seeded resamples of the same rows."""
+    base = make_model(cfg.model, cfg.params).fit(W, y, seed)
+    rng = np.random.default_rng(seed)
+    members = []
+    for i in tqdm(range(cfg.n_bootstrap), desc="bootstrap", disable=cfg.n_bootstrap == 0):
+        rows = rng.integers(0, len(y), len(y))
+        members.append(make_model(cfg.model, cfg.params).fit(W[rows], y[rows], seed + 1 + i))
+    return FittedRegressor(list(domains), target.name, cfg.model, base, members)
+
+
+def cross_validate(W: np.ndarray, y: np.ndarray, cfg: RegressionConfig, seed: int) -> np.ndarray:
+    """Out-of-fold predictions of a seeded k-fold split; each fold fits on the others alone."""
+    if cfg.cv_folds < 2:
+        raise UserError(f"regression.cv_folds must be at least 2, got {cfg.cv_folds}")
+    if len(y) < cfg.cv_folds:
+        raise UserError(f"{len(y)} proxies are fewer than regression.cv_folds={cfg.cv_folds}")
+    predicted = np.empty_like(y, dtype=float)
+    folds = KFold(cfg.cv_folds, shuffle=True, random_state=seed).split(W)
+    for k, (train, held) in enumerate(tqdm(list(folds), desc="cv folds")):
+        predicted[held] = make_model(cfg.model, cfg.params).fit(W[train], y[train], seed + k).predict(W[held])
+    return predicted
+
+
+def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Rank and linear correlation, mean squared error and size of one evaluated set."""
+    constant = np.ptp(true) == 0 or np.ptp(predicted) == 0
+    nan = float("nan")
+    return {"spearman": nan if constant else float(spearmanr(true, predicted)[0]),
+            "pearson": nan if constant else float(pearsonr(true, predicted)[0]),
+            "mse": float(np.mean((true - predicted) ** 2)), "n": int(len(true))}
+
+
+def predict_seconds(regressor: FittedRegressor, n_rows: int = 200_000, seed: int = 0) -> float:
+    """Seconds to predict 1M uniformly drawn mixtures, extrapolated from `n_rows`."""
+    W = np.random.default_rng(seed).dirichlet(np.ones(len(regressor.domains)), n_rows)
+    start = time.perf_counter()
+    regressor.predict(W)
+    return (time.perf_counter() - start) * 1_000_000 / n_rows
+
+
+@dataclass
+class FitReport:
+    regressor: FittedRegressor
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame  # set, id, true, predicted
+
+
+def fit_and_report(train: ProxyTable, evals: dict[str, ProxyTable], cfg: RegressionConfig,
+                   target: Target, seed: int) -> FitReport:
+    """Cross-validate on `train`, fit on all of it, then score each eval set (never seen before)."""
+    y = train.target_values(target)
+    W = train.weights
+    # Read every eval set before fitting, so a bad file fails fast.
+    eval_data = {name: (t.aligned(train.domains), t.target_values(target), t.ids) for name, t in evals.items()}
+    oof = cross_validate(W, y, cfg, seed)
+    regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
+    metrics: dict[str, Any] = {"model": cfg.model, "target": regressor.target, "n_train": len(y),
+                               "cv": {**scores(y, oof), "folds": cfg.cv_folds}}
+    rows = [pd.DataFrame({"set": "cv", "id": train.ids, "true": y, "predicted": oof})]
+    for name, (W_eval, y_eval, ids) in eval_data.items():
+        predicted = regressor.predict(W_eval)
+        metrics[name] = scores(y_eval, predicted)
+        rows.append(pd.DataFrame({"set": name, "id": ids, "true": y_eval, "predicted": predicted}))
+    metrics["fitted"] = regressor.base.info()
+    metrics["n_bootstrap"] = len(regressor.members)
+    return FitReport(regressor, metrics, pd.concat(rows, ignore_index=True))
