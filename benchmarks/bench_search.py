@@ -2,8 +2,9 @@
 
 Fits the `regression` section of params.yaml (LightGBM by default, early-stopped, with its
 bootstrap members) on the 512 released RegMix 1M-proxy runs, target pile_cc, saves and loads
-it as the fit and search stages do (LightGBM: compiled with lleaves), then times
-`regmix.search.search` with and without the members. Prints one JSON line, with the load average.
+it as the fit and search stages do, compiles it with lleaves (LightGBM: the cache under
+$REGMIX_CACHE/lleaves, built on a miss), then times `regmix.search.search` with and without
+the members on REGMIX_THREADS threads. Prints one JSON line, with the load average.
 
     .venv/bin/python -m benchmarks.bench_search [--n 1000000] [--model linear] [--no-compile]
 """
@@ -17,12 +18,24 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
+from regmix import runtime
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
 from regmix.mixtures import PILE_TOKEN_SHARE, make_generator
-from regmix.regression import fit_regressor, load_regressor, read_released, save_regressor, target_values
+from regmix.regression import fit_regressor, load_regressor, read_released, save_regressor
 from regmix.search import search
+from regmix.target import Target
+
+TARGET = Target.parse("pile_cc")
+
+
+def timed(step: Callable[[], Any]) -> tuple[Any, float]:
+    """What `step()` returns, and the seconds it took."""
+    start = time.perf_counter()
+    value = step()
+    return value, round(time.perf_counter() - start, 2)
 
 
 def main() -> None:
@@ -30,8 +43,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="simulated mixtures")
     parser.add_argument("--released", default="../shared/regmix_data", help="folder of RegMix's released CSVs")
     parser.add_argument("--model", help="regression.model to fit instead of params.yaml's (e.g. linear)")
-    parser.add_argument("--no-compile", action="store_true", help="predict with the fitted model as it is "
-                        "(LightGBM's own predict), skipping the save/load that compiles it")
+    parser.add_argument("--no-compile", action="store_true", help="predict with LightGBM itself, not lleaves")
     args = parser.parse_args()
 
     params = load_params()
@@ -40,37 +52,28 @@ def main() -> None:
     reg_cfg = from_dict(RegressionConfig, params["regression"], "regression.")
     if args.model and args.model != reg_cfg.model:
         reg_cfg = dataclasses.replace(reg_cfg, model=args.model, params={})
-    start = time.perf_counter()
-    model = fit_regressor(table.weights, target_values(table, "pile_cc"), table.domains, "pile_cc", reg_cfg, seed=0)
-    fit_s = time.perf_counter() - start
-    save_s = None
-    if not args.no_compile:
-        with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
-            save_regressor(model, folder)
-            save_s = time.perf_counter() - start
-            model = load_regressor(folder)
+    y = table.target_values(TARGET)
+    fitted, fit_s = timed(lambda: fit_regressor(table.weights, y, table.domains, TARGET, reg_cfg, seed=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        _, save_s = timed(lambda: save_regressor(fitted, tmp))
+        model, load_s = timed(lambda: load_regressor(tmp, TARGET, table.domains))
+    compile_s = None if args.no_compile else timed(model.compile)[1]
 
     share = {d: PILE_TOKEN_SHARE[d] for d in table.domains}
     gen = make_generator(from_dict(SampleConfig, params["sample"], "sample."), share)
     cfg = dataclasses.replace(from_dict(SearchConfig, params["search"], "search."), n_simulations=args.n)
+    threads = runtime.threads()
+    alone = dataclasses.replace(model, members=[])
+    _, main_s = timed(lambda: search(alone, gen, cfg, seed=0, threads=threads))
+    _, all_s = timed(lambda: search(model, gen, cfg, seed=0, threads=threads))
 
-    members, model.members = model.members, []
-    start = time.perf_counter()
-    search(model, gen, cfg, seed=0)
-    main_s = time.perf_counter() - start
-    model.members = members
-    start = time.perf_counter()
-    search(model, gen, cfg, seed=0)
-    all_s = time.perf_counter() - start
-
-    trees = getattr(model.base, "best_iteration", None)
-    compiled = getattr(model.base, "compiled", None) is not None
     print(json.dumps({
-        "bench": "search", "n_simulations": args.n, "model": reg_cfg.model, "trees": trees, "compiled": compiled,
-        "members": len(members), "workers": cfg.workers, "chunk_size": cfg.chunk_size,
-        "fit_seconds": round(fit_s, 2), "save_seconds": save_s and round(save_s, 2),
-        "seconds": round(main_s, 2), "seconds_with_members": round(all_s, 2),
+        "bench": "search", "n_simulations": args.n, "model": reg_cfg.model,
+        "trees": getattr(model.base, "best_iteration", None),
+        "compiled": getattr(model.base, "compiled", None) is not None,
+        "members": len(model.members), "threads": threads, "chunk_size": cfg.chunk_size,
+        "fit_seconds": fit_s, "save_seconds": save_s, "load_seconds": load_s, "compile_seconds": compile_s,
+        "seconds": main_s, "seconds_with_members": all_s,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }))
 
