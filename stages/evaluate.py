@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from regmix.config import EvaluateConfig, from_dict
-from regmix.errors import UserError
 from regmix.data.shards import read_meta
+from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
 from regmix.files import load_params, read_json, run_stage, write_json
 from regmix.large import RUN_FILE
