@@ -16,7 +16,6 @@ The files:
   figures.py   fit plots and console text
 """
 
-from regmix.regression.compiled import compiled_trees
 from regmix.regression.figures import describe, domain_curves, plot_fit
 from regmix.regression.fitted import (FitReport, FittedRegressor, Predictor, cross_validate, fit_and_report,
                                       fit_regressor, predict_mixtures, predict_seconds, scores)
@@ -27,7 +26,7 @@ from regmix.regression.storage import load_regressor, save_regressor
 
 __all__ = [
     "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
-    "Model", "Predictor", "ProxyTable", "compiled_trees", "cross_validate", "describe", "domain_curves",
+    "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves",
     "fit_and_report", "fit_regressor", "load_regressor", "make_model", "plot_fit", "predict_mixtures",
     "predict_seconds", "read_proxies", "read_released", "released_pair", "save_regressor", "scores",
 ]
