@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo test test-slow bench params dag paper-regression
+.PHONY: setup demo test test-slow bench bench-train bench-search params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -35,8 +35,14 @@ test: setup
 test-slow: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
-bench: setup
+# Benchmarks (benchmarks/): speed goals live here, never in timed tests.
+bench: bench-train bench-search
+
+bench-train: setup
 	$(BIN)/python -m benchmarks.bench_train
+
+bench-search: setup
+	$(BIN)/python -m benchmarks.bench_search
 
 # Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
 params: setup
@@ -52,4 +58,5 @@ paper-regression: setup
 	mkdir -p $(PAPER_OUT)
 	$(BIN)/python -c 'import sys; from regmix.compose import compose; compose(sys.argv[1], sys.argv[2:])' \
 		$(PAPER_OUT)/params.yaml experiment=paper_regression $(OVERRIDES)
-	$(BIN)/python -m stages.fit --params $(PAPER_OUT)/params.yaml --out-dir $(PAPER_OUT)
+	$(BIN)/python -m stages.fit results/proxies.csv $(PAPER_OUT)/data/regression $(PAPER_OUT)/metrics/fit.json \
+		$(PAPER_OUT)/results/fit_predictions.csv $(PAPER_OUT)/plots/fit --params $(PAPER_OUT)/params.yaml

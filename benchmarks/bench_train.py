@@ -28,7 +28,7 @@ from regmix.compose import composed
 from regmix.config import ModelConfig, ProxyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.model import LLaMA
-from regmix.training import make_optimizer, train_steps
+from regmix.training import make_optimizer, tokens_per_step, train_steps
 
 TOKENS = Path("data/tokens")
 DEMO_VOCAB = 4096  # the demo tokenizer's size, used before data/tokens exists
@@ -97,7 +97,7 @@ class Candidate:
         return time.perf_counter() - start
 
     def timed(self, steps: int) -> None:
-        tokens = steps * self.optim.batch_size * self.cfg.model.context
+        tokens = steps * tokens_per_step(self.optim, self.cfg.model.context)
         self.best = max(self.best, tokens / self.run(steps))
 
 

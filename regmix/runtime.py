@@ -7,11 +7,15 @@ DVC-tracked params: a user on a bigger machine keeps the cache valid.
     REGMIX_THREADS=N      threads of one process: search's chunks, the large model's torch ops
     REGMIX_PROXY_THREADS  torch threads in each proxy worker (default 1: on CPU, one-thread
                           processes beat fewer many-thread ones)
+    REGMIX_CACHE          this machine's cache, outside every DVC output: demo downloads,
+                          compiled regressors (default ~/.cache/regmix)
 """
 
 from __future__ import annotations
 
 import os
+
+from pathlib import Path
 
 from regmix.errors import UserError
 
@@ -24,6 +28,11 @@ def positive_env(name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise UserError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def cache_root() -> Path:
+    """REGMIX_CACHE, else ~/.cache/regmix."""
+    return Path(os.environ.get("REGMIX_CACHE") or Path.home() / ".cache" / "regmix")
 
 
 def cpu_count() -> int:

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from regmix.files import PARAMS_FILE, load_params
 
 
-def paths(doc: str, **names: str) -> argparse.Namespace:
-    """Parse one positional path argument per keyword (name=help), in order."""
+def arguments(doc: str, **names: str) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """One positional path argument per keyword (name=help), in order, and the params read
+    from `--params` (default params.yaml)."""
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     for name, help in names.items():
         parser.add_argument(name, type=Path, help=help)
-    return parser.parse_args()
+    parser.add_argument("--params", default=PARAMS_FILE, help="composed params file (default params.yaml)")
+    args = parser.parse_args()
+    return args, load_params(args.params)

@@ -3,13 +3,12 @@
 from regmix import runtime
 from regmix.config import DataConfig, from_dict
 from regmix.data.prepare import prepare
-from regmix.files import load_params, run_stage, write_json
-from stages import paths
+from regmix.files import run_stage, write_json
+from stages import arguments
 
 
 def main() -> None:
-    args = paths(__doc__, tokens="token shards folder to write", domains="domains table (JSON) to write")
-    params = load_params()
+    args, params = arguments(__doc__, tokens="token shards folder to write", domains="domains table (JSON) to write")
     cfg = from_dict(DataConfig, params["data"], "data.")
     domains = prepare(cfg, params["seed"], args.tokens, workers=runtime.workers())
     write_json(args.domains, domains)

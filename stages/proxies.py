@@ -9,17 +9,16 @@ see regmix/swarm.py), never by params.
 from __future__ import annotations
 
 from regmix.config import ProxyConfig, from_dict
-from regmix.files import load_params, run_stage, write_json
+from regmix.files import run_stage, write_json
 from regmix.swarm import placement_from_env, run_swarm
 from regmix.tables import loss_columns, read_csv, write_csv
-from stages import paths
+from stages import arguments
 
 
 def main() -> None:
-    args = paths(__doc__, tokens="token shards (prepare)", mixtures="swarm table (sample)",
-                 store="folder of finished proxies (kept across runs)", table="proxies table (CSV) to write",
-                 metrics="metrics (JSON) to write")
-    params = load_params()
+    args, params = arguments(__doc__, tokens="token shards (prepare)", mixtures="swarm table (sample)",
+                             store="folder of finished proxies (kept across runs)", table="proxies table (CSV) to write",
+                             metrics="metrics (JSON) to write")
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
     table, stats = run_swarm(read_csv(args.mixtures), cfg, args.tokens, args.store, params["seed"],
                              placement_from_env())

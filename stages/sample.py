@@ -1,16 +1,15 @@
 """sample: the proxy swarm (one mixture per proxy) and its plot."""
 
 from regmix.config import SampleConfig, from_dict
-from regmix.files import load_params, run_stage
+from regmix.files import run_stage
 from regmix.mixtures import make_generator, plot_swarm, sample_mixtures
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
-from stages import paths
+from stages import arguments
 
 
 def main() -> None:
-    args = paths(__doc__, domains="domains table (prepare)", mixtures="swarm table (CSV) to write",
-                 plot="swarm plot (PNG) to write")
-    params = load_params()
+    args, params = arguments(__doc__, domains="domains table (prepare)", mixtures="swarm table (CSV) to write",
+                             plot="swarm plot (PNG) to write")
     cfg = from_dict(SampleConfig, params["sample"], "sample.")
     share = token_prior(read_domains(args.domains))
     gen = make_generator(cfg, share)

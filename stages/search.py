@@ -1,36 +1,48 @@
-"""Search: the regressor's best mixture -> results/mixture.yaml, results/search_topk.csv, plots/search/."""
+"""search: the regressor's best mixture, its top-k and plot, and every compared mixture's file.
 
-from regmix.config import SampleConfig, SearchConfig, from_dict
+Each name in `large.mixtures` gets its own small file (regmix.compare), so a train item that
+depends on it reruns only when its own mixture changed.
+"""
+
 from regmix import runtime
-from regmix.files import load_params, run_stage, write_yaml
+from regmix.compare import resolve, write_all
+from regmix.config import SampleConfig, SearchConfig, from_dict
+from regmix.files import run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures, make_generator
 from regmix.regression import load_regressor
 from regmix.search import plot_choice, search, summary
-from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
+from regmix.tables import mixture_frame, read_csv, read_domains, token_prior, write_csv
 from regmix.target import Target
+from stages import arguments
 
 
 def main() -> None:
-    params = load_params()
+    args, params = arguments(__doc__, regressor="fitted regressor (fit)", domains="domains table (prepare)",
+                             swarm="swarm table (sample)", chosen="chosen mixture (YAML) to write",
+                             top="top-k table (CSV) to write", plot="weights plot (PNG) to write",
+                             compare="folder of compared-mixture files to write")
     cfg = from_dict(SearchConfig, params["search"], "search.")
     sample = from_dict(SampleConfig, params["sample"], "sample.")
-    share = token_prior(read_domains("results/domains.json"))
+    share = token_prior(read_domains(args.domains))
     gen = make_generator(sample, share)  # the same generator, caps and grid as the proxy swarm
-    baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), params.get("human_mixtures"))
-    model = load_regressor("data/regression", Target.parse(params["target"]), gen.domains)
+    human = params.get("human_mixtures")
+    baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human)
+    model = load_regressor(args.regressor, Target.parse(params["target"]), gen.domains)
     model.compile()  # machine code from this machine's cache, built on a miss
     result = search(model, gen, cfg, params["seed"], threads=runtime.threads())
 
     out = summary(result, model, baselines)
-    write_yaml("results/mixture.yaml", out)
+    write_yaml(args.chosen, out)
     top = mixture_frame(range(len(result.top.pred)), gen.domains, result.top.W)
     top.insert(1, "predicted_target", result.top.pred)
-    write_csv("results/search_topk.csv", top)
-    plot_choice("plots/search/weights.png", result, baselines)
+    write_csv(args.top, top)
+    plot_choice(args.plot, result, baselines)
+    write_all(args.compare, resolve(params["large"]["mixtures"], out["train"], share, read_csv(args.swarm),
+                                    human, params["seed"]))
     best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])
     print(
         f"chosen mixture predicts {out['predicted_target']:.4f} (best baseline {best[0]}: "
-        f"{best[1]['predicted_target']:.4f}) -> results/mixture.yaml"
+        f"{best[1]['predicted_target']:.4f}) -> {args.chosen}"
     )
 
 

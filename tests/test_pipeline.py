@@ -25,7 +25,9 @@ from conftest import REPO
 
 
 def run(cmd: list[str], cwd: Path) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # The project's own cache (compiled regressors) stays inside the temporary project.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               REGMIX_CACHE=str(cwd / ".cache"))
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
@@ -77,7 +79,9 @@ def test_repro_writes_every_output(project):
     chosen = yaml.safe_load((project / "results/mixture.yaml").read_text())["train"]
     assert abs(sum(chosen.values()) - 1) < 1e-6 and set(chosen) == set(domains)
     fit = json.loads((project / "metrics/fit.json").read_text())
-    assert "cv" in fit
+    cv = pd.read_csv(project / "results/fit_predictions.csv").query("set == 'cv'")
+    assert fit["cv"]["n"] == len(cv) == 8
+    assert fit["cv"]["spearman"] == pytest.approx(cv["true"].corr(cv["predicted"], method="spearman"))
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     assert set(evaluation) == {"regmix", "uniform", "prior", "random_1"}
     assert (project / "results/report.md").read_text().strip()
@@ -106,8 +110,14 @@ def test_push_pull_round_trip(project, tmp_path):
 
 
 def test_regression_override_reruns_only_downstream(project):
+    """A new regressor refits and searches; of the compared mixtures only regmix can change, so
+    only its model retrains (and only if the chosen mixture moved): never a baseline's."""
+    chosen = (project / "results/compare/regmix.json").read_text()
     # Hydra composes from conf/ on every `exp run`, so the preset is named again.
     out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "regression=linear", cwd=project)
     ran = stages_run(out)
     assert {"fit", "search"} <= ran, out
     assert not ran & {"prepare", "sample", "proxies"}, out
+    assert not ran & {"train@uniform", "train@prior", "train@random_1"}, out
+    moved = (project / "results/compare/regmix.json").read_text() != chosen
+    assert ("train@regmix" in ran) == moved, out

@@ -354,6 +354,9 @@ def write_params(folder: Path, **regression) -> None:
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
 
 
+OUTPUTS = ("data/regression", "metrics/fit.json", "results/fit_predictions.csv", "plots/fit")
+
+
 def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     from stages import fit
 
@@ -366,7 +369,7 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     frame.to_csv(tmp_path / "results/proxies.csv", index=False)
     write_params(tmp_path, n_bootstrap=2, params={**config().params, **FAST_LGB})
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["fit"])
+    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", *OUTPUTS])
     fit.main()
     metrics = json.loads((tmp_path / "metrics/fit.json").read_text())
     assert metrics["cv"]["n"] == 64 and metrics["cv"]["spearman"] > 0.8 and metrics["target"] == "mean"
@@ -376,15 +379,16 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     assert {p.name for p in (tmp_path / "plots/fit").iterdir()} == {"predicted_vs_true.png", "effects.png"}
     assert len(load_regressor(tmp_path / "data/regression", Target.parse("mean"), DOMAINS).members) == 2
 
-    # --params / --out-dir; a bad target is one clear line and exit code 1
+    # --params and other output paths; a bad target is one clear line and exit code 1
     write_params(tmp_path / "results", model="linear", params={}, cv_folds=3)
-    monkeypatch.setattr(sys, "argv", ["fit", "--params", "results/params.yaml", "--out-dir", "other"])
+    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", *(f"other/{p}" for p in OUTPUTS),
+                                      "--params", "results/params.yaml"])
     fit.main()
     assert json.loads((tmp_path / "other/metrics/fit.json").read_text())["cv"]["folds"] == 3
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["target"] = "pile_cc"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr(sys, "argv", ["fit"])
+    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", *OUTPUTS])
     from regmix.files import run_stage
 
     with pytest.raises(SystemExit) as exit_info:

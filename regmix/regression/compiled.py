@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from regmix.data.demo import cache_dir
+from regmix import runtime
 from regmix.files import atomic_path, write_text
 
 PROBES = 256  # fixed mixtures a loaded object must predict exactly as LightGBM does
@@ -43,8 +43,8 @@ def host_cpu() -> str:
 
 
 def cache_folder() -> Path:
-    """$REGMIX_CACHE/lleaves: the demo corpus's cache root, outside every DVC output."""
-    return cache_dir().parent / "lleaves"
+    """$REGMIX_CACHE/lleaves: this machine's cache, outside every DVC output."""
+    return runtime.cache_root() / "lleaves"
 
 
 def cache_key(trees: str) -> str:

