@@ -23,7 +23,8 @@ from typing import Any, Callable
 from regmix import runtime
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.mixtures import PILE_TOKEN_SHARE, make_generator
+from regmix.mixtures import PILE_TOKEN_SHARE
+from regmix.sampling import make_generator
 from regmix.regression import fit_regressor, load_regressor, read_released, save_regressor
 from regmix.search import search
 from regmix.target import Target

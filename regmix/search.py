@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from regmix.config import SearchConfig
 from regmix.errors import UserError
-from regmix.mixtures import MixtureGenerator, accepted_draws
+from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
 from regmix.regression import FittedRegressor, Predictor, predict_mixtures
 

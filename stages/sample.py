@@ -2,7 +2,7 @@
 
 from regmix.config import SampleConfig, from_dict
 from regmix.files import run_stage
-from regmix.mixtures import make_generator, plot_swarm, sample_mixtures
+from regmix.sampling import make_generator, plot_swarm, sample_mixtures
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
 from stages import arguments
 

@@ -8,7 +8,8 @@ from regmix import runtime
 from regmix.compare import resolve, write_all
 from regmix.config import SampleConfig, SearchConfig, from_dict
 from regmix.files import run_stage, write_yaml
-from regmix.mixtures import baseline_mixtures, make_generator
+from regmix.mixtures import baseline_mixtures
+from regmix.sampling import make_generator
 from regmix.regression import load_regressor
 from regmix.search import plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, token_prior, write_csv

@@ -7,15 +7,8 @@ import pytest
 
 from regmix.config import SampleConfig
 from regmix.errors import UserError
-from regmix.mixtures import (
-    METHODS,
-    PILE_TOKEN_SHARE,
-    baseline_mixtures,
-    make_generator,
-    sample_mixtures,
-    to_grid,
-    validate_mixture,
-)
+from regmix.mixtures import PILE_TOKEN_SHARE, baseline_mixtures, validate_mixture
+from regmix.sampling import METHODS, make_generator, sample_mixtures, to_grid
 
 TOTAL = sum(PILE_TOKEN_SHARE.values())
 PILE = {d: w / TOTAL for d, w in PILE_TOKEN_SHARE.items()}

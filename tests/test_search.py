@@ -7,7 +7,8 @@ import pytest
 
 from regmix.config import SampleConfig, SearchConfig
 from regmix.errors import UserError
-from regmix.mixtures import baseline_mixtures, make_generator
+from regmix.mixtures import baseline_mixtures
+from regmix.sampling import make_generator
 from regmix.regression import FittedRegressor
 from regmix.search import TopK, search, summary
 
