@@ -4,13 +4,15 @@ Same model and data loader as the proxies (regmix.model, regmix.training). What 
 mixture names -> weights, checkpoints that survive a kill (and refuse to resume from other
 params), torchrun data parallelism (NCCL on GPUs, gloo on CPU), bf16 on CUDA via the optim
 config, token/epoch accounting, DVCLive curves, and the Hugging Face export.
+
+This module is the run itself (setup -> train -> finish); its parts live beside it:
+regmix.checkpoints (fingerprint, save, load), regmix.distributed (torchrun set-up) and
+regmix.curves (DVCLive logging).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -18,71 +20,24 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from regmix import runtime
+from regmix.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from regmix.config import LargeConfig
+from regmix.curves import Curves, StepLogger
 from regmix.data.shards import data_signature, read_meta, shard_path
+from regmix.distributed import Dist, init_distributed
 from regmix.errors import UserError
 from regmix.export import export_hf
-from regmix.files import atomic_path, write_json
+from regmix.files import write_json
 from regmix.model import LLaMA
-from regmix.training import (MixtureSampler, config_hash, eval_windows, evaluate_loss,
-                             make_optimizer, resolve_vocab, tokens_per_step, train_steps,
-                             train_tokens)
+from regmix.training import (MixtureSampler, eval_windows, evaluate_loss, make_optimizer,
+                             resolve_vocab, tokens_per_step, train_steps, train_tokens)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"  # mixture, tokens per domain, epochs: what evaluate and report read
 HF_DIR = "hf"
-
-
-# ------------------------------------------------------------------- fingerprint
-def fingerprint(cfg: LargeConfig, mixture: Mapping[str, float], seed: int, world_size: int,
-                data: Mapping[str, Any]) -> str:
-    """Hash of everything that decides the trained weights; a checkpoint resumes only on a match.
-
-    The world size is in it because each rank draws its own batches (seeded by rank).
-    """
-    return config_hash(model=cfg.model, optim=cfg.optim, seed=seed, world_size=world_size,
-                       mixture=dict(mixture), data=data)
-
-
-# ------------------------------------------------------------------ distributed
-@dataclass(frozen=True)
-class Dist:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-
-def init_distributed(threads: int | None) -> Dist:
-    """Read torchrun's environment: one process per GPU (NCCL), or per CPU slot (gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    else:
-        device = torch.device("cpu")
-    # CPU ranks share the cores instead of each grabbing all of them.
-    torch.set_num_threads(threads or max(1, runtime.cpu_count() // local_world))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank() if world > 1 else 0, world_size=world, device=device)
 
 
 # ---------------------------------------------------------------------- accounting
@@ -108,87 +63,6 @@ def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str
                           f"{out[domain]['epochs']:.1f} epochs, more than sample.max_usage="
                           f"{max_usage}", stacklevel=2)
     return out
-
-
-# ---------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    step: int, fp: str) -> None:
-    """Atomic: written beside the final name and renamed, so a kill keeps the previous one."""
-    state = {"step": step, "fingerprint": fp, "model": model.state_dict(),
-             "optimizer": optimizer.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    fp: str) -> int:
-    """Restore a matching checkpoint and return its step; 0 when there is none or it is stale."""
-    if not path.exists():
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fp:
-        warnings.warn(f"{path} was made with other params, mixture or data: starting afresh",
-                      stacklevel=2)
-        return 0
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
-
-
-# ------------------------------------------------------------------------ logging
-class Curves:
-    """DVCLive logger on rank 0 (train loss, lr, throughput, validation loss per domain).
-
-    On resume the rows past the checkpoint's step are dropped first, so the curve of a
-    killed-and-resumed run reads like one uninterrupted run.
-    """
-
-    def __init__(self, log_dir: Path, start: int):
-        from dvclive import Live
-
-        if start == 0:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            for tsv in (log_dir / "plots" / "metrics").rglob("*.tsv"):
-                rows = pd.read_csv(tsv, sep="\t")
-                rows[rows["step"] <= start].to_csv(tsv, sep="\t", index=False)
-        self.live = Live(str(log_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None,
-                         report=None)
-        self.live.step = start
-
-    def log(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.live.step = step
-        for key, value in metrics.items():
-            self.live.log_metric(key, value)
-        self.live.next_step()
-
-    def close(self, summary: Mapping[str, Any]) -> None:
-        """Write `summary` beside the last metrics and finish the DVCLive run."""
-        self.live.summary.update(summary)
-        self.live.end()
-
-
-class StepLogger:
-    """The training loop's `on_step`: the progress bar, and on rank 0 the train curves.
-
-    `loss` is rank 0's micro-batch loss: logging it costs no extra all-reduce per step.
-    """
-
-    def __init__(self, bar: tqdm, curves: Curves | None, tokens_per_step: int):
-        self.bar = bar
-        self.curves = curves
-        self.tokens_per_step = tokens_per_step
-        self.last = time.perf_counter()  # end of the previous step, for the throughput curve
-
-    def __call__(self, step: int, loss: float, lr: float) -> None:
-        self.bar.update(1)
-        if self.curves is None:
-            return
-        now = time.perf_counter()
-        throughput = self.tokens_per_step / max(now - self.last, 1e-9)
-        self.curves.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": throughput})
-        self.bar.set_postfix(loss=f"{loss:.3f}")
-        self.last = now
 
 
 # -------------------------------------------------------------------------- train

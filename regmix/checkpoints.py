@@ -1,0 +1,48 @@
+"""Checkpoints of the large run: the fingerprint of what decides the trained weights, and an
+atomic save / a load that resumes only from a checkpoint with the same fingerprint."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from regmix.config import LargeConfig
+from regmix.files import atomic_path
+from regmix.training import config_hash
+
+
+def fingerprint(cfg: LargeConfig, mixture: Mapping[str, float], seed: int, world_size: int,
+                data: Mapping[str, Any]) -> str:
+    """Hash of everything that decides the trained weights; a checkpoint resumes only on a match.
+
+    The world size is in it because each rank draws its own batches (seeded by rank).
+    """
+    return config_hash(model=cfg.model, optim=cfg.optim, seed=seed, world_size=world_size,
+                       mixture=dict(mixture), data=data)
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    step: int, fp: str) -> None:
+    """Atomic: written beside the final name and renamed, so a kill keeps the previous one."""
+    state = {"step": step, "fingerprint": fp, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    fp: str) -> int:
+    """Restore a matching checkpoint and return its step; 0 when there is none or it is stale."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fp:
+        warnings.warn(f"{path} was made with other params, mixture or data: starting afresh",
+                      stacklevel=2)
+        return 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])

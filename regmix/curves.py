@@ -1,0 +1,67 @@
+"""The large run's curves: DVCLive on rank 0 (train loss, lr, throughput, validation loss per
+domain), and the training loop's per-step callback that feeds them and the progress bar."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+from tqdm import tqdm
+
+
+class Curves:
+    """DVCLive logger on rank 0 (train loss, lr, throughput, validation loss per domain).
+
+    On resume the rows past the checkpoint's step are dropped first, so the curve of a
+    killed-and-resumed run reads like one uninterrupted run.
+    """
+
+    def __init__(self, log_dir: Path, start: int):
+        from dvclive import Live
+
+        if start == 0:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            for tsv in (log_dir / "plots" / "metrics").rglob("*.tsv"):
+                rows = pd.read_csv(tsv, sep="\t")
+                rows[rows["step"] <= start].to_csv(tsv, sep="\t", index=False)
+        self.live = Live(str(log_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None,
+                         report=None)
+        self.live.step = start
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.live.step = step
+        for key, value in metrics.items():
+            self.live.log_metric(key, value)
+        self.live.next_step()
+
+    def close(self, summary: Mapping[str, Any]) -> None:
+        """Write `summary` beside the last metrics and finish the DVCLive run."""
+        self.live.summary.update(summary)
+        self.live.end()
+
+
+class StepLogger:
+    """The training loop's `on_step`: the progress bar, and on rank 0 the train curves.
+
+    `loss` is rank 0's micro-batch loss: logging it costs no extra all-reduce per step.
+    """
+
+    def __init__(self, bar: tqdm, curves: Curves | None, tokens_per_step: int):
+        self.bar = bar
+        self.curves = curves
+        self.tokens_per_step = tokens_per_step
+        self.last = time.perf_counter()  # end of the previous step, for the throughput curve
+
+    def __call__(self, step: int, loss: float, lr: float) -> None:
+        self.bar.update(1)
+        if self.curves is None:
+            return
+        now = time.perf_counter()
+        throughput = self.tokens_per_step / max(now - self.last, 1e-9)
+        self.curves.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": throughput})
+        self.bar.set_postfix(loss=f"{loss:.3f}")
+        self.last = now
