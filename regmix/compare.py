@@ -1,14 +1,18 @@
 """The mixtures compared at the large scale: each name resolved to weights, one file each.
 
-`large.mixtures` lists names: `regmix` (the search's choice), `uniform`, `prior` (the token
-share), any `human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of
-the proxy swarm, for the rank check). Each resolved mixture is written to its own small file,
-so a DVC item that trains it depends on that mixture alone: a new search result changes
-`regmix.json` and nothing else, and only `train@regmix` reruns.
+`large.mixtures` lists names: `regmix` (the search's choice), `best_proxy` (the swarm mixture
+whose proxy measured the lowest target loss: the strongest cheap alternative, the one the
+regression must beat to be worth it), `uniform`, `prior` (the token share), any
+`human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of the proxy
+swarm, for the rank check). Each resolved mixture is written to its own small file with the
+seeds it is trained with, so a DVC item that trains it depends on that mixture alone: a new
+search result changes `regmix.json` and nothing else, and only `train@regmix` reruns.
 """
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -21,6 +25,7 @@ from regmix.mixtures import baseline_mixtures, validate_mixture
 from regmix.tables import weight_columns
 
 CHOSEN = "regmix"
+BEST_PROXY = "best_proxy"
 RANDOM_PREFIX = "random_"
 
 
@@ -39,12 +44,13 @@ def random_row(name: str, n_rows: int, seed: int) -> int:
     return int(np.random.default_rng([seed, 0x7A11]).permutation(n_rows)[k - 1])
 
 
-def resolve(names: Sequence[str], chosen: Mapping[str, float], prior: Mapping[str, float],
-            swarm: pd.DataFrame, human: Mapping[str, Mapping[str, float]] | None,
-            seed: int) -> dict[str, dict[str, float]]:
+def resolve(names: Sequence[str], chosen: Mapping[str, float], best_proxy: Mapping[str, float],
+            prior: Mapping[str, float], swarm: pd.DataFrame,
+            human: Mapping[str, Mapping[str, float]] | None, seed: int) -> dict[str, dict[str, float]]:
     """Weights over every domain of `prior` for each name in `names`, in that order."""
     domains = list(prior)
     named = {CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
+             BEST_PROXY: validate_mixture(best_proxy, domains, "the best proxy's mixture", tol=1e-4),
              **baseline_mixtures(prior, human)}
     if len(set(names)) != len(names):
         raise UserError(f"large.mixtures lists a name twice: {list(names)}")
@@ -62,20 +68,61 @@ def resolve(names: Sequence[str], chosen: Mapping[str, float], prior: Mapping[st
     return out
 
 
-def write_all(folder: str | Path, mixtures: Mapping[str, Mapping[str, float]]) -> None:
-    """`folder/<name>.json` per mixture; files of names no longer compared are removed."""
+def seeds_of(names: Sequence[str], seeds: int, replicate: Mapping[str, int], base: int) -> dict[str, list[int]]:
+    """Training seeds of each compared mixture: `seeds` of them, or `replicate[name]`."""
+    unknown = sorted(set(replicate) - set(names))
+    if unknown:
+        raise UserError(f"large.replicate names mixtures not in large.mixtures: {', '.join(unknown)}")
+    counts = {name: int(replicate.get(name, seeds)) for name in names}
+    if min(counts.values(), default=1) < 1:
+        raise UserError(f"large.seeds and large.replicate need at least 1 seed a mixture, got {counts}")
+    return {name: [base + k for k in range(n)] for name, n in counts.items()}
+
+
+def write_all(folder: str | Path, mixtures: Mapping[str, Mapping[str, float]],
+              seeds: Mapping[str, Sequence[int]]) -> None:
+    """`folder/<name>.json` per mixture (weights and seeds); files of names no longer compared
+    are removed."""
     folder = Path(folder)
     for name, weights in mixtures.items():
-        write_json(folder / f"{name}.json", {"name": name, "mixture": dict(weights)})
+        write_json(folder / f"{name}.json", {"name": name, "seeds": list(seeds[name]), "mixture": dict(weights)})
     for stale in folder.glob("*.json"):
         if stale.stem not in mixtures:
             stale.unlink()
 
 
-def read_one(path: str | Path) -> tuple[str, dict[str, float]]:
-    """(name, weights) of one file written by `write_all`."""
+@dataclass(frozen=True)
+class Compared:
+    """One compared mixture as `write_all` stored it."""
+
+    name: str
+    mixture: dict[str, float]
+    seeds: list[int]
+
+
+def read_one(path: str | Path) -> Compared:
+    """The compared mixture in one file written by `write_all`."""
     data = read_json(path)
-    if not isinstance(data, dict) or not {"name", "mixture"} <= set(data):
-        raise UserError(f"{path}: not a compared-mixture file (needs `name` and `mixture`)")
+    if not isinstance(data, dict) or not {"name", "mixture", "seeds"} <= set(data):
+        raise UserError(f"{path}: not a compared-mixture file (needs `name`, `seeds` and `mixture`)")
     mixture = data["mixture"]
-    return data["name"], validate_mixture(mixture, list(mixture), str(path), tol=1e-4)
+    return Compared(data["name"], validate_mixture(mixture, list(mixture), str(path), tol=1e-4),
+                    [int(s) for s in data["seeds"]])
+
+
+def run_dir(folder: str | Path, seed: int) -> Path:
+    """Where one seed's run of a compared mixture lives inside its folder."""
+    return Path(folder) / f"seed_{seed}"
+
+
+def remove_other_runs(folder: str | Path, seeds: Sequence[int]) -> None:
+    """Delete run folders of seeds no longer asked for, so no stale result is read as current."""
+    keep = {run_dir(folder, s) for s in seeds}
+    for path in Path(folder).glob("seed_*"):
+        if path not in keep:
+            shutil.rmtree(path)
+
+
+def read_all(folder: str | Path, names: Sequence[str]) -> dict[str, Compared]:
+    """The compared mixtures `names`, in that order, from `folder`."""
+    return {name: read_one(Path(folder) / f"{name}.json") for name in names}

@@ -186,18 +186,18 @@ def continuation_accuracy(model: torch.nn.Module, examples: list[Choice], batch_
 
 
 def downstream(model: torch.nn.Module, tasks: TaskSet, batch_size: int) -> dict[str, Any]:
-    """Accuracy per task (per domain and the domain mean) and the average over tasks."""
+    """Accuracy per task: per domain, and over all its examples (with the counts behind it)."""
     out: dict[str, Any] = {}
     for name, per_domain, score in (("last_word", tasks.last_word, last_word_accuracy),
                                     ("continuation", tasks.continuation, continuation_accuracy)):
         scored = {d: score(model, ex, batch_size) for d, ex in per_domain.items() if ex}
         if scored:
-            out[name] = {"accuracy": float(np.mean(list(scored.values()))), "domains": scored,
-                         "examples": sum(len(ex) for ex in per_domain.values())}
+            examples = sum(len(ex) for ex in per_domain.values())
+            correct = round(sum(acc * len(per_domain[d]) for d, acc in scored.items()))
+            out[name] = {"accuracy": correct / examples, "correct": correct, "examples": examples,
+                         "domains": scored}
     if "continuation" in out:
         out["continuation"]["chance"] = 1.0 / tasks.n_choices
-    if out:  # no examples at all (valid text shorter than a passage): nothing to average
-        out["average"] = float(np.mean([t["accuracy"] for t in out.values()]))
     return out
 
 

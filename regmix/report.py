@@ -1,8 +1,11 @@
-"""results/report.md and plots/evaluate/: does the mixture chosen at proxy scale win at scale?
+"""results/report.md and plots/evaluate/: does the mixture chosen at proxy scale win at scale,
+and how sure can we be?
 
-The rank of `regmix` among the trained mixtures answers it directly; the Spearman correlation
-between the regressor's predicted and the measured target loss says whether the proxies'
-ranking carries over to the large model (RegMix's rank-invariance assumption).
+The report opens with the verdict (regmix.comparison, regmix.verdict): where `regmix` ranks,
+and for every other mixture whether it is better, worse or not distinguishable given the
+measured seed noise. Then each mixture's target loss with its interval, downstream accuracy
+with binomial intervals, the weights of every mixture and its loss on every domain.
+The same verdict, shorter, is the README's results section (`readme_results`).
 """
 
 from __future__ import annotations
@@ -14,39 +17,87 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
+from regmix.compare import CHOSEN
+from regmix.comparison import SUMMARY, TASKS
 from regmix.files import write_text
 from regmix.plots import plt, save
 
-CHOSEN = "regmix"
+TASK_TEXT = {
+    "last_word": "`last_word`: greedy decoding must reproduce the last word of a passage (LAMBADA-style)",
+    "continuation": "`continuation`: the true ending among several by log-likelihood per byte (HellaSwag-style)",
+}
 
 
-def comparison(results: Mapping[str, Mapping[str, Any]],
-               predicted: Mapping[str, float]) -> pd.DataFrame:
-    """One row per mixture, best measured target loss first, with its rank (1 = best)."""
+def _num(v: Any, digits: int = 3) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _interval(low: Any, high: Any, digits: int = 3) -> str:
+    return "" if low is None or high is None else f" [{_num(low, digits)}, {_num(high, digits)}]"
+
+
+def _signed(v: float, digits: int = 3) -> str:
+    return f"{v:+.{digits}f}"
+
+
+def mixtures_of(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The per-mixture entries of metrics/evaluate.json, best mean target loss first."""
+    return {n: results[n] for n in results[SUMMARY]["ranking"]}
+
+
+def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
+    """The plain-language verdict: rank, better / not distinguishable / worse, the test used."""
+    summary, entries = results[SUMMARY], mixtures_of(results)
+    lines = [f"Target: `{target}` validation loss of each large model (lower is better), mean over its seeds."]
+    if summary["regmix_rank"] is None:
+        return lines + [f"`{CHOSEN}` was not among the trained mixtures: nothing to judge."]
+    lines.append(f"**`{CHOSEN}` ranks {summary['regmix_rank']} of {summary['mixtures']}** by mean target loss.")
+    noise = summary["seed_noise"]
+    if not noise["df"]:
+        return lines + ["No mixture was trained with more than one seed, so the seed noise is unknown and no "
+                        "difference can be called real: set `large.replicate` (e.g. `{regmix: 3, best_proxy: 3}`)."]
+    for kind, label in (("better", "Distinguishably better than"), ("not distinguishable", "Not distinguishable from"),
+                        ("worse", "Distinguishably worse than")):
+        names = summary["verdict"][kind]
+        described = ", ".join(f"`{n}` ({_signed(entries[n]['vs_regmix']['difference'])}"
+                              f"{_interval(*entries[n]['vs_regmix']['ci95'])})" for n in names) or "none"
+        lines.append(f"- {label} `{CHOSEN}`: {described}")
+    others = summary["mixtures"] - 1
+    lines.append(f"Differences are other minus `{CHOSEN}` in nats, with 95% intervals. Test: two-sided two-sample "
+                 f"t-test at the 5% level on the seed noise pooled over the mixtures trained with several seeds "
+                 f"(std {noise['std']:.3f} nats, {noise['df']} degrees of freedom); each of the {others} "
+                 "comparisons on its own, no correction for multiplicity.")
+    return lines
+
+
+def spearman_line(results: Mapping[str, Any]) -> str:
+    s = results[SUMMARY]["spearman"]
+    if s["rho"] is None:
+        return f"Predicted vs measured: too few mixtures with distinct values for a rank correlation (n = {s['n']})."
+    return (f"Predicted vs measured target loss: Spearman rho {s['rho']:.2f}{_interval(*s['ci95'], digits=2)} "
+            f"(95% bootstrap interval, n = {s['n']} mixtures; swarm mixtures use out-of-fold predictions). "
+            "Proxy-scale predictions sit above large-scale losses (smaller models, fewer tokens): only ranks "
+            "carry over, so only ranks are compared.")
+
+
+def comparison_table(results: Mapping[str, Any], digits: int = 3) -> str:
     rows = []
-    for name, r in results.items():
-        down = r["downstream"]
-        rows.append({"mixture": name, "target_loss": r["target_loss"],
-                     "predicted": predicted.get(name, math.nan),
-                     **{task: down[task]["accuracy"] for task in ("last_word", "continuation")
-                        if task in down},
-                     "downstream": down.get("average", math.nan)})
-    frame = pd.DataFrame(rows).sort_values("target_loss", kind="stable").reset_index(drop=True)
-    frame.insert(1, "rank", frame["target_loss"].rank(method="min").astype(int))
-    return frame
+    for name, e in mixtures_of(results).items():
+        vs = e.get("vs_regmix")
+        row = {"mixture": f"**{name}**" if name == CHOSEN else name, "seeds": e["seeds"],
+               "target loss [95% CI]": _num(e["target_loss"], digits) + _interval(*e["target_loss_ci95"], digits),
+               f"vs {CHOSEN}": "–" if vs is None else f"{_signed(vs['difference'], digits)} {vs['verdict']}",
+               "predicted (by)": f"{_num(e['predicted'], digits)} ({e['predicted_by']})"}
+        for task in TASKS:
+            if task in e["downstream"]:
+                t = e["downstream"][task]
+                row[f"{task} acc [95% CI]"] = _num(t["accuracy"]) + _interval(*t["ci95"])
+        rows.append(row)
+    return markdown_table(pd.DataFrame(rows))
 
 
-def rank_correlation(frame: pd.DataFrame) -> tuple[float, int]:
-    """Spearman rho of predicted vs measured target loss, and how many mixtures it covers."""
-    both = frame.dropna(subset=["predicted", "target_loss"])
-    if len(both) < 3 or both["predicted"].nunique() < 2 or both["target_loss"].nunique() < 2:
-        return math.nan, len(both)
-    return float(spearmanr(both["predicted"], both["target_loss"]).statistic), len(both)
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, (float, np.floating)):
             return "–" if math.isnan(v) else f"{v:.{digits}f}"
@@ -58,64 +109,84 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-def render(frame: pd.DataFrame, results: Mapping[str, Mapping[str, Any]],
-           target: Any, plot_links: list[str]) -> str:
-    rho, n = rank_correlation(frame)
-    lines = ["# Large-model comparison", "",
-             f"Target: `{target}` (validation loss, lower is better). Downstream: zero-shot "
-             "accuracy on held-out text (last_word, continuation), averaged over domains.", ""]
-    if CHOSEN in set(frame["mixture"]):
-        rank = int(frame.loc[frame["mixture"] == CHOSEN, "rank"].iloc[0])
-        best = frame["mixture"].iloc[0]
-        verdict = "the best" if rank == 1 else f"behind `{best}`"
-        lines.append(f"**`{CHOSEN}` ranks {rank} of {len(frame)}** by target loss ({verdict}).")
-    else:
-        lines.append(f"`{CHOSEN}` was not among the trained mixtures.")
-    rho_text = "n/a (fewer than 3 mixtures with distinct values)" if math.isnan(rho) else f"{rho:.3f}"
-    lines += [f"**Spearman rho (predicted vs measured target loss, {n} mixtures): {rho_text}** — "
-              "how well the proxy-scale ranking carries over to the large model.", "",
-              "## Mixtures", "", markdown_table(frame), "",
-              "## Validation loss per domain", "",
-              markdown_table(pd.DataFrame({name: r["domain_loss"] for name, r in results.items()})
-                             .rename_axis("domain").reset_index()), ""]
+def tasks_text(results: Mapping[str, Any]) -> str:
+    first = next(iter(mixtures_of(results).values()))["downstream"]
+    parts = [TASK_TEXT[t] + (f", chance {first[t]['chance']:.2f}" if "chance" in first[t] else "")
+             + f", {first[t]['examples']} examples" for t in TASKS if t in first]
+    if not parts:
+        return ""
+    return ("Downstream tasks are built from held-out (valid) text of the same domains the models trained on, "
+            "not external benchmarks: " + "; ".join(parts) + ". Accuracy intervals: Wilson 95% on the examples.")
+
+
+def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
+           plot_links: list[str]) -> str:
+    entries = mixtures_of(results)
+    weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
+    losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
+    lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
+             spearman_line(results), "", "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
+             "## Weights of each compared mixture", "", markdown_table(weights), "",
+             "## Validation loss per domain (mean over seeds)", "",
+             "What each mixture costs on the domains it does not target: compare a row across mixtures.", "",
+             markdown_table(losses), ""]
     lines += [f"![{Path(link).stem}]({link})" for link in plot_links]
     return "\n".join(lines) + "\n"
 
 
-def plot_target_loss(frame: pd.DataFrame, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(frame)), 3.5))
-    colors = ["tab:red" if m == CHOSEN else "tab:gray" for m in frame["mixture"]]
-    ax.bar(frame["mixture"], frame["target_loss"], color=colors)
-    low, high = frame["target_loss"].min(), frame["target_loss"].max()
-    pad = max(1e-3, 0.5 * (high - low))
-    ax.set_ylim(low - pad, high + pad)  # the differences are what matters, not the zero
-    ax.set_ylabel("target loss (measured)")
+def readme_results(results: Mapping[str, Any], target: str) -> str:
+    """The README's results section: the verdict, Spearman and the comparison table."""
+    return "\n".join([*verdict_lines(results, target), "", spearman_line(results), "", comparison_table(results), "",
+                      tasks_text(results)]) + "\n"
+
+
+def plot_target_loss(results: Mapping[str, Any], target: str, path: Path) -> None:
+    entries = mixtures_of(results)
+    names = list(entries)
+    mean = np.array([entries[n]["target_loss"] for n in names])
+    ci = np.array([[math.nan if v is None else v for v in entries[n]["target_loss_ci95"]] for n in names])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names)), 3.8))
+    colors = ["tab:red" if m == CHOSEN else "tab:gray" for m in names]
+    ax.bar(names, mean, color=colors)
+    if not np.isnan(ci).all():
+        ax.errorbar(names, mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], fmt="none", color="black", capsize=3)
+    top = np.nanmax(np.concatenate([mean, ci[:, 1]]))
+    low = np.nanmin(np.concatenate([mean, ci[:, 0]]))
+    pad = max(1e-3, 0.3 * (top - low))
+    ax.set_ylim(low - pad, top + pad)  # the differences are what matters, not the zero
+    ax.set_ylabel(f"{target} loss (mean over seeds)")
+    ax.set_title(f"Large models: {target} validation loss, 95% intervals from seed noise")
     ax.tick_params(axis="x", rotation=30)
     save(fig, path)
 
 
-def plot_predicted_vs_measured(frame: pd.DataFrame, path: Path) -> None:
-    rho, n = rank_correlation(frame)
-    fig, ax = plt.subplots(figsize=(4.5, 4.0))
-    for row in frame.itertuples(index=False):
-        ax.scatter(row.predicted, row.target_loss, color="tab:red" if row.mixture == CHOSEN else "tab:blue")
-        ax.annotate(row.mixture, (row.predicted, row.target_loss), fontsize=8,
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("predicted target loss (regression on proxies)")
-    ax.set_ylabel("measured target loss (large model)")
-    ax.set_title(f"Spearman rho = {rho:.3f} (n={n})" if not math.isnan(rho) else f"n={n}")
+def plot_predicted_vs_measured(results: Mapping[str, Any], target: str, path: Path) -> None:
+    entries = {n: e for n, e in mixtures_of(results).items() if e["predicted"] is not None}
+    s = results[SUMMARY]["spearman"]
+    fig, ax = plt.subplots(figsize=(6.0, 4.5))
+    for name, e in entries.items():
+        low, high = e["target_loss_ci95"]
+        yerr = None if low is None else [[e["target_loss"] - low], [high - e["target_loss"]]]
+        ax.errorbar(e["predicted"], e["target_loss"], yerr=yerr, fmt="o", capsize=3,
+                    color="tab:red" if name == CHOSEN else "tab:blue")
+    # Labels in a legend-like list beside the points: point labels overlap when losses are close.
+    for i, (name, e) in enumerate(sorted(entries.items(), key=lambda kv: kv[1]["target_loss"])):
+        ax.annotate(f"{i + 1}", (e["predicted"], e["target_loss"]), fontsize=8, xytext=(4, 2),
+                    textcoords="offset points")
+        ax.text(1.02, 1 - 0.06 * i, f"{i + 1}: {name}", transform=ax.transAxes, fontsize=8, va="top")
+    ax.set_xlabel(f"predicted {target} loss (proxy scale)")
+    ax.set_ylabel(f"measured {target} loss (large model)")
+    title = f"n={s['n']}" if s["rho"] is None else f"Spearman rho {s['rho']:.2f} [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}], n={s['n']}"
+    ax.set_title(title)
     save(fig, path)
 
 
-def write_report(results: Mapping[str, Mapping[str, Any]], predicted: Mapping[str, float],
-                 target: Any, report_path: str | Path, plots_dir: str | Path) -> pd.DataFrame:
-    """Write the markdown report and both plots; return the comparison table."""
-    frame = comparison(results, predicted)
+def write_report(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
+                 report_path: str | Path, plots_dir: str | Path) -> None:
+    """Write the markdown report and its plots."""
     plots_dir = Path(plots_dir)
-    plots = {"target_loss.png": plot_target_loss,
-             "predicted_vs_measured.png": plot_predicted_vs_measured}
+    plots = {"target_loss.png": plot_target_loss, "predicted_vs_measured.png": plot_predicted_vs_measured}
     for name, plot in plots.items():
-        plot(frame, plots_dir / name)
+        plot(results, target, plots_dir / name)
     links = [os.path.relpath(plots_dir / name, Path(report_path).parent) for name in plots]
-    write_text(report_path, render(frame, results, target, links))
-    return frame
+    write_text(report_path, render(results, mixtures, target, links))

@@ -1,41 +1,53 @@
-"""evaluate: score every trained large model; the metrics, the report and its plots.
+"""evaluate: score every trained large model (each seed), then each compared mixture's mean and
+interval, the verdict on `regmix`, the report and its plots.
 
-Per mixture: target loss, validation loss per domain, downstream accuracy (and lm-eval when
-configured). The report ranks `regmix` and checks that the regressor's predicted ranking
-holds at the large scale (Spearman rho).
+Per run: target loss, validation loss per domain, downstream accuracy (and lm-eval when
+configured). Per mixture: the mean over its seeds with a 95% interval from the pooled seed
+noise, and a test against `regmix` (regmix.verdict).
 """
 
 from __future__ import annotations
 
+from regmix.compare import read_all, run_dir
+from regmix.comparison import out_of_fold, summarise
 from regmix.config import EvaluateConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
-from regmix.files import read_json, run_stage, write_json
-from regmix.large import RUN_FILE
+from regmix.files import run_stage, write_json
+from regmix.large import HF_DIR
 from regmix.regression import load_regressor, predict_mixtures
 from regmix.report import write_report
+from regmix.tables import read_csv
 from regmix.target import Target
 from stages import arguments
 
 
 def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", models="folder of trained models (train)",
-                             regressor="fitted regressor (fit)", metrics="metrics (JSON) to write",
-                             report="report (markdown) to write", plots="plots folder to write")
+                             compare="folder of compared-mixture files (search)", regressor="fitted regressor (fit)",
+                             swarm="swarm table (sample)", fit_predictions="fit's predictions table (fit)",
+                             metrics="metrics (JSON) to write", report="report (markdown) to write",
+                             plots="plots folder to write")
     cfg = from_dict(EvaluateConfig, params["evaluate"], "evaluate.")
-    names = params["large"]["mixtures"]
-    missing = [n for n in names if not (args.models / n / RUN_FILE).exists()]
+    compared = read_all(args.compare, params["large"]["mixtures"])
+    runs = {(c.name, s): run_dir(args.models / c.name, s) for c in compared.values() for s in c.seeds}
+    missing = [f"{n} (seed {s})" for (n, s), d in runs.items() if not (d / HF_DIR).exists()]
     if missing:
-        raise UserError(f"no trained model for {', '.join(missing)} under {args.models}: run "
-                        "`dvc repro train` first")
+        raise UserError(f"no trained model for {', '.join(missing)} under {args.models}: run `dvc repro train` first")
     target = Target.parse(params["target"])
+    scores = evaluate_runs({f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"])
+    by_mixture = {c.name: {s: scores[f"{c.name}@{s}"] for s in c.seeds} for c in compared.values()}
+
+    mixtures = {c.name: c.mixture for c in compared.values()}
     regressor = load_regressor(args.regressor, target, read_meta(args.tokens).domains)
-    runs = {n: args.models / n for n in names}
-    results = evaluate_runs(runs, args.tokens, cfg, target, params["seed"])
-    predicted = predict_mixtures(regressor, {n: read_json(run / RUN_FILE)["mixture"] for n, run in runs.items()})
+    predicted = predict_mixtures(regressor, mixtures)
+    cv = read_csv(args.fit_predictions).query("set == 'cv'")
+    held_out = out_of_fold(mixtures, read_csv(args.swarm), cv)
+    source = {n: "out-of-fold" if n in held_out else "regressor" for n in mixtures}
+    results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
     write_json(args.metrics, results)
-    write_report(results, predicted, target.name, args.report, args.plots)
+    write_report(results, mixtures, target.name, args.report, args.plots)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""train: the large model on one compared mixture; checkpoint, run.json and hf/ export, curves.
+"""train: the large model on one compared mixture, once per seed: checkpoint, run.json and hf/
+export, and curves, each in its seed's folder.
 
 Data parallel: `torchrun --nproc_per_node N -m stages.train <same arguments>`.
 """
@@ -6,7 +7,7 @@ Data parallel: `torchrun --nproc_per_node N -m stages.train <same arguments>`.
 from __future__ import annotations
 
 from regmix import runtime
-from regmix.compare import read_one
+from regmix.compare import read_one, remove_other_runs, run_dir
 from regmix.config import LargeConfig, from_dict
 from regmix.files import run_stage
 from regmix.large import train_large
@@ -15,11 +16,16 @@ from stages import arguments
 
 def main() -> None:
     args, params = arguments(__doc__, mixture="compared-mixture file (search)", tokens="token shards (prepare)",
-                             model="model folder to write (checkpoint, run.json, hf/)", curves="curves folder to write")
+                             model="model folder to write (a seed_<s>/ folder a seed)",
+                             curves="curves folder to write (a seed_<s>/ folder a seed)")
     cfg = from_dict(LargeConfig, params["large"], "large.")
-    name, mixture = read_one(args.mixture)
-    train_large(name, mixture, cfg, params["seed"], args.tokens, args.model, args.curves,
-                threads=runtime.positive_env("REGMIX_THREADS"), max_usage=params["sample"]["max_usage"])
+    compared = read_one(args.mixture)
+    for folder in (args.model, args.curves):
+        remove_other_runs(folder, compared.seeds)
+    for seed in compared.seeds:  # a finished seed resumes from its final checkpoint: nothing retrains
+        train_large(compared.name, compared.mixture, cfg, seed, args.tokens, run_dir(args.model, seed),
+                    run_dir(args.curves, seed), threads=runtime.positive_env("REGMIX_THREADS"),
+                    max_usage=params["sample"]["max_usage"])
 
 
 if __name__ == "__main__":

@@ -8,24 +8,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regmix.compare import random_row, read_one, resolve, write_all
+from regmix.compare import random_row, read_one, remove_other_runs, resolve, run_dir, seeds_of, write_all
 from regmix.errors import UserError
 
 PRIOR = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
 CHOSEN = {"alpha": 0.1, "beta": 0.1, "gamma": 0.8}
+BEST = {"alpha": 0.7, "beta": 0.2, "gamma": 0.1}
 SWARM = pd.DataFrame(np.random.default_rng(0).dirichlet(np.ones(3), size=6), columns=list(PRIOR))
 SWARM.insert(0, "id", range(10, 16))
 HUMAN = {"code_heavy": {"gamma": 1.0}}
 
 
 def get(*names: str) -> dict:
-    return resolve(names, CHOSEN, PRIOR, SWARM, HUMAN, seed=0)
+    return resolve(names, CHOSEN, BEST, PRIOR, SWARM, HUMAN, seed=0)
 
 
 def test_every_kind_of_name():
-    out = get("regmix", "uniform", "prior", "code_heavy", "random_1", "random_2")
-    assert list(out) == ["regmix", "uniform", "prior", "code_heavy", "random_1", "random_2"]
-    assert out["regmix"] == CHOSEN and out["prior"] == PRIOR
+    out = get("regmix", "best_proxy", "uniform", "prior", "code_heavy", "random_1", "random_2")
+    assert list(out) == ["regmix", "best_proxy", "uniform", "prior", "code_heavy", "random_1", "random_2"]
+    assert out["regmix"] == CHOSEN and out["best_proxy"] == BEST and out["prior"] == PRIOR
     assert out["uniform"] == pytest.approx({d: 1 / 3 for d in PRIOR})
     assert out["code_heavy"] == {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}
     rows = [SWARM.iloc[random_row(f"random_{k}", len(SWARM), 0)] for k in (1, 2)]
@@ -41,7 +42,7 @@ def test_random_k_does_not_depend_on_how_many_are_compared():
 
 @pytest.mark.parametrize("names, message", [
     (("random_7",), "only 6 mixtures"), (("random_0",), "k >= 1"), (("random_x",), "random_<k>"),
-    (("best",), "unknown mixture 'best'; valid: regmix, uniform, prior, code_heavy, random_<k>"),
+    (("best",), "unknown mixture 'best'; valid: regmix, best_proxy, uniform, prior, code_heavy, random_<k>"),
     (("uniform", "uniform"), "twice"),
 ])
 def test_bad_names(names, message):
@@ -49,14 +50,31 @@ def test_bad_names(names, message):
         get(*names)
 
 
+def test_seeds_per_mixture():
+    assert seeds_of(["regmix", "uniform"], 1, {"regmix": 3}, base=5) == {"regmix": [5, 6, 7], "uniform": [5]}
+    with pytest.raises(UserError, match="large.replicate names mixtures not in large.mixtures: prior"):
+        seeds_of(["regmix"], 1, {"prior": 2}, base=0)
+    with pytest.raises(UserError, match="at least 1 seed"):
+        seeds_of(["regmix"], 0, {}, base=0)
+
+
 def test_files_round_trip_and_stale_ones_go(tmp_path):
-    write_all(tmp_path, get("regmix", "uniform", "random_1"))
-    write_all(tmp_path, get("regmix", "uniform"))
+    names = ["regmix", "uniform", "random_1"]
+    write_all(tmp_path, get(*names), seeds_of(names, 1, {}, 0))
+    write_all(tmp_path, get(*names[:2]), seeds_of(names[:2], 1, {"regmix": 2}, 0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["regmix.json", "uniform.json"]
-    assert read_one(tmp_path / "regmix.json") == ("regmix", CHOSEN)
+    stored = read_one(tmp_path / "regmix.json")
+    assert (stored.name, stored.mixture, stored.seeds) == ("regmix", CHOSEN, [0, 1])
     (tmp_path / "bad.json").write_text(json.dumps({"mixture": {"a": 1.0}}))
     with pytest.raises(UserError, match="bad.json"):
         read_one(tmp_path / "bad.json")
-    (tmp_path / "sum.json").write_text(json.dumps({"name": "x", "mixture": {"a": 0.5}}))
+    (tmp_path / "sum.json").write_text(json.dumps({"name": "x", "seeds": [0], "mixture": {"a": 0.5}}))
     with pytest.raises(UserError, match="sum to 0.5"):
         read_one(tmp_path / "sum.json")
+
+
+def test_runs_of_seeds_no_longer_asked_for_are_removed(tmp_path):
+    for seed in (0, 1, 2):
+        run_dir(tmp_path, seed).mkdir()
+    remove_other_runs(tmp_path, [0, 1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed_0", "seed_1"]

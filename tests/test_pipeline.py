@@ -83,8 +83,21 @@ def test_repro_writes_every_output(project):
     assert fit["cv"]["n"] == len(cv) == 8
     assert fit["cv"]["spearman"] == pytest.approx(cv["true"].corr(cv["predicted"], method="spearman"))
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
-    assert set(evaluation) == {"regmix", "uniform", "prior", "random_1"}
-    assert (project / "results/report.md").read_text().strip()
+    mixtures = {n: e for n, e in evaluation.items() if "target_loss" in e}
+    assert set(mixtures) == {"regmix", "best_proxy", "uniform", "prior", "random_1"}
+    assert {n: e["seeds"] for n, e in mixtures.items()} == {"regmix": 2, "best_proxy": 2, "uniform": 1,
+                                                            "prior": 1, "random_1": 1}
+    for e in mixtures.values():
+        low, high = e["target_loss_ci95"]
+        assert low < e["target_loss"] < high
+    assert set(evaluation) - set(mixtures) == {"summary"}
+    assert evaluation["summary"]["seed_noise"]["df"] == 2
+    # best_proxy: the swarm row with the lowest measured target (the tiny preset's target is `mean`)
+    best = proxies.loc[proxies[[c for c in proxies.columns if c.startswith("loss.")]].mean(axis=1).idxmin()]
+    stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
+    assert stored == pytest.approx({d: best[d] for d in domains})
+    report = (project / "results/report.md").read_text()
+    assert report.startswith("# Large-model comparison\n\n## Verdict")
 
 
 def test_second_repro_is_a_noop(project):

@@ -41,6 +41,11 @@ class ProxyTable:
         """The regression target of every proxy."""
         return target.values(self.losses, self.source)
 
+    def best(self, target: Target) -> tuple[str, dict[str, float]]:
+        """(id, weights) of the proxy with the lowest measured target loss."""
+        i = int(np.argmin(self.target_values(target)))
+        return self.ids[i], dict(zip(self.domains, map(float, self.weights[i])))
+
 
 def _check_loss_domains(loss_domains: list[str], domains: list[str], source: str) -> None:
     unknown = sorted(set(loss_domains) - set(domains))

@@ -1,0 +1,113 @@
+"""The large-scale comparison: per-seed scores -> each mixture's mean and interval, the verdict
+on `regmix`, and predicted against measured target loss.
+
+Predictions are honest: a compared mixture that is a row of the proxy swarm (`best_proxy`,
+`random_<k>`) gets the out-of-fold prediction of the cross-validation fold that did not train
+on it; other mixtures (`regmix`, baselines) get the final regressor's, which never saw them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from regmix.compare import CHOSEN
+from regmix.verdict import SeedNoise, compare, interval, pooled_noise, spearman_interval, wilson
+
+TASKS = ("last_word", "continuation")
+SUMMARY = "summary"  # the key of metrics/evaluate.json that holds no mixture
+
+
+def out_of_fold(mixtures: Mapping[str, Mapping[str, float]], swarm: pd.DataFrame,
+                cv: pd.DataFrame, tol: float = 1e-9) -> dict[str, float]:
+    """Out-of-fold predictions of the compared mixtures that are swarm rows.
+
+    `swarm`: `id` and one weight column per domain; `cv`: the fit's `cv` rows (`id`, `predicted`).
+    """
+    by_id = dict(zip(cv["id"].astype(str), cv["predicted"].astype(float)))
+    domains = [c for c in swarm.columns if c != "id"]
+    W = swarm[domains].to_numpy(float)
+    out = {}
+    for name, mixture in mixtures.items():
+        w = np.array([mixture.get(d, 0.0) for d in domains])
+        rows = np.flatnonzero(np.abs(W - w).max(axis=1) <= tol)
+        ids = [str(swarm["id"].iloc[r]) for r in rows if str(swarm["id"].iloc[r]) in by_id]
+        if ids:
+            out[name] = by_id[ids[0]]
+    return out
+
+
+def _mean_dicts(dicts: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
+
+
+def _downstream(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each task's accuracy averaged over seeds, with a Wilson 95% interval on its examples."""
+    out: dict[str, Any] = {}
+    for task in TASKS:
+        if all(task in d for d in per_seed):
+            runs = [d[task] for d in per_seed]
+            n = runs[0]["examples"]
+            accuracy = float(np.mean([r["accuracy"] for r in runs]))
+            out[task] = {"accuracy": accuracy, "ci95": list(wilson(accuracy * n, n)), "examples": n,
+                         **({"chance": runs[0]["chance"]} if "chance" in runs[0] else {})}
+    return out
+
+
+def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
+              predicted: Mapping[str, float], prediction_source: Mapping[str, str],
+              seed: int = 0) -> dict[str, Any]:
+    """metrics/evaluate.json: one entry per mixture, then `summary` (noise, rank, verdict, rho).
+
+    `runs`: {mixture: {seed: {"target_loss", "domain_loss", "downstream"}}} from evaluate_runs.
+    """
+    losses = {name: [r["target_loss"] for r in by_seed.values()] for name, by_seed in runs.items()}
+    noise = pooled_noise(losses)
+    reference = losses.get(CHOSEN)
+    out: dict[str, Any] = {}
+    for name, by_seed in runs.items():
+        mean, low, high = interval(losses[name], noise)
+        entry = {"target_loss": mean, "target_loss_ci95": [low, high], "seeds": len(by_seed),
+                 "target_loss_per_seed": losses[name],
+                 "predicted": predicted.get(name, math.nan), "predicted_by": prediction_source.get(name),
+                 "domain_loss": _mean_dicts([r["domain_loss"] for r in by_seed.values()]),
+                 "downstream": _downstream([r["downstream"] for r in by_seed.values()])}
+        if reference is not None and name != CHOSEN:
+            c = compare(losses[name], reference, noise)
+            entry["vs_regmix"] = {"difference": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
+                                  "verdict": c.verdict}
+        out[name] = entry
+    out[SUMMARY] = _summary(out, noise, seed)
+    return _no_nan(out)
+
+
+def _no_nan(obj: Any) -> Any:
+    """nan -> None all through `obj` (JSON has no nan; DVC's metrics readers refuse it)."""
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_no_nan(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def _summary(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise, seed: int) -> dict[str, Any]:
+    names = sorted(entries, key=lambda n: entries[n]["target_loss"])
+    measured = [entries[n]["target_loss"] for n in names]
+    predicted = [entries[n]["predicted"] for n in names]
+    known = [i for i, p in enumerate(predicted) if not math.isnan(p)]
+    rho, low, high, n = spearman_interval([predicted[i] for i in known], [measured[i] for i in known], seed)
+    verdicts = {n: entries[n]["vs_regmix"]["verdict"] for n in names if "vs_regmix" in entries[n]}
+    return {
+        "mixtures": len(names),
+        "ranking": names,
+        "regmix_rank": names.index(CHOSEN) + 1 if CHOSEN in names else None,
+        "seed_noise": {"std": noise.std, "df": noise.df},
+        "verdict": {kind: [n for n, v in verdicts.items() if v == kind]
+                    for kind in ("better", "worse", "not distinguishable", "unknown")},
+        "spearman": {"rho": rho, "ci95": [low, high], "n": n},
+    }

@@ -1,0 +1,77 @@
+"""The comparison: per-seed scores to means, intervals, the verdict, honest predictions; the report."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from regmix.comparison import SUMMARY, out_of_fold, summarise
+from regmix.report import readme_results, write_report
+
+
+def run(loss: float, correct: int = 50) -> dict:
+    task = {"accuracy": correct / 100, "correct": correct, "examples": 100, "domains": {"alpha": correct / 100}}
+    return {"target_loss": loss, "domain_loss": {"alpha": loss, "beta": loss + 1},
+            "downstream": {"last_word": task, "continuation": {**task, "chance": 0.25}}}
+
+
+RUNS = {
+    "regmix": {0: run(2.0), 1: run(2.1), 2: run(1.9)},
+    "best_proxy": {0: run(2.05), 1: run(2.15), 2: run(1.95)},  # 0.05 worse: inside the noise
+    "uniform": {0: run(2.6)},  # one seed: borrows the pooled noise, still clearly worse
+    "random_1": {0: run(1.5)},  # clearly better
+}
+PREDICTED = {"regmix": 1.0, "best_proxy": 1.02, "uniform": 1.4, "random_1": 0.9}
+MIXTURES = {"regmix": {"alpha": 0.5, "beta": 0.5}, "best_proxy": {"alpha": 0.9, "beta": 0.1},
+            "uniform": {"alpha": 0.5, "beta": 0.5}, "random_1": {"alpha": 0.2, "beta": 0.8}}
+
+
+def test_summary_means_intervals_and_verdicts():
+    out = summarise(RUNS, PREDICTED, {n: "regressor" for n in RUNS})
+    json.dumps(out, allow_nan=False)
+    assert out["regmix"]["target_loss"] == pytest.approx(2.0) and out["regmix"]["seeds"] == 3
+    low, high = out["uniform"]["target_loss_ci95"]
+    assert low < 2.6 < high
+    noise = out[SUMMARY]["seed_noise"]
+    assert noise["df"] == 4 and noise["std"] == pytest.approx(0.1)
+    assert out[SUMMARY]["verdict"] == {"better": ["random_1"], "worse": ["uniform"],
+                                       "not distinguishable": ["best_proxy"], "unknown": []}
+    assert out[SUMMARY]["ranking"] == ["random_1", "regmix", "best_proxy", "uniform"]
+    assert out[SUMMARY]["regmix_rank"] == 2
+    assert out["best_proxy"]["vs_regmix"]["difference"] == pytest.approx(0.05)
+    assert "vs_regmix" not in out["regmix"]
+    assert out[SUMMARY]["spearman"]["n"] == 4 and out[SUMMARY]["spearman"]["rho"] == pytest.approx(1.0)
+    lw = out["regmix"]["downstream"]["last_word"]
+    assert lw["accuracy"] == 0.5 and lw["ci95"] == pytest.approx([0.4038, 0.5962], abs=1e-4)
+
+
+def test_without_replicates_nothing_is_called_distinguishable():
+    out = summarise({n: {0: r[0]} for n, r in RUNS.items()}, PREDICTED, {})
+    assert out[SUMMARY]["verdict"]["unknown"] == ["random_1", "best_proxy", "uniform"]
+    assert out["regmix"]["target_loss_ci95"] == [None, None]
+    json.dumps(out, allow_nan=False)
+
+
+def test_out_of_fold_predictions_for_swarm_rows_only():
+    swarm = pd.DataFrame({"id": [7, 8], "alpha": [0.9, 0.3], "beta": [0.1, 0.7]})
+    cv = pd.DataFrame({"id": [7, 8], "predicted": [1.5, 1.7]})
+    assert out_of_fold(MIXTURES, swarm, cv) == {"best_proxy": 1.5}
+
+
+def test_report_opens_with_the_verdict(tmp_path):
+    out = summarise(RUNS, PREDICTED, {n: "regressor" for n in RUNS})
+    write_report(out, MIXTURES, "mean", tmp_path / "results" / "report.md", tmp_path / "plots")
+    text = (tmp_path / "results" / "report.md").read_text()
+    verdict = text[text.index("## Verdict"):text.index("## Mixtures")]
+    assert "**`regmix` ranks 2 of 4**" in verdict
+    assert "Distinguishably better than `regmix`: `random_1` (-0.500" in verdict
+    assert "Not distinguishable from `regmix`: `best_proxy` (+0.050" in verdict
+    assert "Distinguishably worse than `regmix`: `uniform` (+0.600" in verdict
+    assert "t-test" in verdict and "4 degrees of freedom" in verdict
+    assert "not external benchmarks" in text and "Wilson" in text
+    assert "](../plots/target_loss.png)" in text
+    for name in ("target_loss.png", "predicted_vs_measured.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000
+    assert readme_results(out, "mean").splitlines()[1] == "**`regmix` ranks 2 of 4** by mean target loss."
