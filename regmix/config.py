@@ -141,6 +141,7 @@ class ProxyConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
+    replicates: int = 8  # swarm mixtures trained again with another seed: the proxies' seed noise
 
 
 @dataclass

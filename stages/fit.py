@@ -2,7 +2,9 @@
 
 Reads the proxies table (or the released CSV pair in regression.train_set) and writes the
 fitted regressor (a folder of JSON and plain-text models), its metrics, its predictions and
-plots. Cross-validation and eval sets are scored without ever touching the fit.
+plots. Cross-validation and eval sets are scored without ever touching the fit. The CV error
+is reported beside the proxies' seed noise (from the replicates table), with the smallest
+difference between two predictions that the regression can resolve.
 `make paper-regression` runs it on another params file with outputs elsewhere.
 """
 
@@ -10,22 +12,28 @@ from __future__ import annotations
 
 from regmix.config import RegressionConfig, from_dict
 from regmix.files import run_stage, write_json
+from regmix.noise import seed_noise
 from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
-                               released_pair, save_regressor)
-from regmix.tables import write_csv
+                               released_pair, resolution, save_regressor)
+from regmix.tables import read_csv, write_csv
 from regmix.target import Target
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, proxies="proxies table (proxies)", regressor="regressor folder to write",
+    args, params = arguments(__doc__, proxies="proxies table (proxies)",
+                             replicates="replicates table (proxies; unused with regression.train_set)",
+                             regressor="regressor folder to write",
                              metrics="metrics (JSON) to write", predictions="predictions table (CSV) to write",
                              plots="plots folder to write")
     cfg = from_dict(RegressionConfig, params["regression"], "regression.")
     train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else read_proxies(args.proxies)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
 
-    report = fit_and_report(train, evals, cfg, Target.parse(params["target"]), params["seed"])
+    target = Target.parse(params["target"])
+    report = fit_and_report(train, evals, cfg, target, params["seed"])
+    noise = None if cfg.train_set else seed_noise(read_csv(args.proxies), read_csv(args.replicates), target)
+    report.metrics["resolution"] = resolution(report.metrics["cv"], noise and noise.get("target_std"))
     save_regressor(report.regressor, args.regressor)
     report.regressor.compile()  # warms this machine's lleaves cache for search, and times search's path
     report.metrics["predict_seconds_per_1m"] = round(predict_seconds(report.regressor, seed=params["seed"]), 3)

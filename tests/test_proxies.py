@@ -123,11 +123,12 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "data" / "tokens").symlink_to(tokens)
     (tmp_path / "results").mkdir()
     swarm(3).to_csv(tmp_path / "results" / "mixtures.csv", index=False)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"proxy": dataclasses.asdict(CFG), "seed": 0}))
+    proxy = {**dataclasses.asdict(CFG), "replicates": 2}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"proxy": proxy, "seed": 0, "target": "mean"}))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
     monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/mixtures.csv", "data/proxies",
-                                      "results/proxies.csv", "metrics/proxies.json"])
+                                      "results/proxies.csv", "results/replicates.csv", "metrics/proxies.json"])
     from stages.proxies import main
 
     main()
@@ -136,6 +137,12 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     assert len(table) == 3 and table[[LOSS_PREFIX + d for d in DOMAINS]].notna().all().all()
     assert metrics["proxies"] == 3 and metrics["params"] > 0
     assert set(metrics["loss_std"]) == {LOSS_PREFIX + d for d in DOMAINS}
+    replicates = read_csv("results/replicates.csv")  # the first two mixtures again, another seed
+    assert replicates["id"].tolist() == table["id"].tolist()[:2]
+    pd.testing.assert_frame_equal(replicates[["id", *DOMAINS]], table[["id", *DOMAINS]].iloc[:2])
+    assert not np.allclose(replicates[LOSS_PREFIX + DOMAINS[0]], table[LOSS_PREFIX + DOMAINS[0]].iloc[:2])
+    noise = metrics["seed_noise"]
+    assert noise["pairs"] == 2 and noise["target_std"] > 0 and set(noise["domain_std"]) == set(DOMAINS)
 
 
 def test_ray_backend_matches_local(tokens, tmp_path):

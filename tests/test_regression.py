@@ -369,10 +369,15 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     frame.to_csv(tmp_path / "results/proxies.csv", index=False)
     write_params(tmp_path, n_bootstrap=2, params={**config().params, **FAST_LGB})
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", *OUTPUTS])
+    frame.iloc[:4].assign(**{f"loss.{d}": frame[f"loss.{d}"].iloc[:4] + 0.01 for d in DOMAINS}).to_csv(
+        tmp_path / "results/replicates.csv", index=False)  # every pair 0.01 apart: seed std 0.01 / sqrt(2)
+    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *OUTPUTS])
     fit.main()
     metrics = json.loads((tmp_path / "metrics/fit.json").read_text())
     assert metrics["cv"]["n"] == 64 and metrics["cv"]["spearman"] > 0.8 and metrics["target"] == "mean"
+    r = metrics["resolution"]
+    assert r["seed_std"] == pytest.approx(0.01 / 2 ** 0.5) and r["cv_rmse"] == pytest.approx(metrics["cv"]["rmse"])
+    assert r["smallest_resolved_difference"] == pytest.approx(1.96 * 2 ** 0.5 * metrics["cv"]["rmse"])
     assert metrics["predict_seconds_per_1m"] > 0 and metrics["fitted"]["trees"] <= FAST_LGB["n_estimators"]
     predictions = pd.read_csv(tmp_path / "results/fit_predictions.csv")
     assert list(predictions.columns) == ["set", "id", "true", "predicted"] and len(predictions) == 64
@@ -381,14 +386,14 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
 
     # --params and other output paths; a bad target is one clear line and exit code 1
     write_params(tmp_path / "results", model="linear", params={}, cv_folds=3)
-    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", *(f"other/{p}" for p in OUTPUTS),
+    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *(f"other/{p}" for p in OUTPUTS),
                                       "--params", "results/params.yaml"])
     fit.main()
     assert json.loads((tmp_path / "other/metrics/fit.json").read_text())["cv"]["folds"] == 3
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["target"] = "pile_cc"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", *OUTPUTS])
+    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *OUTPUTS])
     from regmix.files import run_stage
 
     with pytest.raises(SystemExit) as exit_info:

@@ -18,7 +18,7 @@ The files:
 
 from regmix.regression.figures import describe, domain_curves, plot_fit
 from regmix.regression.fitted import (FitReport, FittedRegressor, Predictor, cross_validate, fit_and_report,
-                                      fit_regressor, predict_mixtures, predict_seconds, scores)
+                                      fit_regressor, predict_mixtures, predict_seconds, resolution, scores)
 from regmix.regression.lightgbm import LightGBM
 from regmix.regression.models import MODELS, Ensemble, GaussianProcess, Linear, LogLinear, Model, make_model
 from regmix.regression.proxies import ProxyTable, read_proxies, read_released, released_pair
@@ -28,5 +28,5 @@ __all__ = [
     "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
     "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves",
     "fit_and_report", "fit_regressor", "load_regressor", "make_model", "plot_fit", "predict_mixtures",
-    "predict_seconds", "read_proxies", "read_released", "released_pair", "save_regressor", "scores",
+    "predict_seconds", "read_proxies", "read_released", "released_pair", "resolution", "save_regressor", "scores",
 ]

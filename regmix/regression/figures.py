@@ -87,4 +87,9 @@ def describe(metrics: dict[str, Any]) -> str:
             lines.append(f"  {name:<12} spearman {m['spearman']:.4f}  pearson {m['pearson']:.4f}  "
                          f"mse {m['mse']:.3g}  n={m['n']}")
     lines.append(f"  predict: {metrics['predict_seconds_per_1m']:.2f} s per 1M mixtures")
+    r = metrics.get("resolution")
+    if r:
+        noise = (f"; the proxies' own seed noise is {r['seed_std']:.3g}" if r.get("seed_std") is not None else "")
+        lines.append(f"  the regression cannot resolve predicted differences smaller than "
+                     f"{r['smallest_resolved_difference']:.3g} (CV RMSE {r['cv_rmse']:.3g}{noise})")
     return "\n".join(lines)

@@ -105,12 +105,23 @@ def cross_validate(W: np.ndarray, y: np.ndarray, cfg: RegressionConfig, seed: in
 
 
 def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """Rank and linear correlation, mean squared error and size of one evaluated set."""
+    """Rank and linear correlation, (root) mean squared error and size of one evaluated set."""
     constant = np.ptp(true) == 0 or np.ptp(predicted) == 0
     nan = float("nan")
+    mse = float(np.mean((true - predicted) ** 2))
     return {"spearman": nan if constant else float(spearmanr(true, predicted)[0]),
             "pearson": nan if constant else float(pearsonr(true, predicted)[0]),
-            "mse": float(np.mean((true - predicted) ** 2)), "n": int(len(true))}
+            "mse": mse, "rmse": float(np.sqrt(mse)), "n": int(len(true))}
+
+
+def resolution(cv: Mapping[str, float], seed_std: float | None) -> dict[str, Any]:
+    """What the regression can tell apart: two predictions each off by about the CV RMSE differ by
+    up to 1.96 x sqrt(2) x RMSE (95%) by error alone; the proxies' seed noise is the floor under it."""
+    out = {"cv_rmse": cv["rmse"], "smallest_resolved_difference": float(1.96 * np.sqrt(2) * cv["rmse"])}
+    if seed_std is not None:
+        out["seed_std"] = seed_std
+        out["rmse_over_seed_std"] = float(cv["rmse"] / seed_std) if seed_std > 0 else None
+    return out
 
 
 def predict_seconds(regressor: FittedRegressor, n_rows: int = 200_000, seed: int = 0) -> float:
