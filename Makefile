@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo test test-slow bench bench-train bench-search params dag paper-regression
+.PHONY: setup demo readme test test-slow bench bench-train bench-search params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -28,6 +28,11 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/dvc repro
+	$(MAKE) readme
+
+# The README's results section, regenerated from the committed metrics/ and results/.
+readme: setup
+	$(BIN)/python -m regmix.report
 
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

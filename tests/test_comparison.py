@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from regmix.comparison import SUMMARY, out_of_fold, summarise
-from regmix.report import readme_results, write_report
+from regmix.report import README_BEGIN, README_END, readme_results, readme_with_results, write_report
 
 
 def run(loss: float, correct: int = 50) -> dict:
@@ -74,4 +74,12 @@ def test_report_opens_with_the_verdict(tmp_path):
     assert "](../plots/target_loss.png)" in text
     for name in ("target_loss.png", "predicted_vs_measured.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
-    assert readme_results(out, "mean").splitlines()[1] == "**`regmix` ranks 2 of 4** by mean target loss."
+    proxies = {"proxies": 64, "params": 1000, "tokens_per_proxy": 2048, "seed_noise": {"pairs": 8, "target_std": 0.03}}
+    fit = {"model": "lightgbm", "target": "mean", "cv": {"spearman": 0.9, "rmse": 0.1, "n": 64, "folds": 5},
+           "resolution": {"smallest_resolved_difference": 0.277}}
+    readme = readme_results(out, proxies, fit, {"alpha": 0.8, "beta": 0.2})
+    assert "Seed noise of a proxy's target loss: 0.030 nats (8 mixtures trained twice)" in readme
+    assert "cannot resolve predicted differences below 0.28 nats" in readme and "alpha 80%, beta 20%" in readme
+    assert "**`regmix` ranks 2 of 4** by mean target loss." in readme.splitlines()
+    marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
+    assert readme_with_results(marked, "new\n") == f"intro\n{README_BEGIN}\nnew\n{README_END}\noutro\n"
