@@ -1,0 +1,131 @@
+"""The `regmix` command. `regmix export` writes a compared mixture for another trainer
+(Megatron-LM / NeMo, OLMo-core, litdata, Hugging Face datasets): see regmix.handoff."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from regmix import handoff
+from regmix.compare import CHOSEN
+from regmix.errors import UserError
+from regmix.files import PARAMS_FILE, run_stage, write_text
+from regmix.tables import read_domains
+
+COMPARE_DIR = "results/compare"  # the search stage's compared-mixture files (dvc.yaml)
+DOMAINS_FILE = "results/domains.json"  # the prepare stage's domains table (dvc.yaml)
+
+EXPORT_HELP = """\
+Write a compared mixture (results/compare/<name>.json) in a trainer's own format.
+Every export states the token budget it was planned for and each domain's planned epochs
+(weight x budget / domain train tokens), and warns (on stderr, and in the file where the
+format has comments) when a domain would repeat more than the cap. Zero-weight domains are
+left out; the other weights are normalised to sum to 1."""
+
+FORMATS_HELP = """\
+formats:
+  megatron     Megatron-LM / NeMo blend: `--data-path w1 prefix1 w2 prefix2 ...` after `#`
+               comment lines; with --split, one `--train-data-path` / `--valid-data-path` line
+               each. Weights are token shares (Megatron draws fixed-length sequences).
+  olmo-core    YAML of OLMo-core's SourceMixtureDatasetConfig: per source target_ratio, paths
+               and max_repetition_ratio (planned epochs rounded up to 0.1, at least 1), with
+               requested_tokens (the budget) and global_batch_size.
+  litdata      JSON: `datasets`, a list of {"input_dir", "weight"} for CombinedStreamingDataset
+               (iterate_over_all=False), which picks each item's dataset with probability
+               weight / sum(weights): token shares for same-length token blocks (TokensLoader).
+  hf-datasets  JSON: `probabilities` for datasets.interleave_datasets, which draws documents:
+               p_i proportional to weight_i / mean document length_i (train tokens / train
+               documents), so each domain's expected token share is its weight.
+
+examples:
+  regmix export --to megatron --prefix-template /data/{domain}/text_document
+  regmix export --to megatron --split train --split valid --prefix-template /data/{split}/{domain}_text_document
+  regmix export --to olmo-core --prefix-template 's3://bucket/{domain}/*.npy' --tokens 25e9 -o mix.yaml
+  regmix export --to hf-datasets --mixture prior --prefixes my_datasets.yaml -o probs.json"""
+
+
+def token_count(text: str) -> int:
+    """A positive whole number of tokens, written as 25000000000, 25_000_000_000 or 25e9."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value.is_integer() or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of tokens")
+    return int(value)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="regmix", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    export = commands.add_parser("export", help="write a compared mixture for another trainer",
+                                 description=EXPORT_HELP, epilog=FORMATS_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("--to", required=True, choices=handoff.FORMATS, help="the trainer's format")
+    export.add_argument("--mixture", default=CHOSEN, metavar="NAME",
+                        help=f"compared mixture to export (default {CHOSEN}, the search's choice)")
+    export.add_argument("--compare", default=COMPARE_DIR, type=Path, metavar="DIR",
+                        help=f"folder of compared-mixture files (default {COMPARE_DIR})")
+    export.add_argument("--domains", default=DOMAINS_FILE, type=Path, metavar="FILE",
+                        help=f"domains table with train tokens and documents (default {DOMAINS_FILE})")
+    export.add_argument("--params", default=PARAMS_FILE, type=Path, metavar="FILE",
+                        help=f"composed params: the large run's tokens and sample.max_usage (default {PARAMS_FILE})")
+    export.add_argument("--tokens", type=token_count, metavar="N",
+                        help="token budget (default large.optim.steps x large.optim.batch_size x large.model.context)")
+    export.add_argument("--max-epochs", type=float, metavar="X",
+                        help="warn when a domain repeats more epochs than this (default sample.max_usage)")
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--prefix-template", metavar="TEMPLATE",
+                       help="each domain's data prefix / path / dataset, {domain} and {split} filled in "
+                            "(default {domain})")
+    where.add_argument("--prefixes", type=Path, metavar="FILE",
+                       help="YAML or JSON map domain -> prefix (or domain -> {train: ..., valid: ...})")
+    export.add_argument("--split", action="append", choices=handoff.SPLITS,
+                        help="megatron: one --<split>-data-path line per --split (default one --data-path)")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default stdout)")
+    export.set_defaults(run=export_command)
+    return top
+
+
+def export_command(args: argparse.Namespace) -> None:
+    splits = list(dict.fromkeys(args.split or []))
+    if splits and args.to != "megatron":
+        raise UserError(f"--split is for --to megatron; --to {args.to} exports the train split")
+    compared = handoff.read_compared(args.compare, args.mixture)
+    domains = read_domains(args.domains)
+    budget, cap, cap_source = handoff.budget_and_cap(args.params, args.tokens, args.max_epochs)
+    plan = handoff.plan(compared.name, compared.mixture, domains, budget, cap, cap_source)
+    mapping = handoff.read_prefix_map(args.prefixes) if args.prefixes is not None else None
+
+    def paths(split: str | None) -> dict[str, str]:
+        return handoff.prefixes(plan.domains, split, list(domains), args.prefix_template, mapping,
+                                str(args.prefixes))
+
+    source = str(args.compare / f"{args.mixture}.json")
+    if args.to == "megatron":
+        text = handoff.to_megatron(plan, source, paths, splits)
+    elif args.to == "olmo-core":
+        text = handoff.to_olmo_core(plan, source, paths(handoff.TRAIN))
+    elif args.to == "litdata":
+        text = handoff.to_litdata(plan, source, paths(handoff.TRAIN))
+    else:
+        text = handoff.to_hf_datasets(plan, source, paths(handoff.TRAIN), domains)
+    for warning in plan.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_text(args.output, text)
+        print(f"mixture {plan.name!r} for {args.to} ({len(plan.shares)} domains, "
+              f"{plan.budget.tokens:,} tokens) -> {args.output}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run_stage(lambda: args.run(args))
+
+
+if __name__ == "__main__":
+    main()
