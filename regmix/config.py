@@ -73,6 +73,7 @@ class DataConfig:
     valid_fraction: float = 0.05  # documents held out when the source has no valid split
     skip_bad_records: bool = False  # skip malformed records (counted per file) instead of failing
     demo_chars: int = 2_000_000  # characters per demo domain
+    dtype: Optional[str] = None  # numpy source: dtype of raw token files (.bin, header-less .npy), e.g. uint16
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 

@@ -3,6 +3,8 @@
 Two streaming passes over the source: the first trains the BPE on up to `train_chars`
 characters of train text (domains interleave, so every domain is in it), the second
 tokenises everything in worker processes and appends each document to its domain's shard.
+Pre-tokenised sources (megatron, numpy) skip both: their documents' ids, checked against
+the user's tokenizer, are copied from memory maps into the same shards.
 All shards are written into a staging folder that replaces the tokens folder only when
 every check has passed: a failed or killed run leaves the previous output untouched.
 """
@@ -24,7 +26,8 @@ from tqdm import tqdm
 from regmix.config import DataConfig
 from regmix.data import tokenizer as tok
 from regmix.data.shards import SPLITS, TOKENIZER_FILE, TokenMeta, dtype_for, shard_path, write_meta
-from regmix.data.sources import BadRecords, HFSource, JsonlSource, PileSource, Record, slug
+from regmix.data.sources import (BadRecords, HFSource, JsonlSource, MegatronSource, NumpySource, PileSource,
+                                 Record, TokenRecord, TokenSource, slug)
 from regmix.errors import UserError
 
 CHUNK_CHARS = 1 << 20  # text per task sent to a tokeniser process
@@ -52,10 +55,19 @@ def open_source(cfg: DataConfig, seed: int, cache: str | Path | None = None):
     if cfg.source == "hf":
         return HFSource(cfg.hf_name, cfg.hf_config, cfg.path, cfg.text_field, cfg.domain_field,
                         cfg.valid_fraction, seed)
-    raise UserError(f"data.source must be demo, jsonl, pile or hf, got {cfg.source!r}")
+    if cfg.source in ("megatron", "numpy"):
+        if not cfg.path:
+            raise UserError(f"data.path is required for source {cfg.source}")
+        if not cfg.tokenizer.path:
+            raise UserError(f"data.tokenizer.path is required for source {cfg.source}: the tokenizer that "
+                            "wrote the token ids (a tokenizer.json or a Hugging Face tokenizer name)")
+        if cfg.source == "megatron":
+            return MegatronSource(cfg.path, cfg.valid_fraction, seed)
+        return NumpySource(cfg.path, cfg.dtype, cfg.valid_fraction, seed)
+    raise UserError(f"data.source must be demo, jsonl, pile, hf, megatron or numpy, got {cfg.source!r}")
 
 
-def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Record]:
+def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Record | TokenRecord]:
     """The source's records after include/exclude and the per-domain document cap."""
     include, exclude = {slug(d) for d in cfg.include}, {slug(d) for d in cfg.exclude}
     keep = lambda d: (not include or d in include) and d not in exclude  # noqa: E731
@@ -63,7 +75,7 @@ def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Re
     seen: set[str] = set()
     for record in tqdm(source.records(bad, keep), desc=desc, unit=" docs", mininterval=1.0):
         seen.add(record.domain)
-        if not record.text:
+        if len(record[2]) == 0:  # an empty text, or a document of no tokens
             continue
         key = (record.split, record.domain)
         if cfg.max_documents is not None and docs[key] >= cfg.max_documents:
@@ -166,6 +178,18 @@ def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root
     return writer
 
 
+def copy_tokens(source: TokenSource, cfg: DataConfig, eot: int, dtype: np.dtype, root: Path,
+                bad: BadRecords) -> ShardWriter:
+    """Copy every selected pre-tokenised document, with an end-of-text, into shards under `root`."""
+    writer = ShardWriter(root, cfg.max_tokens)
+    for record in selected(source, cfg, bad, "copying tokens"):
+        ids = np.empty(len(record.tokens) + 1, dtype)
+        ids[:-1], ids[-1] = record.tokens, eot
+        writer.add(record.split, record.domain, ids)
+    writer.close(dtype)
+    return writer
+
+
 @contextmanager
 def staging(final: Path) -> Iterator[Path]:
     """A fresh folder beside `final` that replaces it on success and vanishes on failure."""
@@ -199,7 +223,11 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
         tokenizer.save(str(stage / TOKENIZER_FILE))
         dtype = dtype_for(vocab)
         bad = BadRecords(cfg.skip_bad_records)
-        writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers)
+        if isinstance(source, TokenSource):
+            source.use_vocabulary(eot, vocab)
+            writer = copy_tokens(source, cfg, eot, dtype, stage, bad)
+        else:
+            writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers)
         if bad.per_file:
             print(bad.summary())
         domains = sorted({d for _, d in writer.docs})
