@@ -6,10 +6,22 @@ crash skips the proxies already on disk, and a grown swarm trains only the new m
 
 Where proxies run is chosen outside the tracked params, so it never invalidates DVC's cache:
 
-    REGMIX_BACKEND=local|ray   local process pool (default) or a Ray cluster
+    REGMIX_BACKEND=local|ray|slurm  local process pool (default), a Ray cluster, or Slurm job arrays
     REGMIX_RAY_ADDRESS=...     the cluster to join (default: start or reuse a local Ray)
     REGMIX_WORKERS=N           local worker processes (default: one per core, or per GPU)
     REGMIX_PROXY_THREADS=N     torch threads in each worker (default 1)
+    REGMIX_SLURM_PARTITION     partition of the array (default: the cluster's default)
+    REGMIX_SLURM_TIME=MIN      time limit of one array task, in minutes (default 60)
+    REGMIX_SLURM_GPUS=N        GPUs per array task (default 0)
+    REGMIX_SLURM_CPUS=N        CPUs per array task (default REGMIX_PROXY_THREADS)
+    REGMIX_SLURM_CHUNK=N       proxies per array task (default 1)
+    REGMIX_SLURM_PARALLELISM=N array tasks running at once (default: submitit's, 256)
+    REGMIX_SLURM_LOGS=DIR      submitit's folder: task pickles and logs (default .regmix/slurm)
+    REGMIX_SLURM_CLUSTER=local run the array on this machine with submitit's local executor
+                               (for testing; default slurm)
+
+Every backend stores a finished proxy with `store_proxy`; a Slurm array task does it itself
+(`train_chunk`), so a killed or preempted array keeps what it finished.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from tqdm import tqdm
 
 from regmix.config import ProxyConfig
 from regmix.data.shards import data_signature, read_meta
-from regmix import runtime
+from regmix import runtime, slurm
 from regmix.errors import UserError
 from regmix.files import read_json, write_json
 from regmix.model import LLaMA
@@ -38,7 +50,8 @@ from regmix.tables import LOSS_PREFIX, weight_columns
 from regmix.training import (MixtureSampler, config_hash, eval_windows, evaluate_loss, make_optimizer,
                              resolve_vocab, train_steps, train_tokens)
 
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "ray", "slurm")
+SLURM_CLUSTERS = ("slurm", "local")  # local: submitit's local executor, for testing
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,25 @@ def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str 
             "device": device.type}
 
 
+# ---------------------------------------------------------------------- the store
+def proxy_path(out_dir: str | Path, key: str) -> Path:
+    return Path(out_dir) / f"{key}.json"
+
+
+def store_proxy(out_dir: str | Path, job: ProxyJob, cfg: ProxyConfig, seed: int, result: Mapping[str, Any]) -> None:
+    """Write one finished proxy to `<out_dir>/<key>.json`, atomically: the one writer of every backend."""
+    write_json(proxy_path(out_dir, job.key), {"key": job.key, "mixture": job.mixture, "seed": seed,
+                                               "config": dataclasses.asdict(cfg), **result})
+
+
+def store_each(results: Iterator[tuple[ProxyJob, dict]], cfg: ProxyConfig, seed: int,
+               out_dir: str | Path) -> Iterator[ProxyJob]:
+    """Store each (job, result) as it comes; yield the job once it is on disk."""
+    for job, result in results:
+        store_proxy(out_dir, job, cfg, seed, result)
+        yield job
+
+
 # ------------------------------------------------------------------------ backends
 def _init_worker(threads: int, counter: Any) -> None:
     torch.set_num_threads(threads)
@@ -183,24 +215,75 @@ def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
         yield ray.get(done[0])
 
 
+def train_chunk(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, out_dir: str, seed: int,
+                threads_per_worker: int) -> list[str]:
+    """One Slurm array task: train and store the proxies of `jobs` not stored yet (a requeued
+    task resumes), one process per GPU or per `threads_per_worker` CPUs it was given. The keys
+    it trained."""
+    todo = [job for job in jobs if not proxy_path(out_dir, job.key).exists()]
+    workers = min(default_workers(threads_per_worker), max(1, len(todo)))
+    results = run_local(todo, cfg, tokens_dir, seed, workers, threads_per_worker)
+    return [job.key for job in store_each(results, cfg, seed, out_dir)]
+
+
+def run_slurm(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str | Path, out_dir: Path, seed: int,
+              placement: Placement) -> Iterator[ProxyJob]:
+    """A job array of chunks of `jobs` (paths made absolute for the nodes); yield each proxy as
+    its file appears. `tokens_dir` and `out_dir` must be on a filesystem every node shares."""
+    task = functools.partial(train_chunk, cfg=cfg, tokens_dir=str(Path(tokens_dir).absolute()),
+                             out_dir=str(out_dir.absolute()), seed=seed,
+                             threads_per_worker=placement.threads_per_worker)
+    return slurm.run_array(task, jobs, placement, done=lambda job: proxy_path(out_dir, job.key).exists(),
+                           name="regmix-proxies")
+
+
 # ----------------------------------------------------------------------- the swarm
 @dataclass(frozen=True)
 class Placement:
     """Where the swarm runs; none of it changes a proxy's result."""
 
-    backend: str = "local"  # local | ray
+    backend: str = "local"  # local | ray | slurm
     workers: int | None = None  # local processes (None: one per core, or per GPU)
     threads_per_worker: int = 1  # torch threads in each worker
     ray_address: str | None = None  # None: start or reuse a local Ray
+    slurm_partition: str | None = None  # None: the cluster's default partition
+    slurm_minutes: int = 60  # time limit of one array task
+    slurm_gpus: int = 0  # GPUs per array task (its proxies run one per GPU)
+    slurm_cpus: int | None = None  # CPUs per array task (None: threads_per_worker)
+    slurm_chunk: int = 1  # proxies per array task
+    slurm_parallelism: int | None = None  # array tasks running at once (None: submitit's default)
+    slurm_logs: str = ".regmix/slurm"  # submitit's folder (task pickles, logs): outside DVC's outputs
+    slurm_cluster: str = "slurm"  # "local": submitit's local executor on this machine, for testing
 
 
 def placement_from_env() -> Placement:
-    """REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS and REGMIX_RAY_ADDRESS."""
-    backend = os.environ.get("REGMIX_BACKEND", "local")
-    if backend not in BACKENDS:
-        raise UserError(f"REGMIX_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    """REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS, REGMIX_RAY_ADDRESS and REGMIX_SLURM_*."""
+    backend = _choice_env("REGMIX_BACKEND", BACKENDS)
     return Placement(backend, runtime.positive_env("REGMIX_WORKERS"), runtime.proxy_threads(),
-                     os.environ.get("REGMIX_RAY_ADDRESS"))
+                     os.environ.get("REGMIX_RAY_ADDRESS"),
+                     slurm_partition=os.environ.get("REGMIX_SLURM_PARTITION") or None,
+                     slurm_minutes=runtime.positive_env("REGMIX_SLURM_TIME") or Placement.slurm_minutes,
+                     slurm_gpus=_gpus_env("REGMIX_SLURM_GPUS"), slurm_cpus=runtime.positive_env("REGMIX_SLURM_CPUS"),
+                     slurm_chunk=runtime.positive_env("REGMIX_SLURM_CHUNK") or Placement.slurm_chunk,
+                     slurm_parallelism=runtime.positive_env("REGMIX_SLURM_PARALLELISM"),
+                     slurm_logs=os.environ.get("REGMIX_SLURM_LOGS") or Placement.slurm_logs,
+                     slurm_cluster=_choice_env("REGMIX_SLURM_CLUSTER", SLURM_CLUSTERS))
+
+
+def _choice_env(name: str, choices: tuple[str, ...]) -> str:
+    """Environment variable `name`, one of `choices` (default: the first)."""
+    value = os.environ.get(name) or choices[0]
+    if value not in choices:
+        raise UserError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _gpus_env(name: str) -> int:
+    """A GPU count from the environment: 0 (the default) or more."""
+    value = os.environ.get(name) or "0"
+    if not value.isdigit():
+        raise UserError(f"{name} must be a whole number of GPUs (0 for none), got {value!r}")
+    return int(value)
 
 
 def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, out_dir: str | Path,
@@ -214,20 +297,21 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     out_dir = Path(out_dir)
     jobs = plan(mixtures, cfg, tokens_dir, seed)
     unique = {j.key: j for j in jobs}  # identical mixtures train once
-    todo = [j for key, j in unique.items() if not (out_dir / f"{key}.json").exists()]
+    todo = [j for key, j in unique.items() if not proxy_path(out_dir, key).exists()]
     threads = placement.threads_per_worker
     workers = min(placement.workers or default_workers(threads), max(1, len(todo)))
     tokens_per_proxy = train_tokens(cfg.optim, cfg.model.context)
-    runner = (run_ray(todo, cfg, str(tokens_dir), seed, placement.ray_address, threads)
-              if placement.backend == "ray" else run_local(todo, cfg, str(tokens_dir), seed, workers, threads))
+    if placement.backend == "slurm":
+        finished = run_slurm(todo, cfg, tokens_dir, out_dir, seed, placement)
+    else:
+        runner = (run_ray(todo, cfg, str(tokens_dir), seed, placement.ray_address, threads)
+                  if placement.backend == "ray" else run_local(todo, cfg, str(tokens_dir), seed, workers, threads))
+        finished = store_each(runner, cfg, seed, out_dir)
     start = time.perf_counter()
-    bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="proxies", unit="proxy")
-    for trained, (job, result) in enumerate(runner, 1):
-        write_json(out_dir / f"{job.key}.json", {"key": job.key, "mixture": job.mixture, "seed": seed,
-                                                 "config": dataclasses.asdict(cfg), **result})
-        bar.update(1)
-        bar.set_postfix(tok_s=f"{trained * tokens_per_proxy / (time.perf_counter() - start):.0f}")
-    bar.close()
+    with tqdm(total=len(unique), initial=len(unique) - len(todo), desc="proxies", unit="proxy") as bar:
+        for trained, _ in enumerate(finished, 1):
+            bar.update(1)
+            bar.set_postfix(tok_s=f"{trained * tokens_per_proxy / (time.perf_counter() - start):.0f}")
     seconds = time.perf_counter() - start
     with torch.device("meta"):  # parameter count without allocating the weights
         params = LLaMA(cfg.model).num_params()
@@ -242,6 +326,6 @@ def collect(jobs: list[ProxyJob], mixtures: pd.DataFrame, out_dir: Path) -> pd.D
     """The proxies table from the stored results of `jobs` (rows of `mixtures`)."""
     rows = []
     for job in jobs:
-        losses = read_json(out_dir / f"{job.key}.json")["losses"]
+        losses = read_json(proxy_path(out_dir, job.key))["losses"]
         rows.append({f"{LOSS_PREFIX}{d}": losses[d] for d in losses})
     return pd.concat([mixtures.reset_index(drop=True), pd.DataFrame(rows)], axis=1)

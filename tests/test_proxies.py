@@ -109,7 +109,7 @@ def test_user_errors(tokens, monkeypatch):
     small_vocab = dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, vocab_size=10))
     with pytest.raises(UserError, match="vocab_size"):
         resolve_config(small_vocab, tokens)
-    monkeypatch.setenv("REGMIX_BACKEND", "slurm")
+    monkeypatch.setenv("REGMIX_BACKEND", "pbs")
     with pytest.raises(UserError, match="REGMIX_BACKEND"):
         placement_from_env()
     monkeypatch.setenv("REGMIX_BACKEND", "ray")
