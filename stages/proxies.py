@@ -4,12 +4,14 @@ with another seed (the seed noise).
 Each proxy is stored in the proxies folder as it finishes (kept across runs: a rerun trains only
 what is missing); then the proxies table, the replicates table and the run's metrics. Where the
 proxies run is set by the environment (REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS,
-REGMIX_RAY_ADDRESS; see regmix/swarm.py), never by params.
+REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/swarm.py), never by params.
 """
 
 from __future__ import annotations
 
+from regmix.checks import check_params
 from regmix.config import ProxyConfig, from_dict
+from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import run_stage, write_json
 from regmix.noise import REPLICATE_SEED_OFFSET, seed_noise
@@ -23,6 +25,7 @@ def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", mixtures="swarm table (sample)",
                              store="folder of finished proxies (kept across runs)", table="proxies table (CSV) to write",
                              replicates="replicates table (CSV) to write", metrics="metrics (JSON) to write")
+    check_params(params, read_meta(args.tokens).domains)
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
     mixtures = read_csv(args.mixtures)
     if not 0 <= cfg.replicates <= len(mixtures):

@@ -1,5 +1,6 @@
 """sample: the proxy swarm (one mixture per proxy) and its plot."""
 
+from regmix.checks import check_params
 from regmix.config import SampleConfig, from_dict
 from regmix.files import run_stage
 from regmix.sampling import make_generator, plot_swarm, sample_mixtures
@@ -12,6 +13,7 @@ def main() -> None:
                              plot="swarm plot (PNG) to write")
     cfg = from_dict(SampleConfig, params["sample"], "sample.")
     share = token_prior(read_domains(args.domains))
+    check_params(params, list(share))
     gen = make_generator(cfg, share)
     W = sample_mixtures(gen, cfg, params["seed"])
     write_csv(args.mixtures, mixture_frame(range(len(W)), gen.domains, W))

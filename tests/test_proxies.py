@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import REPO
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.errors import UserError
 from regmix.swarm import Placement, placement_from_env, plan, resolve_config, run_swarm, train_proxy
@@ -123,8 +124,9 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "data" / "tokens").symlink_to(tokens)
     (tmp_path / "results").mkdir()
     swarm(3).to_csv(tmp_path / "results" / "mixtures.csv", index=False)
-    proxy = {**dataclasses.asdict(CFG), "replicates": 2}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"proxy": proxy, "seed": 0, "target": "mean"}))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # a whole params file: stages check it all
+    params.update(proxy={**dataclasses.asdict(CFG), "replicates": 2}, seed=0, target="mean")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
     monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/mixtures.csv", "data/proxies",

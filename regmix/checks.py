@@ -1,0 +1,73 @@
+"""Mistakes in params caught before any compute, each naming its key.
+
+Every stage checks the whole params file when it starts (a bad `proxy.model.n_head` stops
+`prepare`, not the proxies an hour later), and the names that need the corpus's domains
+(`target`, `human_mixtures`, `large.mixtures`) are checked by the first stage that knows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from regmix.config import (DataConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig, ProxyConfig,
+                           RegressionConfig, SampleConfig, SearchConfig, from_dict)
+from regmix.errors import UserError
+from regmix.mixtures import baseline_mixtures
+from regmix.target import Target
+
+SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "regression": RegressionConfig,
+            "search": SearchConfig, "large": LargeConfig, "evaluate": EvaluateConfig}
+BUILT_IN_MIXTURES = ("regmix", "best_proxy")
+
+
+def check_model(cfg: ModelConfig, key: str) -> None:
+    if min(cfg.n_layer, cfg.n_head, cfg.d_model, cfg.d_ff, cfg.context) < 1:
+        raise UserError(f"{key}: n_layer, n_head, d_model, d_ff and context must all be >= 1")
+    if cfg.d_model % cfg.n_head:
+        raise UserError(f"{key}.d_model {cfg.d_model} is not divisible by {key}.n_head {cfg.n_head}")
+    if (cfg.d_model // cfg.n_head) % 2:
+        raise UserError(f"{key}: head size d_model / n_head = {cfg.d_model // cfg.n_head} must be even "
+                        "(rotary embeddings rotate pairs of channels)")
+
+
+def check_optim(cfg: OptimConfig, key: str) -> None:
+    if cfg.steps < 1:
+        raise UserError(f"{key}.steps is {cfg.steps}: a run must train at least one step")
+    if cfg.batch_size < 1:
+        raise UserError(f"{key}.batch_size is {cfg.batch_size}: must be >= 1")
+    if cfg.micro_batch_size is not None and (cfg.micro_batch_size < 1 or cfg.batch_size % cfg.micro_batch_size):
+        raise UserError(f"{key}.micro_batch_size {cfg.micro_batch_size} must divide {key}.batch_size {cfg.batch_size}")
+    if cfg.lr <= 0:
+        raise UserError(f"{key}.lr is {cfg.lr}: must be > 0")
+
+
+def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None) -> None:
+    """Every section builds its typed config and holds together; names are checked against
+    `domains` when given."""
+    missing = sorted(set(SECTIONS) - set(params))
+    if missing:
+        raise UserError(f"params: missing section(s) {', '.join(missing)}")
+    cfg = {name: from_dict(cls, params[name], f"{name}.") for name, cls in SECTIONS.items()}
+    for name in ("proxy", "large"):
+        check_model(cfg[name].model, f"{name}.model")
+        check_optim(cfg[name].optim, f"{name}.optim")
+    if cfg["proxy"].replicates > cfg["sample"].n_mixtures:
+        raise UserError(f"proxy.replicates {cfg['proxy'].replicates} is more than sample.n_mixtures "
+                        f"{cfg['sample'].n_mixtures}")
+    target = Target.parse(params.get("target"))
+    if domains is not None:
+        check_names(params, cfg["large"], target, list(domains))
+
+
+def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, domains: list[str]) -> None:
+    target.weights(domains, "the corpus (results/domains.json)")
+    human = params.get("human_mixtures") or {}
+    baselines = baseline_mixtures({d: 1 / len(domains) for d in domains}, human)  # validates every human mixture
+    valid = {*BUILT_IN_MIXTURES, *baselines}
+    extra = sorted(set(large.replicate) - set(large.mixtures))
+    if extra:
+        raise UserError(f"large.replicate names mixtures not in large.mixtures: {', '.join(extra)}")
+    unknown = [n for n in large.mixtures if n not in valid and not n.startswith("random_")]
+    if unknown:
+        raise UserError(f"large.mixtures: unknown mixture(s) {', '.join(unknown)}; valid: "
+                        f"{', '.join([*valid, 'random_<k>'])}")
