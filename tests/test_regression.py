@@ -95,6 +95,93 @@ def test_linear_recovers_coefficients_and_loglinear_the_exponent():
     assert np.allclose(log.effects() - log.effects().mean(), COEF - COEF.mean(), atol=1e-8)
 
 
+PURE = np.array([3.2, 2.4, 4.0, 2.9, 5.1])  # each domain's loss when trained on it alone
+
+
+def simplex_losses(n: int, seed: int, noise: float = 0.002) -> tuple[np.ndarray, np.ndarray]:
+    """Mixtures that sum to one and losses linear in them: PURE . w + noise."""
+    W = mixtures(n, seed)
+    return W, W @ PURE + noise * np.random.default_rng(seed + 100).normal(size=n)
+
+
+def test_linear_coefficients_are_the_pure_domain_losses():
+    W, y = simplex_losses(400, 0)
+    fitted = make_model("linear", {}).fit(W, y, 0)
+    assert np.allclose(fitted.coef, PURE, atol=0.005)
+    assert np.allclose(fitted.effects(), fitted.coef - fitted.coef.mean()) and abs(fitted.effects().sum()) < 1e-12
+    scaled = make_model("linear", {}).fit(1.002 * W, y, 0)  # rows that sum to 1.002: the same mixtures
+    assert np.allclose(scaled.coef, fitted.coef, rtol=0, atol=1e-12)
+    fresh = mixtures(100, 1)
+    assert np.allclose(scaled.predict(1.002 * fresh), fitted.predict(fresh), rtol=0, atol=1e-12)
+    assert np.array_equal(make_model("linear", {}).fit(W, y, 0).predict(fresh), fitted.predict(fresh))
+
+
+def test_linear_on_rounded_rows_fits_no_huge_coefficients():
+    """RegMix's released rows sum to 0.996-1.003; an intercept fit to them returned 11.3 and -9 to -5."""
+    W, y = simplex_losses(400, 0)
+    rounded = W * np.random.default_rng(5).uniform(0.997, 1.003, size=(len(W), 1))
+    fitted = make_model("linear", {}).fit(rounded, y, 0)
+    assert np.allclose(fitted.coef, PURE, atol=0.005)
+    assert np.allclose(fitted.predict(rounded), fitted.predict(W), rtol=0, atol=1e-12)
+
+
+def test_ridge_shrinks_towards_the_mean_coefficient_not_zero():
+    from sklearn.linear_model import Ridge
+
+    W, y = simplex_losses(60, 0, noise=0.05)
+    fits = [make_model("linear", {"alpha": a}).fit(W, y, 0) for a in (0.0, 0.1, 1.0, 1e9)]
+    spreads = [np.linalg.norm(f.effects()) for f in fits]
+    assert all(a > b for a, b in zip(spreads, spreads[1:])) and spreads[-1] < 1e-6
+    assert np.allclose(fits[-1].coef, y.mean(), atol=1e-6)  # a huge alpha predicts the mean loss
+    assert all(abs(f.coef.mean() - fits[0].coef.mean()) < 0.3 for f in fits)
+    sk = Ridge(alpha=1.0).fit(W, y)  # rows sum to one: intercept + coefficient per domain
+    assert np.allclose(fits[2].coef, sk.intercept_ + sk.coef_, rtol=0, atol=1e-10)
+    with pytest.raises(UserError, match="alpha must be >= 0"):
+        make_model("linear", {"alpha": -1.0})
+
+
+def test_loglinear_recovers_the_offset_form():
+    c, k, t = 1.8, 0.9, np.array([0.9, -0.3, 0.6, -1.1, 0.4])  # t not centred: k e^s, t - s predict the same
+    W = mixtures(400, 0)
+    y = c + k * np.exp(W @ t) + 0.001 * np.random.default_rng(3).normal(size=len(W))
+    fitted = make_model("loglinear", {}).fit(W, y, 0)
+    assert fitted.c == pytest.approx(c, abs=0.01) and fitted.k == pytest.approx(k * np.exp(t.mean()), rel=0.01)
+    assert np.allclose(fitted.t, t - t.mean(), atol=0.01) and np.array_equal(fitted.effects(), fitted.t)
+    assert fitted.info()["offset_at_bound"] is False and abs(fitted.t.sum()) < 1e-12
+    again = make_model("loglinear", {}).fit(1.002 * W, y, 0)
+    fresh = mixtures(100, 1)
+    assert np.allclose(again.predict(fresh), fitted.predict(fresh), rtol=0, atol=1e-8)
+    assert np.array_equal(make_model("loglinear", {}).fit(W, y, 0).predict(fresh), fitted.predict(fresh))
+    ridge = make_model("loglinear", {"alpha": 1.0}).fit(W, y, 0)
+    assert 0 < np.linalg.norm(ridge.t) < np.linalg.norm(fitted.t)
+
+
+def test_loglinear_offset_stays_below_the_smallest_loss_and_failures_are_user_errors(monkeypatch):
+    W = mixtures(200, 0)
+    y = 3.0 + 0.2 * np.exp(2 * W[:, 0])
+    y[7] = 2.9  # one loss below the floor the others share: c would rather sit above it
+    fitted = make_model("loglinear", {}).fit(W, y, 0)
+    assert 0 <= fitted.c < 2.9 and fitted.k > 0 and fitted.info()["offset_at_bound"]
+    with pytest.raises(UserError, match="needs positive target losses"):
+        make_model("loglinear", {}).fit(W, y - 3, 0)
+    monkeypatch.setattr(type(fitted), "max_evaluations", 1)
+    with pytest.raises(UserError, match=r"loss = c \+ k exp\(t \. r\) did not converge"):
+        make_model("loglinear", {}).fit(W, y, 0)
+
+
+def test_effects_plot_labels_centred_effects(tmp_path, monkeypatch):
+    from regmix.regression import figures
+
+    t = table(60, 0)
+    figs = []
+    monkeypatch.setattr(figures, "save", lambda fig, path, dpi: figs.append(fig))
+    for kind, label in (("linear", "effect on predicted loss, centred"),
+                        ("loglinear", "effect on log(predicted loss - c), centred")):
+        reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB, config(kind, n_bootstrap=0), 0)
+        figures.plot_effects(reg, t.weights, tmp_path / "effects.png")
+        assert figs.pop().axes[1].get_xlabel() == label
+
+
 def test_gp_is_less_certain_far_from_its_training_data():
     train = table(120, 0)
     gp = make_model("gp", {}).fit(train.weights, train.target_values(WEB), 0)
@@ -215,6 +302,17 @@ def test_paper_table2_reproduces(paper, model, reported):
     assert abs(rho - reported) < 0.005, rho
 
 
+def test_paper_linear_coefficients_are_losses_and_the_offset_form_ranks_better(paper):
+    train, test = paper
+    pile_cc = Target.parse("pile_cc")
+    y = train.target_values(pile_cc)
+    linear = make_model("linear", config("linear").params).fit(train.weights, y, 0)
+    assert 2 < linear.coef.min() and linear.coef.max() < 7  # pure-domain Pile-CC losses; y spans 5.1-6.6
+    log = make_model("loglinear", config("loglinear").params).fit(train.weights, y, 0)
+    rho = spearmanr(log.predict(test.aligned(train.domains)), test.target_values(pile_cc))[0]
+    assert 0 <= log.c < y.min() and log.k > 0 and rho > 0.95, rho
+
+
 def test_released_pairs_join_on_index_values(tmp_path):
     mix = pd.DataFrame({"train_the_pile_pile_cc": [0.2, 0.5, 0.9], "train_the_pile_github": [0.8, 0.5, 0.1]})
     loss = pd.DataFrame({"metric/the_pile_pile_cc_val_loss": [3.0, 2.0, 1.0]})
@@ -248,6 +346,17 @@ def test_every_kind_round_trips_through_plain_files(tmp_path, kind):
     assert manifest["model"] == kind and manifest["domains"] == DOMAINS and manifest["version"] == 1
     stored = {p.name for p in tmp_path.iterdir()}
     assert stored == {"model.json", *manifest["files"]} and not any(n.endswith((".pkl", ".o")) for n in stored)
+
+
+def test_an_older_linear_state_is_refused(tmp_path):
+    t = table(40, 0)
+    reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB, config("linear", n_bootstrap=0), 0)
+    save_regressor(reg, tmp_path)
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    manifest["base"] = {"kind": "linear", "params": {"alpha": 0.0}, "coefficients": [-9.0] * 5, "intercept": 11.3}
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="does not describe a regressor this regmix can load.*re-run the fit stage"):
+        load_regressor(tmp_path, WEB)
 
 
 def test_predict_mixtures_by_domain_name():

@@ -11,6 +11,13 @@ from regmix.plots import plt, save
 from regmix.regression.fitted import FitReport, FittedRegressor
 
 DPI = 110
+EFFECTS = {  # regressor kind -> (title, x label) of its effects panel
+    "lightgbm": ("per-domain split gain", "split gain"),
+    "gp": ("per-domain 1 / length scale", "1 / length scale"),
+    "linear": ("pure-domain loss minus the mean over domains", "effect on predicted loss, centred"),
+    "loglinear": ("exponent t of loss = c + k exp(t . r)", "effect on log(predicted loss - c), centred"),
+}
+CENTRED = ("linear", "loglinear")  # effects that sum to zero: 0 is the average domain
 
 
 def domain_curves(regressor: FittedRegressor, reference: np.ndarray, top: np.ndarray,
@@ -64,10 +71,12 @@ def plot_effects(regressor: FittedRegressor, train_weights: np.ndarray, path: Pa
                    xlabel="domain weight", ylabel=f"predicted {regressor.target} loss")
     axes[0][0].legend(fontsize=7, ncol=2)
     if effects is not None:
-        kind = {"lightgbm": "split gain", "gp": "1 / length scale"}.get(regressor.model, "coefficient")
+        title, label = EFFECTS.get(regressor.model, ("per-domain effect", "effect"))
         idx = np.argsort(effects)
         axes[0][1].barh([regressor.domains[i] for i in idx], np.asarray(effects)[idx])
-        axes[0][1].set(title=f"per-domain {kind}", xlabel=kind)
+        if regressor.model in CENTRED:
+            axes[0][1].axvline(0.0, color="grey", lw=1)
+        axes[0][1].set(title=title, xlabel=label)
     save(fig, path, dpi=DPI)
 
 
