@@ -2,7 +2,7 @@
 
 Five regressors share one small interface (`fit(W, y, seed)`, `predict(W)`, `info()`,
 `effects()`, `state()`): `lightgbm` (RegMix's recipe), `linear` (OLS / ridge), `loglinear`
-(loss = exp(b + w.x), the Data Mixing Laws form), `gp` (Gaussian process) and `ensemble`
+(loss = c + k exp(t.r), the Data Mixing Laws form), `gp` (Gaussian process) and `ensemble`
 (the mean of several). A `FittedRegressor` wraps the fitted model with its column order, its
 target and optional bootstrap refits; it is what search and evaluate load.
 
