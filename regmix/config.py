@@ -60,7 +60,7 @@ class TokenizerConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "demo"  # demo | jsonl | pile | hf
+    source: str = "demo"  # demo | jsonl | pile | hf | megatron | numpy
     path: Optional[str] = None  # corpus folder for jsonl / pile (local files)
     hf_name: Optional[str] = None  # hub dataset name (pile, hf)
     hf_config: Optional[str] = None  # hub dataset config name (hf)
@@ -140,7 +140,7 @@ class EvalWindowsConfig:
 @dataclass
 class ProxyConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(precision="bf16"))
     eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
     replicates: int = 8  # swarm mixtures trained again with another seed: the proxies' seed noise
 
@@ -155,7 +155,7 @@ class LargeConfig:
     replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3})
     model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=4, n_head=4, d_model=192, d_ff=512))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
-        steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20))
+        steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="bf16"))
     eval: EvalWindowsConfig = field(default_factory=lambda: EvalWindowsConfig(windows_per_domain=16))
     checkpoint_every: int = 100  # steps between resumable checkpoints
 
