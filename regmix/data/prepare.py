@@ -2,7 +2,8 @@
 
 Two streaming passes over the source: the first trains the BPE on up to `train_chars`
 characters of train text (domains interleave, so every domain is in it), the second
-tokenises everything in worker processes and appends each document to its domain's shard.
+tokenises everything (in local worker processes, or as Ray tasks on a cluster with
+REGMIX_BACKEND=ray: `encoders`) and appends each document to its domain's shard, in order.
 Pre-tokenised sources (megatron, numpy) skip both: their documents' ids, checked against
 the user's tokenizer, are copied from memory maps into the same shards.
 All shards are written into a staging folder that replaces the tokens folder only when
@@ -11,18 +12,20 @@ every check has passed: a failed or killed run leaves the previous output untouc
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import shutil
 from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
+from regmix import runtime
 from regmix.config import DataConfig
 from regmix.data import tokenizer as tok
 from regmix.data.shards import SPLITS, TOKENIZER_FILE, TokenMeta, dtype_for, shard_path, write_meta
@@ -146,36 +149,83 @@ class ShardWriter:
             os.replace(tmp, shard_path(self.root, split, domain))
 
 
-def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root: Path,
-             bad: BadRecords, workers: int) -> ShardWriter:
-    """Tokenise every selected record (in `workers` processes) into shards under `root`."""
+def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root: Path, bad: BadRecords,
+             workers: int | None, backend: str | None = None, ray_address: str | None = None) -> ShardWriter:
+    """Tokenise every selected record into shards under `root`: chunks go to the encoders
+    `encoders` chooses and are written back in order, so the shards do not depend on them."""
     writer = ShardWriter(root, cfg.max_tokens)
-    tasks = chunks(selected(source, cfg, bad, "reading + tokenizing"))
 
-    def write(chunk: list[Record], flat: np.ndarray, lengths: np.ndarray) -> None:
+    def write(chunk: list[Record], future: Future) -> None:
+        flat, lengths = future.result()
         for record, piece in zip(chunk, np.split(flat, np.cumsum(lengths)[:-1])):
             writer.add(record.split, record.domain, piece)
 
-    if workers <= 1:
-        encoder = tok.Encoder(tokenizer_json, dtype.name)
-        for chunk in tasks:
-            write(chunk, *encoder.encode([r.text for r in chunk]))
-    else:
-        # spawn, not fork: the parent's tokenizers thread pool must not be forked. An executor
-        # (not a Pool) fails loudly if a worker dies instead of waiting for it forever.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, ctx, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
-            pending: deque = deque()
-            for chunk in tasks:
-                pending.append((chunk, pool.submit(tok.encode_in_worker, [r.text for r in chunk])))
-                # Bounded look-ahead keeps memory flat while every process stays busy.
-                while len(pending) > 2 * workers or (pending and pending[0][1].done()):
-                    done, future = pending.popleft()
-                    write(done, *future.result())
-            for done, future in pending:
-                write(done, *future.result())
+    with encoders(tokenizer_json, dtype, workers, backend, ray_address) as (submit, slots):
+        pending: deque = deque()
+        for chunk in chunks(selected(source, cfg, bad, "reading + tokenizing")):
+            pending.append((chunk, submit([r.text for r in chunk])))
+            # Bounded look-ahead keeps memory flat while every encoder stays busy.
+            while len(pending) > 2 * slots or (pending and pending[0][1].done()):
+                write(*pending.popleft())
+        for chunk, future in pending:
+            write(chunk, future)
     writer.close(dtype)
     return writer
+
+
+@contextmanager
+def encoders(tokenizer_json: str, dtype: np.dtype, workers: int | None, backend: str | None = None,
+             ray_address: str | None = None) -> Iterator[tuple[Callable[[list[str]], Future], int]]:
+    """Where texts are tokenised, chosen here alone: `submit(texts)` (a future of their ids and
+    lengths, see `tok.Encoder.encode`) and how many chunks are encoded at once.
+
+    `backend` (default REGMIX_BACKEND) "ray": Ray tasks on the cluster at `ray_address`
+    (default REGMIX_RAY_ADDRESS, else start or reuse a local Ray), `workers` at a time (None:
+    REGMIX_WORKERS, else the cluster's CPUs); each Ray worker process builds its encoder once.
+    Otherwise `workers` local processes (None: REGMIX_WORKERS, else one per core), or this
+    process alone for one.
+    """
+    if (backend or os.environ.get("REGMIX_BACKEND")) == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=ray_address or os.environ.get("REGMIX_RAY_ADDRESS"), log_to_driver=False)
+        task = ray.remote(num_cpus=1, max_retries=3)(_encode_on_ray)
+        tokenizer = [ray.put(tokenizer_json)]  # in a list: sent by reference, fetched once per worker
+        slots = workers or runtime.positive_env("REGMIX_WORKERS") or int(ray.cluster_resources().get("CPU", 1))
+        yield (lambda texts: task.remote(tokenizer, dtype.name, texts).future()), max(1, slots)
+        return
+    workers = workers or runtime.workers()
+    if workers <= 1:  # in this process: no start-up cost, and tracebacks stay readable
+        encoder = tok.Encoder(tokenizer_json, dtype.name)
+        yield (lambda texts: _done(encoder.encode(texts))), 1
+        return
+    # spawn, not fork: the parent's tokenizers thread pool must not be forked. An executor
+    # (not a Pool) fails loudly if a worker dies instead of waiting for it forever.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, ctx, tok.init_worker, (tokenizer_json, dtype.name)) as pool:
+        yield functools.partial(pool.submit, tok.encode_in_worker), workers
+
+
+def _done(result: Any) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
+_ray_encoder: tuple[str, tok.Encoder] | None = None  # in a Ray worker: (tokenizer reference, its encoder)
+
+
+def _encode_on_ray(tokenizer: list, dtype: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A Ray task: `texts` through this worker process's encoder, built on its first task from
+    the tokenizer JSON behind the object reference `tokenizer[0]`."""
+    global _ray_encoder
+    key = tokenizer[0].hex()
+    if _ray_encoder is None or _ray_encoder[0] != key:
+        import ray
+
+        _ray_encoder = (key, tok.Encoder(ray.get(tokenizer[0]), dtype))
+    return _ray_encoder[1].encode(texts)
 
 
 def copy_tokens(source: TokenSource, cfg: DataConfig, eot: int, dtype: np.dtype, root: Path,
@@ -209,9 +259,12 @@ def staging(final: Path) -> Iterator[Path]:
 
 
 def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Path | None = None,
-            workers: int = 1) -> dict:
-    """Build `tokens_dir` (shards, tokenizer.json, meta.json) with `workers` tokeniser processes
-    (the shards do not depend on it); return the domains table."""
+            workers: int | None = 1, backend: str | None = None, ray_address: str | None = None) -> dict:
+    """Build `tokens_dir` (shards, tokenizer.json, meta.json) and return the domains table.
+
+    Text is tokenised in `workers` local processes or, with `backend` "ray" (default: the
+    REGMIX_BACKEND of the proxies), as Ray tasks on the cluster at `ray_address` (see
+    `encoders`); the shards depend on none of it."""
     source = open_source(cfg, seed, cache)
     tokens_dir = Path(tokens_dir)
     with staging(tokens_dir) as stage:
@@ -227,7 +280,7 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
             source.use_vocabulary(eot, vocab)
             writer = copy_tokens(source, cfg, eot, dtype, stage, bad)
         else:
-            writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers)
+            writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers, backend, ray_address)
         if bad.per_file:
             print(bad.summary())
         domains = sorted({d for _, d in writer.docs})

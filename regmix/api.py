@@ -1,0 +1,271 @@
+"""RegMix from Python: each step of the pipeline as a function, without DVC or params.yaml.
+
+The functions take plain Python objects and paths and return their results; they call the
+same library functions as the stages (`stages/`), so a step gives what its stage would from
+the same inputs. Configs are the dataclasses of `regmix.config` or dicts of the fields that
+differ from their defaults (a nested section as a dict changes only the fields it names);
+None means the defaults, which equal the default composition of `conf/`. Where work runs
+comes from the environment, as for the stages (REGMIX_BACKEND, REGMIX_WORKERS, ...: see
+README.md), or from a `regmix.swarm.Placement`.
+
+    prepare      a corpus -> token shards in a folder; the domains table
+    sample       the proxy swarm: a DataFrame of mixtures around the token share
+    train_swarm  one small proxy LM per mixture; the proxies table (weights and losses)
+    fit          the regression mixture -> target loss, cross-validated; a FitReport
+    search       simulate many mixtures through the regression, average the best; a Choice
+    export       a mixture in a trainer's format: Megatron-LM / NeMo, OLMo-core, litdata, HF datasets
+
+Example: the bundled tiny corpus from text to a Megatron-LM blend, with tiny models, in
+seconds, in this process (`workers=1`; run it from the repository root; tests/test_api.py runs
+this block as written). With more workers, local processes are spawned: a script that starts
+them must call the API under `if __name__ == "__main__":`, as for any `multiprocessing` code.
+
+```python
+import tempfile
+from regmix import api
+
+work = tempfile.mkdtemp()
+tiny = {"model": {"n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64, "context": 32},
+        "optim": {"steps": 10, "batch_size": 4, "warmup_steps": 2},
+        "eval": {"windows_per_domain": 4, "batch_size": 4}}
+domains = api.prepare({"source": "jsonl", "path": "tests/fixtures/tiny_corpus",
+                       "tokenizer": {"vocab_size": 512}}, f"{work}/tokens", workers=1)
+mixtures = api.sample(domains, {"n_mixtures": 8})
+proxies = api.train_swarm(mixtures, f"{work}/tokens", tiny, store=f"{work}/proxies",
+                          placement=api.Placement(workers=1))
+fitted = api.fit(proxies, "mean", {"cv_folds": 2})  # RegMix's LightGBM, 2-fold CV
+choice = api.search(fitted.regressor, domains,
+                    search_cfg={"n_simulations": 2000, "top_k": 10, "chunk_size": 1000})
+blend = api.export(choice.mixture, domains, to="megatron", tokens=100_000,
+                   prefix_template="/data/{domain}_text_document")
+print(choice.mixture)
+print(blend)
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TypeVar
+
+import pandas as pd
+
+from regmix import handoff, runtime
+from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
+                           from_dict)
+from regmix.data.prepare import prepare as prepare_tokens
+from regmix.errors import UserError
+from regmix.files import write_text
+from regmix.mixtures import baseline_mixtures
+from regmix.noise import seed_noise
+from regmix.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, read_proxies,
+                               released_pair, resolution)
+from regmix.sampling import make_generator, sample_mixtures
+from regmix.search import SearchResult, search as search_mixtures, summary
+from regmix.swarm import Placement, placement_from_env, run_swarm
+from regmix.tables import mixture_frame, read_csv, token_prior, write_csv
+from regmix.target import Target
+
+__all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm"]
+
+T = TypeVar("T")
+Domains = Mapping[str, Any]  # prepare's domains table {domain: {train_tokens, ...}}, or a share {domain: weight}
+
+
+# ------------------------------------------------------------------------ configs
+def as_config(cls: type[T], value: T | Mapping[str, Any] | None, where: str = "") -> T:
+    """A `cls` config: `value` itself, the defaults (None), or the defaults with the fields a
+    dict names replaced (a nested config given as a dict changes only the fields it names;
+    other dict fields, such as `RegressionConfig.params`, are replaced whole)."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise UserError(f"{where or cls.__name__}: expected a {cls.__name__} or a dict, got {type(value).__name__}")
+    return from_dict(cls, _over_defaults(cls(), value), where)
+
+
+def _over_defaults(base: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    for key, value in changes.items():
+        if dataclasses.is_dataclass(fields.get(key)) and isinstance(value, Mapping):
+            value = _over_defaults(fields[key], value)
+        fields[key] = value
+    return fields
+
+
+def _token_share(domains: Domains) -> dict[str, float]:
+    """The token share of a domains table (each domain's share of train tokens), or the share as given."""
+    if all(isinstance(d, Mapping) for d in domains.values()):
+        return token_prior(dict(domains))
+    return {d: float(w) for d, w in domains.items()}
+
+
+# -------------------------------------------------------------------------- steps
+def prepare(data: DataConfig | Mapping[str, Any] | None, tokens_dir: str | Path, seed: int = 0,
+            workers: int | None = None, placement: Placement | None = None,
+            cache: str | Path | None = None) -> dict[str, dict]:
+    """Read the corpus `data` describes, train (or load) the tokeniser and write the token shards
+    to `tokens_dir` (replaced only when every check passed). Returns the domains table:
+    {domain: {documents, train_tokens, valid_tokens, source}}.
+
+    Text is tokenised in `workers` local processes (None: REGMIX_WORKERS, else one per core)
+    or, when the placement's backend is `ray` (default: REGMIX_BACKEND), as Ray tasks on its
+    cluster; the shards are the same either way. `cache` holds the demo corpus' downloads
+    (default REGMIX_CACHE).
+    """
+    placement = placement or placement_from_env()
+    return prepare_tokens(as_config(DataConfig, data, "data."), seed, tokens_dir, cache, workers,
+                          placement.backend, placement.ray_address)
+
+
+def sample(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
+           seed: int = 0) -> pd.DataFrame:
+    """The proxy swarm: `id` and one weight column per domain, each row a mixture summing to 1,
+    drawn around the token share of `domains` (prepare's table, or {domain: share})."""
+    cfg = as_config(SampleConfig, sample_cfg, "sample.")
+    gen = make_generator(cfg, _token_share(domains))
+    W = sample_mixtures(gen, cfg, seed)
+    return mixture_frame(range(len(W)), gen.domains, W)
+
+
+def train_swarm(mixtures: pd.DataFrame, tokens_dir: str | Path,
+                proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None, store: str | Path | None = None,
+                seed: int = 0, placement: Placement | None = None) -> pd.DataFrame:
+    """Train one proxy per row of `mixtures` on the shards in `tokens_dir`; the proxies table:
+    the rows of `mixtures` with one `loss.<domain>` validation loss column per domain.
+
+    Each proxy is kept in `store` (default `$REGMIX_CACHE/proxies`) under a hash of what decides
+    its losses, so a rerun or a grown swarm trains only what is missing. `placement` (default:
+    the environment, REGMIX_BACKEND, ...) says where they train: local processes, Ray or
+    Slurm. The run's statistics are in the table's `attrs["stats"]`. For the seed noise, train
+    a few rows again with `seed + 1` and give them to `fit` as `replicates`.
+    """
+    store = store if store is not None else runtime.cache_root() / "proxies"
+    table, stats = run_swarm(mixtures, as_config(ProxyConfig, proxy_cfg, "proxy."), tokens_dir, store, seed,
+                             placement or placement_from_env())
+    table.attrs["stats"] = stats
+    return table
+
+
+def fit(proxies: pd.DataFrame | ProxyTable | str | Path | None, target: Any,
+        regression_cfg: RegressionConfig | Mapping[str, Any] | None = None, seed: int = 0,
+        replicates: pd.DataFrame | str | Path | None = None) -> FitReport:
+    """Fit the regression from mixture weights to the `target` loss (a domain, "mean" or
+    {domain: weight}) on the proxies table (train_swarm's, or a proxies.csv path).
+
+    Returns the FitReport: `.regressor` (the FittedRegressor search predicts with, bootstrap
+    refits included), `.metrics` (k-fold CV scores, each eval set's, the fitted
+    hyperparameters and `resolution`, beside the seed noise of `replicates` when given) and
+    `.predictions` (true vs predicted per set). `regression_cfg.train_set`, when set, is fitted
+    instead of `proxies`; its `eval_sets` are scored once, after fitting.
+    """
+    cfg = as_config(RegressionConfig, regression_cfg, "regression.")
+    target = Target.parse(target)
+    train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else _proxy_table(proxies)
+    evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
+    report = fit_and_report(train, evals, cfg, target, seed)
+    noise = None if replicates is None else seed_noise(_frame(proxies), _frame(replicates), target)
+    report.metrics["resolution"] = resolution(report.metrics["cv"], noise and noise.get("target_std"))
+    return report
+
+
+def _proxy_table(proxies: pd.DataFrame | ProxyTable | str | Path | None) -> ProxyTable:
+    """A proxies table read as the fit stage reads results/proxies.csv (a DataFrame goes through
+    the same CSV, so the fit is the stage's to the digit)."""
+    if isinstance(proxies, ProxyTable):
+        return proxies
+    if isinstance(proxies, (str, os.PathLike)):
+        return read_proxies(proxies)
+    if not isinstance(proxies, pd.DataFrame):
+        raise UserError(f"proxies: expected train_swarm's DataFrame, a proxies.csv path or a ProxyTable, "
+                        f"got {type(proxies).__name__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_csv(Path(tmp) / "proxies.csv", proxies)
+        return read_proxies(Path(tmp) / "proxies.csv")
+
+
+def _frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
+    return table if isinstance(table, pd.DataFrame) else read_csv(table)
+
+
+@dataclass
+class Choice:
+    """The search's chosen mixture and what backs it."""
+
+    mixture: dict[str, float]  # domain -> weight over every domain, sums to 1 (results/mixture.yaml's `train`)
+    summary: dict[str, Any]  # results/mixture.yaml: predicted_target, baselines' predictions, spread, ...
+    result: SearchResult  # the top-k mixtures and predictions, each bootstrap member's choice
+
+
+def search(regressor: FittedRegressor, token_share: Domains,
+           sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
+           search_cfg: SearchConfig | Mapping[str, Any] | None = None, seed: int = 0,
+           human_mixtures: Mapping[str, Mapping[str, float]] | None = None,
+           threads: int | None = None) -> Choice:
+    """Simulate mixtures from the swarm's generator (give `sample` the same `sample_cfg`: same
+    prior, caps and grid), predict each through `regressor` and average the best into the
+    chosen mixture. `token_share` is prepare's domains table or {domain: share}; the summary
+    also predicts the uniform and prior mixtures and any `human_mixtures` ({name: mixture}).
+    `threads` default: REGMIX_THREADS, else every core (the result does not depend on it).
+    """
+    gen = make_generator(as_config(SampleConfig, sample_cfg, "sample."), _token_share(token_share))
+    baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human_mixtures)
+    regressor.compile()  # a LightGBM regressor predicts through machine code, cached per machine
+    result = search_mixtures(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
+                             threads=threads or runtime.threads())
+    out = summary(result, regressor, baselines)
+    return Choice(out["train"], out, result)
+
+
+def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]], to: str = "megatron", *,
+           tokens: int | None = None, large_cfg: LargeConfig | Mapping[str, Any] | None = None,
+           max_epochs: float | None = None, sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
+           prefix_template: str | None = None, prefixes: Mapping[str, Any] | None = None,
+           splits: Sequence[str] = (), name: str = "regmix", output: str | Path | None = None) -> str:
+    """`mixture` ({domain: weight}) as the trainer `to` reads it (see `regmix export --help` and
+    regmix.handoff): "megatron" (a `--data-path` blend; one line per split in `splits`),
+    "olmo-core", "litdata" or "hf-datasets". Returns the text (also written to `output`).
+
+    `domains` is prepare's table (train tokens per domain, for the planned epochs). The budget is
+    `tokens`, else the large run's (`large_cfg`: steps x batch x context); a domain planned
+    beyond `max_epochs` (default `sample_cfg.max_usage`) is warned about. Each domain's data
+    path comes from `prefix_template` ({domain}, {split}) or `prefixes` ({domain: prefix} or
+    {domain: {split: prefix}}). Zero-weight domains are left out.
+    """
+    if to not in handoff.FORMATS:
+        raise UserError(f"export: to={to!r}; one of {', '.join(handoff.FORMATS)}")
+    if splits and to != "megatron":
+        raise UserError(f"export: splits are for to='megatron'; {to} exports the train split")
+    if tokens is not None and tokens <= 0:
+        raise UserError(f"export: tokens={tokens} must be > 0")
+    budget = (handoff.Budget(int(tokens), "tokens=") if tokens is not None else
+              handoff.large_budget({"large": dataclasses.asdict(as_config(LargeConfig, large_cfg, "large."))},
+                                   "large_cfg"))
+    cap, cap_source = ((max_epochs, "max_epochs") if max_epochs is not None else
+                       (as_config(SampleConfig, sample_cfg, "sample.").max_usage, "sample.max_usage"))
+    plan = handoff.plan(name, mixture, domains, budget, cap, cap_source)
+
+    def paths(split: str | None) -> dict[str, str]:
+        return handoff.prefixes(plan.domains, split, list(domains), prefix_template, prefixes, "prefixes")
+
+    source = "regmix.api"
+    if to == "megatron":
+        text = handoff.to_megatron(plan, source, paths, list(splits))
+    elif to == "olmo-core":
+        text = handoff.to_olmo_core(plan, source, paths(handoff.TRAIN))
+    elif to == "litdata":
+        text = handoff.to_litdata(plan, source, paths(handoff.TRAIN))
+    else:
+        text = handoff.to_hf_datasets(plan, source, paths(handoff.TRAIN), domains)
+    for warning in plan.warnings():
+        warnings.warn(warning, stacklevel=2)
+    if output is not None:
+        write_text(output, text)
+    return text
