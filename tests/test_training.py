@@ -84,14 +84,17 @@ def test_stored_proxy_keys_and_fingerprints_stay_valid():
     data = {"meta": '{"vocab_size": 400}', "tokenizer": "ab" * 32, "alpha": [1234, "cd" * 32]}
     mixture = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2, "delta": 0.0}
     vocab = ModelConfig(vocab_size=400)
-    assert proxy_key(mixture, ProxyConfig(), data, 0) == "1f0a6d771cfbb66f96f6893c"
-    assert proxy_key(mixture, ProxyConfig(model=vocab), data, 7) == "5ab56d4608e1635ccc6c617e"
-    assert fingerprint(LargeConfig(), mixture, 0, 1, data) == \
+    # The configs of 46282f7's defaults, spelled out: later default changes must not move them.
+    proxy = dataclasses.replace(ProxyConfig(), optim=dataclasses.replace(ProxyConfig().optim, precision="fp32"))
+    large = dataclasses.replace(LargeConfig(), optim=dataclasses.replace(LargeConfig().optim, precision="fp32"))
+    assert proxy_key(mixture, proxy, data, 0) == "1f0a6d771cfbb66f96f6893c"
+    assert proxy_key(mixture, dataclasses.replace(proxy, model=vocab), data, 7) == "5ab56d4608e1635ccc6c617e"
+    assert fingerprint(large, mixture, 0, 1, data) == \
         "d45903f27a6c411a8df9bacf3fe4755b10aec1cd99b1a02842ee7ed455eba1f5"
-    assert fingerprint(LargeConfig(model=vocab), mixture, 3, 2, data) == \
+    assert fingerprint(dataclasses.replace(large, model=vocab), mixture, 3, 2, data) == \
         "a93498f09224035df7b178f31e7ce67406a43dde4556de6d36db126ff00d0543"
-    compiled = LargeConfig(optim=dataclasses.replace(LargeConfig().optim, compile=True))
-    assert fingerprint(compiled, mixture, 0, 1, data) == fingerprint(LargeConfig(), mixture, 0, 1, data)
+    compiled = dataclasses.replace(large, optim=dataclasses.replace(large.optim, compile=True))
+    assert fingerprint(compiled, mixture, 0, 1, data) == fingerprint(large, mixture, 0, 1, data)
 
 
 def test_resolve_vocab():
