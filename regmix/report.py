@@ -154,9 +154,16 @@ def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], chosen: Map
     return text + f" The chosen mixture: {weights}."
 
 
-def readme_results(results: Mapping[str, Any], proxies: Mapping[str, Any], fit: Mapping[str, Any],
+NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) is not part of the committed "
+                "run: `make demo` trains every compared mixture and writes the verdict to `results/report.md`.")
+
+
+def readme_results(results: Mapping[str, Any] | None, proxies: Mapping[str, Any], fit: Mapping[str, Any],
                    chosen: Mapping[str, float]) -> str:
-    """The README's results section, made from the committed metrics and results only."""
+    """The README's results section, made from the committed metrics and results only
+    (`results` None: no large-scale comparison committed)."""
+    if results is None:
+        return "\n".join([proxies_line(proxies, fit, chosen), "", NOT_COMPARED]) + "\n"
     return "\n".join([proxies_line(proxies, fit, chosen), "", *verdict_lines(results, fit["target"]), "",
                       spearman_line(results), "", comparison_table(results), "", tasks_text(results)]) + "\n"
 
@@ -176,7 +183,8 @@ def committed_results(root: str | Path = ".") -> str:
     root = Path(root)
     read = lambda rel: json.loads((root / rel).read_text())  # noqa: E731
     chosen = yaml.safe_load((root / "results/mixture.yaml").read_text())["train"]
-    return readme_results(read("metrics/evaluate.json"), read("metrics/proxies.json"), read("metrics/fit.json"), chosen)
+    evaluated = read("metrics/evaluate.json") if (root / "metrics/evaluate.json").exists() else None
+    return readme_results(evaluated, read("metrics/proxies.json"), read("metrics/fit.json"), chosen)
 
 
 if __name__ == "__main__":  # make readme

@@ -81,5 +81,6 @@ def test_report_opens_with_the_verdict(tmp_path):
     assert "Seed noise of a proxy's target loss: 0.030 nats (8 mixtures trained twice)" in readme
     assert "cannot resolve predicted differences below 0.28 nats" in readme and "alpha 80%, beta 20%" in readme
     assert "**`regmix` ranks 2 of 4** by mean target loss." in readme.splitlines()
+    assert "is not part of the committed run" in readme_results(None, proxies, fit, {"alpha": 1.0})
     marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
     assert readme_with_results(marked, "new\n") == f"intro\n{README_BEGIN}\nnew\n{README_END}\noutro\n"
