@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import pandas as pd
 from tqdm import tqdm
 
+from regmix.progress import amount
+
 
 class Curves:
     """DVCLive logger on rank 0 (train loss, lr, throughput, validation loss per domain).
@@ -57,11 +59,11 @@ class StepLogger:
         self.last = time.perf_counter()  # end of the previous step, for the throughput curve
 
     def __call__(self, step: int, loss: float, lr: float) -> None:
+        if self.curves is not None:
+            now = time.perf_counter()
+            throughput = self.tokens_per_step / max(now - self.last, 1e-9)
+            self.curves.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": throughput})
+            # Shown at the bar's next redraw: a redraw per step would flood a log.
+            self.bar.set_postfix_str(f"loss={loss:.3f}, {amount(throughput)} tokens/s", refresh=False)
+            self.last = now
         self.bar.update(1)
-        if self.curves is None:
-            return
-        now = time.perf_counter()
-        throughput = self.tokens_per_step / max(now - self.last, 1e-9)
-        self.curves.log(step + 1, {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": throughput})
-        self.bar.set_postfix(loss=f"{loss:.3f}")
-        self.last = now

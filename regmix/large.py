@@ -13,6 +13,7 @@ regmix.curves (DVCLive logging).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from regmix.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from regmix.config import LargeConfig
@@ -32,9 +32,13 @@ from regmix.errors import UserError
 from regmix.export import export_hf
 from regmix.files import write_json
 from regmix.model import LLaMA
-from regmix.training import (MixtureSampler, eval_windows, evaluate_loss, make_optimizer,
+from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate,
+                             warmup_rate)
+from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss, make_optimizer,
                              resolve_vocab, tokens_per_step, train_steps, train_tokens)
 
+SLOW_HINT = ("this shape is sized for GPUs: a GPU machine (torchrun --nproc_per_node N for several), "
+             "or a smaller large.model, fewer large.optim.steps or a smaller large.optim.batch_size")
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"  # mixture, tokens per domain, epochs: what evaluate and report read
 HF_DIR = "hf"
@@ -118,6 +122,8 @@ def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
     start = load_checkpoint(out_dir / CHECKPOINT_FILE, model, optimizer, fp)
     sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed, rank=ctx.rank)
     windows = eval_windows(tokens_dir, meta.domains, cfg.model.context, cfg.eval.windows_per_domain)
+    if ctx.main and start < cfg.optim.steps:  # before DDP: the warm-up may run the bare model
+        announce(f"train {name} (seed {seed})", cfg, ctx, model, sampler, start)
 
     net: torch.nn.Module = model
     if ctx.world_size > 1:  # after the resume: DDP starts every rank from rank 0's weights
@@ -132,25 +138,55 @@ def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
                     curves=Curves(log_dir, start) if ctx.main else None)
 
 
+def rate_key(cfg: LargeConfig, ctx: Dist) -> str:
+    """What decides the run's speed here: model, batch shape, precision, compile, processes, device."""
+    return config_hash(rate="large", model=cfg.model, optim=dataclasses.asdict(cfg.optim), world_size=ctx.world_size,
+                       device=device_name(ctx.device), threads=torch.get_num_threads())[:16]
+
+
+def announce(what: str, cfg: LargeConfig, ctx: Dist, model: LLaMA, sampler: MixtureSampler, start: int) -> None:
+    """Print the run's plan: tokens to train, tokens/s (the last run of this shape here, else a
+    timed warm-up of the bare model on this process), ETA; warn when it is unreasonable on CPU."""
+    per_step = tokens_per_step(cfg.optim, cfg.model.context)
+    remembered = remembered_rate(rate_key(cfg, ctx))
+    if remembered:
+        rate = Rate(remembered, "last run")
+    else:
+        one = warmup_rate(model, sampler, min(cfg.optim.micro_batch_size or cfg.optim.batch_size,
+                                              cfg.optim.batch_size // ctx.world_size),
+                          functools.partial(autocast, cfg.optim.precision, ctx.device))
+        rate = Rate(one * ctx.world_size, f"{ctx.world_size} process(es) x {amount(one)}, timed warm-up")
+    steps = cfg.optim.steps - start
+    resumed = f" from step {start}" if start else ""
+    Plan(what, f"{steps} steps{resumed} x {amount(per_step)} tokens", steps * per_step,
+         device_name(ctx.device), rate, SLOW_HINT).announce()
+
+
 def train(run: LargeRun) -> None:
     """Train from the resumed step to the last, in chunks of `checkpoint_every` steps; after
-    each chunk rank 0 logs the validation loss and saves a checkpoint, and all ranks wait."""
+    each chunk rank 0 logs the validation loss and saves a checkpoint, and all ranks wait.
+    Rank 0 keeps the tokens/s it measured for the next plan of this shape on this machine."""
     optim = run.cfg.optim
-    bar = tqdm(total=optim.steps, initial=run.start, desc=f"train {run.name}", disable=not run.ctx.main)
-    logger = StepLogger(bar, run.curves, tokens_per_step(optim, run.cfg.model.context))
+    per_step = tokens_per_step(optim, run.cfg.model.context)
+    started = time.perf_counter()
     step = run.start
-    while step < optim.steps:
-        stop = min(optim.steps, step + run.cfg.checkpoint_every)
-        train_steps(run.net, run.optimizer, run.sampler, optim, start=step, stop=stop,
-                    rank_batch_size=run.rank_batch, on_step=logger)
-        step = stop
-        if run.ctx.main:
-            val = run.valid_loss()
-            run.curves.log(step, {f"val/{d}": v for d, v in val.items()}
-                           | {"val/mean": float(np.mean(list(val.values())))})
-            save_checkpoint(run.checkpoint, run.model, run.optimizer, step, run.fingerprint)
-        run.ctx.barrier()
-    bar.close()
+    with progress(total=optim.steps, initial=run.start, desc=f"train {run.name}", unit="step",
+                  disable=not run.ctx.main) as bar:
+        logger = StepLogger(bar, run.curves, per_step)
+        while step < optim.steps:
+            stop = min(optim.steps, step + run.cfg.checkpoint_every)
+            train_steps(run.net, run.optimizer, run.sampler, optim, start=step, stop=stop,
+                        rank_batch_size=run.rank_batch, on_step=logger)
+            step = stop
+            if run.ctx.main:
+                val = run.valid_loss()
+                run.curves.log(step, {f"val/{d}": v for d, v in val.items()}
+                               | {"val/mean": float(np.mean(list(val.values())))})
+                save_checkpoint(run.checkpoint, run.model, run.optimizer, step, run.fingerprint)
+            run.ctx.barrier()
+    if run.ctx.main and step > run.start:
+        remember_rate(rate_key(run.cfg, run.ctx), (step - run.start) * per_step / (time.perf_counter() - started),
+                      what="large")
 
 
 def finish(run: LargeRun, started: float) -> dict:

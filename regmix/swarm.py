@@ -26,29 +26,34 @@ Every backend stores a finished proxy with `store_proxy`; a Slurm array task doe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import multiprocessing as mp
 import os
+import signal
+import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Generator, Iterator, Mapping
+from urllib.parse import urlsplit
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from regmix.config import ProxyConfig
-from regmix.data.shards import data_signature, read_meta
+from regmix.config import ProxyConfig, SampleConfig
+from regmix.data.shards import data_signature, open_tokens, read_meta
 from regmix import runtime, slurm
 from regmix.errors import UserError
 from regmix.files import read_json, write_json
 from regmix.model import LLaMA
+from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, say,
+                             warmup_rate)
 from regmix.tables import LOSS_PREFIX, weight_columns
-from regmix.training import (MixtureSampler, config_hash, eval_windows, evaluate_loss, make_optimizer,
-                             resolve_vocab, train_steps, train_tokens)
+from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss,
+                             make_optimizer, resolve_vocab, train_steps, train_tokens)
 
 BACKENDS = ("local", "ray", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")  # local: submitit's local executor, for testing
@@ -140,16 +145,21 @@ def store_proxy(out_dir: str | Path, job: ProxyJob, cfg: ProxyConfig, seed: int,
                                                "config": dataclasses.asdict(cfg), **result})
 
 
-def store_each(results: Iterator[tuple[ProxyJob, dict]], cfg: ProxyConfig, seed: int,
+def store_each(results: Generator[tuple[ProxyJob, dict], None, None], cfg: ProxyConfig, seed: int,
                out_dir: str | Path) -> Iterator[ProxyJob]:
-    """Store each (job, result) as it comes; yield the job once it is on disk."""
-    for job, result in results:
-        store_proxy(out_dir, job, cfg, seed, result)
-        yield job
+    """Store each (job, result) as it comes; yield the job once it is on disk. Closing this
+    closes `results` at once (a backend stops its work then, not when garbage collected)."""
+    with contextlib.closing(results):
+        for job, result in results:
+            store_proxy(out_dir, job, cfg, seed, result)
+            yield job
 
 
 # ------------------------------------------------------------------------ backends
 def _init_worker(threads: int, counter: Any) -> None:
+    # Ctrl-C reaches every process of the terminal's group: only the driver handles it (it
+    # terminates the workers), so no worker prints a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     if torch.cuda.is_available():
         with counter.get_lock():  # one GPU per worker, round robin
@@ -187,9 +197,24 @@ def run_local(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int
         futures = [pool.submit(_local_worker, job, cfg, tokens_dir, seed) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
+    except BaseException:
+        # Ctrl-C, an error, or the caller stopping early: stop now. A worker holds nothing worth
+        # waiting for (every finished proxy is already stored; a killed one retrains from scratch).
+        terminate_workers(pool)
+        raise
     finally:
-        # On an error or Ctrl-C, drop the queued proxies instead of finishing them all.
+        # Queued proxies are dropped; the pool's queues and semaphores are released before the
+        # driver exits (nothing leaks to the resource tracker).
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes (Python 3.14's `terminate_workers`, earlier by hand)."""
+    if hasattr(pool, "terminate_workers"):
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
@@ -200,8 +225,7 @@ def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
     """
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
+    connect_ray(address)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
 
     @ray.remote(num_cpus=threads_per_worker, num_gpus=gpus, max_retries=3)
@@ -213,6 +237,72 @@ def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
+
+
+RAY_CONNECT_TRIES = 5  # ray.init's tries of a cluster's GCS, about a second each (Ray's default: 20)
+RAY_PROBE_S = 5.0  # how long the address may take to accept a TCP connection
+RAY_AUTH = ("set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or in a file named by "
+            "RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token); `ray get-auth-token` on the head prints it")
+
+
+def connect_ray(address: str | None) -> None:
+    """Join the Ray cluster at `address` (None: RAY_ADDRESS, else start or reuse a local Ray).
+
+    One the driver cannot join is a UserError naming the address and the likely cause within
+    seconds: the address must accept a TCP connection first, and ray.init tries the cluster's
+    GCS `RAY_CONNECT_TRIES` times (RAY_gcs_server_port_wait_time_s, unless set already).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    name, target = ("REGMIX_RAY_ADDRESS", address) if address else ("RAY_ADDRESS", os.environ.get("RAY_ADDRESS"))
+    if not target or target in ("auto", "local"):
+        ray.init(address=address, log_to_driver=False)
+        return
+    where = f"{name}={target}"
+    check_reachable(target, where)
+    unset = "RAY_gcs_server_port_wait_time_s" not in os.environ
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(RAY_CONNECT_TRIES))
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except Exception as e:  # ConnectionError, RuntimeError, AuthenticationError, by Ray version
+        raise UserError(ray_failure(where, e, ray.__version__)) from None
+    finally:
+        if unset:
+            del os.environ["RAY_gcs_server_port_wait_time_s"]
+
+
+def check_reachable(target: str, where: str) -> None:
+    """A UserError unless something accepts TCP connections at `target` ([ray://]host:port)."""
+    parts = urlsplit(target if "://" in target else f"//{target}")
+    if not parts.hostname or parts.port is None:
+        raise UserError(f"{where}: expected host:port of the Ray head (its GCS port, 6379 unless "
+                        f"`ray start --head --port` said otherwise)")
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=RAY_PROBE_S).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise UserError(f"no Ray head answers at {where} ({reason}). Start one there "
+                        f"(`ray start --head --port={parts.port}`), or point REGMIX_RAY_ADDRESS at the "
+                        f"head's host:port (what `ray start --head` printed), reachable from this machine") from None
+
+
+def ray_failure(where: str, error: BaseException, version: str) -> str:
+    """What a failed ray.init most likely means, from its error and the errors behind it."""
+    chain, seen = [], error
+    while seen is not None and len(chain) < 8:
+        chain.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    said = " ".join(chain)
+    if any(mark in said for mark in ("AuthenticationError", "InvalidAuthToken", "Unauthenticated")):
+        return (f"the Ray cluster at {where} refused this client's authentication: it uses token "
+                f"authentication and this client has no token, or another one: {RAY_AUTH}")
+    return (f"cannot join the Ray cluster at {where}: {chain[0].splitlines()[0]}. Likely causes: what "
+            f"listens there is not a Ray head (the address is the head's GCS port, 6379 unless "
+            f"`ray start --head --port` said otherwise); the cluster uses token authentication and this "
+            f"client lacks its token ({RAY_AUTH}); or the cluster runs another Ray version than this "
+            f"client's {version}")
 
 
 def train_chunk(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, out_dir: str, seed: int,
@@ -286,12 +376,79 @@ def _gpus_env(name: str) -> int:
     return int(value)
 
 
+# ------------------------------------------------------------------------ the plan
+SLOW_HINT = ("fewer mixtures (sample.n_mixtures) or tokens per proxy (proxy.optim.steps), or GPUs "
+             "(a GPU machine, or REGMIX_BACKEND=ray or slurm)")
+
+
+def where_it_runs(placement: Placement) -> str:
+    if placement.backend == "local":
+        return device_name(default_device())
+    if placement.backend == "ray":
+        return f"Ray ({placement.ray_address or os.environ.get('RAY_ADDRESS') or 'local'})"
+    return f"Slurm ({placement.slurm_cluster})"
+
+
+def rate_key(cfg: ProxyConfig, placement: Placement, device: str) -> str:
+    """What decides a swarm's speed: its proxies (speed-only settings too) and where they run."""
+    return config_hash(rate="proxies", proxy=dataclasses.asdict(cfg), placement=dataclasses.asdict(placement),
+                       device=device)[:16]
+
+
+def swarm_rate(key: str, mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str | Path, seed: int,
+               placement: Placement, workers: int) -> Rate | None:
+    """The swarm's tokens/s: the last run's of the same key, else (local backend) a timed warm-up
+    of one proxy times the workers; None for a cluster not measured yet."""
+    remembered = remembered_rate(key)
+    if remembered:
+        return Rate(remembered, "last run")
+    if placement.backend != "local":
+        return None  # its nodes are not this machine
+    one = measure_proxy(cfg, tokens_dir, mixture, seed, placement.threads_per_worker)
+    return Rate(one * workers, f"{workers} worker(s) x {amount(one)}, timed warm-up")
+
+
+def measure_proxy(cfg: ProxyConfig, tokens_dir: str | Path, mixture: Mapping[str, float], seed: int,
+                  threads: int) -> float:
+    """Tokens/s of one proxy process here: forward + backward passes of a fresh proxy model on
+    `threads` threads. The global random state is left as it was."""
+    device, before = default_device(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = LLaMA(cfg.model).to(device)
+        return warmup_rate(model, MixtureSampler(tokens_dir, mixture, cfg.model.context, seed),
+                           min(cfg.optim.micro_batch_size or cfg.optim.batch_size, cfg.optim.batch_size),
+                           functools.partial(autocast, cfg.optim.precision, device))
+    finally:
+        torch.set_num_threads(before)
+
+
+def repeat_warnings(what: str, todo: list[ProxyJob], tokens_per_proxy: int, tokens_dir: str | Path,
+                    max_usage: float | None) -> list[str]:
+    """One line per domain some proxy of `todo` would repeat more than `max_usage` epochs."""
+    lines = []
+    for domain in (todo[0].mixture if todo and max_usage is not None else {}):
+        weight = max(job.mixture[domain] for job in todo)
+        available = len(open_tokens(tokens_dir, "train", domain))
+        epochs = weight * tokens_per_proxy / max(1, available)
+        if epochs > max_usage:
+            lines.append(f"{what}: a proxy repeats domain {domain!r} up to {epochs:.1f} epochs (weight "
+                         f"{weight:.3g} x {amount(tokens_per_proxy)} tokens of {amount(available)} train "
+                         f"tokens), more than sample.max_usage={max_usage:g}: more data for it, or fewer "
+                         f"tokens per proxy (proxy.optim.steps)")
+    return lines
+
+
 def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, out_dir: str | Path,
-              seed: int, placement: Placement = Placement()) -> tuple[pd.DataFrame, dict]:
+              seed: int, placement: Placement = Placement(),
+              max_usage: float | None = SampleConfig.max_usage) -> tuple[pd.DataFrame, dict]:
     """Train every mixture's proxy not already in `out_dir`; the proxies table and run stats.
 
     The table has `id`, the weight columns and one `loss.<domain>` column per domain, in the
-    order of `mixtures`. Stats cover the proxies trained by this call.
+    order of `mixtures`. Stats cover the proxies trained by this call. First it prints the plan
+    (proxies x tokens, tokens/s, ETA) and warns when a proxy would repeat a domain more than
+    `max_usage` epochs (`sample.max_usage`; None: never) or a CPU would take over a day.
     """
     cfg = resolve_config(cfg, tokens_dir)
     out_dir = Path(out_dir)
@@ -299,8 +456,21 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     unique = {j.key: j for j in jobs}  # identical mixtures train once
     todo = [j for key, j in unique.items() if not proxy_path(out_dir, key).exists()]
     threads = placement.threads_per_worker
-    workers = min(placement.workers or default_workers(threads), max(1, len(todo)))
+    pool = placement.workers or default_workers(threads)
+    workers = min(pool, max(1, len(todo)))
     tokens_per_proxy = train_tokens(cfg.optim, cfg.model.context)
+    what = f"proxies (seed {seed})"
+    if placement.backend == "ray":
+        connect_ray(placement.ray_address)  # a cluster that cannot be joined fails now, before any work
+    device = where_it_runs(placement)
+    key = rate_key(cfg, dataclasses.replace(placement, workers=pool), device)
+    if todo:
+        rate = swarm_rate(key, todo[0].mixture, cfg, tokens_dir, seed, placement, workers)
+        Plan(what, f"{len(todo)} to train ({len(unique) - len(todo)} stored) x {amount(tokens_per_proxy)} tokens",
+             len(todo) * tokens_per_proxy, device, rate, SLOW_HINT).announce(
+            *repeat_warnings(what, todo, tokens_per_proxy, tokens_dir, max_usage))
+    else:
+        say(f"{what}: all {len(unique)} stored, nothing to train")
     if placement.backend == "slurm":
         finished = run_slurm(todo, cfg, tokens_dir, out_dir, seed, placement)
     else:
@@ -308,11 +478,15 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
                   if placement.backend == "ray" else run_local(todo, cfg, str(tokens_dir), seed, workers, threads))
         finished = store_each(runner, cfg, seed, out_dir)
     start = time.perf_counter()
-    with tqdm(total=len(unique), initial=len(unique) - len(todo), desc="proxies", unit="proxy") as bar:
+    with progress(total=len(unique), initial=len(unique) - len(todo), desc=what, unit="proxy") as bar, \
+            contextlib.closing(finished):
         for trained, _ in enumerate(finished, 1):
+            bar.set_postfix_str(f"{amount(trained * tokens_per_proxy / (time.perf_counter() - start))} tokens/s",
+                                refresh=False)
             bar.update(1)
-            bar.set_postfix(tok_s=f"{trained * tokens_per_proxy / (time.perf_counter() - start):.0f}")
     seconds = time.perf_counter() - start
+    if todo and (placement.backend != "local" or len(todo) >= pool):  # a full pool's speed: the next plan's rate
+        remember_rate(key, len(todo) * tokens_per_proxy / seconds, what="proxies")
     with torch.device("meta"):  # parameter count without allocating the weights
         params = LLaMA(cfg.model).num_params()
     stats = {"proxies": len(jobs), "trained": len(todo), "seconds": round(seconds, 2),

@@ -18,6 +18,7 @@ import regmix.large as large
 from regmix.config import EvalWindowsConfig, LargeConfig, ModelConfig, OptimConfig
 from regmix.errors import UserError
 from regmix.export import load_hf
+from regmix.progress import remembered_rate
 from tiny_data import build_results, build_tokens
 
 MIX = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
@@ -30,6 +31,14 @@ def tiny_cfg(**optim) -> LargeConfig:
         optim=OptimConfig(**{"steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
                              "schedule": "cosine", **optim}),
         eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Measured rates go to a cache of this module's own, not this machine's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REGMIX_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +101,22 @@ def test_run_summary_and_token_accounting(trained):
     assert set(run["valid_loss"]) == set(MIX)
     metrics = json.loads((trained / "curves" / "metrics.json").read_text())
     assert metrics["val"]["alpha"] == pytest.approx(run["valid_loss"]["alpha"])
+
+
+def test_plan_before_the_run(tokens, tmp_path, monkeypatch, capsys):
+    """4 steps x 4 sequences x 32 tokens = 512 tokens; at 0.001 tokens/s, 512,000 s = 5.9 days on CPU.
+    Afterwards the measured rate is what the next plan of this shape uses."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU run, on any machine
+    monkeypatch.setattr(large, "remembered_rate", lambda key: 0.001)
+    large.train_large("plan", MIX, tiny_cfg(steps=4), 0, tokens, tmp_path / "a", tmp_path / "curves_a", threads=1)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at 0.001 tokens/s (last run): ETA 5.9 days"
+    assert err[1].startswith("warning: train plan (seed 0): ETA 5.9 days on CPU: this shape is sized for GPUs")
+    monkeypatch.setattr(large, "remembered_rate", remembered_rate)
+    large.train_large("plan", MIX, tiny_cfg(steps=4), 0, tokens, tmp_path / "b", tmp_path / "curves_b", threads=1)
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith("train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at ")
+    assert line.split("(")[2].startswith("last run)")  # measured by the first run
 
 
 def test_max_usage_warning(tokens):

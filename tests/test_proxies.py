@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,13 @@ import torch
 import yaml
 
 from conftest import REPO
+import regmix.swarm as swarm_module
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
+from regmix.data.shards import open_tokens
 from regmix.errors import UserError
-from regmix.swarm import Placement, placement_from_env, plan, resolve_config, run_swarm, train_proxy
+from regmix.progress import remembered_rate
+from regmix.swarm import (Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
+                          train_proxy)
 from regmix.tables import LOSS_PREFIX, read_csv
 from tiny_data import SENTENCES, build_tokens
 
@@ -26,7 +31,13 @@ CFG = ProxyConfig(model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, co
                   eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Measured rates go to a cache of the test's own, not this machine's."""
+    monkeypatch.setenv("REGMIX_CACHE", str(tmp_path / "cache"))
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory):
@@ -119,6 +130,41 @@ def test_user_errors(tokens, monkeypatch):
         placement_from_env()
 
 
+def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
+    """The plan line and its warnings, with a remembered rate given: 3 proxies x (12 steps x 4 x 32
+    = 1,536 tokens) = 4,608 tokens; at 0.01 tokens/s that is 460,800 s = 5.3 days on CPU."""
+    monkeypatch.setattr(swarm_module, "default_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(swarm_module, "remembered_rate", lambda key: 0.01)
+    run_swarm(swarm(3), CFG, tokens, tmp_path / "proxies", seed=0, placement=Placement(workers=1), max_usage=0.1)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("proxies (seed 0): 3 to train (0 stored) x 1.54k tokens = 4.61k tokens on cpu at "
+                      "0.01 tokens/s (last run): ETA 5.3 days")
+    assert err[1].startswith("warning: proxies (seed 0): ETA 5.3 days on CPU: fewer mixtures")
+    # A domain's epochs: its largest weight x 1,536 tokens / its train tokens; one line per domain over 0.1.
+    weights = swarm(3)[DOMAINS].max()
+    epochs = {d: weights[d] * 1536 / len(open_tokens(tokens, "train", d)) for d in DOMAINS}
+    over = [d for d in DOMAINS if epochs[d] > 0.1]
+    assert over and len(err) == 2 + len(over) + 2  # the plan, its warnings, and the bar's first and last lines
+    for line, domain in zip(err[2:], over):
+        assert line.startswith(f"warning: proxies (seed 0): a proxy repeats domain {domain!r} up to "
+                               f"{epochs[domain]:.1f} epochs (weight {weights[domain]:.3g} x 1.54k tokens")
+    run_swarm(swarm(3), CFG, tokens, tmp_path / "proxies", seed=0, placement=Placement(workers=1))
+    assert "proxies (seed 0): all 3 stored, nothing to train" in capsys.readouterr().err
+
+
+def test_measured_rate_is_the_next_plans(tokens, tmp_path, capsys):
+    """No rate remembered: a timed warm-up; after the run its measured rate is the next plan's."""
+    cfg = resolve_config(CFG, tokens)
+    key = rate_key(cfg, Placement(workers=1), swarm_module.where_it_runs(Placement()))
+    assert remembered_rate(key) is None
+    run_swarm(swarm(2), CFG, tokens, tmp_path / "a", seed=0, placement=Placement(workers=1))
+    assert "1 worker(s) x " in capsys.readouterr().err.splitlines()[0]
+    rate = remembered_rate(key)
+    assert rate > 0
+    run_swarm(swarm(2), CFG, tokens, tmp_path / "b", seed=0, placement=Placement(workers=1))
+    assert f"at {swarm_module.amount(rate)} tokens/s (last run)" in capsys.readouterr().err.splitlines()[0]
+
+
 def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "tokens").symlink_to(tokens)
@@ -158,6 +204,29 @@ def test_ray_backend_matches_local(tokens, tmp_path):
     assert stats["trained"] == 2
     pd.testing.assert_frame_equal(local, remote)
     assert snapshot(tmp_path / "ray").keys() == snapshot(tmp_path / "local").keys()
+
+
+def test_ray_address_with_nothing_listening_is_a_clear_error(tokens, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("REGMIX_BACKEND", "ray")
+    monkeypatch.setenv("REGMIX_RAY_ADDRESS", "127.0.0.1:1")
+    started = time.monotonic()
+    with pytest.raises(UserError, match=r"no Ray head answers at REGMIX_RAY_ADDRESS=127\.0\.0\.1:1"):
+        run_swarm(swarm(2), CFG, tokens, tmp_path / "proxies", seed=0, placement=placement_from_env())
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "proxies").exists()  # it failed before any work
+
+
+def test_ray_failures_name_the_cause():
+    auth = RuntimeError("Failed to connect to GCS. ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken")
+    failure = ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379")
+    failure.__cause__ = auth
+    text = swarm_module.ray_failure("REGMIX_RAY_ADDRESS=10.0.0.5:6379", failure, "2.60.0")
+    assert "REGMIX_RAY_ADDRESS=10.0.0.5:6379 refused this client's authentication" in text
+    assert "RAY_AUTH_MODE=token" in text and "RAY_AUTH_TOKEN" in text
+    other = swarm_module.ray_failure("REGMIX_RAY_ADDRESS=10.0.0.5:6379", ConnectionError("Failed"), "2.60.0")
+    assert other.startswith("cannot join the Ray cluster at REGMIX_RAY_ADDRESS=10.0.0.5:6379: ConnectionError: Failed")
+    assert "token authentication" in other and "2.60.0" in other
 
 
 def test_bench_prints_json_last(tmp_path):
