@@ -95,7 +95,12 @@ class SampleConfig:
 @dataclass
 class SearchConfig:
     n_simulations: int = 1_000_000  # mixtures simulated through the regressor
-    top_k: int = 100  # best predicted mixtures averaged into the choice
+    rule: str = "lower_confidence"  # lower_confidence | top_k (RegMix) | trust_region | band (regmix.search)
+    top_k: int = 100  # best mixtures averaged into the choice (top_k, lower_confidence, trust_region)
+    kappa: float = 1.0  # lower_confidence: minimise the members' mean + kappa x their std
+    trust_radius: float = 1.0  # trust_region: max L1 to a trained proxy, x the proxies' median nearest-neighbour L1
+    band: float = 1.0  # band: average all within band x sigma of the best (sigma: members' median std at the top_k)
+    candidates: int = 10_000  # the base's best mixtures that the members and the trust rule score
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
     spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
 

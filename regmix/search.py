@@ -1,16 +1,48 @@
-"""Search the mixture space with the fitted regressor: simulate, predict, average the top-k.
+"""Search the mixture space with the fitted regressor: simulate, predict, choose one mixture.
 
 RegMix's recipe: draw many mixtures from the same generator as the proxy swarm, predict the
-target loss of each, and average the `top_k` best into the chosen mixture (one prediction
-is noisy; the average of the best region is robust). Each bootstrap member of the regressor
-repeats the choice on the same simulated pool, which gives a spread per chosen weight.
+target loss of each, and average the `top_k` best into the chosen mixture (one prediction is
+noisy; the average of the best region is robust). That average can land where no proxy was
+trained, so the choice is reported with its evidence (`evidence`: L1 distance to the nearest
+trained proxies, beside the proxies' own nearest-neighbour spacing, and how much the
+bootstrap members disagree there), and `search.rule` offers decision rules that use the
+regression's uncertainty:
+
+  lower_confidence  (default) average the `top_k` lowest members' mean + `kappa` x members' std:
+                    pessimistic where the bootstrap members disagree (kappa = 0: the bagged mean).
+  top_k             RegMix: average the `top_k` lowest base predictions.
+  trust_region      only mixtures within L1 `trust_radius` x (median nearest-neighbour L1 among the
+                    trained proxies) of some trained proxy are eligible. The best eligible mixture's
+                    nearest proxy is the anchor; the `top_k` best eligible mixtures within the radius
+                    of that anchor are averaged (an L1 ball is convex, so the average stays inside;
+                    should snapping to the grid push it out, the best eligible mixture is chosen).
+  band              a k from the noise: average every simulated mixture whose base prediction is
+                    within `band` x sigma of the best, sigma = the members' median std at the base's
+                    `top_k` best (differences below it are not resolved by the regression).
+
+The default is measured, not assumed: `python -m benchmarks.bench_choice` replays every rule on
+RegMix's released swarm (fit on 64, 128 or 512 training proxies, choose among the 256 test
+proxies, whose true losses are known); lower_confidence's regret is lower than top_k's at every
+size there (see that module).
+
+Cost: the base model predicts every simulated mixture (the compiled LightGBM: about a second
+per 1M). The members are slower (plain LightGBM), so the rules that need their predictions
+score only the base model's best `candidates` mixtures of the whole pool (exact, merged over
+chunks), and the trust rule measures distances for those alone: a mixture outside the base's
+best `candidates` cannot be chosen. `band` averages the whole pool within the band (exactly:
+when the band spills past the candidates, the chunks holding in-band mixtures are drawn again
+from their seeds). Each bootstrap member also repeats RegMix's top-k choice on the first
+`spread_simulations` of the same pool, which gives a spread per chosen weight.
+
+Every random choice comes from `seed` (chunks draw from seeds spawned from it), so the result
+does not depend on `threads`.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -20,6 +52,11 @@ from regmix.errors import UserError
 from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
 from regmix.regression import FittedRegressor, Predictor, predict_mixtures
+
+RULES = ("top_k", "lower_confidence", "trust_region", "band")
+MEMBER_RULES = ("lower_confidence", "band")  # need bootstrap members
+NEAREST = 3  # nearest trained proxies reported beside the choice
+L1_BLOCK = 4_000_000  # elements of one (rows x proxies x domains) block of L1 distances
 
 
 @dataclass
@@ -40,54 +77,227 @@ class TopK:
 
 
 @dataclass
+class Selection:
+    """What a rule picked from a set of candidates: the rows it averages, best first."""
+
+    rows: np.ndarray  # indices into the candidates, in the rule's order
+    score: np.ndarray  # the rule's score of those rows (lower is better)
+    info: dict[str, Any] = field(default_factory=dict)  # the rule's resolved settings and counts
+    anchor: Optional[int] = None  # trust_region: the proxy whose ball holds the average
+    radius: Optional[float] = None  # trust_region: the L1 radius, in weight units
+
+
+@dataclass
 class SearchResult:
     domains: list[str]
-    chosen: np.ndarray  # (d,) the average of the top-k, on the grid and within the caps
-    top: TopK  # the regressor's own top-k
-    member_choices: np.ndarray  # (m, d) each bootstrap member's chosen mixture (m may be 0)
+    chosen: np.ndarray  # (d,) the rule's choice, on the grid and within the caps
+    top: TopK  # the mixtures averaged into the choice (at most `candidates`), rule order; base predictions
+    member_choices: np.ndarray  # (m, d) each bootstrap member's top-k choice (m may be 0)
     n_simulations: int
     spread_simulations: int  # simulated mixtures the members searched
+    rule: str = "top_k"
+    averaged: int = 0  # mixtures averaged into the choice (band: may exceed len(top))
+    score: Optional[np.ndarray] = None  # the rule's score of `top` (lower_confidence: mean + kappa x std)
+    info: dict[str, Any] = field(default_factory=dict)  # the rule's settings and counts
+
+
+def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """L1 distances from each row of A to its `k` nearest rows of B, nearest first, and their indices."""
+    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    k = min(k, len(B))
+    dist, idx = np.empty((len(A), k)), np.empty((len(A), k), dtype=np.int64)
+    step = max(1, L1_BLOCK // max(1, B.size))
+    for s in range(0, len(A), step):
+        D = np.abs(A[s:s + step, None, :] - B[None, :, :]).sum(axis=2)
+        part = np.argpartition(D, k - 1, axis=1)[:, :k] if len(B) > k else np.tile(np.arange(len(B)), (len(D), 1))
+        order = np.argsort(np.take_along_axis(D, part, axis=1), axis=1, kind="stable")
+        idx[s:s + step] = np.take_along_axis(part, order, axis=1)
+        dist[s:s + step] = np.take_along_axis(D, idx[s:s + step], axis=1)
+    return dist, idx
+
+
+def proxy_spacing(P: np.ndarray) -> np.ndarray:
+    """Each trained proxy's L1 distance to its nearest other proxy (the swarm's own scale)."""
+    if len(P) < 2:
+        raise UserError(f"{len(P)} trained proxy: the swarm's spacing needs at least 2")
+    dist, _ = l1_nearest(P, P, 2)
+    return dist[:, 1]
+
+
+def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Optional[np.ndarray] = None,
+           proxies: Optional[np.ndarray] = None) -> Selection:
+    """Apply `cfg.rule` to candidate mixtures W (rows), their base predictions and, where the rule
+    needs them, the members' predictions (m, n) or the trained proxies (same columns as W).
+
+    The search calls it on the base model's best `candidates` of the simulated pool (sorted,
+    best first; `band` reads the members only at the base's best `top_k`); the benchmark on a
+    pool of proxies whose true losses are known.
+    """
+    pred = np.asarray(pred, dtype=float)
+    k = min(cfg.top_k, len(pred))
+    by_pred = np.argsort(pred, kind="stable")
+    if cfg.rule == "top_k":
+        rows = by_pred[:k]
+        return Selection(rows, pred[rows], {"top_k": cfg.top_k})
+    if cfg.rule in MEMBER_RULES:
+        if member_pred is None or len(member_pred) < 2:
+            raise UserError(f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
+                            "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
+        mean, std = member_pred.mean(axis=0), member_pred.std(axis=0)
+    if cfg.rule == "lower_confidence":
+        score = mean + cfg.kappa * std
+        rows = np.argsort(score, kind="stable")[:k]
+        return Selection(rows, score[rows], {"top_k": cfg.top_k, "kappa": cfg.kappa})
+    if cfg.rule == "band":
+        sigma = float(np.median(std[by_pred[:k]]))
+        threshold = float(pred[by_pred[0]] + cfg.band * sigma)
+        rows = by_pred[: int(np.count_nonzero(pred <= threshold))]
+        return Selection(rows, pred[rows], {"band": cfg.band, "sigma": sigma, "threshold": threshold})
+    if cfg.rule == "trust_region":
+        if proxies is None:
+            raise UserError("search.rule=trust_region needs the trained proxies (results/proxies.csv)")
+        spacing = float(np.median(proxy_spacing(proxies)))
+        radius = cfg.trust_radius * spacing
+        near, which = l1_nearest(W, proxies, 1)
+        eligible = by_pred[near[by_pred, 0] <= radius]
+        if len(eligible) == 0:
+            raise UserError(
+                f"search.rule=trust_region: none of the best {len(pred)} mixtures lies within L1 {radius:.4g} "
+                f"(search.trust_radius {cfg.trust_radius} x the proxies' median spacing {spacing:.4g}) of a "
+                f"trained proxy (nearest: {near.min():.4g}); raise search.candidates or search.trust_radius")
+        anchor = int(which[eligible[0], 0])
+        in_ball = eligible[np.abs(W[eligible] - proxies[anchor]).sum(axis=1) <= radius]
+        rows = in_ball[:k]
+        info = {"top_k": cfg.top_k, "trust_radius": cfg.trust_radius, "radius_l1": radius,
+                "proxy_spacing_median": spacing, "eligible": int(len(eligible)), "in_anchor_ball": int(len(in_ball))}
+        return Selection(rows, pred[rows], info, anchor, radius)
+    raise UserError(f"search.rule: unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
 
 
 def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int,
-           threads: int = 1) -> SearchResult:
-    """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one.
+           threads: int = 1, proxies: Optional[np.ndarray] = None) -> SearchResult:
+    """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one by `cfg.rule`.
 
     Chunks draw from independent seeds spawned from `seed`, so the result does not depend
-    on `threads`. Each chunk keeps only its top-k per predictor, so memory stays at one
-    chunk per worker whatever `n_simulations` is. Bootstrap members search the first
-    `spread_simulations` of the same pool (whole chunks): each costs as much as the model.
+    on `threads`. Each chunk keeps only its best rows per predictor (the top-k, or the best
+    `candidates` for the uncertainty rules), so memory stays at one chunk per worker whatever
+    `n_simulations` is (`band` also keeps every base prediction, 8 bytes a mixture). Bootstrap
+    members search the first `spread_simulations` of the same pool (whole chunks): each costs
+    as much as the model. `proxies`: the trained proxies' weights, columns in `gen.domains`
+    order (needed by `trust_region`).
     """
-    _check(cfg)
+    _check(cfg, proxies)
+    if cfg.rule in MEMBER_RULES and len(model.members) < 2:
+        raise UserError(f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
+                        "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
     cols = _columns(model.domains, gen.domains)
     predictors: list[Predictor] = [model, *model.members]
     n_chunks = -(-cfg.n_simulations // cfg.chunk_size)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
     spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
+    keep = cfg.top_k if cfg.rule == "top_k" else max(cfg.top_k, cfg.candidates)
+    keep_all = cfg.rule == "band"
 
-    def run_chunk(i: int) -> list[TopK]:
+    def draw(i: int) -> np.ndarray:
         size = min(cfg.chunk_size, cfg.n_simulations - i * cfg.chunk_size)
-        W = gen.weights(accepted_draws(gen, np.random.default_rng(seeds[i]), size))
+        return gen.weights(accepted_draws(gen, np.random.default_rng(seeds[i]), size))
+
+    def run_chunk(i: int) -> tuple[list[TopK], Optional[np.ndarray]]:
+        W = draw(i)
         X = np.ascontiguousarray(W[:, cols])
-        used = predictors if i * cfg.chunk_size < spread_end else predictors[:1]
-        return [TopK.of(W, np.asarray(p.predict(X), dtype=float), cfg.top_k) for p in used]
+        pred = np.asarray(model.predict(X), dtype=float)
+        tops = [TopK.of(W, pred, keep)]
+        if i * cfg.chunk_size < spread_end:
+            tops += [TopK.of(W, np.asarray(m.predict(X), dtype=float), cfg.top_k) for m in predictors[1:]]
+        return tops, (pred if keep_all else None)
 
     tops: list[TopK] | None = None
+    preds: list[np.ndarray] = []
     with ThreadPoolExecutor(threads) as pool:
         done = pool.map(run_chunk, range(n_chunks))
-        for chunk in tqdm(done, total=n_chunks, desc="search", unit="chunk", leave=False):
+        for chunk, pred in tqdm(done, total=n_chunks, desc="search", unit="chunk", leave=False):
+            if pred is not None:
+                preds.append(pred)
             if tops is None:
                 tops = chunk
-            else:  # chunks past `spread_simulations` carry the model's top-k alone
-                tops[: len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops, chunk)]
+            else:  # chunks past `spread_simulations` carry the model's best alone
+                tops[0] = tops[0].merge(chunk[0], keep)
+                tops[1: len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops[1:], chunk[1:])]
     assert tops is not None
-    chosen = gen.project(tops[0].W.mean(axis=0))
+    best = tops[0]
+
+    member_pred = None
+    if cfg.rule in MEMBER_RULES:
+        # band reads the members only at the base's best top_k (its sigma): the rest stay NaN, unread
+        scored = len(best.pred) if cfg.rule == "lower_confidence" else min(cfg.top_k, len(best.pred))
+        X = np.ascontiguousarray(best.W[:scored, cols])
+        member_pred = np.full((len(model.members), len(best.pred)), np.nan)
+        member_pred[:, :scored] = [np.asarray(m.predict(X), dtype=float) for m in model.members]
+    sel = select(cfg, best.W, best.pred, member_pred, proxies)
+    info = dict(sel.info, candidates=len(best.pred))
+    averaged = len(sel.rows)
+    mean = best.W[sel.rows].mean(axis=0)
+    if cfg.rule == "band":
+        averaged = int(sum(np.count_nonzero(p <= sel.info["threshold"]) for p in preds))
+        if averaged > len(sel.rows):  # the band spills past the candidates: draw its chunks again
+            mean = _band_sum(draw, preds, sel.info["threshold"], threads) / averaged
+            info["drawn_again"] = True
+    rows = sel.rows
+    chosen = gen.project(mean)
+    if sel.anchor is not None and np.abs(chosen - proxies[sel.anchor]).sum() > sel.radius:
+        rows = rows[:1]  # snapping to the grid left the ball: its best mixture, on the grid already
+        chosen, averaged = best.W[rows[0]].copy(), 1
+        info["snapped_out_of_radius"] = True
+    info["averaged"] = averaged
     members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
     spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
-    return SearchResult(gen.domains, chosen, tops[0], members, cfg.n_simulations, spread_n)
+    top = TopK(best.W[rows], best.pred[rows])
+    return SearchResult(gen.domains, chosen, top, members, cfg.n_simulations, spread_n, cfg.rule,
+                        averaged, sel.score[: len(rows)], info)
 
 
-def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]]) -> dict:
+def _band_sum(draw, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
+    """The sum of every simulated mixture predicted at or under `threshold` (chunks drawn again)."""
+    hit = [i for i, p in enumerate(preds) if np.any(p <= threshold)]
+
+    def part(i: int) -> np.ndarray:
+        return draw(i)[preds[i] <= threshold].sum(axis=0)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return np.sum(list(pool.map(part, hit)), axis=0)
+
+
+def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.ndarray] = None,
+             proxy_ids: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """Where the choice stands: L1 distance to the nearest trained proxies beside the proxies' own
+    nearest-neighbour spacing, and the members' disagreement there beside that at the proxies."""
+    out: dict[str, Any] = {}
+    cols = _columns(model.domains, result.domains)
+    if proxies is not None and len(proxies):
+        ids = list(proxy_ids) if proxy_ids is not None else [str(i) for i in range(len(proxies))]
+        dist, idx = l1_nearest(result.chosen[None, :], proxies, NEAREST)
+        out["nearest_proxies"] = [{"id": ids[j], "l1": round(float(d), 6)} for d, j in zip(dist[0], idx[0])]
+        out["nearest_l1"] = round(float(dist[0, 0]), 6)
+        if len(proxies) > 1:
+            spacing = proxy_spacing(proxies)
+            median = float(np.median(spacing))
+            out["proxy_spacing_l1"] = {"median": round(median, 6), "min": round(float(spacing.min()), 6),
+                                       "max": round(float(spacing.max()), 6), "n": int(len(proxies))}
+            out["nearest_over_spacing"] = round(float(dist[0, 0] / median), 4) if median > 0 else None
+    if model.members:
+        at = np.array([np.asarray(m.predict(result.chosen[cols][None, :]), dtype=float)[0] for m in model.members])
+        out["member_mean"] = float(at.mean())
+        out["member_std"] = float(at.std())
+        if proxies is not None and len(proxies):
+            at_proxies = model.spread(proxies[:, cols])
+            # in-sample for most members (each saw ~63% of the proxies): a floor, not a typical value
+            out["member_std_at_proxies_median"] = float(np.median(at_proxies))
+        out["members"] = len(model.members)
+    return out
+
+
+def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]],
+            proxies: Optional[np.ndarray] = None, proxy_ids: Optional[Sequence[str]] = None) -> dict:
     """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape) and evidence."""
     chosen = dict(zip(result.domains, map(float, result.chosen)))
     pred = result.top.pred
@@ -106,10 +316,17 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
         "baselines": {
             name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
         },
+        "rule": {"name": result.rule, **_plain(result.info)},
+        "evidence": evidence(result, model, proxies, proxy_ids),
         "spread": spread,
         "n_simulations": result.n_simulations,
         "top_k": len(pred),
     }
+
+
+def _plain(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers as plain Python types, for YAML."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()}
 
 
 def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping[str, float]]) -> None:
@@ -124,17 +341,28 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
         ax.bar(x + (i - (len(bars) - 1) / 2) * width, w, width, label=name, yerr=err if name == "chosen" else None)
     ax.set_xticks(x, domains, rotation=60, ha="right")
     ax.set_ylabel("weight")
-    ax.set_title(f"chosen mixture: mean of the top {len(result.top.pred)} of {result.n_simulations:,} simulated")
+    ax.set_title(f"chosen mixture ({result.rule}): mean of {result.averaged or len(result.top.pred):,} "
+                 f"of {result.n_simulations:,} simulated")
     ax.legend()
     save(fig, path, dpi=120)
 
 
-def _check(cfg: SearchConfig) -> None:
-    for key in ("n_simulations", "top_k", "chunk_size", "spread_simulations"):
+def _check(cfg: SearchConfig, proxies: Optional[np.ndarray]) -> None:
+    for key in ("n_simulations", "top_k", "chunk_size", "spread_simulations", "candidates"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise UserError(f"search.{key}: {getattr(cfg, key)} must be >= 1")
     if cfg.top_k > cfg.n_simulations:
         raise UserError(f"search.top_k: {cfg.top_k} is more than search.n_simulations ({cfg.n_simulations})")
+    if cfg.rule not in RULES:
+        raise UserError(f"search.rule: unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
+    for key in ("kappa", "band"):
+        if getattr(cfg, key) < 0:
+            raise UserError(f"search.{key}: {getattr(cfg, key)} must be >= 0")
+    if cfg.trust_radius <= 0:
+        raise UserError(f"search.trust_radius: {cfg.trust_radius} must be > 0 (units of the proxies' median "
+                        "nearest-neighbour L1 distance)")
+    if cfg.rule == "trust_region" and (proxies is None or len(proxies) < 2):
+        raise UserError("search.rule=trust_region needs at least 2 trained proxies (results/proxies.csv)")
 
 
 def _columns(fitted: Sequence[str], domains: Sequence[str]) -> list[int]:

@@ -1,4 +1,9 @@
-"""search: the regressor's best mixture, its top-k and plot, and every compared mixture's file.
+"""search: the regressor's chosen mixture (by search.rule), its evidence, the averaged mixtures and
+plot, and every compared mixture's file.
+
+The trained proxies (results/proxies.csv) are where the regression has evidence: the chosen
+mixture's L1 distance to the nearest of them is reported, and `trust_region` chooses within reach
+of them.
 
 Each name in `large.mixtures` gets its own small file (regmix.compare), so a train item that
 depends on it reruns only when its own mixture changed.
@@ -32,22 +37,33 @@ def main() -> None:
     target = Target.parse(params["target"])
     model = load_regressor(args.regressor, target, gen.domains)
     model.compile()  # machine code from this machine's cache, built on a miss
-    result = search(model, gen, cfg, params["seed"], threads=runtime.threads())
+    proxies = read_proxies(args.proxies)
+    trained = proxies.aligned(gen.domains)  # columns in the generator's domain order
+    result = search(model, gen, cfg, params["seed"], threads=runtime.threads(), proxies=trained)
 
-    out = summary(result, model, baselines)
+    out = summary(result, model, baselines, trained, proxies.ids)
     write_yaml(args.chosen, out)
-    top = mixture_frame(range(len(result.top.pred)), gen.domains, result.top.W)
-    top.insert(1, "predicted_target", result.top.pred)
+    shown = min(cfg.top_k, len(result.top.pred))  # the first top_k averaged, in the rule's order
+    top = mixture_frame(range(shown), gen.domains, result.top.W[:shown])
+    top.insert(1, "predicted_target", result.top.pred[:shown])
+    if result.score is not None and result.rule == "lower_confidence":
+        top.insert(2, "score", result.score[:shown])
     write_csv(args.top, top)
     plot_choice(args.plot, result, baselines)
     large = params["large"]
-    _, best_proxy = read_proxies(args.proxies).best(target)
+    _, best_proxy = proxies.best(target)
     compared = resolve(large["mixtures"], out["train"], best_proxy, share, read_csv(args.swarm), human, params["seed"])
     write_all(args.compare, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
     best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])
+    ev = out["evidence"]
+    where = f"; L1 {ev['nearest_l1']:.3f} to the nearest proxy" if "nearest_l1" in ev else ""
+    if "proxy_spacing_l1" in ev:
+        where += f" (their median spacing {ev['proxy_spacing_l1']['median']:.3f})"
+    if "member_std" in ev:
+        where += f", members' std there {ev['member_std']:.4f}"
     print(
-        f"chosen mixture predicts {out['predicted_target']:.4f} (best baseline {best[0]}: "
-        f"{best[1]['predicted_target']:.4f}) -> {args.chosen}"
+        f"chosen mixture ({cfg.rule}, {result.averaged} averaged) predicts {out['predicted_target']:.4f} "
+        f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where} -> {args.chosen}"
     )
 
 

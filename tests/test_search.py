@@ -1,6 +1,9 @@
-"""Search: exact top-k over chunks, the chosen mixture's constraints, a known optimum, bad input."""
+"""Search: exact top-k over chunks, the chosen mixture's constraints, a known optimum, bad input;
+each decision rule's constraint, thread independence, and the evidence beside the choice."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
 from regmix.sampling import make_generator
 from regmix.regression import FittedRegressor
-from regmix.search import TopK, search, summary
+from regmix.sampling import accepted_draws
+from regmix.search import RULES, TopK, l1_nearest, proxy_spacing, search, select, summary
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
 
@@ -51,7 +55,7 @@ def test_search_finds_the_known_optimum_within_the_caps():
     sample = SampleConfig(method="uniform", max_usage=5.0)
     gen = make_generator(sample, SHARE)
     model = fitted({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": -3.0, "math": 1.0})
-    cfg = SearchConfig(n_simulations=20_000, top_k=20, chunk_size=3000)
+    cfg = SearchConfig(n_simulations=20_000, rule="top_k", top_k=20, chunk_size=3000)
     result = search(model, gen, cfg, seed=0)
     chosen = dict(zip(gen.domains, result.chosen))
     assert abs(sum(chosen.values()) - 1) < 1e-12
@@ -70,15 +74,13 @@ def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
     gen = make_generator(SampleConfig(), SHARE)
     coef = {"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}  # close: members disagree
     model = fitted(coef, n_members=4, noise=0.3)
-    runs = [
-        search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1, threads=t)
-        for t in (1, 2)
-    ]
+    top_k = SearchConfig(n_simulations=5000, rule="top_k", top_k=10, chunk_size=1000)
+    runs = [search(model, gen, top_k, seed=1, threads=t) for t in (1, 2)]
     assert np.array_equal(runs[0].chosen, runs[1].chosen)
     assert runs[0].member_choices.shape == (4, len(SHARE))
     # The reported top-k are the 10 best of every prediction the model made over the pool.
     model.base.seen.clear()
-    search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1, threads=2)
+    search(model, gen, top_k, seed=1, threads=2)
     pool = np.concatenate(model.base.seen)
     assert len(pool) == 5000 and np.array_equal(runs[0].top.pred, np.sort(pool)[:10])
     # The spread is that of the top-k, recomputed from their mixtures.
@@ -90,11 +92,11 @@ def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
 
     assert runs[0].spread_simulations == 5000  # the default prefix covers the whole small pool
 
-    few = search(model, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000, spread_simulations=1500), 1)
+    few = search(model, gen, dataclasses.replace(top_k, spread_simulations=1500), 1)
     assert few.spread_simulations == 2000 and np.array_equal(few.chosen, runs[0].chosen)
 
     same = fitted(coef, n_members=3)
-    quiet = search(same, gen, SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000), seed=1)
+    quiet = search(same, gen, top_k, seed=1)
     assert np.all(quiet.member_choices == quiet.chosen)
 
 
@@ -102,12 +104,16 @@ def test_regressor_fitted_on_other_domains_is_a_user_error():
     gen = make_generator(SampleConfig(), SHARE)
     model = FittedRegressor(["web", "code"], "loss", "linear", LinearLoss(np.zeros(2)))
     with pytest.raises(UserError, match="re-run the fit stage"):
-        search(model, gen, SearchConfig(n_simulations=100, top_k=5, chunk_size=100), seed=0)
+        search(model, gen, SearchConfig(n_simulations=100, rule="top_k", top_k=5, chunk_size=100), seed=0)
 
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"top_k": 500}, "search.top_k"), ({"chunk_size": 0}, "search.chunk_size")],
+    [({"top_k": 500}, "search.top_k"), ({"chunk_size": 0}, "search.chunk_size"),
+     ({"rule": "best"}, "search.rule"), ({"kappa": -1.0}, "search.kappa"), ({"band": -0.5}, "search.band"),
+     ({"trust_radius": 0.0}, "search.trust_radius"), ({"candidates": 0}, "search.candidates"),
+     ({"rule": "trust_region"}, "trained proxies"), ({"rule": "lower_confidence"}, "n_bootstrap"),
+     ({"rule": "band"}, "n_bootstrap")],
 )
 def test_bad_search_config(change, message):
     gen = make_generator(SampleConfig(), SHARE)
@@ -115,3 +121,153 @@ def test_bad_search_config(change, message):
     cfg = SearchConfig(**{"n_simulations": 100, "top_k": 5, "chunk_size": 100, **change})
     with pytest.raises(UserError, match=message):
         search(model, gen, cfg, seed=0)
+
+
+class Recording(LinearLoss):
+    """LinearLoss that also remembers the mixtures it predicted (in its own column order)."""
+
+    def __init__(self, coef: np.ndarray):
+        super().__init__(coef)
+        self.rows: list[np.ndarray] = []
+
+    def predict(self, W: np.ndarray) -> np.ndarray:
+        self.rows.append(np.array(W))
+        return super().predict(W)
+
+
+def regressor(base: dict[str, float], members: list[dict[str, float]] = (), record: bool = False) -> FittedRegressor:
+    domains = ["math", "books", "web", "wiki", "code"]
+    vec = lambda c: np.array([c.get(d, 0.0) for d in domains])  # noqa: E731
+    return FittedRegressor(domains, "loss", "linear", (Recording if record else LinearLoss)(vec(base)),
+                           [LinearLoss(vec(m)) for m in members])
+
+
+def swarm(gen, n: int, seed: int) -> np.ndarray:
+    """`n` trained-proxy stand-ins from the generator (columns in gen.domains order)."""
+    return gen.weights(accepted_draws(gen, np.random.default_rng(seed), n))
+
+
+UNCAPPED = SampleConfig(method="uniform", max_usage=None, minimum=1e-3)
+
+
+def test_trust_region_never_picks_outside_the_radius():
+    """The loss falls with math, whose weight the proxies keep low: top-k leaves the swarm, trust stays."""
+    gen = make_generator(UNCAPPED, SHARE)
+    proxies = swarm(gen, 400, seed=3)
+    proxies = proxies[proxies[:, gen.domains.index("math")] < 0.1][:40]
+    model = regressor({"math": -1.0})
+    for radius in (0.25, 0.5, 1.0, 2.0):
+        cfg = SearchConfig(n_simulations=20_000, top_k=50, chunk_size=4000, rule="trust_region",
+                           trust_radius=radius, candidates=20_000)
+        result = search(model, gen, cfg, seed=0, proxies=proxies)
+        limit = radius * np.median(proxy_spacing(proxies))
+        assert result.info["radius_l1"] == pytest.approx(limit)
+        assert l1_nearest(result.chosen[None, :], proxies)[0][0, 0] <= limit + 1e-12
+        assert np.all(l1_nearest(result.top.W, proxies)[0][:, 0] <= limit + 1e-12)  # every averaged mixture too
+        assert result.averaged == len(result.top.pred) <= 50
+    top = search(model, gen, SearchConfig(n_simulations=20_000, rule="top_k", top_k=50, chunk_size=4000), seed=0)
+    assert l1_nearest(top.chosen[None, :], proxies)[0][0, 0] > 2 * np.median(proxy_spacing(proxies))
+    few = SearchConfig(n_simulations=20_000, top_k=50, chunk_size=4000, rule="trust_region", trust_radius=0.25,
+                       candidates=200)  # the base's best 200 are all far from the proxies
+    with pytest.raises(UserError, match="none of the best 200 mixtures lies within"):
+        search(model, gen, few, seed=0, proxies=proxies)
+    # On any candidate set, all rows lie in the anchor proxy's ball, best predicted first.
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        W, P, pred = rng.dirichlet(np.ones(5), 300), rng.dirichlet(np.ones(5), 12), rng.normal(size=300)
+        sel = select(SearchConfig(rule="trust_region", top_k=10, trust_radius=rng.uniform(0.3, 2)), W, pred, None, P)
+        assert np.all(np.abs(W[sel.rows] - P[sel.anchor]).sum(axis=1) <= sel.radius)
+        assert np.all(np.diff(pred[sel.rows]) >= 0) and sel.radius == sel.info["radius_l1"]
+
+
+def test_lower_confidence_avoids_where_members_disagree():
+    """math and wiki both lower the loss, math a little more, but the members disagree about math."""
+    gen = make_generator(UNCAPPED, SHARE)
+    base = {"math": -1.0, "wiki": -0.8}
+    members = [{"math": -1.0 + s, "wiki": -0.8} for s in (2.0, -2.0, 1.0, -1.0)]
+    model = regressor(base, members)
+    pick = {}
+    for rule, kappa in (("top_k", 1.0), ("lower_confidence", 0.0), ("lower_confidence", 1.0)):
+        cfg = SearchConfig(n_simulations=20_000, top_k=20, chunk_size=5000, rule=rule, kappa=kappa, candidates=5000)
+        pick[rule, kappa] = dict(zip(gen.domains, search(model, gen, cfg, seed=0).chosen))
+    assert pick["top_k", 1.0]["math"] > 0.7  # RegMix: where the base predicts best
+    assert pick["lower_confidence", 0.0]["math"] > 0.7  # kappa 0: the members' mean agrees with the base
+    assert pick["lower_confidence", 1.0]["wiki"] > 0.7 and pick["lower_confidence", 1.0]["math"] < 0.1
+    # The score is the members' mean + kappa x std, and the averaged rows are its lowest.
+    rng = np.random.default_rng(0)
+    M, pred = rng.normal(size=(6, 400)), rng.normal(size=400)
+    sel = select(SearchConfig(rule="lower_confidence", top_k=7, kappa=2.0), rng.random((400, 3)), pred, M)
+    score = M.mean(axis=0) + 2.0 * M.std(axis=0)
+    assert np.array_equal(np.sort(sel.rows), np.sort(np.argsort(score)[:7])) and np.allclose(sel.score, score[sel.rows])
+
+
+def test_band_averages_exactly_the_in_band_candidates():
+    rng = np.random.default_rng(0)
+    pred, M = rng.normal(size=500), rng.normal(scale=0.3, size=(5, 500))
+    for band in (0.0, 0.5, 1.0, 3.0):
+        sel = select(SearchConfig(rule="band", band=band, top_k=20), rng.random((500, 3)), pred, M)
+        threshold = pred.min() + band * np.median(M.std(axis=0)[np.argsort(pred)[:20]])
+        assert sel.info["threshold"] == pytest.approx(threshold)
+        assert set(sel.rows) == set(np.flatnonzero(pred <= threshold))
+    # In the search: every simulated mixture predicted within the band, also past the candidates.
+    gen = make_generator(UNCAPPED, SHARE)
+    members = [{"math": -1.0 + s, "wiki": -0.8} for s in (0.5, -0.5, 0.2, -0.2)]
+    runs = {}
+    for candidates in (50, 20_000):  # the band spills past 50 candidates: chunks are drawn again
+        model = regressor({"math": -1.0, "wiki": -0.8}, members, record=True)
+        cfg = SearchConfig(n_simulations=12_000, top_k=10, chunk_size=3000, rule="band", band=0.5,
+                           candidates=candidates, spread_simulations=1)
+        result = search(model, gen, cfg, seed=4)  # one thread: the chunks are predicted in order
+        X = np.concatenate(model.base.rows[:4])  # the 4 chunks, in order (then the candidates again)
+        pred = X @ model.base.coef
+        inside = pred <= result.info["threshold"]
+        assert result.averaged == inside.sum() > 50
+        cols = [model.domains.index(d) for d in gen.domains]
+        assert np.array_equal(result.chosen, gen.project(X[inside].mean(axis=0)[cols]))
+        runs[candidates] = result
+    assert runs[50].info.get("drawn_again") and not runs[20_000].info.get("drawn_again")
+    assert np.array_equal(runs[50].chosen, runs[20_000].chosen)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_every_rule_is_independent_of_threads(rule):
+    gen = make_generator(SampleConfig(), SHARE)
+    model = fitted({"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}, n_members=4, noise=0.3)
+    proxies = swarm(gen, 30, seed=2)
+    cfg = SearchConfig(n_simulations=8000, top_k=10, chunk_size=1500, rule=rule, candidates=700, band=0.5)
+    runs = [search(model, gen, cfg, seed=1, threads=t, proxies=proxies) for t in (1, 2, 3)]
+    for run in runs[1:]:
+        assert np.array_equal(run.chosen, runs[0].chosen) and np.array_equal(run.top.W, runs[0].top.W)
+        assert run.info == runs[0].info and run.averaged == runs[0].averaged
+    assert runs[0].rule == rule and runs[0].info["averaged"] == runs[0].averaged
+
+
+def test_mixture_yaml_carries_the_evidence():
+    gen = make_generator(SampleConfig(), SHARE)
+    model = fitted({"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}, n_members=4, noise=0.3)
+    proxies = swarm(gen, 25, seed=5)
+    ids = [f"p{i}" for i in range(len(proxies))]
+    cfg = SearchConfig(n_simulations=5000, top_k=10, chunk_size=1000, rule="lower_confidence", candidates=500)
+    result = search(model, gen, cfg, seed=1, proxies=proxies)
+    out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ids)
+    assert out["rule"]["name"] == "lower_confidence" and out["rule"]["kappa"] == 1.0
+    assert out["rule"]["averaged"] == 10 and out["rule"]["candidates"] == 500
+    ev = out["evidence"]
+    dist = np.abs(proxies - result.chosen).sum(axis=1)
+    order = np.argsort(dist)[:3]
+    assert [p["id"] for p in ev["nearest_proxies"]] == [ids[i] for i in order]
+    assert ev["nearest_l1"] == pytest.approx(dist.min(), abs=1e-6)
+    D = np.abs(proxies[:, None] - proxies[None]).sum(axis=2) + np.diag(np.full(len(proxies), np.inf))
+    assert ev["proxy_spacing_l1"]["median"] == pytest.approx(np.median(D.min(axis=1)), abs=1e-6)
+    assert ev["proxy_spacing_l1"]["n"] == 25
+    assert ev["nearest_over_spacing"] == pytest.approx(dist.min() / np.median(D.min(axis=1)), abs=1e-4)
+    cols = [gen.domains.index(d) for d in model.domains]
+    at = np.array([m.predict(result.chosen[cols][None])[0] for m in model.members])
+    assert ev["member_std"] == pytest.approx(at.std()) and ev["member_mean"] == pytest.approx(at.mean())
+    assert ev["members"] == 4 and ev["member_std_at_proxies_median"] > 0
+    import yaml
+    assert yaml.safe_load(yaml.safe_dump(out, sort_keys=False)) == out  # plain types: writes as YAML
+    # Without proxies or members, the evidence says only what it knows.
+    flat = fitted(dict.fromkeys(SHARE, 0.0))
+    bare = summary(search(flat, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500), 0), flat, {})
+    assert bare["evidence"] == {} and bare["rule"] == {"name": "top_k", "top_k": 5, "candidates": 5, "averaged": 5}
