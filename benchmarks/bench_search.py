@@ -65,7 +65,9 @@ def main() -> None:
     cfg = dataclasses.replace(from_dict(SearchConfig, params["search"], "search."), n_simulations=args.n)
     threads = runtime.threads()
     alone = dataclasses.replace(model, members=[])
-    _, main_s = timed(lambda: search(alone, gen, cfg, seed=0, threads=threads))
+    # The base model alone: RegMix's top-k rule (the others need the bootstrap members).
+    top_k = dataclasses.replace(cfg, rule="top_k")
+    _, main_s = timed(lambda: search(alone, gen, top_k, seed=0, threads=threads))
     _, all_s = timed(lambda: search(model, gen, cfg, seed=0, threads=threads))
 
     print(json.dumps({

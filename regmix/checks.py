@@ -54,6 +54,10 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
     if cfg["proxy"].replicates > cfg["sample"].n_mixtures:
         raise UserError(f"proxy.replicates {cfg['proxy'].replicates} is more than sample.n_mixtures "
                         f"{cfg['sample'].n_mixtures}")
+    if cfg["search"].rule in ("lower_confidence", "band") and cfg["regression"].n_bootstrap < 2:
+        raise UserError(f"search.rule={cfg['search'].rule} needs the regression's bootstrap members: "
+                        f"regression.n_bootstrap is {cfg['regression'].n_bootstrap}, at least 2 needed "
+                        "(or search.rule=top_k)")
     target = Target.parse(params.get("target"))
     if domains is not None:
         check_names(params, cfg["large"], target, list(domains))

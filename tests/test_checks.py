@@ -37,6 +37,7 @@ def test_the_default_params_pass():
     ("proxy.model.n_headz", 3, "proxy.model.n_headz"),
     ("proxy.replicates", 100, "proxy.replicates 100 is more than sample.n_mixtures"),
     ("target", 3, "target: expected a domain"),
+    ("regression.n_bootstrap", 0, "search.rule=lower_confidence needs the regression's bootstrap members"),
 ])
 def test_structure(path, value, message):
     with pytest.raises(UserError, match=message):
