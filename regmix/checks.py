@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from regmix.config import (DataConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig, ProxyConfig,
+from regmix.config import (PRECISIONS, DataConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig, ProxyConfig,
                            RegressionConfig, SampleConfig, SearchConfig, from_dict)
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
@@ -39,6 +39,8 @@ def check_optim(cfg: OptimConfig, key: str) -> None:
         raise UserError(f"{key}.micro_batch_size {cfg.micro_batch_size} must divide {key}.batch_size {cfg.batch_size}")
     if cfg.lr <= 0:
         raise UserError(f"{key}.lr is {cfg.lr}: must be > 0")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"{key}.precision: {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
 def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None) -> None:

@@ -119,6 +119,9 @@ class ModelConfig:
     loss_chunk: int = 256  # >0: fused output head + loss over this many rows at a time (speed, memory)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass
 class OptimConfig:
     steps: int = 128  # optimiser steps
@@ -132,7 +135,7 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 (exact) | bf16 (autocast) | auto: bf16 where the device has it natively
     compile: bool = False  # torch.compile the model
 
 
@@ -145,7 +148,7 @@ class EvalWindowsConfig:
 @dataclass
 class ProxyConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(precision="bf16"))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(precision="auto"))
     eval: EvalWindowsConfig = field(default_factory=EvalWindowsConfig)
     replicates: int = 8  # swarm mixtures trained again with another seed: the proxies' seed noise
 
@@ -160,7 +163,7 @@ class LargeConfig:
     replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3})
     model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=4, n_head=4, d_model=192, d_ff=512))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
-        steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="bf16"))
+        steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="auto"))
     eval: EvalWindowsConfig = field(default_factory=lambda: EvalWindowsConfig(windows_per_domain=16))
     checkpoint_every: int = 100  # steps between resumable checkpoints
 

@@ -35,7 +35,7 @@ from regmix.model import LLaMA
 from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate,
                              warmup_rate)
 from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss, make_optimizer,
-                             resolve_vocab, tokens_per_step, train_steps, train_tokens)
+                             resolve_precision, resolve_vocab, tokens_per_step, train_steps, train_tokens)
 
 SLOW_HINT = ("this shape is sized for GPUs: a GPU machine (torchrun --nproc_per_node N for several), "
              "or a smaller large.model, fewer large.optim.steps or a smaller large.optim.batch_size")
@@ -108,7 +108,8 @@ def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
     out_dir, log_dir = Path(out_dir), Path(log_dir)
     ctx = init_distributed(threads)
     meta = read_meta(tokens_dir)
-    cfg = dataclasses.replace(cfg, model=resolve_vocab(cfg.model, meta, "large.model"))
+    cfg = dataclasses.replace(cfg, model=resolve_vocab(cfg.model, meta, "large.model"),
+                              optim=resolve_precision(cfg.optim, ctx.device, "large"))
     if cfg.optim.batch_size % ctx.world_size:
         raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
                         f"{ctx.world_size} data-parallel processes")

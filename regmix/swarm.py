@@ -53,7 +53,8 @@ from regmix.progress import (Plan, Rate, amount, device_name, progress, remember
                              warmup_rate)
 from regmix.tables import LOSS_PREFIX, weight_columns
 from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss,
-                             make_optimizer, resolve_vocab, train_steps, train_tokens)
+                             make_optimizer, resolve_precision, resolve_vocab, train_steps,
+                             train_tokens)
 
 BACKENDS = ("local", "ray", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")  # local: submitit's local executor, for testing
@@ -69,8 +70,10 @@ class ProxyJob:
 
 # ------------------------------------------------------------------ configuration
 def resolve_config(cfg: ProxyConfig, tokens_dir: str | Path) -> ProxyConfig:
-    """`cfg` with the model's vocabulary taken from the token data when it is null."""
-    return dataclasses.replace(cfg, model=resolve_vocab(cfg.model, read_meta(tokens_dir), "proxy.model"))
+    """`cfg` with the model's vocabulary taken from the token data when it is null, and
+    precision `auto` made concrete for the device of the machine that plans the swarm."""
+    return dataclasses.replace(cfg, model=resolve_vocab(cfg.model, read_meta(tokens_dir), "proxy.model"),
+                               optim=resolve_precision(cfg.optim, default_device(), "proxy"))
 
 
 def proxy_key(mixture: Mapping[str, float], cfg: ProxyConfig, data: Mapping[str, Any],
@@ -491,7 +494,8 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
         params = LLaMA(cfg.model).num_params()
     stats = {"proxies": len(jobs), "trained": len(todo), "seconds": round(seconds, 2),
              "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
-             "tokens_per_proxy": tokens_per_proxy, "params": params, "backend": placement.backend,
+             "tokens_per_proxy": tokens_per_proxy, "params": params, "precision": cfg.optim.precision,
+             "backend": placement.backend,
              "workers": workers if placement.backend == "local" else None}
     return collect(jobs, mixtures, out_dir), stats
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from regmix.config import ModelConfig, OptimConfig
+from regmix.config import PRECISIONS, ModelConfig, OptimConfig
 from regmix.data.shards import TokenMeta, open_tokens
 from regmix.errors import UserError
 
@@ -145,12 +145,33 @@ def eval_windows(tokens_dir: str | Path, domains: list[str], context: int,
     return windows
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 natively. Elsewhere (an AVX2-only CPU, say) bf16
+    autocast is emulated and runs ~20x slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolve_precision(optim: OptimConfig, device: torch.device, key: str) -> OptimConfig:
+    """`optim` with precision `auto` made concrete for `device`: bf16 autocast where it is
+    native (fast, the same numbers on every rerun on one machine), exact fp32 elsewhere.
+    Cached results are keyed by the concrete precision, never by `auto`."""
+    if optim.precision not in PRECISIONS:
+        raise UserError(f"{key}.optim.precision: {optim.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if optim.precision != "auto":
+        return optim
+    return dataclasses.replace(optim, precision="bf16" if native_bf16(device) else "fp32")
+
+
 def autocast(precision: str, device: torch.device):
-    """bf16 autocast when asked for; exact fp32 otherwise."""
+    """bf16 autocast when asked for; exact fp32 otherwise (`precision` already resolved)."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     if precision != "fp32":
-        raise UserError(f"precision must be fp32 or bf16, got {precision!r}")
+        raise UserError(f"precision must be fp32 or bf16 here, got {precision!r}")
     return contextlib.nullcontext()
 
 

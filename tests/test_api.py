@@ -128,7 +128,7 @@ def test_other_formats_splits_budget_and_cap(ran):
 
 def test_configs_from_dicts_keep_the_other_defaults():
     cfg = api.as_config(ProxyConfig, {"optim": {"steps": 3}, "model": {"context": 16}})
-    assert cfg.optim.steps == 3 and cfg.optim.precision == ProxyConfig().optim.precision == "bf16"
+    assert cfg.optim.steps == 3 and cfg.optim.precision == ProxyConfig().optim.precision == "auto"
     assert cfg.model.context == 16 and cfg.model.d_model == ProxyConfig().model.d_model
     assert api.as_config(SampleConfig, None) == SampleConfig()
     same = SampleConfig(n_mixtures=5)

@@ -14,7 +14,7 @@ from regmix.errors import UserError
 from regmix.large import fingerprint
 from regmix.model import LLaMA
 from regmix.swarm import proxy_key
-from regmix.training import MixtureSampler, lr_at, resolve_vocab, train_steps
+from regmix.training import MixtureSampler, lr_at, resolve_precision, resolve_vocab, train_steps
 from tiny_data import SENTENCES, build_tokens
 
 MODEL = ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=16)
@@ -103,3 +103,17 @@ def test_resolve_vocab():
     assert resolve_vocab(dataclasses.replace(MODEL, vocab_size=512), meta, "proxy.model").vocab_size == 512
     with pytest.raises(UserError, match="large.model.vocab_size 10 is smaller"):
         resolve_vocab(dataclasses.replace(MODEL, vocab_size=10), meta, "large.model")
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch):
+    """`auto` never emulates bf16 (~20x slower than fp32 on an AVX2-only CPU), and the
+    concrete precision is what keys cached proxies."""
+    optim = OptimConfig(precision="auto")
+    cpu = torch.device("cpu")
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert resolve_precision(optim, cpu, "proxy").precision == expected
+    assert resolve_precision(OptimConfig(precision="fp32"), cpu, "proxy").precision == "fp32"
+    with pytest.raises(UserError, match="large.optim.precision: 'fp16'"):
+        resolve_precision(OptimConfig(precision="fp16"), cpu, "large")
