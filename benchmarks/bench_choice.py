@@ -52,9 +52,8 @@ from scipy.stats import spearmanr
 from regmix import runtime
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.mixtures import PILE_TOKEN_SHARE
 from regmix.regression import fit_regressor, read_released
-from regmix.sampling import make_generator
+from regmix.sampling import pile_generator
 from regmix.search import RULES, evidence, l1_nearest, search, select
 from regmix.target import Target
 
@@ -123,8 +122,8 @@ def simulate(rules: dict[str, SearchConfig], W: np.ndarray, y: np.ndarray, domai
     with contextlib.redirect_stderr(io.StringIO()):
         fitted = fit_regressor(W, y, domains, target, reg, seed=0)
     fitted.compile()
-    share = {d: PILE_TOKEN_SHARE[d] for d in domains}
-    gen = make_generator(from_dict(SampleConfig, params["sample"], "sample."), share)
+    # RegMix's swarm: its prior and caps (1.5 epochs of its 25B-token large run: 15x the share)
+    gen = pile_generator(dataclasses.replace(from_dict(SampleConfig, params["sample"], "sample."), max_epochs=1.5))
     P = W[:, [domains.index(d) for d in gen.domains]]
     cols = [gen.domains.index(d) for d in domains]
     rows = []

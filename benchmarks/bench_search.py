@@ -23,8 +23,7 @@ from typing import Any, Callable
 from regmix import runtime
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.mixtures import PILE_TOKEN_SHARE
-from regmix.sampling import make_generator
+from regmix.sampling import pile_generator
 from regmix.regression import fit_regressor, load_regressor, read_released, save_regressor
 from regmix.search import search
 from regmix.target import Target
@@ -60,8 +59,8 @@ def main() -> None:
         model, load_s = timed(lambda: load_regressor(tmp, TARGET, table.domains))
     compile_s = None if args.no_compile else timed(model.compile)[1]
 
-    share = {d: PILE_TOKEN_SHARE[d] for d in table.domains}
-    gen = make_generator(from_dict(SampleConfig, params["sample"], "sample."), share)
+    # RegMix's swarm: its prior and caps (1.5 epochs of its 25B-token large run: 15x the share)
+    gen = pile_generator(dataclasses.replace(from_dict(SampleConfig, params["sample"], "sample."), max_epochs=1.5))
     cfg = dataclasses.replace(from_dict(SearchConfig, params["search"], "search."), n_simulations=args.n)
     threads = runtime.threads()
     alone = dataclasses.replace(model, members=[])

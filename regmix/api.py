@@ -28,15 +28,16 @@ work = tempfile.mkdtemp()
 tiny = {"model": {"n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64, "context": 32},
         "optim": {"steps": 10, "batch_size": 4, "warmup_steps": 2},
         "eval": {"windows_per_domain": 4, "batch_size": 4}}
+large = {"model": {"context": 32}, "optim": {"steps": 100, "batch_size": 32}}  # 102,400 tokens: caps' epochs
 domains = api.prepare({"source": "jsonl", "path": "tests/fixtures/tiny_corpus",
                        "tokenizer": {"vocab_size": 512}}, f"{work}/tokens", workers=1)
-mixtures = api.sample(domains, {"n_mixtures": 8})
+mixtures = api.sample(domains, {"n_mixtures": 8}, large_cfg=large)
 proxies = api.train_swarm(mixtures, f"{work}/tokens", tiny, store=f"{work}/proxies",
                           placement=api.Placement(workers=1))
 fitted = api.fit(proxies, "mean", {"cv_folds": 2})  # RegMix's LightGBM, 2-fold CV
 choice = api.search(fitted.regressor, domains,
-                    search_cfg={"n_simulations": 2000, "top_k": 10, "chunk_size": 1000})
-blend = api.export(choice.mixture, domains, to="megatron", tokens=100_000,
+                    search_cfg={"n_simulations": 2000, "top_k": 10, "chunk_size": 1000}, large_cfg=large)
+blend = api.export(choice.mixture, domains, to="megatron", large_cfg=large,
                    prefix_template="/data/{domain}_text_document")
 print(choice.mixture)
 print(blend)
@@ -65,10 +66,10 @@ from regmix.mixtures import baseline_mixtures
 from regmix.noise import seed_noise
 from regmix.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, read_proxies,
                                released_pair, resolution)
-from regmix.sampling import make_generator, sample_mixtures
+from regmix.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
 from regmix.search import SearchResult, search as search_mixtures, summary
 from regmix.swarm import Placement, placement_from_env, run_swarm
-from regmix.tables import mixture_frame, read_csv, token_prior, write_csv
+from regmix.tables import mixture_frame, read_csv, write_csv
 from regmix.target import Target
 
 __all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm"]
@@ -100,11 +101,15 @@ def _over_defaults(base: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _token_share(domains: Domains) -> dict[str, float]:
-    """The token share of a domains table (each domain's share of train tokens), or the share as given."""
+def _generator(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | None,
+               large_cfg: LargeConfig | Mapping[str, Any] | None) -> MixtureGenerator:
+    """The swarm's generator: around the token share of `domains` (prepare's table, or a share
+    {domain: weight}), capped at `sample.max_epochs` epochs of each domain in the large run
+    (`large_cfg`: steps x batch x context), which needs the table's train tokens."""
+    cfg = as_config(SampleConfig, sample_cfg, "sample.")
     if all(isinstance(d, Mapping) for d in domains.values()):
-        return token_prior(dict(domains))
-    return {d: float(w) for d, w in domains.items()}
+        return swarm_generator(cfg, as_config(LargeConfig, large_cfg, "large."), domains)
+    return make_generator(cfg, {d: float(w) for d, w in domains.items()})
 
 
 # -------------------------------------------------------------------------- steps
@@ -126,12 +131,13 @@ def prepare(data: DataConfig | Mapping[str, Any] | None, tokens_dir: str | Path,
 
 
 def sample(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
-           seed: int = 0) -> pd.DataFrame:
+           seed: int = 0, large_cfg: LargeConfig | Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The proxy swarm: `id` and one weight column per domain, each row a mixture summing to 1,
-    drawn around the token share of `domains` (prepare's table, or {domain: share})."""
-    cfg = as_config(SampleConfig, sample_cfg, "sample.")
-    gen = make_generator(cfg, _token_share(domains))
-    W = sample_mixtures(gen, cfg, seed)
+    drawn around the token share of `domains` (prepare's table, or {domain: share} with
+    `sample_cfg={"max_epochs": None}`: caps need the table's token counts), each domain capped at
+    `max_epochs` epochs of the large run `large_cfg` describes."""
+    gen = _generator(domains, sample_cfg, large_cfg)
+    W = sample_mixtures(gen, as_config(SampleConfig, sample_cfg, "sample."), seed)
     return mixture_frame(range(len(W)), gen.domains, W)
 
 
@@ -208,14 +214,14 @@ def search(regressor: FittedRegressor, token_share: Domains,
            sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
            search_cfg: SearchConfig | Mapping[str, Any] | None = None, seed: int = 0,
            human_mixtures: Mapping[str, Mapping[str, float]] | None = None,
-           threads: int | None = None) -> Choice:
-    """Simulate mixtures from the swarm's generator (give `sample` the same `sample_cfg`: same
-    prior, caps and grid), predict each through `regressor` and average the best into the
-    chosen mixture. `token_share` is prepare's domains table or {domain: share}; the summary
+           threads: int | None = None, large_cfg: LargeConfig | Mapping[str, Any] | None = None) -> Choice:
+    """Simulate mixtures from the swarm's generator (give `sample` the same `sample_cfg` and
+    `large_cfg`: same prior, caps and grid), predict each through `regressor` and average the
+    best into the chosen mixture. `token_share` is prepare's domains table or {domain: share}; the summary
     also predicts the uniform and prior mixtures and any `human_mixtures` ({name: mixture}).
     `threads` default: REGMIX_THREADS, else every core (the result does not depend on it).
     """
-    gen = make_generator(as_config(SampleConfig, sample_cfg, "sample."), _token_share(token_share))
+    gen = _generator(token_share, sample_cfg, large_cfg)
     baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human_mixtures)
     regressor.compile()  # a LightGBM regressor predicts through machine code, cached per machine
     result = search_mixtures(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
@@ -235,7 +241,7 @@ def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]
 
     `domains` is prepare's table (train tokens per domain, for the planned epochs). The budget is
     `tokens`, else the large run's (`large_cfg`: steps x batch x context); a domain planned
-    beyond `max_epochs` (default `sample_cfg.max_usage`) is warned about. Each domain's data
+    beyond `max_epochs` (default `sample_cfg.max_epochs`) is warned about. Each domain's data
     path comes from `prefix_template` ({domain}, {split}) or `prefixes` ({domain: prefix} or
     {domain: {split: prefix}}). Zero-weight domains are left out.
     """
@@ -249,7 +255,7 @@ def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]
               handoff.large_budget({"large": dataclasses.asdict(as_config(LargeConfig, large_cfg, "large."))},
                                    "large_cfg"))
     cap, cap_source = ((max_epochs, "max_epochs") if max_epochs is not None else
-                       (as_config(SampleConfig, sample_cfg, "sample.").max_usage, "sample.max_usage"))
+                       (as_config(SampleConfig, sample_cfg, "sample.").max_epochs, "sample.max_epochs"))
     plan = handoff.plan(name, mixture, domains, budget, cap, cap_source)
 
     def paths(split: str | None) -> dict[str, str]:

@@ -71,11 +71,11 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--domains", default=DOMAINS_FILE, type=Path, metavar="FILE",
                         help=f"domains table with train tokens and documents (default {DOMAINS_FILE})")
     export.add_argument("--params", default=PARAMS_FILE, type=Path, metavar="FILE",
-                        help=f"composed params: the large run's tokens and sample.max_usage (default {PARAMS_FILE})")
+                        help=f"composed params: the large run's tokens and sample.max_epochs (default {PARAMS_FILE})")
     export.add_argument("--tokens", type=token_count, metavar="N",
                         help="token budget (default large.optim.steps x large.optim.batch_size x large.model.context)")
     export.add_argument("--max-epochs", type=float, metavar="X",
-                        help="warn when a domain repeats more epochs than this (default sample.max_usage)")
+                        help="warn when a domain repeats more epochs than this (default sample.max_epochs)")
     where = export.add_mutually_exclusive_group()
     where.add_argument("--prefix-template", metavar="TEMPLATE",
                        help="each domain's data prefix / path / dataset, {domain} and {split} filled in "

@@ -87,7 +87,9 @@ class SampleConfig:
     min_strength: float = 0.1  # smallest Dirichlet concentration multiplier
     max_strength: float = 5.0  # largest Dirichlet concentration multiplier
     n_strengths: int = 15  # log-spaced strengths between min and max (RegMix: 15)
-    max_usage: Optional[float] = 15.0  # reject weights above max_usage x token share (null: no caps)
+    # most epochs of a domain's train tokens in the large run: weight <= max_epochs x tokens / large-run
+    # tokens (large.optim.steps x batch_size x model.context); null: no caps
+    max_epochs: Optional[float] = 4.0
     minimum: float = 2e-4  # weights below this become 0; weights round to this grid
     min_distance: float = 0.01  # L1 distance under which a draw is a near-duplicate
 
@@ -166,6 +168,16 @@ class LargeConfig:
         steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="auto"))
     eval: EvalWindowsConfig = field(default_factory=lambda: EvalWindowsConfig(windows_per_domain=16))
     checkpoint_every: int = 100  # steps between resumable checkpoints
+
+
+def tokens_per_step(optim: OptimConfig, context: int) -> int:
+    """Tokens one optimiser step trains on, summed over data-parallel ranks."""
+    return optim.batch_size * context
+
+
+def train_tokens(optim: OptimConfig, context: int) -> int:
+    """Tokens a whole run trains on."""
+    return optim.steps * tokens_per_step(optim, context)
 
 
 # -------------------------------------------------------------------- regression

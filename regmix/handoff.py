@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 
 from regmix.compare import Compared, read_one
-from regmix.config import LargeConfig, SampleConfig, from_dict
+from regmix.config import LargeConfig, SampleConfig, from_dict, tokens_per_step, train_tokens
 from regmix.errors import UserError
 from regmix.files import existing, load_params
 
@@ -63,8 +63,6 @@ class Budget:
 
 def large_budget(params: Mapping[str, Any], where: str) -> Budget:
     """The large run's tokens: large.optim.steps x large.optim.batch_size x large.model.context."""
-    from regmix.training import tokens_per_step, train_tokens  # torch: only when the budget is read
-
     cfg = from_dict(LargeConfig, params.get("large"), "large.")
     optim, context = cfg.optim, cfg.model.context
     return Budget(train_tokens(optim, context),
@@ -75,7 +73,7 @@ def large_budget(params: Mapping[str, Any], where: str) -> Budget:
 def budget_and_cap(params_file: str | Path, tokens: int | None,
                    max_epochs: float | None) -> tuple[Budget, float | None, str]:
     """The token budget, the repeat cap in epochs and the cap's origin; params are read only
-    for what the arguments leave open (the large run's tokens, `sample.max_usage`)."""
+    for what the arguments leave open (the large run's tokens, `sample.max_epochs`)."""
     if tokens is not None and tokens <= 0:
         raise UserError(f"--tokens {tokens}: must be > 0")
     if max_epochs is not None and max_epochs <= 0:
@@ -84,7 +82,7 @@ def budget_and_cap(params_file: str | Path, tokens: int | None,
     budget = Budget(tokens, "--tokens") if tokens is not None else large_budget(params, str(params_file))
     if max_epochs is not None:
         return budget, max_epochs, "--max-epochs"
-    return budget, from_dict(SampleConfig, params.get("sample"), "sample.").max_usage, "sample.max_usage"
+    return budget, from_dict(SampleConfig, params.get("sample"), "sample.").max_epochs, "sample.max_epochs"
 
 
 # ------------------------------------------------------------------------ the plan

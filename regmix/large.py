@@ -46,10 +46,10 @@ HF_DIR = "hf"
 
 # ---------------------------------------------------------------------- accounting
 def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str | Path,
-                 name: str, max_usage: float | None) -> dict[str, dict[str, float]]:
+                 name: str, max_epochs: float | None) -> dict[str, dict[str, float]]:
     """Tokens each domain gets (its weight x the run's tokens) and the epochs that means.
 
-    Warns when a domain would repeat more than `max_usage` epochs (`sample.max_usage`, the
+    Warns when a domain would repeat more than `max_epochs` epochs (`sample.max_epochs`, the
     swarm's cap): RegMix caps how often a small domain is reused because repeated tokens
     stop helping.
     """
@@ -62,10 +62,10 @@ def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str
             np.dtype(read_meta(tokens_dir).dtype).itemsize
         tokens = w * total
         out[domain] = {"tokens": tokens, "epochs": tokens / max(1, available)}
-        if max_usage is not None and out[domain]["epochs"] > max_usage:
+        if max_epochs is not None and out[domain]["epochs"] > max_epochs:
             warnings.warn(f"mixture {name!r}: domain {domain!r} would be repeated "
-                          f"{out[domain]['epochs']:.1f} epochs, more than sample.max_usage="
-                          f"{max_usage}", stacklevel=2)
+                          f"{out[domain]['epochs']:.1f} epochs, more than sample.max_epochs="
+                          f"{max_epochs}", stacklevel=2)
     return out
 
 
@@ -102,7 +102,7 @@ class LargeRun:
 
 def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
           tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
-          threads: int | None, max_usage: float | None) -> LargeRun:
+          threads: int | None, max_epochs: float | None) -> LargeRun:
     """Check the params against the data and the processes, build the model, resume if a
     checkpoint with the same fingerprint is in `out_dir`, and open the curves."""
     out_dir, log_dir = Path(out_dir), Path(log_dir)
@@ -113,7 +113,7 @@ def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
     if cfg.optim.batch_size % ctx.world_size:
         raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
                         f"{ctx.world_size} data-parallel processes")
-    budget = token_budget(cfg, mixture, tokens_dir, name, max_usage)
+    budget = token_budget(cfg, mixture, tokens_dir, name, max_epochs)
     active = [d for d, w in mixture.items() if w > 0]
     fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
 
@@ -217,14 +217,14 @@ def finish(run: LargeRun, started: float) -> dict:
 
 def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
                 tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
-                threads: int | None = None, max_usage: float | None = None) -> dict:
+                threads: int | None = None, max_epochs: float | None = None) -> dict:
     """Train (or resume) mixture `name`; write checkpoint, HF export and run.json to `out_dir`.
 
     Run it plainly for one process, or under `torchrun --nproc_per_node N` for data parallel.
     `threads`: torch threads on CPU (None: the cores, shared between local processes).
     Returns the run summary (rank 0 writes it to `out_dir/run.json`).
     """
-    run = setup(name, mixture, cfg, seed, tokens_dir, out_dir, log_dir, threads, max_usage)
+    run = setup(name, mixture, cfg, seed, tokens_dir, out_dir, log_dir, threads, max_epochs)
     started = time.perf_counter()
     train(run)
     return finish(run, started)

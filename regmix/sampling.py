@@ -2,19 +2,25 @@
 
 RegMix's recipe: Dirichlet draws around a tempered prior at several strengths, usage caps,
 a minimum weight grid and de-duplication; `uniform` and `space_filling` designs to compare.
+
+A cap says how often the large run may repeat a domain: weight <= max_epochs x the domain's
+train tokens / the large run's tokens. RegMix's "15x the token share" meant about 1.5 epochs
+only because its large run used 25B of ~250B tokens; in epochs the cap keeps its meaning at
+any corpus size and any large-run budget.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from regmix.config import SampleConfig
+from regmix.config import LargeConfig, SampleConfig, train_tokens
 from regmix.errors import UserError
-from regmix.mixtures import validate_mixture
+from regmix.mixtures import PILE_TOKEN_SHARE, validate_mixture
+from regmix.tables import token_prior
 
 METHODS = ("regmix", "uniform", "space_filling")
 DRAW_BATCH = 100_000  # Dirichlet draws per vectorised batch (~14 MB of float64 at 17 domains)
@@ -32,9 +38,11 @@ class MixtureGenerator:
     prior: np.ndarray  # (d,) the centre of the swarm: token share or `sample.prior`
     alpha: np.ndarray  # (d,) Dirichlet base: tempered prior, or ones for `uniform`
     strengths: np.ndarray  # concentration multipliers; each draw picks one uniformly
-    caps: np.ndarray  # (d,) max units per domain: max_usage x token share, on the grid
+    caps: np.ndarray  # (d,) max units per domain: max_epochs x train tokens / large-run tokens, on the grid
     units: int  # grid steps in the unit interval
-    max_usage: float | None  # what the caps were made of, for error messages
+    tokens: np.ndarray  # (d,) each domain's train tokens
+    large_tokens: int | None  # the large run's tokens, which the caps are epochs of
+    max_epochs: float | None  # what the caps were made of (None: no caps)
 
     def draw(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """`size` Dirichlet draws snapped to the grid; returns (accepted units, rejections per domain).
@@ -50,6 +58,16 @@ class MixtureGenerator:
 
     def weights(self, K: np.ndarray) -> np.ndarray:
         return K / self.units
+
+    def epochs(self, w: np.ndarray) -> np.ndarray:
+        """Epochs of each domain's train tokens that mixture `w` takes in the large run."""
+        return np.asarray(w) * (self.large_tokens or 0) / np.maximum(self.tokens, 1)
+
+    def usage(self, w: np.ndarray) -> dict[str, dict[str, float]]:
+        """Per domain: its weight in `w`, its cap and the epochs of the large run (mixture.yaml)."""
+        return {d: {"weight": round(float(x), 6), "cap": round(float(c) / self.units, 6),
+                    "epochs": round(float(e), 4)}
+                for d, x, c, e in zip(self.domains, w, self.caps, self.epochs(w))}
 
     def project(self, w: np.ndarray) -> np.ndarray:
         """One mixture (e.g. an average of draws) snapped to the grid within the caps.
@@ -107,11 +125,14 @@ def to_grid(W: np.ndarray, units: int) -> np.ndarray:
     return K
 
 
-def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> MixtureGenerator:
-    """Check the `sample` section and prepare its generator over the domains of `token_share`.
+def make_generator(cfg: SampleConfig, token_share: Mapping[str, float],
+                   train_tokens: Mapping[str, float] | None = None,
+                   large_tokens: int | None = None) -> MixtureGenerator:
+    """Check the `sample` section and prepare its generator over the domains of `token_share`
+    (the prior unless `sample.prior` is set).
 
-    Caps always come from the token share (how often a domain's tokens would repeat in the
-    large run), even when `sample.prior` moves the centre of the swarm elsewhere.
+    Caps come from each domain's `train_tokens` and the large run's `large_tokens` (how often
+    each domain would repeat in the large run), even when `sample.prior` moves the centre.
     """
     domains = list(token_share)
     if cfg.method not in METHODS:
@@ -122,26 +143,32 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> Mixtu
         raise UserError(f"sample.temperature: {cfg.temperature} must be > 0")
     if not 0 < cfg.min_strength <= cfg.max_strength or cfg.n_strengths < 1:
         raise UserError("sample.min_strength / max_strength / n_strengths: need 0 < min <= max and n >= 1")
-    if cfg.max_usage is not None and cfg.max_usage <= 0:
-        raise UserError(f"sample.max_usage: {cfg.max_usage} must be > 0 (or null: no caps)")
+    if cfg.max_epochs is not None and cfg.max_epochs <= 0:
+        raise UserError(f"sample.max_epochs: {cfg.max_epochs} must be > 0 (or null: no caps)")
+    if cfg.max_epochs is not None and (train_tokens is None or not (large_tokens or 0) > 0):
+        raise UserError("sample.max_epochs: caps are epochs of the large run; they need each domain's train "
+                        "tokens and the large run's tokens (or sample.max_epochs: null)")
     units = round(1 / cfg.minimum)
     share = np.array(list(validate_mixture(token_share, domains, "token share").values()))
+    tokens = np.array([float(train_tokens[d]) for d in domains]) if train_tokens is not None else share
     if cfg.prior is None:
         prior = share
     else:
         prior = np.array(list(validate_mixture(cfg.prior, domains, "sample.prior").values()))
 
-    if cfg.max_usage is None:
+    if cfg.max_epochs is None:
         caps = np.full(len(domains), units, dtype=np.int64)
     else:
-        caps = np.floor(np.minimum(share * cfg.max_usage, 1.0) * units + 1e-9).astype(np.int64)
+        caps = np.floor(np.minimum(cfg.max_epochs * tokens / large_tokens, 1.0) * units + 1e-9).astype(np.int64)
         if caps.sum() < units:
             raise UserError(
-                f"sample.max_usage binds: {cfg.max_usage} x token share sums to {caps.sum() / units:.3g} < 1 "
-                "over all domains, so no mixture fits; raise it"
+                f"sample.max_epochs binds: the large run's {large_tokens:,} tokens need more than "
+                f"{cfg.max_epochs:g} epochs of the corpus' {int(tokens.sum()):,} train tokens, so no mixture "
+                "fits; raise sample.max_epochs, bring more data, or train the large run on fewer tokens"
             )
         if cfg.prior is not None and (capped := [d for d, p, c in zip(domains, prior, caps) if p * units > c]):
-            raise UserError(f"sample.prior: weight above max_usage x token share for {', '.join(capped)}")
+            raise UserError(f"sample.prior: weight above the cap of {cfg.max_epochs:g} epochs in the large run "
+                            f"for {', '.join(capped)}")
 
     if cfg.method == "regmix":
         alpha = prior**cfg.temperature
@@ -150,7 +177,26 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float]) -> Mixtu
     else:  # uniform on the simplex: Dirichlet(1, ..., 1)
         alpha = np.ones(len(domains))
         strengths = np.ones(1)
-    return MixtureGenerator(domains, prior, alpha, strengths, caps, units, cfg.max_usage)
+    return MixtureGenerator(domains, prior, alpha, strengths, caps, units, tokens, large_tokens, cfg.max_epochs)
+
+
+def swarm_generator(cfg: SampleConfig, large: LargeConfig,
+                    domains: Mapping[str, Mapping[str, Any]]) -> MixtureGenerator:
+    """The generator `sample` and `search` share: prepare's domains table gives the prior's
+    share and each domain's train tokens, the large run's tokens are what the caps are epochs of."""
+    return make_generator(cfg, token_prior(domains), {d: info["train_tokens"] for d, info in domains.items()},
+                          train_tokens(large.optim, large.model.context))
+
+
+PILE_CORPUS_TOKENS, PILE_LARGE_TOKENS = 250_000_000_000, 25_000_000_000  # RegMix's Pile and its large run
+
+
+def pile_generator(cfg: SampleConfig) -> MixtureGenerator:
+    """The generator over the Pile's domains as RegMix's paper drew its swarm: the Pile's token
+    share, caps for a 25B-token large run on about 250B tokens (at 1.5 epochs: 15x the share)."""
+    total = sum(PILE_TOKEN_SHARE.values())
+    share = {d: w / total for d, w in PILE_TOKEN_SHARE.items()}
+    return make_generator(cfg, share, {d: w * PILE_CORPUS_TOKENS for d, w in share.items()}, PILE_LARGE_TOKENS)
 
 
 def sample_mixtures(gen: MixtureGenerator, cfg: SampleConfig, seed: int) -> np.ndarray:
@@ -238,9 +284,9 @@ def _maximin(pool: np.ndarray, n: int, min_distance: float, rng: np.random.Gener
 def _caps_bind(gen: MixtureGenerator, drawn: int, accepted: int, rejected: np.ndarray, asked: int) -> UserError:
     worst = int(rejected.argmax())
     return UserError(
-        f"sample.max_usage binds: only {accepted} of {drawn} draws keep every domain under "
-        f"{gen.max_usage} x its token share, {asked} asked; most rejections from "
-        f"{gen.domains[worst]} (cap {gen.caps[worst] / gen.units:.4g}); raise sample.max_usage, "
+        f"sample.max_epochs binds: only {accepted} of {drawn} draws keep every domain under "
+        f"{gen.max_epochs:g} epochs in the large run, {asked} asked; most rejections from "
+        f"{gen.domains[worst]} (cap {gen.caps[worst] / gen.units:.4g}); raise sample.max_epochs, "
         "lower sample.n_mixtures, or bring sample.prior closer to the token share"
     )
 

@@ -99,6 +99,7 @@ class SearchResult:
     averaged: int = 0  # mixtures averaged into the choice (band: may exceed len(top))
     score: Optional[np.ndarray] = None  # the rule's score of `top` (lower_confidence: mean + kappa x std)
     info: dict[str, Any] = field(default_factory=dict)  # the rule's settings and counts
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)  # per domain: weight, cap, large-run epochs
 
 
 def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +254,7 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
     top = TopK(best.W[rows], best.pred[rows])
     return SearchResult(gen.domains, chosen, top, members, cfg.n_simulations, spread_n, cfg.rule,
-                        averaged, sel.score[: len(rows)], info)
+                        averaged, sel.score[: len(rows)], info, gen.usage(chosen))
 
 
 def _band_sum(draw, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
@@ -317,6 +318,8 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
             name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
         },
         "rule": {"name": result.rule, **_plain(result.info)},
+        # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
+        "usage": result.usage,
         "evidence": evidence(result, model, proxies, proxy_ids),
         "spread": spread,
         "n_simulations": result.n_simulations,

@@ -428,30 +428,30 @@ def measure_proxy(cfg: ProxyConfig, tokens_dir: str | Path, mixture: Mapping[str
 
 
 def repeat_warnings(what: str, todo: list[ProxyJob], tokens_per_proxy: int, tokens_dir: str | Path,
-                    max_usage: float | None) -> list[str]:
-    """One line per domain some proxy of `todo` would repeat more than `max_usage` epochs."""
+                    max_epochs: float | None) -> list[str]:
+    """One line per domain some proxy of `todo` would repeat more than `max_epochs` epochs."""
     lines = []
-    for domain in (todo[0].mixture if todo and max_usage is not None else {}):
+    for domain in (todo[0].mixture if todo and max_epochs is not None else {}):
         weight = max(job.mixture[domain] for job in todo)
         available = len(open_tokens(tokens_dir, "train", domain))
         epochs = weight * tokens_per_proxy / max(1, available)
-        if epochs > max_usage:
+        if epochs > max_epochs:
             lines.append(f"{what}: a proxy repeats domain {domain!r} up to {epochs:.1f} epochs (weight "
                          f"{weight:.3g} x {amount(tokens_per_proxy)} tokens of {amount(available)} train "
-                         f"tokens), more than sample.max_usage={max_usage:g}: more data for it, or fewer "
+                         f"tokens), more than sample.max_epochs={max_epochs:g}: more data for it, or fewer "
                          f"tokens per proxy (proxy.optim.steps)")
     return lines
 
 
 def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, out_dir: str | Path,
               seed: int, placement: Placement = Placement(),
-              max_usage: float | None = SampleConfig.max_usage) -> tuple[pd.DataFrame, dict]:
+              max_epochs: float | None = SampleConfig.max_epochs) -> tuple[pd.DataFrame, dict]:
     """Train every mixture's proxy not already in `out_dir`; the proxies table and run stats.
 
     The table has `id`, the weight columns and one `loss.<domain>` column per domain, in the
     order of `mixtures`. Stats cover the proxies trained by this call. First it prints the plan
     (proxies x tokens, tokens/s, ETA) and warns when a proxy would repeat a domain more than
-    `max_usage` epochs (`sample.max_usage`; None: never) or a CPU would take over a day.
+    `max_epochs` epochs (`sample.max_epochs`; None: never) or a CPU would take over a day.
     """
     cfg = resolve_config(cfg, tokens_dir)
     out_dir = Path(out_dir)
@@ -471,7 +471,7 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
         rate = swarm_rate(key, todo[0].mixture, cfg, tokens_dir, seed, placement, workers)
         Plan(what, f"{len(todo)} to train ({len(unique) - len(todo)} stored) x {amount(tokens_per_proxy)} tokens",
              len(todo) * tokens_per_proxy, device, rate, SLOW_HINT).announce(
-            *repeat_warnings(what, todo, tokens_per_proxy, tokens_dir, max_usage))
+            *repeat_warnings(what, todo, tokens_per_proxy, tokens_dir, max_epochs))
     else:
         say(f"{what}: all {len(unique)} stored, nothing to train")
     if placement.backend == "slurm":

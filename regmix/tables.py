@@ -1,6 +1,8 @@
 """The small tables passed between stages, read and written in one place.
 
-- results/domains.json: {domain: {"documents", "train_tokens", "valid_tokens", "source"}}
+- results/domains.json: {domain: {"documents", "train_tokens", "valid_tokens", "source"}}; a domain
+  cut at `data.max_tokens` also has "corpus_train_tokens" (before the cut: what its prior share
+  counts; "train_tokens", what the shards hold, is what caps and epochs count)
 - results/mixtures.csv: `id` and one weight column per domain (rows sum to 1)
 - results/proxies.csv:  `id`, weight columns, and one `loss.<domain>` column per domain
 """
@@ -8,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,12 +25,15 @@ def read_domains(path: str | Path) -> dict[str, dict]:
     return read_json(path)
 
 
-def token_prior(domains: dict[str, dict]) -> dict[str, float]:
-    """Each domain's share of the train tokens: the prior mixtures are sampled around."""
-    total = sum(d["train_tokens"] for d in domains.values())
+def token_prior(domains: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Each domain's share of the corpus' train tokens: the prior mixtures are sampled around.
+    A domain cut at `data.max_tokens` counts with its tokens before the cut
+    (`corpus_train_tokens`), so the cap on shard size does not move the prior."""
+    counts = {name: d.get("corpus_train_tokens", d["train_tokens"]) for name, d in domains.items()}
+    total = sum(counts.values())
     if total <= 0:
         raise UserError("results/domains.json has no train tokens")
-    return {name: d["train_tokens"] / total for name, d in domains.items()}
+    return {name: c / total for name, c in counts.items()}
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from regmix.config import PRECISIONS, ModelConfig, OptimConfig
+from regmix.config import PRECISIONS, ModelConfig, OptimConfig, tokens_per_step, train_tokens
 from regmix.data.shards import TokenMeta, open_tokens
 from regmix.errors import UserError
 
@@ -41,16 +41,6 @@ def resolve_vocab(model: ModelConfig, meta: TokenMeta, key: str) -> ModelConfig:
         raise UserError(f"{key}.vocab_size {vocab} is smaller than the tokenizer's "
                         f"{meta.vocab_size} (meta.json of the token data)")
     return dataclasses.replace(model, vocab_size=vocab)
-
-
-def tokens_per_step(optim: OptimConfig, context: int) -> int:
-    """Tokens one optimiser step trains on, summed over data-parallel ranks."""
-    return optim.batch_size * context
-
-
-def train_tokens(optim: OptimConfig, context: int) -> int:
-    """Tokens a whole run trains on."""
-    return optim.steps * tokens_per_step(optim, context)
 
 
 def config_hash(**parts: Any) -> str:

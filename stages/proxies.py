@@ -31,9 +31,10 @@ def main() -> None:
     if not 0 <= cfg.replicates <= len(mixtures):
         raise UserError(f"proxy.replicates: {cfg.replicates} must be between 0 and the {len(mixtures)} swarm mixtures")
     placement = placement_from_env()
-    table, stats = run_swarm(mixtures, cfg, args.tokens, args.store, params["seed"], placement)
+    max_epochs = params["sample"]["max_epochs"]
+    table, stats = run_swarm(mixtures, cfg, args.tokens, args.store, params["seed"], placement, max_epochs)
     again, _ = run_swarm(mixtures.iloc[:cfg.replicates], cfg, args.tokens, args.store,
-                         params["seed"] + REPLICATE_SEED_OFFSET, placement)
+                         params["seed"] + REPLICATE_SEED_OFFSET, placement, max_epochs)
     write_csv(args.table, table)
     write_csv(args.replicates, again)
     losses = table[loss_columns(table)]

@@ -1,9 +1,9 @@
 """sample: the proxy swarm (one mixture per proxy) and its plot."""
 
 from regmix.checks import check_params
-from regmix.config import SampleConfig, from_dict
+from regmix.config import LargeConfig, SampleConfig, from_dict
 from regmix.files import run_stage
-from regmix.sampling import make_generator, plot_swarm, sample_mixtures
+from regmix.sampling import plot_swarm, sample_mixtures, swarm_generator
 from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
 from stages import arguments
 
@@ -12,9 +12,10 @@ def main() -> None:
     args, params = arguments(__doc__, domains="domains table (prepare)", mixtures="swarm table (CSV) to write",
                              plot="swarm plot (PNG) to write")
     cfg = from_dict(SampleConfig, params["sample"], "sample.")
-    share = token_prior(read_domains(args.domains))
+    domains = read_domains(args.domains)
+    share = token_prior(domains)
     check_params(params, list(share))
-    gen = make_generator(cfg, share)
+    gen = swarm_generator(cfg, from_dict(LargeConfig, params["large"], "large."), domains)
     W = sample_mixtures(gen, cfg, params["seed"])
     write_csv(args.mixtures, mixture_frame(range(len(W)), gen.domains, W))
     plot_swarm(args.plot, gen.domains, W, share)

@@ -11,10 +11,10 @@ depends on it reruns only when its own mixture changed.
 
 from regmix import runtime
 from regmix.compare import resolve, seeds_of, write_all
-from regmix.config import SampleConfig, SearchConfig, from_dict
+from regmix.config import LargeConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures
-from regmix.sampling import make_generator
+from regmix.sampling import swarm_generator
 from regmix.regression import load_regressor, read_proxies
 from regmix.search import plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, token_prior, write_csv
@@ -29,9 +29,11 @@ def main() -> None:
                              top="top-k table (CSV) to write", plot="weights plot (PNG) to write",
                              compare="folder of compared-mixture files to write")
     cfg = from_dict(SearchConfig, params["search"], "search.")
-    sample = from_dict(SampleConfig, params["sample"], "sample.")
-    share = token_prior(read_domains(args.domains))
-    gen = make_generator(sample, share)  # the same generator, caps and grid as the proxy swarm
+    domains = read_domains(args.domains)
+    share = token_prior(domains)
+    # the proxy swarm's generator: the same prior, caps and grid
+    gen = swarm_generator(from_dict(SampleConfig, params["sample"], "sample."),
+                          from_dict(LargeConfig, params["large"], "large."), domains)
     human = params.get("human_mixtures")
     baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human)
     target = Target.parse(params["target"])

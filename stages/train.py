@@ -25,7 +25,7 @@ def main() -> None:
     for seed in compared.seeds:  # a finished seed resumes from its final checkpoint: nothing retrains
         train_large(compared.name, compared.mixture, cfg, seed, args.tokens, run_dir(args.model, seed),
                     run_dir(args.curves, seed), threads=runtime.positive_env("REGMIX_THREADS"),
-                    max_usage=params["sample"]["max_usage"])
+                    max_epochs=params["sample"]["max_epochs"])
 
 
 if __name__ == "__main__":

@@ -141,6 +141,9 @@ def test_configs_from_dicts_keep_the_other_defaults():
 
 def test_sample_from_a_token_share():
     share = {"web": 0.6, "code": 0.3, "math": 0.1}
-    swarm = api.sample(share, {"n_mixtures": 16}, seed=1)
+    cfg = {"n_mixtures": 16, "max_epochs": None}  # caps need token counts, a share has none
+    swarm = api.sample(share, cfg, seed=1)
     assert list(swarm.columns) == ["id", *share] and len(swarm) == 16
-    pd.testing.assert_frame_equal(swarm, api.sample(share, {"n_mixtures": 16}, seed=1))
+    pd.testing.assert_frame_equal(swarm, api.sample(share, cfg, seed=1))
+    with pytest.raises(UserError, match="sample.max_epochs: caps are epochs of the large run"):
+        api.sample(share, {"n_mixtures": 16})

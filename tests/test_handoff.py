@@ -32,12 +32,12 @@ DOMAINS = {
 MIXTURE = {"a": 0.6, "b": 0.4, "c": 0.0}
 BUDGET = handoff.Budget(50_000, "test")
 PARAMS = {"large": {"model": {"context": 100}, "optim": {"steps": 100, "batch_size": 5}},
-          "sample": {"max_usage": 2.0}}  # 100 x 5 x 100 = 50,000 tokens; 500 a step
+          "sample": {"max_epochs": 2.0}}  # 100 x 5 x 100 = 50,000 tokens; 500 a step
 MEGATRON = "--data-path 0.6 /data/a/text_document 0.4 /data/b/text_document"
 
 
 def the_plan(mixture=MIXTURE, budget=BUDGET, cap=2.0):
-    return handoff.plan("regmix", mixture, DOMAINS, budget, cap, "sample.max_usage")
+    return handoff.plan("regmix", mixture, DOMAINS, budget, cap, "sample.max_epochs")
 
 
 def template(split=None):
@@ -51,7 +51,7 @@ def test_plan_tokens_epochs_and_the_repeat_warning():
         ("a", 0.6, 30_000, 3.0), ("b", 0.4, 20_000, 1.0)]
     assert p.dropped == ["c"]
     assert p.warnings() == ["mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 "
-                            "(sample.max_usage)"]
+                            "(sample.max_epochs)"]
     assert the_plan(cap=3.0).warnings() == [] and the_plan(cap=None).warnings() == []
 
 
@@ -173,7 +173,7 @@ def test_budget_from_params_and_overrides(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS))
     budget, cap, source = handoff.budget_and_cap(params, None, None)
-    assert (budget.tokens, budget.tokens_per_step, cap, source) == (50_000, 500, 2.0, "sample.max_usage")
+    assert (budget.tokens, budget.tokens_per_step, cap, source) == (50_000, 500, 2.0, "sample.max_epochs")
     assert "large.optim.steps 100 x large.optim.batch_size 5 x large.model.context 100" in budget.source
     budget, cap, source = handoff.budget_and_cap(tmp_path / "absent.yaml", 7, 4.0)  # nothing left to read
     assert (budget.tokens, budget.tokens_per_step, cap, source) == (7, None, 4.0, "--max-epochs")
@@ -209,7 +209,7 @@ def test_cli_megatron_to_stdout(run_dir, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == MEGATRON
     assert "# token budget: 50,000 tokens (large.optim.steps 100" in out
-    assert err == "warning: mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 (sample.max_usage)\n"
+    assert err == "warning: mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 (sample.max_epochs)\n"
 
 
 def test_cli_other_mixture_map_file_and_output(run_dir, capsys):

@@ -119,10 +119,10 @@ def test_plan_before_the_run(tokens, tmp_path, monkeypatch, capsys):
     assert line.split("(")[2].startswith("last run)")  # measured by the first run
 
 
-def test_max_usage_warning(tokens):
+def test_max_epochs_warning(tokens):
     cfg = tiny_cfg(steps=2000)
     with pytest.warns(UserWarning, match="'gamma' would be repeated"):
-        large.token_budget(cfg, {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}, tokens, "x", max_usage=15.0)
+        large.token_budget(cfg, {"alpha": 0.0, "beta": 0.0, "gamma": 1.0}, tokens, "x", max_epochs=15.0)
 
 
 def test_vocab_smaller_than_the_tokenizer_names_the_key(tokens, tmp_path):

@@ -146,9 +146,13 @@ def test_include_exclude_and_caps(tmp_path):
     table = prepare(config(root, include=["alpha", "Beta-Code"], exclude=["beta_code"]), 0, tmp_path / "t")
     assert list(table) == ["alpha"]
     table = prepare(config(root, max_documents=7, max_tokens=50), 0, tmp_path / "u")
+    whole = prepare(config(root, max_documents=7), 0, tmp_path / "w")
     for d in table:
         assert table[d]["train_tokens"] == 50 and len(open_tokens(tmp_path / "u", "train", d)) == 50
         assert shard_docs(tmp_path / "u", "valid", d) == 5
+        # the prior keeps the corpus' share: the tokens before the cut
+        assert table[d]["corpus_train_tokens"] == whole[d]["train_tokens"] > 50
+        assert "corpus_train_tokens" not in whole[d]
     with pytest.raises(UserError, match="include names domain.*nope"):
         prepare(config(root, include=["nope"]), 0, tmp_path / "v")
 

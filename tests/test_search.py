@@ -17,6 +17,11 @@ from regmix.sampling import accepted_draws
 from regmix.search import RULES, TopK, l1_nearest, proxy_spacing, search, select, summary
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
+TOKENS = {d: 1000 * w for d, w in SHARE.items()}  # a large run of 1,000 tokens: max_epochs x share caps
+
+
+def generator(cfg: SampleConfig):
+    return make_generator(cfg, SHARE, TOKENS, 1000)
 
 
 class LinearLoss:
@@ -52,8 +57,8 @@ def test_top_k_merge_is_exact():
 
 def test_search_finds_the_known_optimum_within_the_caps():
     """Loss falls with `wiki`, rises with the rest: the best mixtures max out wiki's cap."""
-    sample = SampleConfig(method="uniform", max_usage=5.0)
-    gen = make_generator(sample, SHARE)
+    sample = SampleConfig(method="uniform", max_epochs=5.0)
+    gen = generator(sample)
     model = fitted({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": -3.0, "math": 1.0})
     cfg = SearchConfig(n_simulations=20_000, rule="top_k", top_k=20, chunk_size=3000)
     result = search(model, gen, cfg, seed=0)
@@ -68,10 +73,13 @@ def test_search_finds_the_known_optimum_within_the_caps():
     assert set(out["baselines"]) == {"uniform", "prior", "half_web"}
     assert sum(out["train"].values()) == pytest.approx(1, abs=1e-9)
     assert out["spread"]["members"] == 0 and "weight_std" not in out["spread"]
+    # mixture.yaml's usage: wiki at 0.5 of a 1,000-token run is 5 epochs of its 100 tokens, its cap
+    assert out["usage"]["wiki"] == {"weight": pytest.approx(chosen["wiki"]), "cap": 0.5,
+                                    "epochs": pytest.approx(chosen["wiki"] / 0.1, abs=1e-4)}
 
 
 def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
-    gen = make_generator(SampleConfig(), SHARE)
+    gen = generator(SampleConfig())
     coef = {"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}  # close: members disagree
     model = fitted(coef, n_members=4, noise=0.3)
     top_k = SearchConfig(n_simulations=5000, rule="top_k", top_k=10, chunk_size=1000)
@@ -101,7 +109,7 @@ def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
 
 
 def test_regressor_fitted_on_other_domains_is_a_user_error():
-    gen = make_generator(SampleConfig(), SHARE)
+    gen = generator(SampleConfig())
     model = FittedRegressor(["web", "code"], "loss", "linear", LinearLoss(np.zeros(2)))
     with pytest.raises(UserError, match="re-run the fit stage"):
         search(model, gen, SearchConfig(n_simulations=100, rule="top_k", top_k=5, chunk_size=100), seed=0)
@@ -116,7 +124,7 @@ def test_regressor_fitted_on_other_domains_is_a_user_error():
      ({"rule": "band"}, "n_bootstrap")],
 )
 def test_bad_search_config(change, message):
-    gen = make_generator(SampleConfig(), SHARE)
+    gen = generator(SampleConfig())
     model = fitted(dict.fromkeys(SHARE, 0.0))
     cfg = SearchConfig(**{"n_simulations": 100, "top_k": 5, "chunk_size": 100, **change})
     with pytest.raises(UserError, match=message):
@@ -147,12 +155,12 @@ def swarm(gen, n: int, seed: int) -> np.ndarray:
     return gen.weights(accepted_draws(gen, np.random.default_rng(seed), n))
 
 
-UNCAPPED = SampleConfig(method="uniform", max_usage=None, minimum=1e-3)
+UNCAPPED = SampleConfig(method="uniform", max_epochs=None, minimum=1e-3)
 
 
 def test_trust_region_never_picks_outside_the_radius():
     """The loss falls with math, whose weight the proxies keep low: top-k leaves the swarm, trust stays."""
-    gen = make_generator(UNCAPPED, SHARE)
+    gen = generator(UNCAPPED)
     proxies = swarm(gen, 400, seed=3)
     proxies = proxies[proxies[:, gen.domains.index("math")] < 0.1][:40]
     model = regressor({"math": -1.0})
@@ -182,7 +190,7 @@ def test_trust_region_never_picks_outside_the_radius():
 
 def test_lower_confidence_avoids_where_members_disagree():
     """math and wiki both lower the loss, math a little more, but the members disagree about math."""
-    gen = make_generator(UNCAPPED, SHARE)
+    gen = generator(UNCAPPED)
     base = {"math": -1.0, "wiki": -0.8}
     members = [{"math": -1.0 + s, "wiki": -0.8} for s in (2.0, -2.0, 1.0, -1.0)]
     model = regressor(base, members)
@@ -210,7 +218,7 @@ def test_band_averages_exactly_the_in_band_candidates():
         assert sel.info["threshold"] == pytest.approx(threshold)
         assert set(sel.rows) == set(np.flatnonzero(pred <= threshold))
     # In the search: every simulated mixture predicted within the band, also past the candidates.
-    gen = make_generator(UNCAPPED, SHARE)
+    gen = generator(UNCAPPED)
     members = [{"math": -1.0 + s, "wiki": -0.8} for s in (0.5, -0.5, 0.2, -0.2)]
     runs = {}
     for candidates in (50, 20_000):  # the band spills past 50 candidates: chunks are drawn again
@@ -231,7 +239,7 @@ def test_band_averages_exactly_the_in_band_candidates():
 
 @pytest.mark.parametrize("rule", RULES)
 def test_every_rule_is_independent_of_threads(rule):
-    gen = make_generator(SampleConfig(), SHARE)
+    gen = generator(SampleConfig())
     model = fitted({"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}, n_members=4, noise=0.3)
     proxies = swarm(gen, 30, seed=2)
     cfg = SearchConfig(n_simulations=8000, top_k=10, chunk_size=1500, rule=rule, candidates=700, band=0.5)
@@ -243,7 +251,7 @@ def test_every_rule_is_independent_of_threads(rule):
 
 
 def test_mixture_yaml_carries_the_evidence():
-    gen = make_generator(SampleConfig(), SHARE)
+    gen = generator(SampleConfig())
     model = fitted({"web": 0.05, "code": 0.0, "books": 0.1, "wiki": 0.02, "math": 0.08}, n_members=4, noise=0.3)
     proxies = swarm(gen, 25, seed=5)
     ids = [f"p{i}" for i in range(len(proxies))]

@@ -123,6 +123,7 @@ class ShardWriter:
         self.files: dict[tuple[str, str], object] = {}
         self.tokens: Counter[tuple[str, str]] = Counter()
         self.docs: Counter[tuple[str, str]] = Counter()
+        self.offered: Counter[str] = Counter()  # train tokens per domain before `max_tokens`: the prior's counts
 
     def _tmp(self, split: str, domain: str) -> Path:
         final = shard_path(self.root, split, domain)
@@ -130,8 +131,10 @@ class ShardWriter:
 
     def add(self, split: str, domain: str, ids: np.ndarray) -> None:
         key = (split, domain)
-        if split == "train" and self.max_tokens is not None and self.tokens[key] >= self.max_tokens:
-            return
+        if split == "train":
+            self.offered[domain] += len(ids)
+            if self.max_tokens is not None and self.tokens[key] >= self.max_tokens:
+                return
         if key not in self.files:
             self._tmp(split, domain).parent.mkdir(parents=True, exist_ok=True)
             self.files[key] = self._tmp(split, domain).open("wb")
@@ -302,6 +305,8 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
             "valid_tokens": int(writer.tokens[("valid", d)]),
             "source": source.describe(d),
         }
+        if writer.offered[d] > table[d]["train_tokens"]:  # cut at data.max_tokens: the share keeps the corpus'
+            table[d]["corpus_train_tokens"] = int(writer.offered[d])
         if bad.per_domain[d]:
             table[d]["skipped"] = int(bad.per_domain[d])
     return table
