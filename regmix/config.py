@@ -186,7 +186,7 @@ class RegressionConfig:
     model: str = "lightgbm"  # lightgbm | linear | loglinear | gp | ensemble (params: {member: params})
     params: dict[str, Any] = field(default_factory=lambda: {  # regressor hyperparameters
         "n_estimators": 1000, "learning_rate": 0.01, "early_stopping_rounds": 50,
-        "early_stopping_fraction": 0.2, "refit": False})
+        "early_stopping_fraction": 0.2, "refit": True})
     cv_folds: int = 5  # k-fold cross-validation over the proxies
     n_bootstrap: int = 8  # bootstrap refits: predictive spread, and search's weight spread (0: none)
     train_set: Optional[dict[str, str]] = None  # {mixtures, losses} released CSVs instead of proxies
