@@ -52,10 +52,8 @@ def stages_run(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh git + DVC repository holding the project's files, the tiny preset composed."""
-    root = tmp_path_factory.mktemp("project")
+def new_project(root: Path) -> Path:
+    """A fresh git + DVC repository at `root` holding the project's files, the tiny preset composed."""
     for rel in tracked_files():
         if rel == "dvc.lock" or rel.startswith(("data/", "results/", "metrics/", "plots/")):
             continue  # outputs (and the lock of the committed demo run) are what the run must make
@@ -65,6 +63,12 @@ def project(tmp_path_factory) -> Path:
     run(["git", "init", "-q"], root)
     run(["git", "add", "-A"], root)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = new_project(tmp_path_factory.mktemp("project"))
     dvc("repro", cwd=root)
     return root
 
