@@ -36,7 +36,8 @@ proxies = api.train_swarm(mixtures, f"{work}/tokens", tiny, store=f"{work}/proxi
                           placement=api.Placement(workers=1))
 fitted = api.fit(proxies, "mean", {"cv_folds": 2})  # RegMix's LightGBM, 2-fold CV
 choice = api.search(fitted.regressor, domains,
-                    search_cfg={"n_simulations": 2000, "top_k": 10, "chunk_size": 1000}, large_cfg=large)
+                    search_cfg={"n_simulations": 2000, "top_k": 10, "chunk_size": 1000}, large_cfg=large,
+                    proxies=proxies)
 blend = api.export(choice.mixture, domains, to="megatron", large_cfg=large,
                    prefix_template="/data/{domain}_text_document")
 print(choice.mixture)
@@ -214,19 +215,25 @@ def search(regressor: FittedRegressor, token_share: Domains,
            sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
            search_cfg: SearchConfig | Mapping[str, Any] | None = None, seed: int = 0,
            human_mixtures: Mapping[str, Mapping[str, float]] | None = None,
-           threads: int | None = None, large_cfg: LargeConfig | Mapping[str, Any] | None = None) -> Choice:
+           threads: int | None = None, large_cfg: LargeConfig | Mapping[str, Any] | None = None,
+           proxies: pd.DataFrame | ProxyTable | str | Path | None = None) -> Choice:
     """Simulate mixtures from the swarm's generator (give `sample` the same `sample_cfg` and
     `large_cfg`: same prior, caps and grid), predict each through `regressor` and average the
     best into the chosen mixture. `token_share` is prepare's domains table or {domain: share}; the summary
     also predicts the uniform and prior mixtures and any `human_mixtures` ({name: mixture}).
     `threads` default: REGMIX_THREADS, else every core (the result does not depend on it).
+    `proxies` (train_swarm's table or a proxies.csv path) are where the regression has evidence:
+    the summary gives the choice's L1 distance to the nearest of them, and `rule: trust_region`
+    needs them.
     """
     gen = _generator(token_share, sample_cfg, large_cfg)
+    table = None if proxies is None else _proxy_table(proxies)
+    trained = None if table is None else table.aligned(gen.domains)
     baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human_mixtures)
     regressor.compile()  # a LightGBM regressor predicts through machine code, cached per machine
     result = search_mixtures(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
-                             threads=threads or runtime.threads())
-    out = summary(result, regressor, baselines)
+                             threads=threads or runtime.threads(), proxies=trained)
+    out = summary(result, regressor, baselines, trained, None if table is None else table.ids)
     return Choice(out["train"], out, result)
 
 

@@ -94,6 +94,10 @@ def test_chosen_mixture_over_the_corpus_domains(ran):
     assert min(choice.mixture.values()) >= 0 and abs(sum(choice.mixture.values()) - 1) < 1e-4
     assert np.isfinite(choice.summary["predicted_target"])
     assert {"uniform", "prior"} <= set(choice.summary["baselines"])
+    # the proxies given: the choice's distance to the nearest trained one, as the stage reports it
+    nearest = np.abs(ran["proxies"][DOMAINS].to_numpy() - [choice.mixture[d] for d in DOMAINS]).sum(axis=1).min()
+    assert choice.summary["evidence"]["nearest_l1"] == pytest.approx(nearest, abs=1e-5)
+    assert set(choice.summary["usage"]) == set(DOMAINS)
 
 
 def test_megatron_blend_names_every_nonzero_domain(ran):
