@@ -2,7 +2,7 @@
 
 `large.mixtures` lists names: `regmix` (the search's choice), `best_proxy` (the swarm mixture
 whose proxy measured the lowest target loss: the strongest cheap alternative, the one the
-regression must beat to be worth it), `uniform`, `prior` (the token share), any
+regression must beat to be worth it), `uniform`, `prior` (the swarm's centre: the token share or `sample.prior`), any
 `human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of the proxy
 swarm, for the rank check). Each resolved mixture is written to its own small file with the
 seeds it is trained with, so a DVC item that trains it depends on that mixture alone: a new

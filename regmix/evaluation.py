@@ -80,10 +80,10 @@ def last_word_examples(spans: list[tuple[int, np.ndarray]], tokenizer: Tokenizer
         if not found:
             continue
         prefix, word = text[: found[-1].start()], found[-1].group(0)
-        ctx = tokenizer.encode(prefix).ids
-        full = tokenizer.encode(prefix + word).ids
+        # As prepare tokenised the data: no BOS or other special tokens a tokenizer may add.
+        ctx, full, alone = (tokenizer.encode(t, add_special_tokens=False).ids for t in (prefix, prefix + word, word))
         # Tokenise the word in its context when the prefix's tokens survive the join.
-        word_ids = full[len(ctx):] if full[: len(ctx)] == ctx else tokenizer.encode(word).ids
+        word_ids = full[len(ctx):] if full[: len(ctx)] == ctx else alone
         ctx = ctx[-(context - len(word_ids)):]
         if ctx and word_ids:
             out.append(LastWord(ctx, word_ids))

@@ -17,7 +17,7 @@ from regmix.mixtures import baseline_mixtures
 from regmix.sampling import swarm_generator
 from regmix.regression import load_regressor, read_proxies
 from regmix.search import plot_choice, search, summary
-from regmix.tables import mixture_frame, read_csv, read_domains, token_prior, write_csv
+from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
 from regmix.target import Target
 from stages import arguments
 
@@ -30,12 +30,12 @@ def main() -> None:
                              compare="folder of compared-mixture files to write")
     cfg = from_dict(SearchConfig, params["search"], "search.")
     domains = read_domains(args.domains)
-    share = token_prior(domains)
     # the proxy swarm's generator: the same prior, caps and grid
     gen = swarm_generator(from_dict(SampleConfig, params["sample"], "sample."),
                           from_dict(LargeConfig, params["large"], "large."), domains)
     human = params.get("human_mixtures")
-    baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human)
+    prior = dict(zip(gen.domains, gen.prior))  # the token share, or sample.prior: one `prior` everywhere
+    baselines = baseline_mixtures(prior, human)
     target = Target.parse(params["target"])
     model = load_regressor(args.regressor, target, gen.domains)
     model.compile()  # machine code from this machine's cache, built on a miss
@@ -54,7 +54,7 @@ def main() -> None:
     plot_choice(args.plot, result, baselines)
     large = params["large"]
     _, best_proxy = proxies.best(target)
-    compared = resolve(large["mixtures"], out["train"], best_proxy, share, read_csv(args.swarm), human, params["seed"])
+    compared = resolve(large["mixtures"], out["train"], best_proxy, prior, read_csv(args.swarm), human, params["seed"])
     write_all(args.compare, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
     best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])
     ev = out["evidence"]

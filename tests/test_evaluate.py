@@ -134,3 +134,19 @@ metric_list:
     assert trained["regmix_tiny"]["acc,none"] == 1.0
     with pytest.raises(UserError, match="lm_eval_include_path"):
         ev.run_lm_eval(models["trained"] / "hf", ["regmix_tiny"], str(tmp_path / "nowhere"), 4, seed=0)
+
+
+def test_prompts_are_tokenised_without_special_tokens():
+    """A tokenizer whose post-processor adds BOS (as Llama's does) gives prompts without it, as
+    prepare tokenised the data; the model never saw a BOS mid-stream."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"[BOS]": 0, "the": 1, "cat": 2, "sat": 3, "on": 4, "mat": 5, "a": 6}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[BOS]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 0)])
+    assert tokenizer.encode("the cat").ids[0] == 0  # it does add BOS by default
+    passage = np.array(tokenizer.encode("the cat sat on a mat", add_special_tokens=False).ids)
+    (example,) = ev.last_word_examples([(0, passage)], tokenizer, context=16)
+    assert 0 not in example.context + example.word
+    assert example.context + example.word == passage[: len(example.context) + len(example.word)].tolist()
