@@ -8,8 +8,9 @@ generator (same prior, caps and grid) and proposes `active.batch_size` of them:
      so its proxy-scale loss is measured, not only predicted;
   2. then by `active.rule`:
      lower_confidence  the lowest members' mean - kappa x std: promising, or uncertain enough to be
-     disagreement      the largest members' std among the `promising` fraction of candidates with
-                       the lowest members' mean: where the members disagree about a good region
+     disagreement      the largest members' std among the `promising` fraction of the candidates
+                       (those far enough from trained proxies) with the lowest members' mean: where
+                       the members disagree about a good region
 
 Every proposal keeps an L1 distance of at least `spacing` x the trained proxies' median
 nearest-neighbour L1 from every trained proxy and from each other (one proxy per place). The
@@ -56,7 +57,8 @@ def propose(fitted: FittedRegressor, candidates: np.ndarray, trained: np.ndarray
     if cfg.rule == "lower_confidence":
         ranking = np.argsort(mean - cfg.kappa * std, kind="stable")
     else:  # disagreement
-        promising = np.argsort(mean, kind="stable")[:max(cfg.batch_size, int(np.ceil(cfg.promising * len(mean))))]
+        eligible = np.flatnonzero(free)  # promising among the candidates a proposal may be
+        promising = eligible[np.argsort(mean[eligible], kind="stable")][:int(np.ceil(cfg.promising * len(eligible)))]
         ranking = promising[np.argsort(-std[promising], kind="stable")]
     picked: list[int] = []
     for order, wanted in ((np.argsort(mean + cfg.kappa * std, kind="stable"), 1), (ranking, cfg.batch_size)):
