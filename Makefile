@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo readme test test-slow bench bench-train bench-search params dag paper-regression
+.PHONY: setup demo readme test test-slow bench bench-train bench-search bench-active params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -48,6 +48,10 @@ bench-train: setup
 
 bench-search: setup
 	$(BIN)/python -m benchmarks.bench_search
+
+# Active rounds vs random growth on RegMix's released swarm (../shared/regmix_data); about 10 minutes on 2 cores.
+bench-active: setup
+	$(BIN)/python -m benchmarks.bench_active
 
 # Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
 params: setup

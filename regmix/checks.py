@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from regmix.config import (PRECISIONS, DataConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig, ProxyConfig,
-                           RegressionConfig, SampleConfig, SearchConfig, from_dict)
+from regmix.config import (ACQUISITION_RULES, PRECISIONS, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
+                           ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
+                           from_dict)
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
 from regmix.target import Target
 
-SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "regression": RegressionConfig,
+SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "active": ActiveConfig,
+            "regression": RegressionConfig,
             "search": SearchConfig, "large": LargeConfig, "evaluate": EvaluateConfig}
 BUILT_IN_MIXTURES = ("regmix", "best_proxy")
 
@@ -43,6 +45,25 @@ def check_optim(cfg: OptimConfig, key: str) -> None:
         raise UserError(f"{key}.precision: {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
 
+def check_active(cfg: ActiveConfig) -> None:
+    if cfg.rounds < 0:
+        raise UserError(f"active.rounds is {cfg.rounds}: must be >= 0 (0: the one-shot swarm)")
+    if cfg.rule not in ACQUISITION_RULES:
+        raise UserError(f"active.rule: unknown rule {cfg.rule!r}; choose one of {', '.join(ACQUISITION_RULES)}")
+    if cfg.batch_size < 1 or cfg.candidates < cfg.batch_size:
+        raise UserError(f"active.batch_size {cfg.batch_size} must be >= 1 and at most active.candidates "
+                        f"{cfg.candidates}")
+    if cfg.kappa < 0 or cfg.spacing < 0:
+        raise UserError(f"active.kappa {cfg.kappa} and active.spacing {cfg.spacing} must be >= 0")
+    if not 0 < cfg.promising <= 1:
+        raise UserError(f"active.promising {cfg.promising} must be a fraction in (0, 1]")
+    if cfg.regression.train_set or cfg.regression.eval_sets:
+        raise UserError("active.regression: train_set and eval_sets must be empty: rounds learn from the proxies")
+    if cfg.rounds and cfg.regression.n_bootstrap < 2:
+        raise UserError(f"active.rounds needs the acquisition's bootstrap members: active.regression.n_bootstrap "
+                        f"is {cfg.regression.n_bootstrap}, at least 2 needed")
+
+
 def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None) -> None:
     """Every section builds its typed config and holds together; names are checked against
     `domains` when given."""
@@ -53,6 +74,7 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
     for name in ("proxy", "large"):
         check_model(cfg[name].model, f"{name}.model")
         check_optim(cfg[name].optim, f"{name}.optim")
+    check_active(cfg["active"])
     if cfg["proxy"].replicates > cfg["sample"].n_mixtures:
         raise UserError(f"proxy.replicates {cfg['proxy'].replicates} is more than sample.n_mixtures "
                         f"{cfg['sample'].n_mixtures}")

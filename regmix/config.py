@@ -193,6 +193,25 @@ class RegressionConfig:
     eval_sets: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {mixtures, losses}
 
 
+ACQUISITION_RULES = ("lower_confidence", "disagreement")
+
+
+@dataclass
+class ActiveConfig:
+    """Rounds of proxies after the initial swarm, placed where they decide (regmix.active)."""
+
+    rounds: int = 0  # rounds after the initial swarm (0: RegMix's one-shot swarm)
+    batch_size: int = 16  # proxies per round: the candidate optimum first, then the rule's picks
+    rule: str = "lower_confidence"  # lower_confidence | disagreement (regmix.active)
+    kappa: float = 1.0  # members' std multiplier: optimum mean + kappa x std, lower_confidence mean - kappa x std
+    promising: float = 0.1  # disagreement: the fraction of candidates, lowest members' mean first, it picks from
+    candidates: int = 10_000  # mixtures drawn per round from the sample generator (same prior, caps, grid)
+    spacing: float = 0.25  # min L1 from trained proxies and each other, x the proxies' median nearest-neighbour L1
+    # the acquisition's own regressor (with bootstrap members), never the `regression` section's:
+    # `dvc exp run -S regression=...` refits and searches, it retrains no proxy
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
+
+
 @dataclass
 class EvaluateConfig:
     windows_per_domain: int = 64  # validation windows per domain

@@ -4,7 +4,8 @@
   cut at `data.max_tokens` also has "corpus_train_tokens" (before the cut: what its prior share
   counts; "train_tokens", what the shards hold, is what caps and epochs count)
 - results/mixtures.csv: `id` and one weight column per domain (rows sum to 1)
-- results/proxies.csv:  `id`, weight columns, and one `loss.<domain>` column per domain
+- results/proxies.csv:  `id`, `round` (0: the initial swarm; regmix.active), weight columns, and one
+                        `loss.<domain>` column per domain
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from regmix.errors import UserError
 from regmix.files import atomic_path, existing, read_json
 
 LOSS_PREFIX = "loss."
+ROUND = "round"  # results/proxies.csv: the active round a proxy came from
 
 
 def read_domains(path: str | Path) -> dict[str, dict]:
@@ -53,7 +55,7 @@ def mixture_frame(ids, domains: list[str], weights: np.ndarray) -> pd.DataFrame:
 
 def weight_columns(frame: pd.DataFrame) -> list[str]:
     """The domain weight columns of a mixtures or proxies table."""
-    return [c for c in frame.columns if c != "id" and not c.startswith(LOSS_PREFIX)]
+    return [c for c in frame.columns if c not in ("id", ROUND) and not c.startswith(LOSS_PREFIX)]
 
 
 def loss_columns(frame: pd.DataFrame) -> list[str]:

@@ -1,5 +1,6 @@
-"""proxies: train one small model per mixture of the swarm (the RegMix proxies), and a few again
-with another seed (the seed noise).
+"""proxies: train one small model per mixture of the swarm (the RegMix proxies), then `active.rounds`
+rounds of proxies placed where they decide (regmix.active), and a few swarm mixtures again with
+another seed (the seed noise).
 
 Each proxy is stored in the proxies folder as it finishes (kept across runs: a rerun trains only
 what is missing); then the proxies table, the replicates table and the run's metrics. Where the
@@ -9,32 +10,49 @@ REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/swarm.py), never by params.
 
 from __future__ import annotations
 
+import pandas as pd
+
+from regmix.active import combine_stats, run_rounds
 from regmix.checks import check_params
-from regmix.config import ProxyConfig, from_dict
+from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, SampleConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import run_stage, write_json
 from regmix.noise import REPLICATE_SEED_OFFSET, seed_noise
+from regmix.sampling import swarm_generator
 from regmix.swarm import placement_from_env, run_swarm
-from regmix.tables import loss_columns, read_csv, write_csv
+from regmix.tables import loss_columns, read_csv, read_domains, write_csv
 from regmix.target import Target
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, tokens="token shards (prepare)", mixtures="swarm table (sample)",
+    args, params = arguments(__doc__, tokens="token shards (prepare)", domains="domains table (prepare)",
+                             mixtures="swarm table (sample)",
                              store="folder of finished proxies (kept across runs)", table="proxies table (CSV) to write",
                              replicates="replicates table (CSV) to write", metrics="metrics (JSON) to write")
     check_params(params, read_meta(args.tokens).domains)
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
+    active = from_dict(ActiveConfig, params["active"], "active.")
+    # rounds draw their candidates from the swarm's own generator: its prior, caps and grid
+    gen = swarm_generator(from_dict(SampleConfig, params["sample"], "sample."),
+                          from_dict(LargeConfig, params["large"], "large."), read_domains(args.domains))
     mixtures = read_csv(args.mixtures)
     if not 0 <= cfg.replicates <= len(mixtures):
         raise UserError(f"proxy.replicates: {cfg.replicates} must be between 0 and the {len(mixtures)} swarm mixtures")
     placement = placement_from_env()
-    max_epochs = params["sample"]["max_epochs"]
-    table, stats = run_swarm(mixtures, cfg, args.tokens, args.store, params["seed"], placement, max_epochs)
+    rounds = []
+
+    def train(batch: pd.DataFrame) -> pd.DataFrame:
+        table, stats = run_swarm(batch, cfg, args.tokens, args.store, params["seed"], placement, gen.max_epochs)
+        rounds.append(stats)
+        return table
+
+    target = Target.parse(params["target"])
+    table = run_rounds(train(mixtures), gen, active, target, params["seed"], train)
+    stats = combine_stats(rounds)
     again, _ = run_swarm(mixtures.iloc[:cfg.replicates], cfg, args.tokens, args.store,
-                         params["seed"] + REPLICATE_SEED_OFFSET, placement, max_epochs)
+                         params["seed"] + REPLICATE_SEED_OFFSET, placement, gen.max_epochs)
     write_csv(args.table, table)
     write_csv(args.replicates, again)
     losses = table[loss_columns(table)]
@@ -42,7 +60,7 @@ def main() -> None:
     # a swarm whose spread is near the seed noise cannot separate mixtures.
     stats["loss_std"] = {c: round(float(losses[c].std()), 4) for c in losses.columns}
     stats["loss_mean"] = {c: round(float(losses[c].mean()), 4) for c in losses.columns}
-    stats["seed_noise"] = seed_noise(table, again, Target.parse(params["target"]))
+    stats["seed_noise"] = seed_noise(table, again, target)
     write_json(args.metrics, stats)
 
 

@@ -14,11 +14,12 @@ from regmix.errors import UserError
 from conftest import REPO
 
 CONF = REPO / "conf"
-GROUPS = ["data", "sample", "proxy", "regression", "search", "large", "evaluate"]
+GROUPS = ["data", "sample", "proxy", "active", "regression", "search", "large", "evaluate"]
 SECTION_CLASSES = {
     "data": C.DataConfig,
     "sample": C.SampleConfig,
     "proxy": C.ProxyConfig,
+    "active": C.ActiveConfig,
     "regression": C.RegressionConfig,
     "search": C.SearchConfig,
     "large": C.LargeConfig,

@@ -19,7 +19,7 @@ from conftest import REPO
 from regmix.compose import composed
 from regmix.config import ProxyConfig, from_dict
 from regmix.swarm import plan, resolve_config
-from tiny_data import SENTENCES, build_tokens
+from tiny_data import SENTENCES, build_tokens, write_domains
 
 PROXIES = 40  # x 1000 steps on 2 workers: over a minute of work here; SIGINT comes after the first
 STEPS = 1000
@@ -34,6 +34,7 @@ def stage(tmp_path):
     mixtures = pd.DataFrame(weights, columns=list(SENTENCES))
     mixtures.insert(0, "id", range(PROXIES))
     mixtures.to_csv(tmp_path / "mixtures.csv", index=False)
+    write_domains(tmp_path / "domains.json", tokens)
     params = composed(["experiment=tiny"], conf_dir=REPO / "conf")
     params["proxy"]["optim"]["steps"] = STEPS
     params["proxy"]["replicates"] = 0
@@ -43,7 +44,7 @@ def stage(tmp_path):
 
     def start(mixtures_csv: str = "mixtures.csv") -> subprocess.Popen:
         """The stage in a process group of its own (a terminal's Ctrl-C reaches the whole group)."""
-        paths = [tokens, tmp_path / mixtures_csv, tmp_path / "store", tmp_path / "proxies.csv",
+        paths = [tokens, tmp_path / "domains.json", tmp_path / mixtures_csv, tmp_path / "store", tmp_path / "proxies.csv",
                  tmp_path / "replicates.csv", tmp_path / "metrics.json"]
         return subprocess.Popen([sys.executable, "-m", "stages.proxies", *map(str, paths),
                                  "--params", str(tmp_path / "params.yaml")],

@@ -23,7 +23,7 @@ from regmix.progress import remembered_rate
 from regmix.swarm import (Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
                           train_proxy)
 from regmix.tables import LOSS_PREFIX, read_csv
-from tiny_data import SENTENCES, build_tokens
+from tiny_data import SENTENCES, build_tokens, write_domains
 
 DOMAINS = list(SENTENCES)
 CFG = ProxyConfig(model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
@@ -171,11 +171,14 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "results").mkdir()
     swarm(3).to_csv(tmp_path / "results" / "mixtures.csv", index=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())  # a whole params file: stages check it all
-    params.update(proxy={**dataclasses.asdict(CFG), "replicates": 2}, seed=0, target="mean")
+    params.update(proxy={**dataclasses.asdict(CFG), "replicates": 2}, seed=0, target="mean",
+                  sample={**params["sample"], "max_epochs": None})  # the demo's large run outgrows these tokens
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
-    monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/mixtures.csv", "data/proxies",
+    write_domains(tmp_path / "results" / "domains.json", tokens)
+    monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/domains.json", "results/mixtures.csv",
+                                      "data/proxies",
                                       "results/proxies.csv", "results/replicates.csv", "metrics/proxies.json"])
     from stages.proxies import main
 

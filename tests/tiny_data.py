@@ -50,12 +50,18 @@ def build_tokens(root: Path, n_train: int = 60, n_valid: int = 12) -> Path:
     return root
 
 
+def write_domains(path: Path, tokens: Path) -> Path:
+    """results/domains.json of the shards in `tokens`, as prepare writes it."""
+    domains = {d: {"documents": 60, "train_tokens": int(shard_path(tokens, "train", d).stat().st_size // 2),
+                   "valid_tokens": 0, "source": "test"} for d in SENTENCES}
+    path.write_text(json.dumps(domains))
+    return path
+
+
 def build_results(root: Path, tokens: Path) -> Path:
     """results/domains.json, mixtures.csv (a 5-row swarm) and mixture.yaml like earlier stages."""
     root.mkdir(parents=True, exist_ok=True)
-    domains = {d: {"documents": 60, "train_tokens": int(shard_path(tokens, "train", d).stat().st_size // 2),
-                   "valid_tokens": 0, "source": "test"} for d in SENTENCES}
-    (root / "domains.json").write_text(json.dumps(domains))
+    write_domains(root / "domains.json", tokens)
     weights = np.random.default_rng(0).dirichlet(np.ones(len(SENTENCES)), size=5)
     swarm = pd.DataFrame(weights, columns=list(SENTENCES))
     swarm.insert(0, "id", range(len(swarm)))
