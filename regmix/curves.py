@@ -6,12 +6,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
-from tqdm import tqdm
 
 from regmix.progress import amount
+
+if TYPE_CHECKING:  # the bar comes from regmix.progress.progress
+    from tqdm import tqdm
 
 
 class Curves:
