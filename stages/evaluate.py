@@ -17,8 +17,8 @@ from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
 from regmix.files import run_stage, write_json
-from regmix.progress import say
 from regmix.large import HF_DIR
+from regmix.progress import say
 from regmix.regression import load_regressor, predict_mixtures
 from regmix.report import write_comparison, write_report
 from regmix.tables import read_csv
