@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from regmix.compose import composed
 from regmix.config import ModelConfig, ProxyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.model import LLaMA
+from regmix.progress import progress
 from regmix.training import make_optimizer, tokens_per_step, train_steps
 
 TOKENS = Path("data/tokens")
@@ -157,7 +157,7 @@ def main() -> None:
     # Rounds interleave every candidate (and the matmul peak), and each keeps its best round,
     # so a burst of other work on the machine cannot favour one side of the comparison.
     peak = {"fp32": 0.0, "bf16": 0.0}
-    for _ in tqdm(range(args.rounds), desc="bench rounds"):
+    for _ in progress(range(args.rounds), desc="bench rounds"):
         for precision in peak:
             peak[precision] = max(peak[precision], matmul_peak(precision))
         for candidate in candidates.values():

@@ -22,7 +22,7 @@ import pandas as pd
 from regmix.errors import UserError
 from regmix.files import read_json, write_json
 from regmix.mixtures import baseline_mixtures, validate_mixture
-from regmix.tables import weight_columns
+from regmix.tables import weight_columns, write_csv
 
 CHOSEN = "regmix"
 BEST_PROXY = "best_proxy"
@@ -79,13 +79,17 @@ def seeds_of(names: Sequence[str], seeds: int, replicate: Mapping[str, int], bas
     return {name: [base + k for k in range(n)] for name, n in counts.items()}
 
 
+WEIGHTS_FILE = "weights.csv"  # every compared mixture's weights side by side (a `dvc plots` chart)
+
+
 def write_all(folder: str | Path, mixtures: Mapping[str, Mapping[str, float]],
               seeds: Mapping[str, Sequence[int]]) -> None:
-    """`folder/<name>.json` per mixture (weights and seeds); files of names no longer compared
-    are removed."""
+    """`folder/<name>.json` per mixture (weights and seeds), and `weights.csv` (`domain`, one
+    column per mixture); files of names no longer compared are removed."""
     folder = Path(folder)
     for name, weights in mixtures.items():
         write_json(folder / f"{name}.json", {"name": name, "seeds": list(seeds[name]), "mixture": dict(weights)})
+    write_csv(folder / WEIGHTS_FILE, pd.DataFrame(mixtures).rename_axis("domain").reset_index())
     for stale in folder.glob("*.json"):
         if stale.stem not in mixtures:
             stale.unlink()
@@ -121,6 +125,17 @@ def remove_other_runs(folder: str | Path, seeds: Sequence[int]) -> None:
     for path in Path(folder).glob("seed_*"):
         if path not in keep:
             shutil.rmtree(path)
+
+
+def remove_other_mixtures(folder: str | Path, names: Sequence[str]) -> list[str]:
+    """Delete the folders of mixtures no longer compared (left by `train` items that a changed
+    `large.mixtures` dropped, which DVC no longer knows), so no stale run sits beside current
+    ones; returns their names."""
+    stale = sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and p.name not in names) \
+        if Path(folder).is_dir() else []
+    for name in stale:
+        shutil.rmtree(Path(folder) / name)
+    return stale
 
 
 def read_all(folder: str | Path, names: Sequence[str]) -> dict[str, Compared]:

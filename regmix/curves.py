@@ -1,17 +1,23 @@
 """The large run's curves: DVCLive on rank 0 (train loss, lr, throughput, validation loss per
-domain), and the training loop's per-step callback that feeds them and the progress bar."""
+domain), the training loop's per-step callback that feeds them and the progress bar, and the
+compared mixtures' validation curves side by side."""
 
 from __future__ import annotations
 
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pandas as pd
-from tqdm import tqdm
 
 from regmix.progress import amount
+
+if TYPE_CHECKING:  # the bar comes from regmix.progress.progress
+    from tqdm import tqdm
+
+METRICS_DIR = Path("plots", "metrics")  # DVCLive's curves (one TSV a metric) inside a run's folder
+VALID = "val"  # the validation curves: val/<domain>.tsv and val/mean.tsv
 
 
 class Curves:
@@ -27,7 +33,7 @@ class Curves:
         if start == 0:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:
-            for tsv in (log_dir / "plots" / "metrics").rglob("*.tsv"):
+            for tsv in (log_dir / METRICS_DIR).rglob("*.tsv"):
                 rows = pd.read_csv(tsv, sep="\t")
                 rows[rows["step"] <= start].to_csv(tsv, sep="\t", index=False)
         self.live = Live(str(log_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None,
@@ -67,3 +73,18 @@ class StepLogger:
             self.bar.set_postfix_str(f"loss={loss:.3f}, {amount(throughput)} tokens/s", refresh=False)
             self.last = now
         self.bar.update(1)
+
+
+def valid_curves(runs: Mapping[str, Sequence[Path]]) -> dict[str, pd.DataFrame]:
+    """Every compared mixture's validation curves on one table per series (each domain, `mean`):
+    `step` and one column per mixture, the mean over its seeds. `runs`: mixture -> the curve
+    folders of its seeds."""
+    by_series: dict[str, dict[str, list[pd.Series]]] = {}
+    for name, folders in runs.items():
+        for folder in folders:
+            for tsv in sorted((Path(folder) / METRICS_DIR / VALID).glob("*.tsv")):
+                curve = pd.read_csv(tsv, sep="\t").set_index("step")[tsv.stem]
+                by_series.setdefault(tsv.stem, {}).setdefault(name, []).append(curve)
+    return {series: pd.DataFrame({name: pd.concat(seeds, axis=1).mean(axis=1) for name, seeds in by_name.items()})
+            .sort_index().rename_axis("step").reset_index()
+            for series, by_name in sorted(by_series.items())}

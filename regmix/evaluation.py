@@ -21,13 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
-from tqdm import tqdm
 
 from regmix.config import EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta
 from regmix.errors import UserError
 from regmix.export import load_hf
 from regmix.large import HF_DIR
+from regmix.progress import progress
 from regmix.target import Target
 from regmix.training import eval_windows, evaluate_loss
 
@@ -233,7 +233,7 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     meta = read_meta(tokens_dir)
     windows, tasks, losses, scores = None, None, {}, {}
-    for name, run_dir in tqdm(run_dirs.items(), desc="evaluate"):
+    for name, run_dir in progress(run_dirs.items(), total=len(run_dirs), desc="evaluate", unit="run"):
         model = load_hf(Path(run_dir) / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
         if windows is None:  # the compared models share one shape, hence one context
             windows = eval_windows(tokens_dir, meta.domains, model.cfg.context, cfg.windows_per_domain)

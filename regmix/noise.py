@@ -39,3 +39,14 @@ def seed_noise(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target) 
     out["target_std"] = std(pd.Series(target.values(losses, "proxies")), pd.Series(target.values(again, "replicates")))
     out["domain_std"] = {d: std(losses[d], again[d]) for d in losses.columns}
     return out
+
+
+def domain_spread(proxies: pd.DataFrame, noise: dict[str, Any]) -> pd.DataFrame:
+    """Per domain: its loss's mean and std over the swarm beside its seed std (`noise` from
+    `seed_noise`). How much the mixture moves a domain's loss against how much the seed alone
+    moves it: a domain whose swarm spread is near its seed noise cannot separate mixtures."""
+    losses = proxies[loss_columns(proxies)].rename(columns=lambda c: c[len(LOSS_PREFIX):])
+    seed_std = noise.get("domain_std", {})
+    return pd.DataFrame({"domain": losses.columns, "loss_mean": losses.mean().to_numpy(),
+                         "loss_std": losses.std().to_numpy(),
+                         "seed_std": [seed_std.get(d, float("nan")) for d in losses.columns]})

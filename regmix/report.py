@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +25,7 @@ from regmix.compare import CHOSEN
 from regmix.comparison import SUMMARY, TASKS
 from regmix.files import write_text
 from regmix.plots import plt, save
+from regmix.tables import write_csv
 
 TASK_TEXT = {
     "last_word": "`last_word`: greedy decoding must reproduce the last word of a passage (LAMBADA-style)",
@@ -242,3 +244,22 @@ def write_report(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str,
         plot(results, target, plots_dir / name)
     links = [os.path.relpath(plots_dir / name, Path(report_path).parent) for name in plots]
     write_text(report_path, render(results, mixtures, target, links))
+
+
+CURVES_DIR = "curves"  # inside the comparison folder: one table per validation series
+
+
+def write_comparison(folder: str | Path, results: Mapping[str, Any],
+                     curves: Mapping[str, pd.DataFrame]) -> None:
+    """The data of the comparison charts `dvc plots show` draws (dvc.yaml's top-level plots):
+    `curves/<series>.csv` (`regmix.curves.valid_curves`: every mixture's validation curve of a
+    domain or the mean, one column each) and `predicted_vs_measured.csv` (each mixture's
+    predicted and measured target loss, with its 95% interval)."""
+    folder = Path(folder)
+    shutil.rmtree(folder / CURVES_DIR, ignore_errors=True)  # no series of another corpus's domains
+    for series, table in curves.items():
+        write_csv(folder / CURVES_DIR / f"{series}.csv", table)
+    rows = [{"mixture": n, "predicted": e["predicted"], "measured": e["target_loss"],
+             "measured_low": e["target_loss_ci95"][0], "measured_high": e["target_loss_ci95"][1],
+             "predicted_by": e["predicted_by"]} for n, e in mixtures_of(results).items()]
+    write_csv(folder / "predicted_vs_measured.csv", pd.DataFrame(rows))

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from regmix.config import LargeConfig, SampleConfig, train_tokens
 from regmix.errors import UserError
 from regmix.mixtures import PILE_TOKEN_SHARE, validate_mixture
 from regmix.tables import token_prior
+from regmix.progress import progress
 
 METHODS = ("regmix", "uniform", "space_filling")
 DRAW_BATCH = 100_000  # Dirichlet draws per vectorised batch (~14 MB of float64 at 17 domains)
@@ -218,7 +218,7 @@ def sample_mixtures(gen: MixtureGenerator, cfg: SampleConfig, seed: int) -> np.n
     count, drawn, accepted = 0, 0, 0
     budget = _budget(n)
     rejected = np.zeros(len(gen.domains), dtype=np.int64)
-    with tqdm(total=n, desc="sample", unit="mixture", leave=False) as bar:
+    with progress(total=n, desc="sample", unit="mixture", leave=False) as bar:
         while count < n and drawn < budget:
             K, rej = gen.draw(rng, DRAW_BATCH)
             drawn, accepted, rejected = drawn + DRAW_BATCH, accepted + len(K), rejected + rej
@@ -269,7 +269,7 @@ def _maximin(pool: np.ndarray, n: int, min_distance: float, rng: np.random.Gener
     pool32 = pool.astype(np.float32)  # halves the memory traffic of the n x pool distance sweeps
     picked = [int(rng.integers(len(pool)))]
     nearest = np.abs(pool32 - pool32[picked[0]]).sum(axis=1)
-    for _ in tqdm(range(n - 1), desc="space filling", unit="mixture", leave=False):
+    for _ in progress(range(n - 1), desc="space filling", unit="mixture", leave=False):
         j = int(nearest.argmax())
         if nearest[j] < min_distance:
             raise UserError(

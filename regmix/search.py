@@ -45,12 +45,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from regmix.config import SearchConfig
 from regmix.errors import UserError
 from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
+from regmix.progress import progress
 from regmix.regression import FittedRegressor, Predictor, predict_mixtures
 
 RULES = ("top_k", "lower_confidence", "trust_region", "band")
@@ -216,7 +216,7 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     preds: list[np.ndarray] = []
     with ThreadPoolExecutor(threads) as pool:
         done = pool.map(run_chunk, range(n_chunks))
-        for chunk, pred in tqdm(done, total=n_chunks, desc="search", unit="chunk", leave=False):
+        for chunk, pred in progress(done, total=n_chunks, desc="search", unit="chunk", leave=False):
             if pred is not None:
                 preds.append(pred)
             if tops is None:

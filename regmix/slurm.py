@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
-from tqdm import tqdm
 
 from regmix.errors import UserError
+from regmix.progress import say
 
 if TYPE_CHECKING:
     from submitit import Job
@@ -89,7 +89,7 @@ def run_array(fn: Callable[[list], Any], items: Sequence[Item], placement: Place
         return
     chunks = chunks_of(items, placement.slurm_chunk)
     jobs = submit(fn, chunks, placement, name)
-    tqdm.write(f"{name}: {len(items)} submitted as {len(jobs)} array task(s) ({placement.slurm_cluster}, "
+    say(f"{name}: {len(items)} submitted as {len(jobs)} array task(s) ({placement.slurm_cluster}, "
                f"first job {jobs[0].job_id}); logs in {jobs[0].paths.folder}")
     try:
         failed = yield from wait(jobs, chunks, done)
@@ -128,7 +128,7 @@ def wait(jobs: list[Job], chunks: list[list[Item]], done: Callable[[Item], bool]
             running.discard(t)
             if any(t == w for w, _ in waiting):
                 failed.append(describe(jobs[t]))
-                tqdm.write(f"failed: {failed[-1]}")
+                say(f"failed: {failed[-1]}")
         if not running:
             grace -= 1
         if waiting and grace:
@@ -149,4 +149,4 @@ def cancel(jobs: list[Job]) -> None:
     for job in unfinished:
         job.cancel(check=False)
     if unfinished:
-        tqdm.write(f"cancelled {len(unfinished)} unfinished array task(s)")
+        say(f"cancelled {len(unfinished)} unfinished array task(s)")

@@ -1,5 +1,6 @@
 """evaluate: score every trained large model (each seed), then each compared mixture's mean and
-interval, the verdict on `regmix`, the report and its plots.
+interval, the verdict on `regmix`, the report and its plots, and the data of the comparison
+charts (every mixture's validation curves side by side, predicted vs measured).
 
 Per run: target loss, validation loss per domain, downstream accuracy (and lm-eval when
 configured). Per mixture: the mean over its seeds with a 95% interval from the pooled seed
@@ -8,16 +9,18 @@ noise, and a test against `regmix` (regmix.verdict).
 
 from __future__ import annotations
 
-from regmix.compare import read_all, run_dir
+from regmix.compare import read_all, remove_other_mixtures, run_dir
 from regmix.comparison import out_of_fold, summarise
 from regmix.config import EvaluateConfig, from_dict
+from regmix.curves import valid_curves
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
 from regmix.files import run_stage, write_json
 from regmix.large import HF_DIR
+from regmix.progress import say
 from regmix.regression import load_regressor, predict_mixtures
-from regmix.report import write_report
+from regmix.report import write_comparison, write_report
 from regmix.tables import read_csv
 from regmix.target import Target
 from stages import arguments
@@ -27,10 +30,14 @@ def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", models="folder of trained models (train)",
                              compare="folder of compared-mixture files (search)", regressor="fitted regressor (fit)",
                              swarm="swarm table (sample)", fit_predictions="fit's predictions table (fit)",
+                             curves="folder of training curves (train); folders of mixtures no longer compared go",
                              metrics="metrics (JSON) to write", report="report (markdown) to write",
-                             plots="plots folder to write")
+                             plots="plots folder to write", comparison="folder of the comparison charts' data to write")
     cfg = from_dict(EvaluateConfig, params["evaluate"], "evaluate.")
     compared = read_all(args.compare, params["large"]["mixtures"])
+    stale = remove_other_mixtures(args.curves, list(compared))
+    if stale:
+        say(f"removed the curves of mixtures no longer compared from {args.curves}: {', '.join(stale)}")
     runs = {(c.name, s): run_dir(args.models / c.name, s) for c in compared.values() for s in c.seeds}
     missing = [f"{n} (seed {s})" for (n, s), d in runs.items() if not (d / HF_DIR).exists()]
     if missing:
@@ -48,6 +55,8 @@ def main() -> None:
     results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
     write_json(args.metrics, results)
     write_report(results, mixtures, target.name, args.report, args.plots)
+    curves = valid_curves({c.name: [run_dir(args.curves / c.name, s) for s in c.seeds] for c in compared.values()})
+    write_comparison(args.comparison, results, curves)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ rounds of proxies placed where they decide (regmix.active), and a few swarm mixt
 another seed (the seed noise).
 
 Each proxy is stored in the proxies folder as it finishes (kept across runs: a rerun trains only
-what is missing); then the proxies table, the replicates table and the run's metrics. Where the
+what is missing); then the proxies table, the replicates table, each domain's loss spread beside
+its seed noise, and the run's metrics. Where the
 proxies run is set by the environment (REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS,
 REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/swarm.py), never by params.
 """
@@ -18,10 +19,10 @@ from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, SampleConfig, 
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import run_stage, write_json
-from regmix.noise import REPLICATE_SEED_OFFSET, seed_noise
+from regmix.noise import REPLICATE_SEED_OFFSET, domain_spread, seed_noise
 from regmix.sampling import swarm_generator
 from regmix.swarm import placement_from_env, run_swarm
-from regmix.tables import loss_columns, read_csv, read_domains, write_csv
+from regmix.tables import read_csv, read_domains, write_csv
 from regmix.target import Target
 from stages import arguments
 
@@ -30,7 +31,9 @@ def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", domains="domains table (prepare)",
                              mixtures="swarm table (sample)",
                              store="folder of finished proxies (kept across runs)", table="proxies table (CSV) to write",
-                             replicates="replicates table (CSV) to write", metrics="metrics (JSON) to write")
+                             replicates="replicates table (CSV) to write",
+                             spread="per-domain loss spread and seed noise (CSV) to write",
+                             metrics="metrics (JSON) to write")
     check_params(params, read_meta(args.tokens).domains)
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
     active = from_dict(ActiveConfig, params["active"], "active.")
@@ -55,12 +58,10 @@ def main() -> None:
                          params["seed"] + REPLICATE_SEED_OFFSET, placement, gen.max_epochs)
     write_csv(args.table, table)
     write_csv(args.replicates, again)
-    losses = table[loss_columns(table)]
-    # How much the mixture moves each domain's loss, beside how much the seed alone moves it:
-    # a swarm whose spread is near the seed noise cannot separate mixtures.
-    stats["loss_std"] = {c: round(float(losses[c].std()), 4) for c in losses.columns}
-    stats["loss_mean"] = {c: round(float(losses[c].mean()), 4) for c in losses.columns}
-    stats["seed_noise"] = seed_noise(table, again, target)
+    noise = seed_noise(table, again, target)
+    write_csv(args.spread, domain_spread(table, noise))
+    # Metrics hold the figures compared across experiments; per-domain detail is in the table.
+    stats["seed_noise"] = {k: v for k, v in noise.items() if k != "domain_std"}
     write_json(args.metrics, stats)
 
 

@@ -1,4 +1,4 @@
-"""Shared test set-up: tests never reach a model or dataset hub."""
+"""Shared test set-up: tests never reach a model or dataset hub, nor write to the user's cache."""
 
 import os
 from pathlib import Path
@@ -10,6 +10,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]  # the repository root, for every test module
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """REGMIX_CACHE (rates, compiled regressors, demo downloads) in a temporary folder, never
+    ~/.cache/regmix; tests that need their own cache set it themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REGMIX_CACHE", str(tmp_path_factory.mktemp("regmix_cache")))
+        yield
 
 
 @pytest.fixture

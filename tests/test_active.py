@@ -148,12 +148,14 @@ def test_stage_with_rounds(tokens, tmp_path, monkeypatch):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params.update(proxy={**dataclasses.asdict(CFG), "replicates": 1}, seed=0, target="mean",
                   active=dataclasses.asdict(dataclasses.replace(FAST, rounds=2, batch_size=2, candidates=500)))
+    params["large"]["optim"].update(steps=10, batch_size=4)  # a 1,280-token large run: caps these tokens allow
+    params["large"]["model"]["context"] = 32
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
     monkeypatch.setattr(sys, "argv", ["proxies", str(tokens), "results/domains.json", "results/mixtures.csv",
                                       "data/proxies", "results/proxies.csv", "results/replicates.csv",
-                                      "metrics/proxies.json"])
+                                      "results/spread.csv", "metrics/proxies.json"])
     from stages.proxies import main
 
     main()

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regmix.compare import random_row, read_one, remove_other_runs, resolve, run_dir, seeds_of, write_all
+from regmix.compare import (random_row, read_one, remove_other_mixtures, remove_other_runs, resolve, run_dir, seeds_of,
+                            write_all)
 from regmix.errors import UserError
 
 PRIOR = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
@@ -62,7 +63,9 @@ def test_files_round_trip_and_stale_ones_go(tmp_path):
     names = ["regmix", "uniform", "random_1"]
     write_all(tmp_path, get(*names), seeds_of(names, 1, {}, 0))
     write_all(tmp_path, get(*names[:2]), seeds_of(names[:2], 1, {"regmix": 2}, 0))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["regmix.json", "uniform.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["regmix.json", "uniform.json", "weights.csv"]
+    weights = pd.read_csv(tmp_path / "weights.csv").set_index("domain")
+    assert weights.columns.tolist() == names[:2] and weights["regmix"].to_dict() == pytest.approx(CHOSEN)
     stored = read_one(tmp_path / "regmix.json")
     assert (stored.name, stored.mixture, stored.seeds) == ("regmix", CHOSEN, [0, 1])
     (tmp_path / "bad.json").write_text(json.dumps({"mixture": {"a": 1.0}}))
@@ -78,3 +81,11 @@ def test_runs_of_seeds_no_longer_asked_for_are_removed(tmp_path):
         run_dir(tmp_path, seed).mkdir()
     remove_other_runs(tmp_path, [0, 1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed_0", "seed_1"]
+
+
+def test_folders_of_mixtures_no_longer_compared_are_removed(tmp_path):
+    for name in ("regmix", "uniform", "random_4"):
+        run_dir(tmp_path / name, 0).mkdir(parents=True)
+    assert remove_other_mixtures(tmp_path, ["regmix", "uniform", "prior"]) == ["random_4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["regmix", "uniform"]
+    assert remove_other_mixtures(tmp_path / "missing", ["regmix"]) == []

@@ -45,7 +45,7 @@ def stage(tmp_path):
     def start(mixtures_csv: str = "mixtures.csv") -> subprocess.Popen:
         """The stage in a process group of its own (a terminal's Ctrl-C reaches the whole group)."""
         paths = [tokens, tmp_path / "domains.json", tmp_path / mixtures_csv, tmp_path / "store", tmp_path / "proxies.csv",
-                 tmp_path / "replicates.csv", tmp_path / "metrics.json"]
+                 tmp_path / "replicates.csv", tmp_path / "spread.csv", tmp_path / "metrics.json"]
         return subprocess.Popen([sys.executable, "-m", "stages.proxies", *map(str, paths),
                                  "--params", str(tmp_path / "params.yaml")],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,8 +1,9 @@
 """The whole DAG end to end on the tiny preset, in a temporary copy of the repository.
 
 One `dvc repro` feeds several checks: the outputs exist and agree, a second repro is a
-no-op, a regression override reruns only what depends on it, and the DVC-cached artefacts
-survive a push to and pull from a local remote.
+no-op, a regression override reruns only what depends on it, the DVC-cached artefacts
+survive a push to and pull from a local remote, a mixture no longer compared leaves no stale
+output, and the README's `dvc exp show` of the experiments is readable in 200 columns.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,10 +27,10 @@ from conftest import REPO
 
 
 
-def run(cmd: list[str], cwd: Path) -> str:
+def run(cmd: list[str], cwd: Path, **env: str) -> str:
     # The project's own cache (compiled regressors) stays inside the temporary project.
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               REGMIX_CACHE=str(cwd / ".cache"))
+               REGMIX_CACHE=str(cwd / ".cache"), **env)
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
@@ -61,8 +64,7 @@ def new_project(root: Path) -> Path:
         shutil.copy2(REPO / rel, root / rel)
     compose(root / "params.yaml", ["experiment=tiny"], root / "conf")
     run(["git", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
+    commit(root, "tiny")
     return root
 
 
@@ -70,7 +72,13 @@ def new_project(root: Path) -> Path:
 def project(tmp_path_factory) -> Path:
     root = new_project(tmp_path_factory.mktemp("project"))
     dvc("repro", cwd=root)
+    commit(root, "tiny run")  # as the demo's results are committed: experiments compare against it
     return root
+
+
+def commit(root: Path, message: str) -> None:
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], root)
 
 
 def test_repro_writes_every_output(project):
@@ -138,3 +146,40 @@ def test_regression_override_reruns_only_downstream(project):
     assert not ran & {"train@uniform", "train@prior", "train@random_1"}, out
     moved = (project / "results/compare/regmix.json").read_text() != chosen
     assert ("train@regmix" in ran) == moved, out
+
+
+def test_a_mixture_no_longer_compared_leaves_no_stale_output(project):
+    """Dropping random_1 from the compared mixtures removes its compared-mixture file and its
+    curves, and the comparison charts' data no longer name it."""
+    assert (project / "results/train/random_1").is_dir()
+    out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior]",
+              cwd=project)
+    assert "evaluate" in stages_run(out), out
+    kept = ["regmix", "best_proxy", "uniform", "prior"]
+    assert sorted(p.name for p in (project / "results/train").iterdir()) == sorted(kept)
+    assert not (project / "results/compare/random_1.json").exists()
+    for table in (project / "results/comparison/curves").glob("*.csv"):
+        assert pd.read_csv(table).columns.tolist() == ["step", *kept], table
+    measured = pd.read_csv(project / "results/comparison/predicted_vs_measured.csv")
+    assert sorted(measured["mixture"]) == sorted(kept)
+    assert pd.read_csv(project / "results/compare/weights.csv").columns.tolist() == ["domain", *kept]
+    assert "changed" not in dvc("status", cwd=project)
+
+
+def readme_command(prefix: str) -> list[str]:
+    """The README's recommended command line starting with `prefix`, as arguments."""
+    line = re.search(rf"^{re.escape(prefix)} .*$", (REPO / "README.md").read_text(), re.M)
+    assert line, f"the README recommends no `{prefix}` command"
+    return shlex.split(line.group(0), comments=True)
+
+
+def test_readme_exp_show_fits_200_columns(project):
+    """The README's `dvc exp show` over the committed run and its experiments: every line within
+    200 columns and no cell squeezed to `…`, with the headline figures among the columns."""
+    assert len(json.loads(dvc("exp", "show", "--json", cwd=project))[-1]["experiments"] or []) >= 1
+    out = run([sys.executable, "-m", *readme_command("dvc exp show"), "--no-pager"], project, COLUMNS="200")
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 200, out
+    assert "…" not in out, out
+    header = lines[1].split()
+    assert {"Experiment", "cv.spearman", "cv.rmse", "regmix.target_loss"} <= set(header), out

@@ -123,3 +123,12 @@ def test_rates_are_remembered_per_key(tmp_path, monkeypatch):
     assert remembered_rate("a") == 1234.6 and remembered_rate("b") == 10.0
     (tmp_path / "rates.json").write_text("not json")
     assert remembered_rate("a") is None  # a broken cache costs a warm-up, never the run
+
+
+def test_tests_never_write_to_the_users_cache():
+    """conftest points REGMIX_CACHE at a temporary folder for the whole session."""
+    from pathlib import Path
+
+    from regmix import runtime
+
+    assert not runtime.cache_root().is_relative_to(Path.home() / ".cache")

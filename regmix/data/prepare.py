@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from regmix import runtime
 from regmix.config import DataConfig
@@ -32,6 +31,7 @@ from regmix.data.shards import SPLITS, TOKENIZER_FILE, TokenMeta, dtype_for, sha
 from regmix.data.sources import (BadRecords, HFSource, JsonlSource, MegatronSource, NumpySource, PileSource,
                                  Record, TokenRecord, TokenSource, slug)
 from regmix.errors import UserError
+from regmix.progress import progress
 
 CHUNK_CHARS = 1 << 20  # text per task sent to a tokeniser process
 CHUNK_DOCS = 1024
@@ -76,7 +76,7 @@ def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Re
     keep = lambda d: (not include or d in include) and d not in exclude  # noqa: E731
     docs: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
-    for record in tqdm(source.records(bad, keep), desc=desc, unit=" docs", mininterval=1.0):
+    for record in progress(source.records(bad, keep), desc=desc, unit=" docs", mininterval=1.0):
         seen.add(record.domain)
         if len(record[2]) == 0:  # an empty text, or a document of no tokens
             continue

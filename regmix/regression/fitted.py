@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 from sklearn.model_selection import KFold
-from tqdm.auto import tqdm
 
 from regmix.config import RegressionConfig
 from regmix.errors import UserError
+from regmix.progress import progress
 from regmix.regression.lightgbm import LightGBM
 from regmix.regression.models import Model, make_model
 from regmix.regression.proxies import ProxyTable
@@ -85,7 +85,7 @@ def fit_regressor(W: np.ndarray, y: np.ndarray, domains: list[str], target: Targ
     base = make_model(cfg.model, cfg.params).fit(W, y, seed)
     rng = np.random.default_rng(seed)
     members = []
-    for i in tqdm(range(cfg.n_bootstrap), desc="bootstrap", disable=cfg.n_bootstrap == 0):
+    for i in progress(range(cfg.n_bootstrap), desc="bootstrap", disable=cfg.n_bootstrap == 0):
         rows = rng.integers(0, len(y), len(y))
         members.append(make_model(cfg.model, cfg.params).fit(W[rows], y[rows], seed + 1 + i))
     return FittedRegressor(list(domains), target.name, cfg.model, base, members)
@@ -99,7 +99,7 @@ def cross_validate(W: np.ndarray, y: np.ndarray, cfg: RegressionConfig, seed: in
         raise UserError(f"{len(y)} proxies are fewer than regression.cv_folds={cfg.cv_folds}")
     predicted = np.empty_like(y, dtype=float)
     folds = KFold(cfg.cv_folds, shuffle=True, random_state=seed).split(W)
-    for k, (train, held) in enumerate(tqdm(list(folds), desc="cv folds")):
+    for k, (train, held) in enumerate(progress(list(folds), desc="cv folds")):
         predicted[held] = make_model(cfg.model, cfg.params).fit(W[train], y[train], seed + k).predict(W[held])
     return predicted
 
