@@ -106,6 +106,8 @@ def combine_stats(rounds: list[dict]) -> dict:
         out["seconds"] = round(sum(s["seconds"] for s in rounds), 2)
         out["tokens_per_s"] = (round(out["trained"] * out["tokens_per_proxy"] / out["seconds"], 1)
                                if out["trained"] else None)
+        out["proxy_seconds"] = round(sum(s["proxy_seconds"] * s["proxies"] for s in rounds) / out["proxies"], 2)
+        out["proxy_tokens_per_s"] = round(out["tokens_per_proxy"] / out["proxy_seconds"], 1)
         out["rounds"] = [{"round": r, "proxies": s["proxies"], "trained": s["trained"], "seconds": s["seconds"]}
                          for r, s in enumerate(rounds)]
     return out

@@ -40,7 +40,7 @@ class MixtureGenerator:
     strengths: np.ndarray  # concentration multipliers; each draw picks one uniformly
     caps: np.ndarray  # (d,) max units per domain: max_epochs x train tokens / large-run tokens, on the grid
     units: int  # grid steps in the unit interval
-    tokens: np.ndarray  # (d,) each domain's train tokens
+    tokens: np.ndarray | None  # (d,) each domain's train tokens (None: not known, a bare token share)
     large_tokens: int | None  # the large run's tokens, which the caps are epochs of
     max_epochs: float | None  # what the caps were made of (None: no caps)
 
@@ -59,15 +59,20 @@ class MixtureGenerator:
     def weights(self, K: np.ndarray) -> np.ndarray:
         return K / self.units
 
-    def epochs(self, w: np.ndarray) -> np.ndarray:
-        """Epochs of each domain's train tokens that mixture `w` takes in the large run."""
-        return np.asarray(w) * (self.large_tokens or 0) / np.maximum(self.tokens, 1)
+    def epochs(self, w: np.ndarray) -> np.ndarray | None:
+        """Epochs of each domain's train tokens that mixture `w` takes in the large run
+        (None without the domains' train tokens or the large run's)."""
+        if self.tokens is None or not self.large_tokens:
+            return None
+        return np.asarray(w) * self.large_tokens / np.maximum(self.tokens, 1)
 
-    def usage(self, w: np.ndarray) -> dict[str, dict[str, float]]:
-        """Per domain: its weight in `w`, its cap and the epochs of the large run (mixture.yaml)."""
-        return {d: {"weight": round(float(x), 6), "cap": round(float(c) / self.units, 6),
-                    "epochs": round(float(e), 4)}
-                for d, x, c, e in zip(self.domains, w, self.caps, self.epochs(w))}
+    def usage(self, w: np.ndarray) -> dict[str, dict[str, float | None]]:
+        """Per domain: its weight in `w`, its cap and the epochs of the large run (mixture.yaml;
+        epochs null when the generator does not know the tokens)."""
+        epochs = self.epochs(w)
+        return {d: {"weight": round(float(w[i]), 6), "cap": round(float(self.caps[i]) / self.units, 6),
+                    "epochs": None if epochs is None else round(float(epochs[i]), 4)}
+                for i, d in enumerate(self.domains)}
 
     def project(self, w: np.ndarray) -> np.ndarray:
         """One mixture (e.g. an average of draws) snapped to the grid within the caps.
@@ -150,7 +155,7 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float],
                         "tokens and the large run's tokens (or sample.max_epochs: null)")
     units = round(1 / cfg.minimum)
     share = np.array(list(validate_mixture(token_share, domains, "token share").values()))
-    tokens = np.array([float(train_tokens[d]) for d in domains]) if train_tokens is not None else share
+    tokens = np.array([float(train_tokens[d]) for d in domains]) if train_tokens is not None else None
     if cfg.prior is None:
         prior = share
     else:

@@ -492,11 +492,16 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
         remember_rate(key, len(todo) * tokens_per_proxy / seconds, what="proxies")
     with torch.device("meta"):  # parameter count without allocating the weights
         params = LLaMA(cfg.model).num_params()
+    # Each stored proxy keeps its own training time: a rerun that trains nothing still reports
+    # how fast the swarm's proxies trained (one worker's speed), not only this call's.
+    proxy_seconds = sum(read_json(proxy_path(out_dir, key))["seconds"] for key in unique) / len(unique)
     stats = {"proxies": len(jobs), "trained": len(todo), "seconds": round(seconds, 2),
              "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
+             "proxy_seconds": round(proxy_seconds, 2),
+             "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1),
              "tokens_per_proxy": tokens_per_proxy, "params": params, "precision": cfg.optim.precision,
              "backend": placement.backend,
-             "workers": workers if placement.backend == "local" else None}
+             "workers": workers if placement.backend == "local" and todo else None}
     return collect(jobs, mixtures, out_dir), stats
 
 

@@ -164,6 +164,7 @@ def test_stage_with_rounds(tokens, tmp_path, monkeypatch):
     assert list(table.columns[:2]) == ["id", ROUND] and table[ROUND].tolist() == [0] * 5 + [1] * 2 + [2] * 2
     assert metrics["proxies"] == metrics["trained"] == 9
     assert [r["trained"] for r in metrics["rounds"]] == [5, 2, 2]
+    assert metrics["proxy_tokens_per_s"] == round(metrics["tokens_per_proxy"] / metrics["proxy_seconds"], 1)
     assert read_csv("results/replicates.csv")["id"].tolist() == [0]
 
 

@@ -171,6 +171,9 @@ def test_caps_are_epochs_of_the_large_run():
                                                "b": {"weight": 0.5, "cap": 1.0, "epochs": 0.3333}}
     with pytest.raises(UserError, match="need each domain's train tokens and the large run's tokens"):
         make_generator(SampleConfig(), {"a": 0.25, "b": 0.75})
+    # a bare token share: no caps, and no epochs to report rather than a made-up 0
+    share_only = make_generator(SampleConfig(max_epochs=None, minimum=0.01), {"a": 0.25, "b": 0.75})
+    assert share_only.usage(np.array([0.5, 0.5]))["a"] == {"weight": 0.5, "cap": 1.0, "epochs": None}
 
 
 def test_swarm_generator_takes_the_large_run_from_its_config():

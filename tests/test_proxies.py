@@ -144,7 +144,9 @@ def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
     weights = swarm(3)[DOMAINS].max()
     epochs = {d: weights[d] * 1536 / len(open_tokens(tokens, "train", d)) for d in DOMAINS}
     over = [d for d in DOMAINS if epochs[d] > 0.1]
-    assert over and len(err) == 2 + len(over) + 2  # the plan, its warnings, and the bar's first and last lines
+    assert over
+    bar = err[2 + len(over):]  # the bar's first and last lines (and more when the machine is slow)
+    assert len(bar) >= 2 and all(line.startswith("proxies (seed 0)") for line in bar)
     for line, domain in zip(err[2:], over):
         assert line.startswith(f"warning: proxies (seed 0): a proxy repeats domain {domain!r} up to "
                                f"{epochs[domain]:.1f} epochs (weight {weights[domain]:.3g} x 1.54k tokens")
@@ -187,7 +189,13 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     table = read_csv("results/proxies.csv")
     metrics = json.loads((tmp_path / "metrics" / "proxies.json").read_text())
     assert len(table) == 3 and table[[LOSS_PREFIX + d for d in DOMAINS]].notna().all().all()
-    assert metrics["proxies"] == 3 and metrics["params"] > 0
+    assert metrics["proxies"] == metrics["trained"] == 3 and metrics["params"] > 0
+    assert metrics["proxy_seconds"] > 0 and metrics["proxy_tokens_per_s"] > 0
+    main()  # every proxy stored: this run trains none, the swarm's own speed stays
+    again = json.loads((tmp_path / "metrics" / "proxies.json").read_text())
+    assert again["trained"] == 0 and again["tokens_per_s"] is None and again["workers"] is None
+    assert (again["proxy_seconds"], again["proxy_tokens_per_s"]) == (metrics["proxy_seconds"],
+                                                                    metrics["proxy_tokens_per_s"])
     replicates = read_csv("results/replicates.csv")  # the first two mixtures again, another seed
     assert replicates["id"].tolist() == table["id"].tolist()[:2]
     pd.testing.assert_frame_equal(replicates[["id", *DOMAINS]], table[["id", *DOMAINS]].iloc[:2])
@@ -241,7 +249,7 @@ def test_bench_prints_json_last(tmp_path):
     args = ["--n-layer", "1", "--d-model", "32", "--n-head", "2", "--d-ff", "64", "--context", "32",
             "--vocab-size", "256", "--batch-size", "4", "--steps", "3", "--warmup", "1", "--modes", "fp32,fp32+fused"]
     run = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", *args], capture_output=True,
-                         text=True, check=True, timeout=120)
+                         text=True, check=True, timeout=300)
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
     assert 0 < result["mfu"] < 1
