@@ -109,20 +109,24 @@ def main() -> None:
     print(f"\nActive rounds on RegMix's released swarm: pool {len(y)} training proxies, target {target.name}; "
           f"scored on {len(pool)} test proxies (best test loss {truth.min():.4f}, std {truth.std():.4f}); "
           f"{args.seeds} seeds; acquisition {active.regression.model} + {active.regression.n_bootstrap} members, "
-          f"kappa {active.kappa:g}, spacing {active.spacing:g}; scored by {reg.model}")
-    print(f"{'proxies':>7} {'strategy':<28} {'spearman':>8} {'± se':>6} {'regret':>8} {'± se':>7} "
-          f"{'vs random':>9} {'± se':>7}")
+          f"kappa {active.kappa:g}, spacing {active.spacing:g}, explore {active.explore:g}; scored by {reg.model}")
+    print(f"{'proxies':>7} {'strategy':<28} {'spearman':>8} {'± se':>6} {'vs random':>9} {'± se':>6} "
+          f"{'regret':>8} {'± se':>7} {'vs random':>9} {'± se':>7}")
+
+    def paired(name: str, i: int, key: str) -> tuple[float, float]:  # strategy - random, same seed
+        return stats(np.array([a[i][key] - b[i][key] for a, b in zip(runs[name], runs["random"])]))
+
     table = []
     for i, n in enumerate(counts):
         for name in strategies:
             (rho, rho_se), (regret, regret_se) = summary(name, i, "spearman"), summary(name, i, "regret")
-            diff, diff_se = stats(np.array([a[i]["regret"] - b[i]["regret"]
-                                            for a, b in zip(runs[name], runs["random"])]))
+            (rho_diff, rho_diff_se), (diff, diff_se) = paired(name, i, "spearman"), paired(name, i, "regret")
             table.append({"proxies": n, "strategy": name, "spearman": round(rho, 4), "spearman_se": round(rho_se, 4),
+                          "spearman_vs_random": round(rho_diff, 4), "spearman_vs_random_se": round(rho_diff_se, 4),
                           "regret": round(regret, 5), "regret_se": round(regret_se, 5),
                           "regret_vs_random": round(diff, 5), "regret_vs_random_se": round(diff_se, 5)})
-            print(f"{n:>7} {name:<28} {rho:>8.4f} {rho_se:>6.4f} {regret:>8.4f} {regret_se:>7.4f} "
-                  f"{diff:>+9.4f} {diff_se:>7.4f}")
+            print(f"{n:>7} {name:<28} {rho:>8.4f} {rho_se:>6.4f} {rho_diff:>+9.4f} {rho_diff_se:>6.4f} "
+                  f"{regret:>8.4f} {regret_se:>7.4f} {diff:>+9.4f} {diff_se:>7.4f}")
     print(json.dumps({"bench": "active", "seeds": args.seeds, "target": target.name, "rule": active.rule,
                       "seconds": seconds, "table": table}))
 

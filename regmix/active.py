@@ -6,7 +6,9 @@ generator (same prior, caps and grid) and proposes `active.batch_size` of them:
 
   1. the candidate optimum, the lowest members' mean + kappa x std (the search's default rule),
      so its proxy-scale loss is measured, not only predicted;
-  2. then by `active.rule`:
+  2. the `active.explore` share of the rest where the members disagree most over all candidates:
+     they keep the regression good everywhere, not only near the choice;
+  3. then by `active.rule`:
      lower_confidence  the lowest members' mean - kappa x std: promising, or uncertain enough to be
      disagreement      the largest members' std among the `promising` fraction of the candidates
                        (those far enough from trained proxies) with the lowest members' mean: where
@@ -60,8 +62,11 @@ def propose(fitted: FittedRegressor, candidates: np.ndarray, trained: np.ndarray
         eligible = np.flatnonzero(free)  # promising among the candidates a proposal may be
         promising = eligible[np.argsort(mean[eligible], kind="stable")][:int(np.ceil(cfg.promising * len(eligible)))]
         ranking = promising[np.argsort(-std[promising], kind="stable")]
+    explore = int(round(cfg.explore * (cfg.batch_size - 1)))
     picked: list[int] = []
-    for order, wanted in ((np.argsort(mean + cfg.kappa * std, kind="stable"), 1), (ranking, cfg.batch_size)):
+    for order, wanted in ((np.argsort(mean + cfg.kappa * std, kind="stable"), 1),
+                          (np.argsort(-std, kind="stable"), 1 + explore),
+                          (ranking, cfg.batch_size)):
         for j in order:
             if len(picked) == wanted:
                 break

@@ -57,6 +57,8 @@ def check_active(cfg: ActiveConfig) -> None:
         raise UserError(f"active.kappa {cfg.kappa} and active.spacing {cfg.spacing} must be >= 0")
     if not 0 < cfg.promising <= 1:
         raise UserError(f"active.promising {cfg.promising} must be a fraction in (0, 1]")
+    if not 0 <= cfg.explore <= 1:
+        raise UserError(f"active.explore {cfg.explore} must be a fraction in [0, 1]")
     if cfg.regression.train_set or cfg.regression.eval_sets:
         raise UserError("active.regression: train_set and eval_sets must be empty: rounds learn from the proxies")
     if cfg.rounds and cfg.regression.n_bootstrap < 2:

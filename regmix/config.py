@@ -205,6 +205,7 @@ class ActiveConfig:
     rule: str = "lower_confidence"  # lower_confidence | disagreement (regmix.active)
     kappa: float = 1.0  # members' std multiplier: optimum mean + kappa x std, lower_confidence mean - kappa x std
     promising: float = 0.1  # disagreement: the fraction of candidates, lowest members' mean first, it picks from
+    explore: float = 0.75  # share of a batch (after the optimum) at the largest members' std over all candidates
     candidates: int = 10_000  # mixtures drawn per round from the sample generator (same prior, caps, grid)
     spacing: float = 0.25  # min L1 from trained proxies and each other, x the proxies' median nearest-neighbour L1
     # the acquisition's own regressor (with bootstrap members), never the `regression` section's:

@@ -70,6 +70,10 @@ def test_proposals_respect_caps_and_keep_their_distance():
         score = members.mean(axis=0) + FAST.kappa * members.std(axis=0)
         assert rows[0] == np.flatnonzero(free)[np.argmin(score[free])]
     assert picks["lower_confidence"] != picks["disagreement"]
+    # explore: after the optimum, that share of the batch where the members disagree most of all
+    rows = propose(fitted, candidates, trained, dataclasses.replace(FAST, batch_size=5, explore=0.5))
+    std = members.std(axis=0)
+    assert std[rows[1]] == std[free].max() and std[rows[2]] >= np.quantile(std[free], 0.99)
 
     with pytest.raises(UserError, match="active.spacing binds"):
         propose(fitted, candidates, trained, dataclasses.replace(FAST, spacing=50.0))
@@ -78,6 +82,7 @@ def test_proposals_respect_caps_and_keep_their_distance():
 @pytest.mark.parametrize("change, key", [({"rounds": -1}, "active.rounds"), ({"rule": "ucb"}, "active.rule"),
                                          ({"batch_size": 0}, "active.batch_size"),
                                          ({"promising": 0.0}, "active.promising"),
+                                         ({"explore": 1.5}, "active.explore"),
                                          ({"rounds": 1, "regression": RegressionConfig(n_bootstrap=0)},
                                           "active.regression.n_bootstrap")])
 def test_bad_settings_name_their_key(change, key):
