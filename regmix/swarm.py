@@ -494,11 +494,12 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
         params = LLaMA(cfg.model).num_params()
     # Each stored proxy keeps its own training time: a rerun that trains nothing still reports
     # how fast the swarm's proxies trained (one worker's speed), not only this call's.
-    proxy_seconds = sum(read_json(proxy_path(out_dir, key))["seconds"] for key in unique) / len(unique)
+    proxy_seconds = (sum(read_json(proxy_path(out_dir, key))["seconds"] for key in unique) / len(unique)
+                     if unique else None)
     stats = {"proxies": len(jobs), "trained": len(todo), "seconds": round(seconds, 2),
              "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
-             "proxy_seconds": round(proxy_seconds, 2),
-             "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1),
+             "proxy_seconds": round(proxy_seconds, 2) if unique else None,
+             "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1) if unique else None,
              "tokens_per_proxy": tokens_per_proxy, "params": params, "precision": cfg.optim.precision,
              "backend": placement.backend,
              "workers": workers if placement.backend == "local" and todo else None}

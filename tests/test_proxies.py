@@ -130,6 +130,14 @@ def test_user_errors(tokens, monkeypatch):
         placement_from_env()
 
 
+def test_an_empty_swarm_has_no_speed(tokens, tmp_path):
+    """proxy.replicates: 0 runs an empty swarm: no proxies, no speed to report (not a division by zero)."""
+    table, stats = run_swarm(swarm(3).iloc[:0], CFG, tokens, tmp_path / "proxies", seed=0,
+                             placement=Placement(workers=1))
+    assert table.empty and stats["proxies"] == stats["trained"] == 0
+    assert stats["proxy_seconds"] is None and stats["proxy_tokens_per_s"] is None
+
+
 def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
     """The plan line and its warnings, with a remembered rate given: 3 proxies x (12 steps x 4 x 32
     = 1,536 tokens) = 4,608 tokens; at 0.01 tokens/s that is 460,800 s = 5.3 days on CPU."""
