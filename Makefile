@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo readme test test-slow bench bench-train bench-search bench-active params dag paper-regression
+.PHONY: setup demo readme test test-slow bench bench-train bench-search bench-active bench-confidence params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -52,6 +52,10 @@ bench-search: setup
 # Active rounds vs random growth on RegMix's released swarm (../shared/regmix_data); about 10 minutes on 2 cores.
 bench-active: setup
 	$(BIN)/python -m benchmarks.bench_active
+
+# Whether the search's confidence over the prior is honest, and the fallback threshold's regret; about 10 minutes.
+bench-confidence: setup
+	$(BIN)/python -m benchmarks.bench_confidence
 
 # Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
 params: setup

@@ -105,6 +105,8 @@ class SearchConfig:
     candidates: int = 10_000  # the base's best mixtures that the members and the trust rule score
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
     spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
+    # keep the prior unless the choice beats it with this probability (FittedRegressor.beats; 0: never)
+    min_confidence: float = 0.5
 
 
 # ------------------------------------------------------------------ model / train

@@ -25,6 +25,7 @@ from regmix.compare import CHOSEN
 from regmix.comparison import SUMMARY, TASKS
 from regmix.files import write_text
 from regmix.plots import plt, save
+from regmix.regression import gain_text
 from regmix.tables import write_csv
 
 TASK_TEXT = {
@@ -138,11 +139,12 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     return "\n".join(lines) + "\n"
 
 
-def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], chosen: Mapping[str, float]) -> str:
-    """The proxy-scale half: swarm size, seed noise, CV of the regression, what it can resolve, the choice."""
+def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], mixture: Mapping[str, Any]) -> str:
+    """The proxy-scale half: swarm size, seed noise, CV of the regression, what it can resolve, the
+    choice (`mixture`: results/mixture.yaml) and how sure the regression is that it beats the prior."""
     noise = proxies.get("seed_noise", {})
     r, cv = fit.get("resolution", {}), fit["cv"]
-    top = sorted(chosen.items(), key=lambda kv: -kv[1])
+    top = sorted(mixture["train"].items(), key=lambda kv: -kv[1])
     weights = ", ".join(f"{d} {w:.0%}" for d, w in top if w >= 0.01)
     text = (f"{proxies['proxies']} proxies of {proxies['params']:,} parameters ({proxies['tokens_per_proxy']:,} tokens "
             f"each); {fit['model']} on `{fit['target']}`: cross-validated Spearman {cv['spearman']:.2f}, "
@@ -153,7 +155,20 @@ def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], chosen: Map
     if r:
         text += (f" So the regression cannot resolve predicted differences below "
                  f"{r['smallest_resolved_difference']:.2f} nats.")
-    return text + f" The chosen mixture: {weights}."
+    return text + f" The chosen mixture: {weights}." + over_prior_text(mixture)
+
+
+def over_prior_text(mixture: Mapping[str, Any]) -> str:
+    """The choice against the prior at the proxy scale, or why the prior was kept."""
+    fallback = mixture.get("fallback")
+    judged = fallback["over_prior"] if fallback else mixture.get("confidence", {}).get("prior")
+    if not judged:
+        return ""
+    text = gain_text(judged)
+    if fallback:
+        return (f" It is the prior: the search's choice was {text}, below `search.min_confidence` "
+                f"({judged['min_confidence']:g}).")
+    return f" It is {text}."
 
 
 NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) is not part of the committed "
@@ -161,12 +176,12 @@ NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) 
 
 
 def readme_results(results: Mapping[str, Any] | None, proxies: Mapping[str, Any], fit: Mapping[str, Any],
-                   chosen: Mapping[str, float]) -> str:
+                   mixture: Mapping[str, Any]) -> str:
     """The README's results section, made from the committed metrics and results only
     (`results` None: no large-scale comparison committed)."""
     if results is None:
-        return "\n".join([proxies_line(proxies, fit, chosen), "", NOT_COMPARED]) + "\n"
-    return "\n".join([proxies_line(proxies, fit, chosen), "", *verdict_lines(results, fit["target"]), "",
+        return "\n".join([proxies_line(proxies, fit, mixture), "", NOT_COMPARED]) + "\n"
+    return "\n".join([proxies_line(proxies, fit, mixture), "", *verdict_lines(results, fit["target"]), "",
                       spearman_line(results), "", comparison_table(results), "", tasks_text(results)]) + "\n"
 
 
@@ -184,9 +199,9 @@ def committed_results(root: str | Path = ".") -> str:
     """The README results section from the committed metrics/ and results/ under `root`."""
     root = Path(root)
     read = lambda rel: json.loads((root / rel).read_text())  # noqa: E731
-    chosen = yaml.safe_load((root / "results/mixture.yaml").read_text())["train"]
+    mixture = yaml.safe_load((root / "results/mixture.yaml").read_text())
     evaluated = read("metrics/evaluate.json") if (root / "metrics/evaluate.json").exists() else None
-    return readme_results(evaluated, read("metrics/proxies.json"), read("metrics/fit.json"), chosen)
+    return readme_results(evaluated, read("metrics/proxies.json"), read("metrics/fit.json"), mixture)
 
 
 if __name__ == "__main__":  # make readme

@@ -20,6 +20,11 @@ regression's uncertainty:
                     within `band` x sigma of the best, sigma = the members' median std at the base's
                     `top_k` best (differences below it are not resolved by the regression).
 
+Then a guard against a confident wrong answer: where the out-of-fold evidence cannot tell the
+choice from the prior (the probability that a mixture predicted that much lower truly is lower,
+`FittedRegressor.beats`, is below `min_confidence`), the choice is the prior itself, and the
+rule's choice is kept beside it (`searched`). `min_confidence: 0` never falls back.
+
 The default is measured, not assumed: `python -m benchmarks.bench_choice` replays every rule on
 RegMix's released swarm (fit on 64, 128 or 512 training proxies, choose among the 256 test
 proxies, whose true losses are known); lower_confidence's regret is lower than top_k's at every
@@ -51,7 +56,7 @@ from regmix.errors import UserError
 from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
 from regmix.progress import progress
-from regmix.regression import FittedRegressor, Predictor, predict_mixtures
+from regmix.regression import FittedRegressor, Predictor, gain_text, predict_mixtures
 
 RULES = ("top_k", "lower_confidence", "trust_region", "band")
 MEMBER_RULES = ("lower_confidence", "band")  # need bootstrap members
@@ -100,6 +105,8 @@ class SearchResult:
     score: Optional[np.ndarray] = None  # the rule's score of `top` (lower_confidence: mean + kappa x std)
     info: dict[str, Any] = field(default_factory=dict)  # the rule's settings and counts
     usage: dict[str, dict[str, float]] = field(default_factory=dict)  # per domain: weight, cap, large-run epochs
+    over_prior: Optional[dict[str, Any]] = None  # the rule's choice against the prior (FittedRegressor.beats)
+    searched: Optional[np.ndarray] = None  # the rule's choice, when `chosen` fell back to the prior
 
 
 def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -253,8 +260,14 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
     spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
     top = TopK(best.W[rows], best.pred[rows])
+    over_prior, searched = None, None
+    if model.out_of_fold is not None:
+        gain = float(model.predict(gen.prior[cols][None, :])[0] - model.predict(chosen[cols][None, :])[0])
+        over_prior = {**model.beats(gain), "min_confidence": cfg.min_confidence}
+    if over_prior is not None and over_prior["probability"] < cfg.min_confidence:
+        searched, chosen = chosen, gen.prior.copy()
     return SearchResult(gen.domains, chosen, top, members, cfg.n_simulations, spread_n, cfg.rule,
-                        averaged, sel.score[: len(rows)], info, gen.usage(chosen))
+                        averaged, sel.score[: len(rows)], info, gen.usage(chosen), over_prior, searched)
 
 
 def _band_sum(draw, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
@@ -310,7 +323,7 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
     if len(result.member_choices) > 1:
         std = result.member_choices.std(axis=0, ddof=1)
         spread["weight_std"] = {d: round(float(s), 6) for d, s in zip(result.domains, std)}
-    return {
+    out = {
         "train": {d: round(w, 6) for d, w in chosen.items()},
         "predicted_target": predict_mixtures(model, {"chosen": chosen})["chosen"],
         "top_k_mean_predicted": float(pred.mean()),
@@ -318,6 +331,7 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
             name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
         },
         "rule": {"name": result.rule, **_plain(result.info)},
+        "confidence": confidence(model, chosen, baselines),
         # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
         "usage": result.usage,
         "evidence": evidence(result, model, proxies, proxy_ids),
@@ -325,6 +339,32 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
         "n_simulations": result.n_simulations,
         "top_k": len(pred),
     }
+    if result.searched is not None:  # the rule's choice, not resolved from the prior
+        searched = dict(zip(result.domains, map(float, result.searched)))
+        out["fallback"] = {"to": "prior", "over_prior": result.over_prior,
+                           "searched": {d: round(w, 6) for d, w in searched.items()},
+                           "searched_predicted": predict_mixtures(model, {"searched": searched})["searched"]}
+    return out
+
+
+def fallback_line(over_prior: Mapping[str, Any], fell_back: bool) -> str:
+    """The search's choice against the prior, in words: kept, or the prior in its place."""
+    judged = gain_text(over_prior)
+    if fell_back:
+        return (f"KEPT THE PRIOR: the rule's choice is {judged}, below search.min_confidence="
+                f"{over_prior['min_confidence']:g}: the regression cannot tell it from the prior (the choice "
+                "is under `fallback.searched` in the mixture file)")
+    return f"the choice is {judged} (search.min_confidence={over_prior['min_confidence']:g})"
+
+
+def confidence(model: FittedRegressor, chosen: Mapping[str, float],
+               baselines: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """Per baseline: how much lower the choice is predicted, and how often a gain that large is
+    real among the proxies' out-of-fold pairs ({} without them)."""
+    if model.out_of_fold is None:
+        return {}
+    pred = predict_mixtures(model, {"chosen": chosen, **baselines})
+    return {name: model.beats(pred[name] - pred["chosen"]) for name in baselines}
 
 
 def _plain(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -361,6 +401,8 @@ def _check(cfg: SearchConfig, proxies: Optional[np.ndarray]) -> None:
     for key in ("kappa", "band"):
         if getattr(cfg, key) < 0:
             raise UserError(f"search.{key}: {getattr(cfg, key)} must be >= 0")
+    if not 0 <= cfg.min_confidence <= 1:
+        raise UserError(f"search.min_confidence: {cfg.min_confidence} must be in [0, 1] (0: never keep the prior)")
     if cfg.trust_radius <= 0:
         raise UserError(f"search.trust_radius: {cfg.trust_radius} must be > 0 (units of the proxies' median "
                         "nearest-neighbour L1 distance)")

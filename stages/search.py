@@ -16,7 +16,7 @@ from regmix.files import run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures
 from regmix.sampling import swarm_generator
 from regmix.regression import load_regressor, read_proxies
-from regmix.search import plot_choice, search, summary
+from regmix.search import fallback_line, plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
 from regmix.target import Target
 from stages import arguments
@@ -67,6 +67,8 @@ def main() -> None:
         f"chosen mixture ({cfg.rule}, {result.averaged} averaged) predicts {out['predicted_target']:.4f} "
         f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where} -> {args.chosen}"
     )
+    if result.over_prior is not None:
+        print(fallback_line(result.over_prior, result.searched is not None))
 
 
 if __name__ == "__main__":

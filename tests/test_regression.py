@@ -348,6 +348,22 @@ def test_every_kind_round_trips_through_plain_files(tmp_path, kind):
     assert stored == {"model.json", *manifest["files"]} and not any(n.endswith((".pkl", ".o")) for n in stored)
 
 
+def test_the_out_of_fold_predictions_travel_with_the_regressor(tmp_path):
+    t = table(40, 0)
+    report = fit_and_report(t, {}, config("linear", n_bootstrap=0), WEB, 0)
+    true, oof = report.regressor.out_of_fold
+    cv = report.predictions[report.predictions["set"] == "cv"]
+    assert np.array_equal(true, cv["true"]) and np.array_equal(oof, cv["predicted"])
+    save_regressor(report.regressor, tmp_path)
+    back = load_regressor(tmp_path, WEB)
+    assert all(np.array_equal(a, b) for a, b in zip(back.out_of_fold, report.regressor.out_of_fold))
+    assert back.beats(0.05) == report.regressor.beats(0.05) and 0.5 < back.beats(0.05)["probability"] <= 1
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    del manifest["out_of_fold"]  # as saved by a regressor fitted without its CV
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    assert load_regressor(tmp_path, WEB).beats(0.05) is None
+
+
 def test_an_older_linear_state_is_refused(tmp_path):
     t = table(40, 0)
     reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB, config("linear", n_bootstrap=0), 0)

@@ -4,15 +4,21 @@ each decision rule's constraint, thread independence, and the evidence beside th
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
+from conftest import REPO
 from regmix.config import SampleConfig, SearchConfig
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
 from regmix.sampling import make_generator
 from regmix.regression import FittedRegressor
+from regmix.regression.fitted import pair_confidence
 from regmix.sampling import accepted_draws
 from regmix.search import RULES, TopK, l1_nearest, proxy_spacing, search, select, summary
 
@@ -121,7 +127,8 @@ def test_regressor_fitted_on_other_domains_is_a_user_error():
      ({"rule": "best"}, "search.rule"), ({"kappa": -1.0}, "search.kappa"), ({"band": -0.5}, "search.band"),
      ({"trust_radius": 0.0}, "search.trust_radius"), ({"candidates": 0}, "search.candidates"),
      ({"rule": "trust_region"}, "trained proxies"), ({"rule": "lower_confidence"}, "n_bootstrap"),
-     ({"rule": "band"}, "n_bootstrap")],
+     ({"rule": "band"}, "n_bootstrap"), ({"min_confidence": 1.5}, "search.min_confidence"),
+     ({"min_confidence": -0.1}, "search.min_confidence")],
 )
 def test_bad_search_config(change, message):
     gen = generator(SampleConfig())
@@ -279,3 +286,79 @@ def test_mixture_yaml_carries_the_evidence():
     flat = fitted(dict.fromkeys(SHARE, 0.0))
     bare = summary(search(flat, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500), 0), flat, {})
     assert bare["evidence"] == {} and bare["rule"] == {"name": "top_k", "top_k": 5, "candidates": 5, "averaged": 5}
+
+
+def test_pair_confidence_recovers_the_error_of_a_difference():
+    """Out-of-fold errors independent with std sigma: a pair predicted g apart is ordered right
+    with probability Phi(g / (sigma sqrt 2)), so the fitted scale is sigma sqrt 2."""
+    rng = np.random.default_rng(0)
+    predicted = rng.uniform(0, 1, 300)
+    true = predicted + rng.normal(0, 0.1, 300)
+    judged = pair_confidence(true, predicted, 0.1)
+    assert judged["pairs"] == 300 * 299 // 2
+    assert judged["scale"] == pytest.approx(0.1 * np.sqrt(2), rel=0.1)
+    assert judged["probability"] == pytest.approx(norm.cdf(1 / np.sqrt(2)), abs=0.03)  # 0.76
+    assert pair_confidence(true, predicted, -0.1)["probability"] == pytest.approx(1 - judged["probability"])
+    assert pair_confidence(true, predicted, 0.0)["probability"] == 0.5
+    assert pair_confidence(predicted, predicted, 0.01)["probability"] > 0.999  # every pair ordered right
+    assert pair_confidence(true, np.zeros(300), 0.1) == {"gain": 0.1, "probability": 0.5, "pairs": 0, "scale": None}
+
+
+def confident_regressor(coef: dict[str, float], right: float) -> FittedRegressor:
+    """A linear regressor whose out-of-fold pairs order every gap right with probability `right`
+    (about: pairs of 200 proxies, a share of them with true losses swapped)."""
+    model = fitted(coef)
+    predicted = np.linspace(0.0, 2.0, 200)
+    true = predicted.copy()
+    rng = np.random.default_rng(0)
+    swap = rng.random(len(true)) > right
+    true[swap] = 2.0 - true[swap]  # reversed: orders wrong against most others
+    model.out_of_fold = (true, predicted)
+    return model
+
+
+@pytest.mark.parametrize("min_confidence, falls_back", [(0.0, False), (0.5, False), (0.99, True)])
+def test_search_keeps_the_prior_unless_the_gain_is_resolved(min_confidence, falls_back):
+    gen = generator(SampleConfig(method="uniform", max_epochs=5.0))
+    model = confident_regressor({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": -3.0, "math": 1.0}, right=0.85)
+    cfg = SearchConfig(n_simulations=5000, rule="top_k", top_k=20, chunk_size=1000, min_confidence=min_confidence)
+    result = search(model, gen, cfg, seed=0)
+    judged = result.over_prior
+    assert judged["gain"] > 0 and 0.5 < judged["probability"] < 0.99 and judged["min_confidence"] == min_confidence
+    out = summary(result, model, baseline_mixtures(SHARE, {}))
+    if falls_back:
+        assert np.array_equal(result.chosen, gen.prior) and result.searched is not None
+        assert out["train"] == {d: round(w, 6) for d, w in SHARE.items()}
+        assert out["fallback"]["over_prior"] == judged and out["fallback"]["searched"]["wiki"] > 0.4
+        assert out["fallback"]["searched_predicted"] < out["predicted_target"]
+        assert out["confidence"]["prior"]["probability"] == 0.5  # the prior against itself
+    else:
+        assert result.searched is None and "fallback" not in out and out["train"]["wiki"] > 0.4
+        assert out["confidence"]["prior"] == {k: v for k, v in judged.items() if k != "min_confidence"}
+        assert out["confidence"]["uniform"]["probability"] > 0.5
+
+
+def test_a_regressor_without_out_of_fold_predictions_is_not_judged():
+    gen = generator(SampleConfig())
+    model = fitted({"web": 1.0, "code": 0.0, "books": 0.0, "wiki": 0.0, "math": 0.0})
+    result = search(model, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500,
+                                             min_confidence=0.99), seed=0)
+    assert result.over_prior is None and result.searched is None
+    assert summary(result, model, baseline_mixtures(SHARE, {}))["confidence"] == {}
+
+
+RELEASED = REPO.parent / "shared" / "regmix_data"
+
+
+@pytest.mark.slow  # about a minute of LightGBM fits
+@pytest.mark.skipif(not (RELEASED / "train_mixture_1m.csv").exists(), reason="RegMix's released CSVs not in ../shared")
+def test_bench_confidence_prints_json_last():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_confidence", "--released", str(RELEASED),
+                          "--sizes", "32", "--seeds", "1", "--targets", "pile_cc", "--random", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["runs"] == 2 and set(result["targets"]) == {"pile_cc", "random_0"}
+    assert [row["min_confidence"] for row in result["fallback"]] == [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99]
+    assert sum(row["runs"] for row in result["calibration"]) == 2
+    for run in result["per_run"]:
+        assert 0 <= run["probability"] <= 1 and run["pairs"] > 0 and run["best"] <= min(run["pick"], run["reference"])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Optional, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
+from scipy.optimize import minimize_scalar
+from scipy.stats import norm, pearsonr, spearmanr
 from sklearn.model_selection import KFold
 
 from regmix.config import RegressionConfig
@@ -40,6 +41,8 @@ class FittedRegressor:
     model: str  # regressor kind
     base: Model  # the regressor fitted on all training proxies
     members: list[Model] = field(default_factory=list)  # bootstrap refits
+    # the training proxies' true target and their cross-validated predictions (what `beats` reads)
+    out_of_fold: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     def _check(self, W: np.ndarray) -> np.ndarray:
         W = np.asarray(W, dtype=float)
@@ -58,6 +61,11 @@ class FittedRegressor:
         if not self.members:
             return np.zeros(len(W))
         return np.std([m.predict(W) for m in self.members], axis=0)
+
+    def beats(self, gain: float) -> Optional[dict[str, Any]]:
+        """How often a mixture predicted `gain` nats lower than another truly is lower, judged on
+        the out-of-fold predictions of the training proxies (None without them): see `pair_confidence`."""
+        return None if self.out_of_fold is None else pair_confidence(*self.out_of_fold, gain)
 
     def compile(self) -> None:
         """A LightGBM base predicts through native code from now on (its bootstrap members stay
@@ -114,6 +122,43 @@ def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
             "mse": mse, "rmse": float(np.sqrt(mse)), "n": int(len(true))}
 
 
+def pair_confidence(true: np.ndarray, predicted: np.ndarray, gain: float) -> dict[str, Any]:
+    """The probability that a mixture predicted `gain` nats below another has the lower true loss.
+
+    Judged on every pair of proxies by their out-of-fold predictions: a pair predicted g apart is
+    ordered right with probability Phi(g / scale), `scale` fitted by maximum likelihood to which
+    pairs the folds ordered right. This counts the regression's errors where a choice needs them,
+    on differences (errors two mixtures share cancel), unlike 1.96 x sqrt(2) x RMSE; a gain of 0
+    is a coin toss. It does not see the search's selection: the best of many predictions is
+    optimistic, so a choice's gain is judged as if it were a random pair's.
+    """
+    true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
+    i, j = np.triu_indices(len(true), 1)
+    gaps = np.abs(predicted[i] - predicted[j])
+    right = (np.sign(predicted[i] - predicted[j]) == np.sign(true[i] - true[j]))[gaps > 0]
+    gaps = gaps[gaps > 0]  # tied predictions order nothing
+    if not len(gaps):
+        return {"gain": float(gain), "probability": 0.5, "pairs": 0, "scale": None}
+
+    def minus_log_likelihood(log_scale: float) -> float:
+        z = gaps / np.exp(log_scale)
+        return -float(np.sum(np.where(right, norm.logcdf(z), norm.logsf(z))))
+
+    typical = float(np.median(gaps))
+    fitted = minimize_scalar(minus_log_likelihood, bounds=(np.log(typical) - 12, np.log(typical) + 12),
+                             method="bounded")
+    scale = float(np.exp(fitted.x))
+    return {"gain": float(gain), "probability": float(norm.cdf(gain / scale)), "pairs": int(len(gaps)),
+            "scale": scale}
+
+
+def gain_text(judged: Mapping[str, Any]) -> str:
+    """`pair_confidence`'s verdict on a predicted gain over the prior, in words."""
+    return (f"predicted {judged['gain']:.3f} nats below the prior, a gain that is real with probability "
+            f"{judged['probability']:.0%} (fitted to how the cross-validation ordered {judged['pairs']:,} pairs "
+            "of proxies)")
+
+
 def resolution(cv: Mapping[str, float], seed_std: float | None) -> dict[str, Any]:
     """What the regression can tell apart: two predictions each off by about the CV RMSE differ by
     up to 1.96 x sqrt(2) x RMSE (95%) by error alone; the proxies' seed noise is the floor under it."""
@@ -148,6 +193,7 @@ def fit_and_report(train: ProxyTable, evals: dict[str, ProxyTable], cfg: Regress
     eval_data = {name: (t.aligned(train.domains), t.target_values(target), t.ids) for name, t in evals.items()}
     oof = cross_validate(W, y, cfg, seed)
     regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
+    regressor.out_of_fold = (y, oof)
     metrics: dict[str, Any] = {"model": cfg.model, "target": regressor.target, "n_train": len(y),
                                "cv": {**scores(y, oof), "folds": cfg.cv_folds}}
     rows = [pd.DataFrame({"set": "cv", "id": train.ids, "true": y, "predicted": oof})]

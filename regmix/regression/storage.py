@@ -3,8 +3,8 @@
 data/regression/ travels through DVC remotes, so it holds data only:
 
     model.json          the manifest: format version, kind, target name, domains, each model's
-                        state (hyperparameters, coefficients, a GP's fitted kernel) and the
-                        sha256 of every other file
+                        state (hyperparameters, coefficients, a GP's fitted kernel), the
+                        training proxies' out-of-fold predictions and the sha256 of every other file
     model.txt           a LightGBM model's trees, in LightGBM's own text format
     model.rows.json     a GP's training rows (it is refitted on load, the optimizer off)
     member_<i>.*        the same for bootstrap member i; an ensemble's members add their kind
@@ -22,6 +22,8 @@ import json
 import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from regmix.errors import UserError
 from regmix.files import write_json, write_text
@@ -51,6 +53,9 @@ def save_regressor(regressor: FittedRegressor, folder: str | Path) -> None:
         "domains": list(regressor.domains), "base": regressor.base.state("model", texts),
         "members": [m.state(f"member_{i}", texts) for i, m in enumerate(regressor.members, 1)],
     }
+    if regressor.out_of_fold is not None:
+        true, predicted = regressor.out_of_fold
+        spec["out_of_fold"] = {"true": [float(v) for v in true], "predicted": [float(v) for v in predicted]}
     spec["files"] = {name: _sha256(text.encode("utf-8")) for name, text in texts.items()}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)  # first: a killed save leaves no manifest to load
@@ -76,7 +81,9 @@ def load_regressor(folder: str | Path, target: Target, domains: Optional[Sequenc
     try:
         base = restore_model(spec["base"], read_text)
         members = [restore_model(state, read_text) for state in spec["members"]]
-        return FittedRegressor(list(spec["domains"]), spec["target"], spec["model"], base, members)
+        oof = spec.get("out_of_fold")  # absent in a regressor saved without its CV
+        out_of_fold = None if oof is None else (np.array(oof["true"], float), np.array(oof["predicted"], float))
+        return FittedRegressor(list(spec["domains"]), spec["target"], spec["model"], base, members, out_of_fold)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{manifest} does not describe a regressor this regmix can load ({e!r}); {REFIT}") from None
 
