@@ -28,7 +28,6 @@ import dataclasses
 import json
 import os
 import time
-from pathlib import Path
 
 # LightGBM's OpenMP threads spin while waiting (see bench_choice); set before LightGBM loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -36,12 +35,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 from scipy.stats import spearmanr
 
+from benchmarks import add_released_argument, released_swarm
 from benchmarks.bench_choice import TARGET, stats
 from regmix.active import fit_acquisition, propose
 from regmix.checks import check_active
 from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, from_dict
 from regmix.files import load_params
-from regmix.regression import fit_regressor, read_released
+from regmix.regression import fit_regressor
 from regmix.target import Target
 
 
@@ -66,7 +66,7 @@ def grow(start: np.ndarray, W: np.ndarray, y: np.ndarray, domains: list[str], ta
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--released", default="../shared/regmix_data", help="folder of RegMix's released CSVs")
+    add_released_argument(parser)
     parser.add_argument("--seeds", type=int, default=10, help="seeds: random start sets (and random growth)")
     parser.add_argument("--start", type=int, default=64, help="proxies before the first round")
     parser.add_argument("--batch", type=int, default=32, help="proxies per round")
@@ -75,9 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    folder = Path(args.released)
-    train = read_released(folder / "train_mixture_1m.csv", folder / "train_pile_loss_1m.csv")
-    test = read_released(folder / "test_mixture_1m.csv", folder / "test_pile_loss_1m.csv")
+    train, test = released_swarm(args.released)
     domains, target = train.domains, Target.parse(args.target)
     W, y = train.weights, train.target_values(target)
     pool, truth = test.aligned(domains), test.target_values(target)

@@ -40,7 +40,6 @@ import io
 import json
 import os
 import time
-from pathlib import Path
 
 # LightGBM's OpenMP threads spin while waiting: on a busy machine that made each fit ~8x slower.
 # Passive waiting changes the speed only (fits are deterministic); set before LightGBM loads.
@@ -49,10 +48,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 from scipy.stats import spearmanr
 
+from benchmarks import add_released_argument, released_swarm
 from regmix import runtime
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.regression import fit_regressor, read_released
+from regmix.regression import fit_regressor
 from regmix.sampling import pile_generator
 from regmix.search import RULES, evidence, l1_nearest, search, select
 from regmix.target import Target
@@ -143,7 +143,7 @@ def simulate(rules: dict[str, SearchConfig], W: np.ndarray, y: np.ndarray, domai
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--released", default="../shared/regmix_data", help="folder of RegMix's released CSVs")
+    add_released_argument(parser)
     parser.add_argument("--sizes", default="64,128,512", help="training-set sizes (512: all, fit seed varies)")
     parser.add_argument("--seeds", type=int, default=20, help="seeds (random training subsets) per smaller size")
     parser.add_argument("--seeds-full", type=int, default=10, help="fit seeds on all 512 training proxies")
@@ -152,9 +152,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    folder = Path(args.released)
-    train = read_released(folder / "train_mixture_1m.csv", folder / "train_pile_loss_1m.csv")
-    test = read_released(folder / "test_mixture_1m.csv", folder / "test_pile_loss_1m.csv")
+    train, test = released_swarm(args.released)
     domains = train.domains
     target = Target.parse(args.target)
     W, y = train.weights, train.target_values(target)

@@ -31,15 +31,15 @@ import io
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_choice: LightGBM's threads spin otherwise
 
 import numpy as np
 
+from benchmarks import add_released_argument, released_swarm
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.regression import cross_validate, fit_regressor, read_released
+from regmix.regression import cross_validate, fit_regressor
 from regmix.sampling import pile_generator
 from regmix.search import l1_nearest, select
 from regmix.target import MEAN, Target
@@ -102,7 +102,7 @@ def calibration(runs: list[dict]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--released", default="../shared/regmix_data", help="folder of RegMix's released CSVs")
+    add_released_argument(parser)
     parser.add_argument("--sizes", default="32,64", help="training proxies per run (random subsets)")
     parser.add_argument("--seeds", type=int, default=5, help="random subsets per size and target")
     parser.add_argument("--targets", default="mean,github",
@@ -111,9 +111,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    folder = Path(args.released)
-    train = read_released(folder / "train_mixture_1m.csv", folder / "train_pile_loss_1m.csv")
-    test = read_released(folder / "test_mixture_1m.csv", folder / "test_pile_loss_1m.csv")
+    train, test = released_swarm(args.released)
     domains = train.domains
     reg = from_dict(RegressionConfig, params["regression"], "regression.")
     default = from_dict(SearchConfig, params["search"], "search.")
