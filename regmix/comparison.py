@@ -84,6 +84,14 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
     return _no_nan(out)
 
 
+def over_prior(regressor: Any, predicted: Mapping[str, float]) -> dict[str, Any] | None:
+    """What the regression said of `regmix` against `prior` before any large run
+    (FittedRegressor.beats on the predicted gain); None without both or without the fit's CV."""
+    if CHOSEN not in predicted or "prior" not in predicted or regressor.out_of_fold is None:
+        return None
+    return regressor.beats(predicted["prior"] - predicted[CHOSEN])
+
+
 def _no_nan(obj: Any) -> Any:
     """nan -> None all through `obj` (JSON has no nan; DVC's metrics readers refuse it)."""
     if isinstance(obj, dict):

@@ -130,13 +130,25 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
     losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
     lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
-             spearman_line(results), "", "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
+             spearman_line(results), "", proxy_scale_line(results, mixtures), "", "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
              "## Weights of each compared mixture", "", markdown_table(weights), "",
              "## Validation loss per domain (mean over seeds)", "",
              "What each mixture costs on the domains it does not target: compare a row across mixtures.", "",
              markdown_table(losses), ""]
     lines += [f"![{Path(link).stem}]({link})" for link in plot_links]
     return "\n".join(lines) + "\n"
+
+
+def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]]) -> str:
+    """What the regression said of `regmix` against `prior` before any large run."""
+    judged = results[SUMMARY].get("over_prior")
+    if judged is None:
+        return "The regression's confidence over `prior` is not known (no `prior`, or a fit without its CV)."
+    chosen, prior = mixtures.get(CHOSEN, {}), mixtures.get("prior", {})
+    if prior and all(abs(chosen.get(d, 0.0) - w) < 1e-5 for d, w in prior.items()):
+        return ("`regmix` is the prior: the search could not resolve a gain over it (`fallback:` in "
+                "results/mixture.yaml holds the rule's choice).")
+    return f"At the proxy scale `regmix` was {gain_text(judged)}."
 
 
 def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], mixture: Mapping[str, Any]) -> str:

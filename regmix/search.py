@@ -354,7 +354,7 @@ def fallback_line(over_prior: Mapping[str, Any], fell_back: bool) -> str:
         return (f"KEPT THE PRIOR: the rule's choice is {judged}, below search.min_confidence="
                 f"{over_prior['min_confidence']:g}: the regression cannot tell it from the prior (the choice "
                 "is under `fallback.searched` in the mixture file)")
-    return f"the choice is {judged} (search.min_confidence={over_prior['min_confidence']:g})"
+    return f"the choice is {judged}; search.min_confidence={over_prior['min_confidence']:g}"
 
 
 def confidence(model: FittedRegressor, chosen: Mapping[str, float],

@@ -10,7 +10,7 @@ noise, and a test against `regmix` (regmix.verdict).
 from __future__ import annotations
 
 from regmix.compare import read_all, remove_other_mixtures, run_dir
-from regmix.comparison import out_of_fold, summarise
+from regmix.comparison import SUMMARY, out_of_fold, over_prior, summarise
 from regmix.config import EvaluateConfig, from_dict
 from regmix.curves import valid_curves
 from regmix.data.shards import read_meta
@@ -53,6 +53,7 @@ def main() -> None:
     held_out = out_of_fold(mixtures, read_csv(args.swarm), cv)
     source = {n: "out-of-fold" if n in held_out else "regressor" for n in mixtures}
     results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
+    results[SUMMARY]["over_prior"] = over_prior(regressor, predicted)
     write_json(args.metrics, results)
     write_report(results, mixtures, target.name, args.report, args.plots)
     curves = valid_curves({c.name: [run_dir(args.curves / c.name, s) for s in c.seeds] for c in compared.values()})

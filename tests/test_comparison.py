@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from regmix.comparison import SUMMARY, out_of_fold, summarise
-from regmix.report import README_BEGIN, README_END, readme_results, readme_with_results, write_report
+from regmix.comparison import SUMMARY, out_of_fold, over_prior, summarise
+from regmix.report import (README_BEGIN, README_END, proxy_scale_line, readme_results, readme_with_results,
+                           write_report)
 
 
 def run(loss: float, correct: int = 50) -> dict:
@@ -93,3 +94,28 @@ def test_report_opens_with_the_verdict(tmp_path):
             "`search.min_confidence` (0.9).") in readme_results(None, proxies, fit, fell_back)
     marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
     assert readme_with_results(marked, "new\n") == f"intro\n{README_BEGIN}\nnew\n{README_END}\noutro\n"
+
+
+class Judge:
+    """A regressor stand-in: its verdict on a gain is the gain itself, when it has out-of-fold predictions."""
+
+    def __init__(self, cv: bool):
+        self.out_of_fold = ([1.0], [1.0]) if cv else None
+
+    def beats(self, gain: float) -> dict:
+        return {"gain": gain, "probability": 0.8, "pairs": 10, "scale": 0.2}
+
+
+def test_the_report_says_what_the_regression_claimed_over_the_prior():
+    assert over_prior(Judge(cv=True), {"regmix": 1.0, "prior": 1.25})["gain"] == pytest.approx(0.25)
+    assert over_prior(Judge(cv=False), {"regmix": 1.0, "prior": 1.25}) is None
+    assert over_prior(Judge(cv=True), {"regmix": 1.0}) is None
+    out = summarise(RUNS, PREDICTED, {n: "regressor" for n in RUNS})
+    assert "is not known" in proxy_scale_line(out, MIXTURES)
+    out[SUMMARY]["over_prior"] = Judge(cv=True).beats(0.25)
+    prior = {"alpha": 0.3, "beta": 0.7}
+    assert proxy_scale_line(out, {**MIXTURES, "prior": prior}) == (
+        "At the proxy scale `regmix` was predicted 0.250 nats below the prior, a gain that is real with probability "
+        "80% (fitted to how the cross-validation ordered 10 pairs of proxies).")
+    kept = {**MIXTURES, "regmix": prior, "prior": {"alpha": 0.3000001, "beta": 0.6999999}}
+    assert proxy_scale_line(out, kept).startswith("`regmix` is the prior: the search could not resolve a gain")
