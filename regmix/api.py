@@ -179,7 +179,7 @@ def fit(proxies: pd.DataFrame | ProxyTable | str | Path | None, target: Any,
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
     report = fit_and_report(train, evals, cfg, target, seed)
     noise = None if replicates is None else seed_noise(_frame(proxies), _frame(replicates), target)
-    report.metrics["resolution"] = resolution(report.metrics["cv"], noise and noise.get("target_std"))
+    report.metrics["resolution"] = resolution(report, noise and noise.get("target_std"))
     return report
 
 

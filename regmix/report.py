@@ -25,7 +25,7 @@ from regmix.compare import CHOSEN
 from regmix.comparison import SUMMARY, TASKS
 from regmix.files import write_text
 from regmix.plots import plt, save
-from regmix.regression import gain_text
+from regmix.regression import gain_text, resolved_text
 from regmix.tables import write_csv
 
 TASK_TEXT = {
@@ -165,8 +165,7 @@ def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], mixture: Ma
         text += (f" Seed noise of a proxy's target loss: {noise['target_std']:.3f} nats ({noise['pairs']} mixtures "
                  "trained twice).")
     if r:
-        text += (f" So the regression cannot resolve predicted differences below "
-                 f"{r['smallest_resolved_difference']:.2f} nats.")
+        text += " " + resolved_text(r) + "."
     return text + f" The chosen mixture: {weights}." + over_prior_text(mixture)
 
 

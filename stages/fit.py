@@ -33,7 +33,7 @@ def main() -> None:
     target = Target.parse(params["target"])
     report = fit_and_report(train, evals, cfg, target, params["seed"])
     noise = None if cfg.train_set else seed_noise(read_csv(args.proxies), read_csv(args.replicates), target)
-    report.metrics["resolution"] = resolution(report.metrics["cv"], noise and noise.get("target_std"))
+    report.metrics["resolution"] = resolution(report, noise and noise.get("target_std"))
     save_regressor(report.regressor, args.regressor)
     report.regressor.compile()  # warms this machine's lleaves cache for search, and times search's path
     report.metrics["predict_seconds_per_1m"] = round(predict_seconds(report.regressor, seed=params["seed"]), 3)

@@ -77,20 +77,21 @@ def test_report_opens_with_the_verdict(tmp_path):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
     proxies = {"proxies": 64, "params": 1000, "tokens_per_proxy": 2048, "seed_noise": {"pairs": 8, "target_std": 0.03}}
     fit = {"model": "lightgbm", "target": "mean", "cv": {"spearman": 0.9, "rmse": 0.1, "n": 64, "folds": 5},
-           "resolution": {"smallest_resolved_difference": 0.277}}
+           "resolution": {"smallest_resolved_difference": 0.277, "pairs": 2016}}
     readme = readme_results(out, proxies, fit, {"train": {"alpha": 0.8, "beta": 0.2}})
     assert "Seed noise of a proxy's target loss: 0.030 nats (8 mixtures trained twice)" in readme
-    assert "cannot resolve predicted differences below 0.28 nats" in readme and "alpha 80%, beta 20%" in readme
+    assert ("Predicted differences below 0.28 nats are real with less than 95% probability (fitted to how the "
+            "cross-validation ordered 2,016 pairs of proxies).") in readme and "alpha 80%, beta 20%" in readme
     assert "**`regmix` ranks 2 of 4** by mean target loss." in readme.splitlines()
     assert "is not part of the committed run" in readme_results(None, proxies, fit, {"train": {"alpha": 1.0}})
     judged = {"gain": 0.52, "probability": 0.934, "pairs": 223, "scale": 0.34}
     kept = readme_results(None, proxies, fit, {"train": {"alpha": 1.0}, "confidence": {"prior": judged}})
-    assert ("It is predicted 0.520 nats below the prior, a gain that is real with probability 93% (fitted to how "
+    assert ("It is predicted 0.520 nats below the prior, a gain that is real with probability 93.4% (fitted to how "
             "the cross-validation ordered 223 pairs of proxies).") in kept
     fell_back = {"train": {"alpha": 0.5, "beta": 0.5}, "confidence": {"prior": {**judged, "gain": 0.0}},
                  "fallback": {"to": "prior", "over_prior": {**judged, "probability": 0.62, "min_confidence": 0.9}}}
     assert ("It is the prior: the search's choice was predicted 0.520 nats below the prior, a gain that is real "
-            "with probability 62% (fitted to how the cross-validation ordered 223 pairs of proxies), below "
+            "with probability 62.0% (fitted to how the cross-validation ordered 223 pairs of proxies), below "
             "`search.min_confidence` (0.9).") in readme_results(None, proxies, fit, fell_back)
     marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
     assert readme_with_results(marked, "new\n") == f"intro\n{README_BEGIN}\nnew\n{README_END}\noutro\n"
@@ -116,6 +117,6 @@ def test_the_report_says_what_the_regression_claimed_over_the_prior():
     prior = {"alpha": 0.3, "beta": 0.7}
     assert proxy_scale_line(out, {**MIXTURES, "prior": prior}) == (
         "At the proxy scale `regmix` was predicted 0.250 nats below the prior, a gain that is real with probability "
-        "80% (fitted to how the cross-validation ordered 10 pairs of proxies).")
+        "80.0% (fitted to how the cross-validation ordered 10 pairs of proxies).")
     kept = {**MIXTURES, "regmix": prior, "prior": {"alpha": 0.3000001, "beta": 0.6999999}}
     assert proxy_scale_line(out, kept).startswith("`regmix` is the prior: the search could not resolve a gain")

@@ -22,7 +22,7 @@ from regmix.compose import composed
 from regmix.config import RegressionConfig, from_dict
 from regmix.errors import UserError
 from regmix.regression import (FittedRegressor, ProxyTable, compiled, cross_validate, fit_and_report, fit_regressor,
-                               load_regressor, make_model, predict_mixtures, read_proxies, read_released,
+                               load_regressor, make_model, pair_scale, predict_mixtures, read_proxies, read_released,
                                save_regressor)
 from regmix.target import Target
 
@@ -502,7 +502,10 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     assert metrics["cv"]["n"] == 64 and metrics["cv"]["spearman"] > 0.8 and metrics["target"] == "mean"
     r = metrics["resolution"]
     assert r["seed_std"] == pytest.approx(0.01 / 2 ** 0.5) and r["cv_rmse"] == pytest.approx(metrics["cv"]["rmse"])
-    assert r["smallest_resolved_difference"] == pytest.approx(1.96 * 2 ** 0.5 * metrics["cv"]["rmse"])
+    predictions = pd.read_csv(tmp_path / "results/fit_predictions.csv")
+    scale, pairs = pair_scale(predictions["true"], predictions["predicted"])
+    assert r["pair_scale"] == pytest.approx(scale) and r["pairs"] == pairs == 64 * 63 // 2
+    assert r["smallest_resolved_difference"] == pytest.approx(1.6449 * scale, rel=1e-4)  # real with 95%
     assert metrics["predict_seconds_per_1m"] > 0 and metrics["fitted"]["trees"] <= FAST_LGB["n_estimators"]
     predictions = pd.read_csv(tmp_path / "results/fit_predictions.csv")
     assert list(predictions.columns) == ["set", "id", "true", "predicted"] and len(predictions) == 64

@@ -18,8 +18,8 @@ The files:
 
 from regmix.regression.figures import describe, domain_curves, plot_fit
 from regmix.regression.fitted import (FitReport, FittedRegressor, Predictor, cross_validate, fit_and_report,
-                                      fit_regressor, gain_text, pair_confidence, predict_mixtures, predict_seconds,
-                                      resolution, scores)
+                                      fit_regressor, gain_text, pair_confidence, pair_scale, predict_mixtures,
+                                      predict_seconds, resolution, resolved_text, scores)
 from regmix.regression.lightgbm import LightGBM
 from regmix.regression.models import MODELS, Ensemble, GaussianProcess, Linear, LogLinear, Model, make_model
 from regmix.regression.proxies import ProxyTable, read_proxies, read_released, released_pair
@@ -28,6 +28,6 @@ from regmix.regression.storage import load_regressor, save_regressor
 __all__ = [
     "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
     "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves",
-    "fit_and_report", "fit_regressor", "gain_text", "pair_confidence", "load_regressor", "make_model", "plot_fit", "predict_mixtures",
-    "predict_seconds", "read_proxies", "read_released", "released_pair", "resolution", "save_regressor", "scores",
+    "fit_and_report", "fit_regressor", "gain_text", "pair_confidence", "pair_scale", "load_regressor", "make_model", "plot_fit", "predict_mixtures",
+    "predict_seconds", "read_proxies", "read_released", "released_pair", "resolution", "resolved_text", "save_regressor", "scores",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from regmix.plots import plt, save
-from regmix.regression.fitted import FitReport, FittedRegressor
+from regmix.regression.fitted import FitReport, FittedRegressor, resolved_text
 
 DPI = 110
 EFFECTS = {  # regressor kind -> (title, x label) of its effects panel
@@ -99,6 +99,5 @@ def describe(metrics: dict[str, Any]) -> str:
     r = metrics.get("resolution")
     if r:
         noise = (f"; the proxies' own seed noise is {r['seed_std']:.3g}" if r.get("seed_std") is not None else "")
-        lines.append(f"  the regression cannot resolve predicted differences smaller than "
-                     f"{r['smallest_resolved_difference']:.3g} (CV RMSE {r['cv_rmse']:.3g}{noise})")
+        lines.append(f"  {resolved_text(r)} (CV RMSE {r['cv_rmse']:.3g}{noise})")
     return "\n".join(lines)

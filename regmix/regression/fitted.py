@@ -122,15 +122,13 @@ def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
             "mse": mse, "rmse": float(np.sqrt(mse)), "n": int(len(true))}
 
 
-def pair_confidence(true: np.ndarray, predicted: np.ndarray, gain: float) -> dict[str, Any]:
-    """The probability that a mixture predicted `gain` nats below another has the lower true loss.
+def pair_scale(true: np.ndarray, predicted: np.ndarray) -> tuple[float | None, int]:
+    """The error of a predicted difference, from every pair of proxies and their out-of-fold predictions.
 
-    Judged on every pair of proxies by their out-of-fold predictions: a pair predicted g apart is
-    ordered right with probability Phi(g / scale), `scale` fitted by maximum likelihood to which
-    pairs the folds ordered right. This counts the regression's errors where a choice needs them,
-    on differences (errors two mixtures share cancel), unlike 1.96 x sqrt(2) x RMSE; a gain of 0
-    is a coin toss. It does not see the search's selection: the best of many predictions is
-    optimistic, so a choice's gain is judged as if it were a random pair's.
+    A pair predicted g apart is ordered right with probability Phi(g / scale); `scale` is fitted
+    by maximum likelihood to which pairs the folds ordered right. It counts the regression's errors
+    where a choice needs them, on differences (errors two mixtures share cancel), unlike
+    1.96 x sqrt(2) x RMSE. Returns (scale, pairs); scale None when every prediction ties.
     """
     true, predicted = np.asarray(true, dtype=float), np.asarray(predicted, dtype=float)
     i, j = np.triu_indices(len(true), 1)
@@ -138,34 +136,54 @@ def pair_confidence(true: np.ndarray, predicted: np.ndarray, gain: float) -> dic
     right = (np.sign(predicted[i] - predicted[j]) == np.sign(true[i] - true[j]))[gaps > 0]
     gaps = gaps[gaps > 0]  # tied predictions order nothing
     if not len(gaps):
-        return {"gain": float(gain), "probability": 0.5, "pairs": 0, "scale": None}
+        return None, 0
 
     def minus_log_likelihood(log_scale: float) -> float:
         z = gaps / np.exp(log_scale)
         return -float(np.sum(np.where(right, norm.logcdf(z), norm.logsf(z))))
 
-    typical = float(np.median(gaps))
-    fitted = minimize_scalar(minus_log_likelihood, bounds=(np.log(typical) - 12, np.log(typical) + 12),
-                             method="bounded")
-    scale = float(np.exp(fitted.x))
-    return {"gain": float(gain), "probability": float(norm.cdf(gain / scale)), "pairs": int(len(gaps)),
-            "scale": scale}
+    typical = float(np.log(np.median(gaps)))
+    fitted = minimize_scalar(minus_log_likelihood, bounds=(typical - 12, typical + 12), method="bounded")
+    return float(np.exp(fitted.x)), int(len(gaps))
+
+
+def pair_confidence(true: np.ndarray, predicted: np.ndarray, gain: float) -> dict[str, Any]:
+    """The probability that a mixture predicted `gain` nats below another has the lower true loss:
+    Phi(gain / scale) (`pair_scale`); a gain of 0 is a coin toss. It does not see the search's
+    selection: the best of many predictions is optimistic, so a choice's gain is judged as if it
+    were a random pair's."""
+    scale, pairs = pair_scale(true, predicted)
+    probability = 0.5 if scale is None else float(norm.cdf(gain / scale))
+    return {"gain": float(gain), "probability": probability, "pairs": pairs, "scale": scale}
 
 
 def gain_text(judged: Mapping[str, Any]) -> str:
     """`pair_confidence`'s verdict on a predicted gain over the prior, in words."""
     return (f"predicted {judged['gain']:.3f} nats below the prior, a gain that is real with probability "
-            f"{judged['probability']:.0%} (fitted to how the cross-validation ordered {judged['pairs']:,} pairs "
+            f"{judged['probability']:.1%} (fitted to how the cross-validation ordered {judged['pairs']:,} pairs "
             "of proxies)")
 
 
-def resolution(cv: Mapping[str, float], seed_std: float | None) -> dict[str, Any]:
-    """What the regression can tell apart: two predictions each off by about the CV RMSE differ by
-    up to 1.96 x sqrt(2) x RMSE (95%) by error alone; the proxies' seed noise is the floor under it."""
-    out = {"cv_rmse": cv["rmse"], "smallest_resolved_difference": float(1.96 * np.sqrt(2) * cv["rmse"])}
+RESOLVED = 0.95  # a predicted difference is resolved when it is real with at least this probability
+
+
+def resolved_text(r: Mapping[str, Any]) -> str:
+    """`resolution`'s smallest resolved difference, in words."""
+    if r.get("smallest_resolved_difference") is None:
+        return "The cross-validation predicted every proxy alike: no predicted difference is resolved"
+    return (f"Predicted differences below {r['smallest_resolved_difference']:.2f} nats are real with less than "
+            f"{RESOLVED:.0%} probability (fitted to how the cross-validation ordered {r['pairs']:,} pairs of proxies)")
+
+
+def resolution(report: FitReport, seed_std: float | None) -> dict[str, Any]:
+    """What the regression can tell apart: the smallest predicted difference that is real with
+    probability RESOLVED (`pair_scale` x 1.645); the proxies' seed noise is the floor under it."""
+    scale, pairs = pair_scale(*report.regressor.out_of_fold)
+    out = {"cv_rmse": report.metrics["cv"]["rmse"], "pair_scale": scale, "pairs": pairs,
+           "smallest_resolved_difference": None if scale is None else float(norm.ppf(RESOLVED) * scale)}
     if seed_std is not None:
         out["seed_std"] = seed_std
-        out["rmse_over_seed_std"] = float(cv["rmse"] / seed_std) if seed_std > 0 else None
+        out["rmse_over_seed_std"] = float(out["cv_rmse"] / seed_std) if seed_std > 0 else None
     return out
 
 
