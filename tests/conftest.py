@@ -1,6 +1,7 @@
 """Shared test set-up: tests never reach a model or dataset hub, nor write to the user's cache."""
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,12 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# A shell that starts the suite in the background (`make test &`, `nohup ... &`) ignores SIGINT
+# there, and every process the tests start inherits that: the Ctrl-C tests (a stage's, a cancelled
+# local Slurm task's) need it delivered. A Python handler here is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]  # the repository root, for every test module
 
