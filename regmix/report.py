@@ -130,7 +130,8 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
     losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
     lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
-             spearman_line(results), "", proxy_scale_line(results, mixtures), "", "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
+             spearman_line(results), "", proxy_scale_line(results, mixtures), "",
+             "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
              "## Weights of each compared mixture", "", markdown_table(weights), "",
              "## Validation loss per domain (mean over seeds)", "",
              "What each mixture costs on the domains it does not target: compare a row across mixtures.", "",

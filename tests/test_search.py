@@ -305,8 +305,8 @@ def test_pair_confidence_recovers_the_error_of_a_difference():
 
 
 def confident_regressor(coef: dict[str, float], right: float) -> FittedRegressor:
-    """A linear regressor whose out-of-fold pairs order every gap right with probability `right`
-    (about: pairs of 200 proxies, a share of them with true losses swapped)."""
+    """A linear regressor with out-of-fold predictions of 200 proxies, about a share 1 - `right` of
+    them with the true loss reversed: a pair scale between perfect and useless."""
     model = fitted(coef)
     predicted = np.linspace(0.0, 2.0, 200)
     true = predicted.copy()

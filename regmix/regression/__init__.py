@@ -27,7 +27,8 @@ from regmix.regression.storage import load_regressor, save_regressor
 
 __all__ = [
     "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
-    "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves",
-    "fit_and_report", "fit_regressor", "gain_text", "pair_confidence", "pair_scale", "load_regressor", "make_model", "plot_fit", "predict_mixtures",
-    "predict_seconds", "read_proxies", "read_released", "released_pair", "resolution", "resolved_text", "save_regressor", "scores",
+    "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves", "fit_and_report",
+    "fit_regressor", "gain_text", "load_regressor", "make_model", "pair_confidence", "pair_scale", "plot_fit",
+    "predict_mixtures", "predict_seconds", "read_proxies", "read_released", "released_pair", "resolution",
+    "resolved_text", "save_regressor", "scores",
 ]
