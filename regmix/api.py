@@ -13,6 +13,7 @@ README.md), or from a `regmix.swarm.Placement`.
     train_swarm  one small proxy LM per mixture; the proxies table (weights and losses)
     fit          the regression mixture -> target loss, cross-validated; a FitReport
     search       simulate many mixtures through the regression, average the best; a Choice
+    verify       named mixtures' proxies trained again with fresh seeds, judged against `regmix`
     export       a mixture in a trainer's format: Megatron-LM / NeMo, OLMo-core, litdata, HF datasets
 
 Example: the bundled tiny corpus from text to a Megatron-LM blend, with tiny models, in
@@ -38,6 +39,9 @@ fitted = api.fit(proxies, "mean", {"cv_folds": 2})  # RegMix's LightGBM, 2-fold 
 choice = api.search(fitted.regressor, domains,
                     search_cfg={"n_simulations": 2000, "top_k": 10, "chunk_size": 1000}, large_cfg=large,
                     proxies=proxies)
+checked = api.verify({"regmix": choice.mixture, "uniform": {d: 1 / len(domains) for d in domains}},
+                     f"{work}/tokens", "mean", tiny, seeds=2, store=f"{work}/proxies",
+                     placement=api.Placement(workers=1), regressor=fitted.regressor)
 blend = api.export(choice.mixture, domains, to="megatron", large_cfg=large,
                    prefix_template="/data/{domain}_text_document")
 print(choice.mixture)
@@ -61,19 +65,22 @@ from regmix import handoff, runtime
 from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            from_dict)
 from regmix.data.prepare import prepare as prepare_tokens
+from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import write_text
 from regmix.mixtures import baseline_mixtures
-from regmix.noise import seed_noise
-from regmix.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, read_proxies,
-                               released_pair, resolution)
+from regmix.noise import seed_noise, target_pairs
+from regmix.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, predict_mixtures,
+                               read_proxies, released_pair, resolution)
 from regmix.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
 from regmix.search import SearchResult, search as search_mixtures, summary
-from regmix.swarm import Placement, placement_from_env, run_swarm
+from regmix.swarm import Placement, placement_from_env, run_seeds, run_swarm
 from regmix.tables import mixture_frame, read_csv, write_csv
 from regmix.target import Target
+from regmix.verify import judge, measured_targets, verify_seeds
 
-__all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm"]
+__all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm",
+           "verify"]
 
 T = TypeVar("T")
 Domains = Mapping[str, Any]  # prepare's domains table {domain: {train_tokens, ...}}, or a share {domain: weight}
@@ -235,6 +242,28 @@ def search(regressor: FittedRegressor, token_share: Domains,
                              threads=threads or runtime.threads(), proxies=trained)
     out = summary(result, regressor, baselines, trained, None if table is None else table.ids)
     return Choice(out["train"], out, result)
+
+
+def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, target: Any,
+           proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None, seeds: int = 3, seed: int = 0,
+           store: str | Path | None = None, placement: Placement | None = None,
+           regressor: FittedRegressor | None = None, proxies: pd.DataFrame | None = None,
+           replicates: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Train each named mixture's proxy again with `seeds` seeds the swarm never used (`seed + 2`,
+    ...) and judge them (regmix.verify): each mixture's mean and interval, `regmix` against the
+    others, and its gain over `prior` measured beside the one `regressor` predicts. `proxies` and
+    `replicates` (the swarm's tables) add their seed-noise pairs and `best_proxy`'s swarm loss.
+    The dict is the verify stage's metrics; the proxies' table is in its `"table"` entry.
+    """
+    tgt = Target.parse(target)
+    domains = read_meta(tokens_dir).domains
+    store = store if store is not None else runtime.cache_root() / "proxies"
+    table = run_seeds(mixtures, as_config(ProxyConfig, proxy_cfg, "proxy."), tokens_dir, store,
+                          verify_seeds(seeds, seed), tgt, domains, placement or placement_from_env())
+    pairs = {} if proxies is None or replicates is None else target_pairs(proxies, replicates, tgt)
+    swarm = {} if proxies is None else {"best_proxy": float(_proxy_table(proxies).target_values(tgt).min())}
+    predicted = {} if regressor is None else predict_mixtures(regressor, mixtures)
+    return {**judge(measured_targets(table), pairs, predicted, swarm), "table": table}
 
 
 def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]], to: str = "megatron", *,

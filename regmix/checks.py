@@ -11,14 +11,14 @@ from typing import Any, Mapping, Sequence
 
 from regmix.config import (ACQUISITION_RULES, PRECISIONS, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
                            ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
-                           from_dict)
+                           VerifyConfig, from_dict)
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
 from regmix.target import Target
 
 SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "active": ActiveConfig,
             "regression": RegressionConfig,
-            "search": SearchConfig, "large": LargeConfig, "evaluate": EvaluateConfig}
+            "search": SearchConfig, "large": LargeConfig, "verify": VerifyConfig, "evaluate": EvaluateConfig}
 BUILT_IN_MIXTURES = ("regmix", "best_proxy")
 
 
@@ -66,6 +66,11 @@ def check_active(cfg: ActiveConfig) -> None:
                         f"is {cfg.regression.n_bootstrap}, at least 2 needed")
 
 
+def check_verify(cfg: VerifyConfig) -> None:
+    if cfg.seeds < 0:
+        raise UserError(f"verify.seeds is {cfg.seeds}: must be >= 0 (0: off)")
+
+
 def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None) -> None:
     """Every section builds its typed config and holds together; names are checked against
     `domains` when given."""
@@ -77,6 +82,7 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
         check_model(cfg[name].model, f"{name}.model")
         check_optim(cfg[name].optim, f"{name}.optim")
     check_active(cfg["active"])
+    check_verify(cfg["verify"])
     if cfg["proxy"].replicates > cfg["sample"].n_mixtures:
         raise UserError(f"proxy.replicates {cfg['proxy'].replicates} is more than sample.n_mixtures "
                         f"{cfg['sample'].n_mixtures}")
@@ -97,7 +103,8 @@ def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, d
     extra = sorted(set(large.replicate) - set(large.mixtures))
     if extra:
         raise UserError(f"large.replicate names mixtures not in large.mixtures: {', '.join(extra)}")
-    unknown = [n for n in large.mixtures if n not in valid and not n.startswith("random_")]
-    if unknown:
-        raise UserError(f"large.mixtures: unknown mixture(s) {', '.join(unknown)}; valid: "
-                        f"{', '.join([*valid, 'random_<k>'])}")
+    for key, names in (("large.mixtures", large.mixtures), ("verify.mixtures", params["verify"]["mixtures"])):
+        unknown = [n for n in names if n not in valid and not n.startswith("random_")]
+        if unknown:
+            raise UserError(f"{key}: unknown mixture(s) {', '.join(unknown)}; valid: "
+                            f"{', '.join([*valid, 'random_<k>'])}")

@@ -81,7 +81,7 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
                                   "verdict": c.verdict}
         out[name] = entry
     out[SUMMARY] = _summary(out, noise, seed)
-    return _no_nan(out)
+    return no_nan(out)
 
 
 def over_prior(regressor: Any, predicted: Mapping[str, float]) -> dict[str, Any] | None:
@@ -92,12 +92,12 @@ def over_prior(regressor: Any, predicted: Mapping[str, float]) -> dict[str, Any]
     return regressor.beats(predicted["prior"] - predicted[CHOSEN])
 
 
-def _no_nan(obj: Any) -> Any:
+def no_nan(obj: Any) -> Any:
     """nan -> None all through `obj` (JSON has no nan; DVC's metrics readers refuse it)."""
     if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
+        return {k: no_nan(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_no_nan(v) for v in obj]
+        return [no_nan(v) for v in obj]
     if isinstance(obj, float) and math.isnan(obj):
         return None
     return obj

@@ -216,6 +216,15 @@ class ActiveConfig:
 
 
 @dataclass
+class VerifyConfig:
+    """The compared mixtures' proxies trained again with fresh seeds after the search (regmix.verify)."""
+
+    seeds: int = 3  # fresh seeds per mixture (0: off)
+    # those among large.mixtures are verified; regmix against each, and its gain over prior measured
+    mixtures: list[str] = field(default_factory=lambda: ["regmix", "best_proxy", "prior", "uniform"])
+
+
+@dataclass
 class EvaluateConfig:
     windows_per_domain: int = 64  # validation windows per domain
     batch_size: int = 32

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from regmix.tables import LOSS_PREFIX, loss_columns
+from regmix.tables import LOSS_PREFIX, domain_losses, loss_columns
 from regmix.target import Target
 from regmix.verdict import pooled_noise
 
@@ -34,18 +34,34 @@ def seed_noise(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target) 
     def std(a: pd.Series, b: pd.Series) -> float:
         return pooled_noise({i: [x, y] for i, (x, y) in enumerate(zip(a, b))}).std
 
-    losses = pairs[columns].rename(columns=lambda c: c[len(LOSS_PREFIX):])
-    again = pairs[[c + "#rep" for c in columns]].rename(columns=lambda c: c[len(LOSS_PREFIX):-len("#rep")])
-    out["target_std"] = std(pd.Series(target.values(losses, "proxies")), pd.Series(target.values(again, "replicates")))
+    losses, again = _paired_losses(pairs, columns)
+    out["target_std"] = pooled_noise(target_pairs(proxies, replicates, target)).std
     out["domain_std"] = {d: std(losses[d], again[d]) for d in losses.columns}
     return out
+
+
+def _paired_losses(pairs: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The proxies' and the replicates' per-domain losses of merged (proxy, replicate) rows."""
+    losses = pairs[columns].rename(columns=lambda c: c[len(LOSS_PREFIX):])
+    again = pairs[[c + "#rep" for c in columns]].rename(columns=lambda c: c[len(LOSS_PREFIX):-len("#rep")])
+    return losses, again
+
+
+def target_pairs(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target) -> dict[str, list[float]]:
+    """{id: [target loss, target loss with the replicate seed]} of every replicated proxy."""
+    pairs = proxies.merge(replicates, on="id", suffixes=("", "#rep"))
+    if pairs.empty:
+        return {}
+    losses, again = _paired_losses(pairs, loss_columns(proxies))
+    first, second = target.values(losses, "proxies"), target.values(again, "replicates")
+    return {str(i): [float(a), float(b)] for i, a, b in zip(pairs["id"], first, second)}
 
 
 def domain_spread(proxies: pd.DataFrame, noise: dict[str, Any]) -> pd.DataFrame:
     """Per domain: its loss's mean and std over the swarm beside its seed std (`noise` from
     `seed_noise`). How much the mixture moves a domain's loss against how much the seed alone
     moves it: a domain whose swarm spread is near its seed noise cannot separate mixtures."""
-    losses = proxies[loss_columns(proxies)].rename(columns=lambda c: c[len(LOSS_PREFIX):])
+    losses = domain_losses(proxies)
     seed_std = noise.get("domain_std", {})
     return pd.DataFrame({"domain": losses.columns, "loss_mean": losses.mean().to_numpy(),
                          "loss_std": losses.std().to_numpy(),

@@ -27,6 +27,7 @@ from regmix.files import write_text
 from regmix.plots import plt, save
 from regmix.regression import gain_text, resolved_text
 from regmix.tables import write_csv
+from regmix.verify import verify_text
 
 TASK_TEXT = {
     "last_word": "`last_word`: greedy decoding must reproduce the last word of a passage (LAMBADA-style)",
@@ -125,12 +126,13 @@ def tasks_text(results: Mapping[str, Any]) -> str:
 
 
 def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
-           plot_links: list[str]) -> str:
+           plot_links: list[str], verify: Mapping[str, Any] | None = None) -> str:
     entries = mixtures_of(results)
     weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
     losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
     lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
              spearman_line(results), "", proxy_scale_line(results, mixtures), "",
+             *([verify_text(verify), ""] if verify is not None else []),
              "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
              "## Weights of each compared mixture", "", markdown_table(weights), "",
              "## Validation loss per domain (mean over seeds)", "",
@@ -188,12 +190,13 @@ NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) 
 
 
 def readme_results(results: Mapping[str, Any] | None, proxies: Mapping[str, Any], fit: Mapping[str, Any],
-                   mixture: Mapping[str, Any]) -> str:
+                   mixture: Mapping[str, Any], verify: Mapping[str, Any] | None = None) -> str:
     """The README's results section, made from the committed metrics and results only
-    (`results` None: no large-scale comparison committed)."""
+    (`results` None: no large-scale comparison committed; `verify` None: no proxy-scale check)."""
+    head = [proxies_line(proxies, fit, mixture), "", *([verify_text(verify), ""] if verify is not None else [])]
     if results is None:
-        return "\n".join([proxies_line(proxies, fit, mixture), "", NOT_COMPARED]) + "\n"
-    return "\n".join([proxies_line(proxies, fit, mixture), "", *verdict_lines(results, fit["target"]), "",
+        return "\n".join([*head, NOT_COMPARED]) + "\n"
+    return "\n".join([*head, *verdict_lines(results, fit["target"]), "",
                       spearman_line(results), "", comparison_table(results), "", tasks_text(results)]) + "\n"
 
 
@@ -212,8 +215,10 @@ def committed_results(root: str | Path = ".") -> str:
     root = Path(root)
     read = lambda rel: json.loads((root / rel).read_text())  # noqa: E731
     mixture = yaml.safe_load((root / "results/mixture.yaml").read_text())
-    evaluated = read("metrics/evaluate.json") if (root / "metrics/evaluate.json").exists() else None
-    return readme_results(evaluated, read("metrics/proxies.json"), read("metrics/fit.json"), mixture)
+    optional = {rel: read(rel) if (root / rel).exists() else None for rel in ("metrics/evaluate.json",
+                                                                             "metrics/verify.json")}
+    return readme_results(optional["metrics/evaluate.json"], read("metrics/proxies.json"), read("metrics/fit.json"),
+                          mixture, optional["metrics/verify.json"])
 
 
 if __name__ == "__main__":  # make readme
@@ -263,14 +268,14 @@ def plot_predicted_vs_measured(results: Mapping[str, Any], target: str, path: Pa
 
 
 def write_report(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
-                 report_path: str | Path, plots_dir: str | Path) -> None:
-    """Write the markdown report and its plots."""
+                 report_path: str | Path, plots_dir: str | Path, verify: Mapping[str, Any] | None = None) -> None:
+    """Write the markdown report and its plots (`verify`: metrics/verify.json, the proxy-scale check)."""
     plots_dir = Path(plots_dir)
     plots = {"target_loss.png": plot_target_loss, "predicted_vs_measured.png": plot_predicted_vs_measured}
     for name, plot in plots.items():
         plot(results, target, plots_dir / name)
     links = [os.path.relpath(plots_dir / name, Path(report_path).parent) for name in plots]
-    write_text(report_path, render(results, mixtures, target, links))
+    write_text(report_path, render(results, mixtures, target, links, verify))
 
 
 CURVES_DIR = "curves"  # inside the comparison folder: one table per validation series

@@ -37,9 +37,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generator, Iterator, Mapping
+from typing import Any, Generator, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -51,7 +52,8 @@ from regmix.files import read_json, write_json
 from regmix.model import LLaMA
 from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, say,
                              warmup_rate)
-from regmix.tables import LOSS_PREFIX, weight_columns
+from regmix.tables import LOSS_PREFIX, domain_losses, mixture_frame, weight_columns
+from regmix.target import Target
 from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss,
                              make_optimizer, resolve_precision, resolve_vocab, train_steps,
                              train_tokens)
@@ -513,3 +515,22 @@ def collect(jobs: list[ProxyJob], mixtures: pd.DataFrame, out_dir: Path) -> pd.D
         losses = read_json(proxy_path(out_dir, job.key))["losses"]
         rows.append({f"{LOSS_PREFIX}{d}": losses[d] for d in losses})
     return pd.concat([mixtures.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+
+
+def run_seeds(mixtures: Mapping[str, Mapping[str, float]], cfg: ProxyConfig, tokens_dir: str | Path,
+             store: str | Path, seeds: Sequence[int], target: Target, domains: Sequence[str],
+             placement: Placement = Placement(),
+             max_epochs: float | None = SampleConfig.max_epochs) -> pd.DataFrame:
+    """Train each named mixture's proxy once per seed (kept in `store` like any proxy: a rerun
+    trains only what is missing); one row per (mixture, seed): `mixture`, `seed`, the `target`
+    loss, the weights and one `loss.<domain>` per domain (regmix.verify judges them)."""
+    weights = np.array([[m.get(d, 0.0) for d in domains] for m in mixtures.values()], dtype=float)
+    frame = mixture_frame(list(mixtures), list(domains), weights.reshape(len(mixtures), len(domains)))
+    tables = []
+    for seed in seeds if mixtures else []:
+        table, _ = run_swarm(frame, cfg, tokens_dir, store, seed, placement, max_epochs)
+        losses = target.values(domain_losses(table), f"proxies (seed {seed})")
+        tables.append(table.rename(columns={"id": "mixture"}).assign(seed=seed, target=losses))
+    first = ["mixture", "seed", "target"]
+    out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=first)
+    return out[first + [c for c in out.columns if c not in first]]

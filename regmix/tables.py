@@ -60,3 +60,8 @@ def weight_columns(frame: pd.DataFrame) -> list[str]:
 
 def loss_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith(LOSS_PREFIX)]
+
+
+def domain_losses(frame: pd.DataFrame) -> pd.DataFrame:
+    """The `loss.<domain>` columns of a proxies table, named by their domain."""
+    return frame[loss_columns(frame)].rename(columns=lambda c: c[len(LOSS_PREFIX):])

@@ -16,7 +16,7 @@ from regmix.curves import valid_curves
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
-from regmix.files import run_stage, write_json
+from regmix.files import read_json, run_stage, write_json
 from regmix.large import HF_DIR
 from regmix.progress import say
 from regmix.regression import load_regressor, predict_mixtures
@@ -30,6 +30,7 @@ def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", models="folder of trained models (train)",
                              compare="folder of compared-mixture files (search)", regressor="fitted regressor (fit)",
                              swarm="swarm table (sample)", fit_predictions="fit's predictions table (fit)",
+                             verify="the compared mixtures measured again at the proxy scale (verify)",
                              curves="folder of training curves (train); folders of mixtures no longer compared go",
                              metrics="metrics (JSON) to write", report="report (markdown) to write",
                              plots="plots folder to write", comparison="folder of the comparison charts' data to write")
@@ -55,7 +56,7 @@ def main() -> None:
     results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
     results[SUMMARY]["over_prior"] = over_prior(regressor, predicted)
     write_json(args.metrics, results)
-    write_report(results, mixtures, target.name, args.report, args.plots)
+    write_report(results, mixtures, target.name, args.report, args.plots, read_json(args.verify))
     curves = valid_curves({c.name: [run_dir(args.curves / c.name, s) for s in c.seeds] for c in compared.values()})
     write_comparison(args.comparison, results, curves)
 

@@ -100,6 +100,17 @@ def test_chosen_mixture_over_the_corpus_domains(ran):
     assert set(choice.summary["usage"]) == set(DOMAINS)
 
 
+def test_verify_measures_each_mixture_with_fresh_seeds(ran):
+    checked = ran["checked"]
+    table = checked["table"]
+    assert sorted(table["mixture"].unique()) == ["regmix", "uniform"] and sorted(table["seed"].unique()) == [2, 3]
+    assert checked["seeds"] == 2 and checked["seed_noise"]["df"] == 2
+    entry = checked["mixtures"]["uniform"]
+    assert entry["measured"] == pytest.approx(table.query("mixture == 'uniform'")["target"].mean())
+    assert entry["predicted"] == pytest.approx(ran["choice"].summary["baselines"]["uniform"]["predicted_target"])
+    assert entry["vs_regmix"]["verdict"] in ("better", "worse", "not distinguishable")
+
+
 def test_megatron_blend_names_every_nonzero_domain(ran):
     blend, mixture = ran["blend"], ran["choice"].mixture
     args = [line for line in blend.splitlines() if not line.startswith("#")]

@@ -14,7 +14,7 @@ from regmix.errors import UserError
 from conftest import REPO
 
 CONF = REPO / "conf"
-GROUPS = ["data", "sample", "proxy", "active", "regression", "search", "large", "evaluate"]
+GROUPS = ["data", "sample", "proxy", "active", "regression", "search", "large", "verify", "evaluate"]
 SECTION_CLASSES = {
     "data": C.DataConfig,
     "sample": C.SampleConfig,
@@ -23,6 +23,7 @@ SECTION_CLASSES = {
     "regression": C.RegressionConfig,
     "search": C.SearchConfig,
     "large": C.LargeConfig,
+    "verify": C.VerifyConfig,
     "evaluate": C.EvaluateConfig,
 }
 # Options whose required keys (`???`) a user must give; the tests supply a value.
@@ -81,7 +82,7 @@ def test_dvc_params_exist_in_params_yaml():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     known = _flatten(params)
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["prepare", "sample", "proxies", "fit", "search", "train", "evaluate"]
+    assert list(stages) == ["prepare", "sample", "proxies", "fit", "search", "verify", "train", "evaluate"]
     for name, stage in stages.items():
         body = stage.get("do", stage)
         for entry in body.get("params", []):

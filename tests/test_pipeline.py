@@ -110,6 +110,16 @@ def test_repro_writes_every_output(project):
     assert stored == pytest.approx({d: best[d] for d in domains})
     report = (project / "results/report.md").read_text()
     assert report.startswith("# Large-model comparison\n\n## Verdict")
+    # verify: each of its mixtures trained again with fresh seeds, judged, and in the report
+    verify = json.loads((project / "metrics/verify.json").read_text())
+    checked = pd.read_csv(project / "results/verify.csv")
+    assert sorted(verify["mixtures"]) == sorted(checked["mixture"].unique()) == ["best_proxy", "prior", "regmix",
+                                                                                 "uniform"]
+    assert sorted(checked["seed"].unique()) == [2, 3, 4] and len(checked) == 12
+    for name, e in verify["mixtures"].items():
+        assert e["measured"] == pytest.approx(checked.query("mixture == @name")["target"].mean())
+    assert verify["seed_noise"]["df"] == 4 * 2 + 2  # 4 mixtures x (3 - 1) + 2 replicate pairs
+    assert "Measured again at the proxy scale (3 fresh seeds each" in report
 
 
 def test_second_repro_is_a_noop(project):

@@ -22,13 +22,13 @@ from regmix.regression.fitted import (FitReport, FittedRegressor, Predictor, cro
                                       predict_seconds, resolution, resolved_text, scores)
 from regmix.regression.lightgbm import LightGBM
 from regmix.regression.models import MODELS, Ensemble, GaussianProcess, Linear, LogLinear, Model, make_model
-from regmix.regression.proxies import ProxyTable, read_proxies, read_released, released_pair
+from regmix.regression.proxies import ProxyTable, proxy_table, read_proxies, read_released, released_pair
 from regmix.regression.storage import load_regressor, save_regressor
 
 __all__ = [
     "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
     "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves", "fit_and_report",
     "fit_regressor", "gain_text", "load_regressor", "make_model", "pair_confidence", "pair_scale", "plot_fit",
-    "predict_mixtures", "predict_seconds", "read_proxies", "read_released", "released_pair", "resolution",
+    "predict_mixtures", "predict_seconds", "proxy_table", "read_proxies", "read_released", "released_pair", "resolution",
     "resolved_text", "save_regressor", "scores",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from regmix.errors import UserError
-from regmix.tables import LOSS_PREFIX, loss_columns, read_csv, weight_columns
+from regmix.tables import domain_losses, read_csv, weight_columns
 from regmix.target import Target
 
 
@@ -58,12 +58,16 @@ def _check_loss_domains(loss_domains: list[str], domains: list[str], source: str
 
 def read_proxies(path: str | Path) -> ProxyTable:
     """results/proxies.csv: `id`, one weight column per domain, one `loss.<domain>` per domain."""
-    frame = read_csv(path)
+    return proxy_table(read_csv(path), str(path))
+
+
+def proxy_table(frame: pd.DataFrame, source: str) -> ProxyTable:
+    """A proxies table (regmix.swarm.run_swarm's, or read from a CSV named `source`)."""
     domains = weight_columns(frame)
-    losses = frame[loss_columns(frame)].rename(columns=lambda c: c[len(LOSS_PREFIX):])
-    _check_loss_domains(list(losses.columns), domains, str(path))
+    losses = domain_losses(frame)
+    _check_loss_domains(list(losses.columns), domains, source)
     ids = frame["id"].astype(str).tolist() if "id" in frame else [str(i) for i in range(len(frame))]
-    return ProxyTable(ids, domains, frame[domains].to_numpy(float), losses.astype(float), str(path))
+    return ProxyTable(ids, domains, frame[domains].to_numpy(float), losses.astype(float), source)
 
 
 # RegMix's released CSVs: `train_the_pile_<domain>` weights, `metric/the_pile_<domain>_val_loss` losses.

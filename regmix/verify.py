@@ -1,0 +1,137 @@
+"""The compared mixtures measured again at the proxy scale, before any large run.
+
+Two numbers the search reports flatter their mixture. The chosen mixture's predicted loss is
+the lowest of a million predictions, so its errors were selected for (the winner's curse);
+`best_proxy`'s swarm loss is the lowest of the swarm's noisy measurements. Training each
+mixture's proxy again with fresh seeds (`verify.seeds`, seeds the swarm never used) measures
+both without the selection, for a few proxies' time against the large runs' hours. Each mixture
+gets its mean with a 95% interval and a two-sample test against `regmix` (regmix.verdict), on the
+seed noise pooled over these seeds and the swarm's replicate pairs; the gain over `prior` is
+given measured beside predicted, so the search's optimism is in the outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from regmix.compare import CHOSEN
+from regmix.comparison import no_nan
+from regmix.verdict import SeedNoise, compare, interval, pooled_noise
+
+VERIFY_SEED_OFFSET = 2  # seed + 2, seed + 3, ...: the swarm trains with seed, its replicates with seed + 1
+PRIOR = "prior"
+
+
+def verify_seeds(n: int, base: int) -> list[int]:
+    """The `n` seeds of the check, none of them a seed the swarm or its replicates trained with."""
+    return [base + VERIFY_SEED_OFFSET + i for i in range(n)]
+
+
+def measured_targets(table: pd.DataFrame) -> dict[str, list[float]]:
+    """{mixture: its target loss per seed} of a `regmix.swarm.run_seeds` table."""
+    return {str(name): group["target"].astype(float).tolist() for name, group in table.groupby("mixture", sort=False)}
+
+
+def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequence[float]],
+          predicted: Mapping[str, float], swarm: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """metrics/verify.json from each mixture's target loss per fresh seed (`measured`), the swarm's
+    (proxy, replicate) target pairs (`replicates`: {id: [loss, loss again]}), the regression's
+    predictions and, for swarm members, the loss the swarm measured (`swarm`)."""
+    swarm = swarm or {}
+    noise = pooled_noise({**{f"mixture {n}": v for n, v in measured.items()},
+                          **{f"replicate {i}": v for i, v in replicates.items()}})
+    seeds = {len(v) for v in measured.values()}
+    out: dict[str, Any] = {"seeds": max(seeds, default=0),
+                           "seed_noise": {"std": noise.std, "df": noise.df, "replicate_pairs": len(replicates)},
+                           "mixtures": {}}
+    reference = measured.get(CHOSEN)
+    for name, losses in measured.items():
+        mean, low, high = interval(losses, noise)
+        entry: dict[str, Any] = {"measured": mean, "ci95": [low, high], "seeds": len(losses),
+                                 "predicted": predicted.get(name)}
+        if name in swarm:
+            entry["swarm"] = swarm[name]
+        if reference is not None and name != CHOSEN:
+            c = compare(losses, reference, noise)
+            entry["vs_regmix"] = {"difference": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
+                                  "verdict": c.verdict}
+        out["mixtures"][name] = entry
+    if reference is not None and PRIOR in measured and {CHOSEN, PRIOR} <= set(predicted):
+        out["over_prior"] = gain_over_prior(measured[PRIOR], reference, noise,
+                                            predicted[PRIOR] - predicted[CHOSEN])
+    return no_nan(out)
+
+
+def gain_over_prior(prior: Sequence[float], chosen: Sequence[float], noise: SeedNoise,
+                    predicted_gain: float) -> dict[str, Any]:
+    """How far below `prior` the choice measured (positive: lower loss), beside the predicted gain;
+    `optimism` is predicted minus measured, what the search's selection added. `verdict`: real,
+    prior better, not distinguishable or unknown (regmix.verdict.compare's test)."""
+    c = compare(prior, chosen, noise)
+    verdict = {"worse": "real", "better": "prior better"}.get(c.verdict, c.verdict)
+    return {"predicted": predicted_gain, "measured": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
+            "verdict": verdict, "optimism": predicted_gain - c.difference}
+
+
+def doubts(result: Mapping[str, Any]) -> list[str]:
+    """What the fresh seeds say against spending the large runs on `regmix` as it is: a compared
+    mixture that measured distinguishably better, or a gain over the prior they do not confirm."""
+    lines = [f"`{n}` measured distinguishably better than `{CHOSEN}` at the proxy scale "
+             f"({e['vs_regmix']['difference']:+.3f} nats)" for n, e in result.get("mixtures", {}).items()
+             if e.get("vs_regmix", {}).get("verdict") == "better"]
+    gain = result.get("over_prior")
+    if gain and gain["verdict"] == "not distinguishable":
+        lines.append(f"the gain over `{PRIOR}` predicted ({gain['predicted']:.3f} nats) is not confirmed by "
+                     f"the fresh seeds ({gain['measured']:.3f}{_ci(gain['ci95'])})")
+    if lines:
+        lines.append("more proxies (sample.n_mixtures, active.rounds) or more seeds (verify.seeds) can settle it "
+                     "before the large runs")
+    return lines
+
+
+def _signed(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+def _ci(pair: Sequence[float | None]) -> str:
+    low, high = pair
+    return "" if low is None or high is None else f" [{low:.3f}, {high:.3f}]"
+
+
+def verify_text(result: Mapping[str, Any]) -> str:
+    """metrics/verify.json in words: the README's, the report's and the stage's line."""
+    entries = result.get("mixtures", {})
+    if not entries:
+        return "The compared mixtures were not measured again at the proxy scale (`verify.seeds: 0`)."
+    noise = result["seed_noise"]
+    text = f"Measured again at the proxy scale ({result['seeds']} fresh seeds each, after the search)"
+    chosen = entries.get(CHOSEN)
+    if chosen is None:
+        return text + ": " + ", ".join(f"`{n}` {e['measured']:.3f}{_ci(e['ci95'])}" for n, e in entries.items()) + "."
+    text += f": `{CHOSEN}` {chosen['measured']:.3f}{_ci(chosen['ci95'])} nats"
+    if chosen.get("predicted") is not None:
+        text += f" (predicted {chosen['predicted']:.3f})"
+    text += "."
+    gain = result.get("over_prior")
+    if gain:
+        said = {"real": "real", "prior better": "`prior` is distinguishably better",
+                "not distinguishable": "not distinguishable from no gain"}.get(gain["verdict"], "unknown noise")
+        text += (f" Its gain over `{PRIOR}`: {gain['measured']:.3f}{_ci(gain['ci95'])} measured against "
+                 f"{gain['predicted']:.3f} predicted ({said}).")
+    others = []
+    for name, e in entries.items():
+        if name in (CHOSEN, PRIOR) or "vs_regmix" not in e:
+            continue
+        vs = e["vs_regmix"]
+        swarm = f"; its swarm loss {e['swarm']:.3f}" if "swarm" in e else ""
+        others.append(f"`{name}` {_signed(vs['difference'])}{_ci(vs['ci95'])} ({vs['verdict']}{swarm})")
+    if others:
+        text += " Others minus `regmix`: " + ", ".join(others) + "."
+    if noise["df"]:
+        text += (f" Seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds and "
+                 f"{noise['replicate_pairs']} replicate pairs of the swarm); 95% intervals, two-sample t-tests.")
+    else:
+        text += " The seed noise is unknown (one seed and no replicates): no difference can be judged."
+    return text

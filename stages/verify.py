@@ -1,0 +1,56 @@
+"""verify: the compared mixtures' proxies trained again with fresh seeds, after the search and
+before any large run (regmix.verify): the choice and `best_proxy` measured without the
+selection that flatters their figures, and the choice's gain over `prior` measured beside the
+predicted one.
+
+Each proxy is stored in the verify folder as it finishes (kept across runs, like the swarm's);
+then the table of every proxy's losses and the verdict's metrics. `dvc repro verify` runs it
+(and what it needs) without starting the large runs.
+"""
+
+from __future__ import annotations
+
+from regmix.compare import BEST_PROXY, read_all
+from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
+from regmix.data.shards import read_meta
+from regmix.files import run_stage, write_json
+from regmix.noise import target_pairs
+from regmix.progress import say, warn
+from regmix.regression import load_regressor, predict_mixtures, read_proxies
+from regmix.swarm import placement_from_env, run_seeds
+from regmix.tables import read_csv, write_csv
+from regmix.target import Target
+from regmix.verify import doubts, judge, measured_targets, verify_seeds, verify_text
+from stages import arguments
+
+
+def main() -> None:
+    args, params = arguments(__doc__, tokens="token shards (prepare)", compare="folder of compared-mixture files (search)",
+                             proxies="proxies table (proxies)", replicates="replicates table (proxies)",
+                             regressor="fitted regressor (fit)",
+                             store="folder of finished verify proxies (kept across runs)",
+                             table="table (CSV) of every verify proxy to write", metrics="metrics (JSON) to write")
+    cfg = from_dict(VerifyConfig, params["verify"], "verify.")
+    target = Target.parse(params["target"])
+    domains = read_meta(args.tokens).domains
+    names = [n for n in cfg.mixtures if n in params["large"]["mixtures"]]  # only compared ones have a file
+    if len(names) < len(cfg.mixtures):
+        say(f"verify: not in large.mixtures, not verified: {', '.join(n for n in cfg.mixtures if n not in names)}")
+    mixtures = {name: c.mixture for name, c in read_all(args.compare, names).items()}
+    args.store.mkdir(parents=True, exist_ok=True)  # an output even when nothing trains
+    table = run_seeds(mixtures, from_dict(ProxyConfig, params["proxy"], "proxy."), args.tokens, args.store,
+                          verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
+                          from_dict(SampleConfig, params["sample"], "sample.").max_epochs)
+    swarm_loss = {BEST_PROXY: float(read_proxies(args.proxies).target_values(target).min())}  # what chose it
+    pairs = target_pairs(read_csv(args.proxies), read_csv(args.replicates), target)
+    predicted = predict_mixtures(load_regressor(args.regressor, target, domains), mixtures)
+    result = judge(measured_targets(table), pairs, predicted, swarm_loss)
+    write_csv(args.table, table)
+    write_json(args.metrics, result)
+    say(verify_text(result))
+    for line in doubts(result):
+        warn(line)
+
+
+if __name__ == "__main__":
+    run_stage(main)
