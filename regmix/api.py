@@ -62,6 +62,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import pandas as pd
 
 from regmix import handoff, runtime
+from regmix.compare import BEST_PROXY
 from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            from_dict)
 from regmix.data.prepare import prepare as prepare_tokens
@@ -259,9 +260,9 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
     domains = read_meta(tokens_dir).domains
     store = store if store is not None else runtime.cache_root() / "proxies"
     table = run_seeds(mixtures, as_config(ProxyConfig, proxy_cfg, "proxy."), tokens_dir, store,
-                          verify_seeds(seeds, seed), tgt, domains, placement or placement_from_env())
+                      verify_seeds(seeds, seed), tgt, domains, placement or placement_from_env())
     pairs = {} if proxies is None or replicates is None else target_pairs(proxies, replicates, tgt)
-    swarm = {} if proxies is None else {"best_proxy": float(_proxy_table(proxies).target_values(tgt).min())}
+    swarm = {} if proxies is None else {BEST_PROXY: float(_proxy_table(proxies).target_values(tgt).min())}
     predicted = {} if regressor is None else predict_mixtures(regressor, mixtures)
     return {**judge(measured_targets(table), pairs, predicted, swarm), "table": table}
 

@@ -111,6 +111,17 @@ def test_verify_measures_each_mixture_with_fresh_seeds(ran):
     assert entry["vs_regmix"]["verdict"] in ("better", "worse", "not distinguishable")
 
 
+def test_verify_with_the_swarm_tables(ran, one_torch_thread):
+    proxies = ran["proxies"]
+    means = proxies[[c for c in proxies.columns if c.startswith("loss.")]].mean(axis=1)
+    best = proxies.loc[means.idxmin(), DOMAINS].to_dict()
+    checked = api.verify({"best_proxy": best}, ran["work"] + "/tokens", "mean", ran["tiny"], seeds=1,
+                         store=ran["work"] + "/proxies", placement=api.Placement(workers=1),
+                         proxies=proxies, replicates=proxies.iloc[:2])
+    assert checked["mixtures"]["best_proxy"]["swarm"] == pytest.approx(means.min())
+    assert checked["seed_noise"] == {"std": 0.0, "df": 2, "replicate_pairs": 2}  # a table paired with itself
+
+
 def test_megatron_blend_names_every_nonzero_domain(ran):
     blend, mixture = ran["blend"], ran["choice"].mixture
     args = [line for line in blend.splitlines() if not line.startswith("#")]
