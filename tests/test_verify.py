@@ -10,10 +10,13 @@ import pytest
 
 from regmix.checks import check_params
 from regmix.compose import composed
+from regmix.config import ProxyConfig
 from regmix.errors import UserError
 from regmix.noise import REPLICATE_SEED_OFFSET
 from regmix.report import readme_results
-from regmix.verify import doubts, judge, verify_seeds, verify_text
+from regmix.swarm import run_seeds
+from regmix.target import Target
+from regmix.verify import doubts, judge, measured_targets, verify_seeds, verify_text
 from conftest import REPO
 
 MEASURED = {"regmix": [1.0, 1.2], "prior": [2.0, 2.2], "best_proxy": [1.1, 1.3]}
@@ -76,6 +79,14 @@ def test_text_gives_every_figure_with_its_interval_and_n():
     assert "`best_proxy` +0.100 [" in text and "its swarm loss 0.800" in text
     assert "4 degrees of freedom" in text and "1 replicate pairs" in text
     assert "verify.seeds: 0" in verify_text(judge({}, {}, {}))
+
+
+def test_no_seeds_trains_nothing_and_says_so(tmp_path):
+    table = run_seeds({"regmix": {"a": 1.0}}, ProxyConfig(), tmp_path / "no tokens needed", tmp_path / "store", [],
+                      Target.parse("a"), ["a"])
+    assert table.empty and list(table.columns) == ["mixture", "seed", "target"]
+    assert measured_targets(table) == {} and not (tmp_path / "store").exists()
+    assert "verify.seeds: 0" in verify_text(judge(measured_targets(table), {}, {}))
 
 
 def test_readme_carries_the_check():
