@@ -39,8 +39,8 @@ def main() -> None:
     mixtures = {name: c.mixture for name, c in read_all(args.compare, names).items()}
     args.store.mkdir(parents=True, exist_ok=True)  # an output even when nothing trains
     table = run_seeds(mixtures, from_dict(ProxyConfig, params["proxy"], "proxy."), args.tokens, args.store,
-                          verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
-                          from_dict(SampleConfig, params["sample"], "sample.").max_epochs)
+                      verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
+                      from_dict(SampleConfig, params["sample"], "sample.").max_epochs)
     swarm_loss = {BEST_PROXY: float(read_proxies(args.proxies).target_values(target).min())}  # what chose it
     pairs = target_pairs(read_csv(args.proxies), read_csv(args.replicates), target)
     predicted = predict_mixtures(load_regressor(args.regressor, target, domains), mixtures)
