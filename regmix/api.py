@@ -72,7 +72,7 @@ from regmix.files import write_text
 from regmix.mixtures import baseline_mixtures
 from regmix.noise import seed_noise, target_pairs
 from regmix.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, predict_mixtures,
-                               read_proxies, released_pair, resolution)
+                               read_proxies, record_seed_noise, released_pair)
 from regmix.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
 from regmix.search import SearchResult, search as search_mixtures, summary
 from regmix.swarm import Placement, placement_from_env, run_seeds, run_swarm
@@ -187,7 +187,7 @@ def fit(proxies: pd.DataFrame | ProxyTable | str | Path | None, target: Any,
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
     report = fit_and_report(train, evals, cfg, target, seed)
     noise = None if replicates is None else seed_noise(_frame(proxies), _frame(replicates), target)
-    report.metrics["resolution"] = resolution(report, noise and noise.get("target_std"))
+    record_seed_noise(report, noise and noise.get("target_std"))
     return report
 
 
@@ -231,8 +231,9 @@ def search(regressor: FittedRegressor, token_share: Domains,
     also predicts the uniform and prior mixtures and any `human_mixtures` ({name: mixture}).
     `threads` default: REGMIX_THREADS, else every core (the result does not depend on it).
     `proxies` (train_swarm's table or a proxies.csv path) are where the regression has evidence:
-    the summary gives the choice's L1 distance to the nearest of them, and `rule: trust_region`
-    needs them.
+    the summary gives the choice's L1 distance to the nearest of them, `rule: trust_region`
+    needs them, and with `incumbent` (on) their measured losses compete with the choice (a
+    regressor fitted with `replicates`).
     """
     gen = _generator(token_share, sample_cfg, large_cfg)
     table = None if proxies is None else _proxy_table(proxies)
@@ -240,7 +241,8 @@ def search(regressor: FittedRegressor, token_share: Domains,
     baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human_mixtures)
     regressor.compile()  # a LightGBM regressor predicts through machine code, cached per machine
     result = search_mixtures(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
-                             threads=threads or runtime.threads(), proxies=trained)
+                             threads=threads or runtime.threads(), proxies=trained,
+                             proxy_ids=None if table is None else table.ids)
     out = summary(result, regressor, baselines, trained, None if table is None else table.ids)
     return Choice(out["train"], out, result)
 

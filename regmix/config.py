@@ -107,6 +107,8 @@ class SearchConfig:
     spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
     # keep the prior unless the choice beats it with this probability (FittedRegressor.beats; 0: never)
     min_confidence: float = 0.5
+    # the trained proxy with the lowest estimated loss (measured, shrunk to the regression) replaces a choice predicted higher
+    incumbent: bool = True
 
 
 # ------------------------------------------------------------------ model / train

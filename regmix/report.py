@@ -173,16 +173,23 @@ def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], mixture: Ma
 
 
 def over_prior_text(mixture: Mapping[str, Any]) -> str:
-    """The choice against the prior at the proxy scale, or why the prior was kept."""
+    """The choice against the prior at the proxy scale, which trained proxy replaced the rule's
+    choice (`search.incumbent`), or why the prior was kept."""
     fallback = mixture.get("fallback")
     judged = fallback["over_prior"] if fallback else mixture.get("confidence", {}).get("prior")
+    measured = mixture.get("incumbent") or {}
+    text = ""
+    if measured.get("chosen"):
+        text = (f" The search's choice is trained proxy {measured['proxy']}'s mixture: measured "
+                f"{measured['measured']:.3f} nats, estimated {measured['estimate']:.3f} with the regression's "
+                f"out-of-fold prediction there, below the {measured['versus_predicted']:.3f} predicted for the "
+                "rule's choice.")
     if not judged:
-        return ""
-    text = gain_text(judged)
+        return text
     if fallback:
-        return (f" It is the prior: the search's choice was {text}, below `search.min_confidence` "
-                f"({judged['min_confidence']:g}).")
-    return f" It is {text}."
+        return text + (f" It is the prior: the search's choice was {gain_text(judged)}, below "
+                       f"`search.min_confidence` ({judged['min_confidence']:g}).")
+    return text + f" It is {gain_text(judged)}."
 
 
 NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) is not part of the committed "

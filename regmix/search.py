@@ -20,10 +20,22 @@ regression's uncertainty:
                     within `band` x sigma of the best, sigma = the members' median std at the base's
                     `top_k` best (differences below it are not resolved by the regression).
 
+Then the measured proxies compete (`incumbent`, on by default): the rule's choice is only
+predicted, while each trained proxy was measured. A lone proxy near a corner of the simplex can
+measure far below anything the regression predicts (tree leaves need several proxies), and the
+rule never sees it. Each proxy's loss is estimated from both: its measurement y (seed std s)
+and the regression's out-of-fold prediction p there, whose error beyond the seed noise is e
+(e^2 = mean squared out-of-fold error - s^2). Their precision-weighted mean p + w (y - p),
+w = e^2 / (e^2 + s^2), shrinks the lowest of many noisy measurements back by what is likely
+luck. The proxy with the lowest estimate replaces the rule's choice when that estimate is below
+the choice's prediction (`incumbent:` in the mixture file says which proxy, both figures and the
+mixture it replaced). It needs the replicates' seed noise and the fit's out-of-fold predictions.
+
 Then a guard against a confident wrong answer: where the out-of-fold evidence cannot tell the
-choice from the prior (the probability that a mixture predicted that much lower truly is lower,
-`FittedRegressor.beats`, is below `min_confidence`), the choice is the prior itself, and the
-rule's choice is kept beside it (`searched`). `min_confidence: 0` never falls back.
+choice from the prior (the probability that a mixture predicted, or for the incumbent estimated,
+that much lower truly is lower, `FittedRegressor.beats`, is below `min_confidence`), the choice
+is the prior itself, and the searched one is kept beside it (`searched`). `min_confidence: 0`
+never falls back.
 
 The default is measured, not assumed: `python -m benchmarks.bench_choice` replays every rule on
 RegMix's released swarm (fit on 64, 128 or 512 training proxies, choose among the 256 test
@@ -105,8 +117,10 @@ class SearchResult:
     score: Optional[np.ndarray] = None  # the rule's score of `top` (lower_confidence: mean + kappa x std)
     info: dict[str, Any] = field(default_factory=dict)  # the rule's settings and counts
     usage: dict[str, dict[str, float]] = field(default_factory=dict)  # per domain: weight, cap, large-run epochs
-    over_prior: Optional[dict[str, Any]] = None  # the rule's choice against the prior (FittedRegressor.beats)
-    searched: Optional[np.ndarray] = None  # the rule's choice, when `chosen` fell back to the prior
+    over_prior: Optional[dict[str, Any]] = None  # the choice against the prior (FittedRegressor.beats)
+    searched: Optional[np.ndarray] = None  # the choice (the rule's or the incumbent's), when `chosen` fell back to the prior
+    incumbent: Optional[dict[str, Any]] = None  # the best-estimated trained proxy against the rule's choice
+    replaced: Optional[np.ndarray] = None  # the rule's choice, when the incumbent's proxy replaced it
 
 
 def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +196,48 @@ def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Opti
     raise UserError(f"search.rule: unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
 
 
+def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: Optional[Sequence[str]],
+              gen: MixtureGenerator, chosen: np.ndarray) -> tuple[dict[str, Any], Optional[np.ndarray]]:
+    """The trained proxy with the lowest estimated target loss (see the module docstring) against
+    the predicted loss of `chosen`: (what was weighed, the proxy's weights when it wins).
+
+    `proxies` and `chosen`: weights with columns in `gen.domains` order; `proxies`' rows in
+    `proxy_ids` order. Proxies outside the generator's caps are not eligible. Without the seed
+    noise, the out-of-fold predictions or their ids, the dict says why nothing was weighed.
+    """
+    if model.seed_std is None or not np.isfinite(model.seed_std):
+        return {"skipped": "no seed noise: train replicates (proxy.replicates >= 1) and re-run the fit"}, None
+    if model.out_of_fold is None or model.proxy_ids is None:
+        return {"skipped": "the regressor has no out-of-fold predictions by proxy id: re-run the fit stage"}, None
+    if proxies is None or proxy_ids is None:
+        return {"skipped": "no trained proxies given"}, None
+    row_of = {str(i): r for r, i in enumerate(proxy_ids)}
+    y, p = model.out_of_fold
+    known = [k for k, i in enumerate(model.proxy_ids) if i in row_of]
+    if not known:
+        return {"skipped": "none of the regressor's training proxies is in the proxies table"}, None
+    rows = np.array([row_of[model.proxy_ids[k]] for k in known])
+    y, p = y[known], p[known]
+    noise = float(model.seed_std) ** 2
+    error = max(float(np.mean((y - p) ** 2)) - noise, 0.0)  # the regression's own error, past the noise
+    weight = error / (error + noise) if error + noise > 0 else 1.0
+    estimate = p + weight * (y - p)
+    eligible = np.all(np.rint(proxies[rows] * gen.units) <= gen.caps, axis=1)
+    if not eligible.any():
+        return {"skipped": "every trained proxy is outside the caps"}, None
+    best = int(np.flatnonzero(eligible)[np.argmin(estimate[eligible])])
+    versus = float(model.predict(chosen[_columns(model.domains, gen.domains)][None, :])[0])
+    wins = bool(estimate[best] < versus)
+    info = {"proxy": str(model.proxy_ids[known[best]]), "measured": float(y[best]), "out_of_fold": float(p[best]),
+            "estimate": float(estimate[best]), "weight_on_measurement": weight, "seed_std": float(model.seed_std),
+            "error_std": float(np.sqrt(error)), "proxies": int(eligible.sum()), "versus_predicted": float(versus),
+            "chosen": wins}
+    return info, (proxies[rows[best]].copy() if wins else None)
+
+
 def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int,
-           threads: int = 1, proxies: Optional[np.ndarray] = None) -> SearchResult:
+           threads: int = 1, proxies: Optional[np.ndarray] = None,
+           proxy_ids: Optional[Sequence[str]] = None) -> SearchResult:
     """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one by `cfg.rule`.
 
     Chunks draw from independent seeds spawned from `seed`, so the result does not depend
@@ -192,7 +246,7 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     `n_simulations` is (`band` also keeps every base prediction, 8 bytes a mixture). Bootstrap
     members search the first `spread_simulations` of the same pool (whole chunks): each costs
     as much as the model. `proxies`: the trained proxies' weights, columns in `gen.domains`
-    order (needed by `trust_region`).
+    order (needed by `trust_region`), rows in `proxy_ids` order (needed by `incumbent`).
     """
     _check(cfg, proxies)
     if cfg.rule in MEMBER_RULES and len(model.members) < 2:
@@ -260,14 +314,20 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
     spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
     top = TopK(best.W[rows], best.pred[rows])
-    over_prior, searched = None, None
-    if model.out_of_fold is not None:
-        gain = float(model.predict(gen.prior[cols][None, :])[0] - model.predict(chosen[cols][None, :])[0])
+    over_prior, searched, measured, replaced = None, None, None, None
+    if cfg.incumbent:
+        measured, proxy = incumbent(model, proxies, proxy_ids, gen, chosen)
+        if proxy is not None:
+            replaced, chosen = chosen, proxy
+    if model.out_of_fold is not None:  # the choice's loss as far as it is known: the incumbent's estimate
+        loss = measured["estimate"] if replaced is not None else float(model.predict(chosen[cols][None, :])[0])
+        gain = float(model.predict(gen.prior[cols][None, :])[0]) - loss
         over_prior = {**model.beats(gain), "min_confidence": cfg.min_confidence}
     if over_prior is not None and over_prior["probability"] < cfg.min_confidence:
         searched, chosen = chosen, gen.prior.copy()
     return SearchResult(gen.domains, chosen, top, members, cfg.n_simulations, spread_n, cfg.rule,
-                        averaged, sel.score[: len(rows)], info, gen.usage(chosen), over_prior, searched)
+                        averaged, sel.score[: len(rows)], info, gen.usage(chosen), over_prior, searched,
+                        measured, replaced)
 
 
 def _band_sum(draw, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
@@ -339,6 +399,11 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
         "n_simulations": result.n_simulations,
         "top_k": len(pred),
     }
+    if result.incumbent is not None:
+        out["incumbent"] = dict(result.incumbent)
+        if result.replaced is not None:
+            out["incumbent"]["replaced_mixture"] = {d: round(float(w), 6)
+                                                    for d, w in zip(result.domains, result.replaced)}
     if result.searched is not None:  # the rule's choice, not resolved from the prior
         searched = dict(zip(result.domains, map(float, result.searched)))
         out["fallback"] = {"to": "prior", "over_prior": result.over_prior,
@@ -351,10 +416,24 @@ def fallback_line(over_prior: Mapping[str, Any], fell_back: bool) -> str:
     """The search's choice against the prior, in words: kept, or the prior in its place."""
     judged = gain_text(over_prior)
     if fell_back:
-        return (f"KEPT THE PRIOR: the rule's choice is {judged}, below search.min_confidence="
+        return (f"KEPT THE PRIOR: the choice is {judged}, below search.min_confidence="
                 f"{over_prior['min_confidence']:g}: the regression cannot tell it from the prior (the choice "
                 "is under `fallback.searched` in the mixture file)")
     return f"the choice is {judged}; search.min_confidence={over_prior['min_confidence']:g}"
+
+
+def incumbent_line(measured: Mapping[str, Any]) -> str:
+    """The incumbent against the rule's choice, in words."""
+    if "skipped" in measured:
+        return f"incumbent: not weighed ({measured['skipped']})"
+    figures = (f"trained proxy {measured['proxy']} measured {measured['measured']:.4f}, estimated "
+               f"{measured['estimate']:.4f} (out-of-fold prediction {measured['out_of_fold']:.4f}, weight "
+               f"{measured['weight_on_measurement']:.2f} on the measurement: seed std {measured['seed_std']:.3f}, "
+               f"the regression's own error {measured['error_std']:.3f})")
+    if measured["chosen"]:
+        return (f"CHOSE A TRAINED PROXY: {figures}, below the {measured['versus_predicted']:.4f} predicted for "
+                "the rule's choice (under `incumbent.replaced_mixture` in the mixture file)")
+    return f"the best trained proxy, {figures}, is not below the rule's choice's {measured['versus_predicted']:.4f}"
 
 
 def confidence(model: FittedRegressor, chosen: Mapping[str, float],

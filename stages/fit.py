@@ -14,7 +14,7 @@ from regmix.config import RegressionConfig, from_dict
 from regmix.files import run_stage, write_json
 from regmix.noise import seed_noise
 from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
-                               released_pair, resolution, save_regressor)
+                               record_seed_noise, released_pair, save_regressor)
 from regmix.tables import read_csv, write_csv
 from regmix.target import Target
 from stages import arguments
@@ -33,7 +33,7 @@ def main() -> None:
     target = Target.parse(params["target"])
     report = fit_and_report(train, evals, cfg, target, params["seed"])
     noise = None if cfg.train_set else seed_noise(read_csv(args.proxies), read_csv(args.replicates), target)
-    report.metrics["resolution"] = resolution(report, noise and noise.get("target_std"))
+    record_seed_noise(report, noise and noise.get("target_std"))
     save_regressor(report.regressor, args.regressor)
     report.regressor.compile()  # warms this machine's lleaves cache for search, and times search's path
     report.metrics["predict_seconds_per_1m"] = round(predict_seconds(report.regressor, seed=params["seed"]), 3)

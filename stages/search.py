@@ -16,7 +16,7 @@ from regmix.files import run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures
 from regmix.sampling import swarm_generator
 from regmix.regression import load_regressor, read_proxies
-from regmix.search import fallback_line, plot_choice, search, summary
+from regmix.search import fallback_line, incumbent_line, plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
 from regmix.target import Target
 from stages import arguments
@@ -41,7 +41,7 @@ def main() -> None:
     model.compile()  # machine code from this machine's cache, built on a miss
     proxies = read_proxies(args.proxies)
     trained = proxies.aligned(gen.domains)  # columns in the generator's domain order
-    result = search(model, gen, cfg, params["seed"], threads=runtime.threads(), proxies=trained)
+    result = search(model, gen, cfg, params["seed"], threads=runtime.threads(), proxies=trained, proxy_ids=proxies.ids)
 
     out = summary(result, model, baselines, trained, proxies.ids)
     write_yaml(args.chosen, out)
@@ -63,10 +63,14 @@ def main() -> None:
         where += f" (their median spacing {ev['proxy_spacing_l1']['median']:.3f})"
     if "member_std" in ev:
         where += f", members' std there {ev['member_std']:.4f}"
+    how = (f"trained proxy {result.incumbent['proxy']}" if result.replaced is not None
+           else f"{cfg.rule}, {result.averaged} averaged")
     print(
-        f"chosen mixture ({cfg.rule}, {result.averaged} averaged) predicts {out['predicted_target']:.4f} "
+        f"chosen mixture ({how}) predicts {out['predicted_target']:.4f} "
         f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where} -> {args.chosen}"
     )
+    if result.incumbent is not None:
+        print(incumbent_line(result.incumbent))
     if result.over_prior is not None:
         print(fallback_line(result.over_prior, result.searched is not None))
 

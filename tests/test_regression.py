@@ -358,6 +358,10 @@ def test_the_out_of_fold_predictions_travel_with_the_regressor(tmp_path):
     back = load_regressor(tmp_path, WEB)
     assert all(np.array_equal(a, b) for a, b in zip(back.out_of_fold, report.regressor.out_of_fold))
     assert back.beats(0.05) == report.regressor.beats(0.05) and 0.5 < back.beats(0.05)["probability"] <= 1
+    assert back.proxy_ids == list(cv["id"]) == t.ids and back.seed_std is None  # no replicates given
+    report.regressor.seed_std = 0.12
+    save_regressor(report.regressor, tmp_path)
+    assert load_regressor(tmp_path, WEB).seed_std == 0.12
     manifest = json.loads((tmp_path / "model.json").read_text())
     del manifest["out_of_fold"]  # as saved by a regressor fitted without its CV
     (tmp_path / "model.json").write_text(json.dumps(manifest))

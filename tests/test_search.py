@@ -20,7 +20,9 @@ from regmix.sampling import make_generator
 from regmix.regression import FittedRegressor
 from regmix.regression.fitted import pair_confidence
 from regmix.sampling import accepted_draws
-from regmix.search import RULES, TopK, l1_nearest, proxy_spacing, search, select, summary
+from regmix.report import over_prior_text
+from regmix.search import (RULES, TopK, incumbent, incumbent_line, l1_nearest, proxy_spacing, search, select,
+                           summary)
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
 TOKENS = {d: 1000 * w for d, w in SHARE.items()}  # a large run of 1,000 tokens: max_epochs x share caps
@@ -345,6 +347,82 @@ def test_a_regressor_without_out_of_fold_predictions_is_not_judged():
                                              min_confidence=0.99), seed=0)
     assert result.over_prior is None and result.searched is None
     assert summary(result, model, baseline_mixtures(SHARE, {}))["confidence"] == {}
+
+
+def measured_regressor(coef: dict[str, float], seed_std: float | None = 0.1) -> tuple[FittedRegressor, np.ndarray]:
+    """A linear regressor with four trained proxies (pure web, code, books, wiki: weights in
+    SHARE's order, ids p0-p3) measured and predicted out of fold; returns it and their weights."""
+    model = fitted(coef)
+    model.out_of_fold = (np.array([1.0, 2.0, 3.0, 0.2]), np.array([1.2, 2.1, 2.7, 1.0]))
+    model.proxy_ids, model.seed_std = ["p0", "p1", "p2", "p3"], seed_std
+    return model, np.eye(len(SHARE))[:4]
+
+
+# by hand: out-of-fold errors -0.2, -0.1, 0.3, -0.8: mean square 0.195; seed variance 0.01, so the
+# regression's own error variance is 0.185 and the measurement weighs 0.185 / 0.195; p3 (pure wiki)
+# is estimated 1.0 + 0.948718 x (0.2 - 1.0) = 0.241026, the lowest
+ESTIMATE = 1.0 + 0.185 / 0.195 * (0.2 - 1.0)
+
+
+@pytest.mark.parametrize("predicted, wins", [(0.25, True), (0.24, False)])
+def test_incumbent_shrinks_the_measurement_by_hand(predicted, wins):
+    gen = generator(SampleConfig(max_epochs=5.0))  # caps: wiki 0.5 of the large run, so pure wiki is out
+    model, proxies = measured_regressor({d: predicted for d in SHARE})  # predicts `predicted` everywhere
+    ids, uncapped = ["p0", "p1", "p2", "p3"], dataclasses.replace(gen, caps=np.full(5, gen.units))
+    info, proxy = incumbent(model, proxies, ids, uncapped, gen.prior)
+    assert info["proxy"] == "p3" and info["estimate"] == pytest.approx(ESTIMATE)
+    assert info["weight_on_measurement"] == pytest.approx(0.185 / 0.195)
+    assert info["error_std"] == pytest.approx(0.185 ** 0.5) and info["versus_predicted"] == pytest.approx(predicted)
+    assert info["chosen"] is wins and (proxy is not None) is wins
+    if wins:
+        assert np.array_equal(proxy, proxies[3])
+    # within the real caps pure wiki (1.0 > cap 0.5) is not eligible: p0, estimated 1.2 - 0.948718 x 0.2
+    info, _ = incumbent(model, proxies, ids, gen, gen.prior)
+    assert info["proxy"] == "p0" and info["estimate"] == pytest.approx(1.2 - 0.2 * 0.185 / 0.195) and info["proxies"] == 3
+
+
+def test_incumbent_matches_rows_by_id_and_says_why_it_is_not_weighed():
+    gen = generator(SampleConfig(max_epochs=None))
+    model, proxies = measured_regressor({d: 0.25 for d in SHARE})
+    info, _ = incumbent(model, proxies[::-1], ["p3", "p2", "p1", "p0"], gen, gen.prior)  # the table in another order
+    assert info["proxy"] == "p3" and info["chosen"] and info["versus_predicted"] == pytest.approx(0.25)
+    assert "no seed noise" in incumbent(measured_regressor({d: 1.0 for d in SHARE}, None)[0], proxies,
+                                        ["p0", "p1", "p2", "p3"], gen, gen.prior)[0]["skipped"]
+    assert "none of the regressor's" in incumbent(model, proxies, ["a", "b", "c", "d"], gen, gen.prior)[0]["skipped"]
+    model.proxy_ids = None
+    skipped, proxy = incumbent(model, proxies, ["p0", "p1", "p2", "p3"], gen, gen.prior)
+    assert "out-of-fold" in skipped["skipped"] and proxy is None
+    assert incumbent_line(skipped).startswith("incumbent: not weighed")
+
+
+def test_a_proxy_measured_below_the_prediction_replaces_the_choice():
+    gen = generator(SampleConfig(method="uniform", max_epochs=None))
+    # the regression prefers code (predicted 0.5 pure); pure wiki measured 0.2, estimated 0.241
+    model, proxies = measured_regressor({"web": 2.0, "code": 0.5, "books": 2.0, "wiki": 1.0, "math": 2.0})
+    cfg = SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000)
+    result = search(model, gen, cfg, seed=0, proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
+    assert np.array_equal(result.chosen, proxies[3]) and result.replaced[1] > 0.7  # code-heavy, replaced
+    assert result.incumbent["versus_predicted"] > ESTIMATE and result.over_prior["gain"] == pytest.approx(
+        float(model.predict(gen.prior[[4, 2, 0, 3, 1]][None, :])[0]) - ESTIMATE)
+    out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ["p0", "p1", "p2", "p3"])
+    assert out["train"]["wiki"] == 1.0 and out["incumbent"]["proxy"] == "p3" and out["incumbent"]["chosen"]
+    assert out["incumbent"]["replaced_mixture"]["code"] > 0.7
+    assert incumbent_line(result.incumbent).startswith("CHOSE A TRAINED PROXY: trained proxy p3 measured 0.2000")
+    assert over_prior_text(out).startswith(" The search's choice is trained proxy p3's mixture: measured 0.200 nats")
+    off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies,
+                 proxy_ids=["p0", "p1", "p2", "p3"])
+    assert off.incumbent is None and off.replaced is None and off.chosen[1] > 0.7
+    assert "incumbent" not in summary(off, model, baseline_mixtures(SHARE, {}))
+
+
+def test_a_proxy_measured_above_the_prediction_leaves_the_choice():
+    gen = generator(SampleConfig(method="uniform", max_epochs=None))
+    model, proxies = measured_regressor({"web": 2.0, "code": -1.0, "books": 2.0, "wiki": 1.0, "math": 2.0})
+    result = search(model, gen, SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000), seed=0,
+                    proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
+    assert result.replaced is None and result.chosen[1] > 0.7 and result.incumbent["chosen"] is False
+    assert result.incumbent["versus_predicted"] < ESTIMATE
+    assert "is not below the rule's choice's" in incumbent_line(result.incumbent)
 
 
 RELEASED = REPO.parent / "shared" / "regmix_data"

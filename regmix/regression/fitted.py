@@ -43,6 +43,8 @@ class FittedRegressor:
     members: list[Model] = field(default_factory=list)  # bootstrap refits
     # the training proxies' true target and their cross-validated predictions (what `beats` reads)
     out_of_fold: Optional[tuple[np.ndarray, np.ndarray]] = None
+    proxy_ids: Optional[list[str]] = None  # the ids of the out-of-fold rows (what `search.incumbent` reads)
+    seed_std: Optional[float] = None  # the proxies' seed noise of the target (from the replicates)
 
     def _check(self, W: np.ndarray) -> np.ndarray:
         W = np.asarray(W, dtype=float)
@@ -187,6 +189,13 @@ def resolution(report: FitReport, seed_std: float | None) -> dict[str, Any]:
     return out
 
 
+def record_seed_noise(report: FitReport, seed_std: float | None) -> None:
+    """The proxies' seed noise of the target onto the regressor (what `search.incumbent` weighs a
+    measurement by) and the fit's `resolution` beside it (None: no replicates)."""
+    report.regressor.seed_std = seed_std
+    report.metrics["resolution"] = resolution(report, seed_std)
+
+
 def predict_seconds(regressor: FittedRegressor, n_rows: int = 200_000, seed: int = 0) -> float:
     """Seconds to predict 1M uniformly drawn mixtures, extrapolated from `n_rows`."""
     W = np.random.default_rng(seed).dirichlet(np.ones(len(regressor.domains)), n_rows)
@@ -211,7 +220,7 @@ def fit_and_report(train: ProxyTable, evals: dict[str, ProxyTable], cfg: Regress
     eval_data = {name: (t.aligned(train.domains), t.target_values(target), t.ids) for name, t in evals.items()}
     oof = cross_validate(W, y, cfg, seed)
     regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
-    regressor.out_of_fold = (y, oof)
+    regressor.out_of_fold, regressor.proxy_ids = (y, oof), list(train.ids)
     metrics: dict[str, Any] = {"model": cfg.model, "target": regressor.target, "n_train": len(y),
                                "cv": {**scores(y, oof), "folds": cfg.cv_folds}}
     rows = [pd.DataFrame({"set": "cv", "id": train.ids, "true": y, "predicted": oof})]

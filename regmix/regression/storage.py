@@ -4,7 +4,8 @@ data/regression/ travels through DVC remotes, so it holds data only:
 
     model.json          the manifest: format version, kind, target name, domains, each model's
                         state (hyperparameters, coefficients, a GP's fitted kernel), the
-                        training proxies' out-of-fold predictions and the sha256 of every other file
+                        training proxies' ids and out-of-fold predictions, their seed noise and
+                        the sha256 of every other file
     model.txt           a LightGBM model's trees, in LightGBM's own text format
     model.rows.json     a GP's training rows (it is refitted on load, the optimizer off)
     member_<i>.*        the same for bootstrap member i; an ensemble's members add their kind
@@ -56,6 +57,10 @@ def save_regressor(regressor: FittedRegressor, folder: str | Path) -> None:
     if regressor.out_of_fold is not None:
         true, predicted = regressor.out_of_fold
         spec["out_of_fold"] = {"true": [float(v) for v in true], "predicted": [float(v) for v in predicted]}
+        if regressor.proxy_ids is not None:
+            spec["out_of_fold"]["id"] = [str(i) for i in regressor.proxy_ids]
+    if regressor.seed_std is not None and np.isfinite(regressor.seed_std):
+        spec["seed_std"] = float(regressor.seed_std)
     spec["files"] = {name: _sha256(text.encode("utf-8")) for name, text in texts.items()}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)  # first: a killed save leaves no manifest to load
@@ -83,7 +88,10 @@ def load_regressor(folder: str | Path, target: Target, domains: Optional[Sequenc
         members = [restore_model(state, read_text) for state in spec["members"]]
         oof = spec.get("out_of_fold")  # absent in a regressor saved without its CV
         out_of_fold = None if oof is None else (np.array(oof["true"], float), np.array(oof["predicted"], float))
-        return FittedRegressor(list(spec["domains"]), spec["target"], spec["model"], base, members, out_of_fold)
+        ids = None if oof is None or "id" not in oof else [str(i) for i in oof["id"]]
+        seed_std = spec.get("seed_std")
+        return FittedRegressor(list(spec["domains"]), spec["target"], spec["model"], base, members, out_of_fold,
+                               ids, None if seed_std is None else float(seed_std))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{manifest} does not describe a regressor this regmix can load ({e!r}); {REFIT}") from None
 
