@@ -181,8 +181,8 @@ def over_prior_text(mixture: Mapping[str, Any]) -> str:
     text = ""
     if measured.get("chosen"):
         text = (f" The search's choice is trained proxy {measured['proxy']}'s mixture: measured "
-                f"{measured['measured']:.3f} nats, estimated {measured['estimate']:.3f} with the regression's "
-                f"out-of-fold prediction there, below the {measured['versus_predicted']:.3f} predicted for the "
+                f"{measured['measured']:.4f} nats, estimated {measured['estimate']:.4f} with the regression's "
+                f"out-of-fold prediction there, below the {measured['versus_predicted']:.4f} predicted for the "
                 "rule's choice.")
     if not judged:
         return text

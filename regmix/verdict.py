@@ -39,9 +39,10 @@ class SeedNoise:
 
 
 def pooled_noise(values: Mapping[str, Sequence[float]]) -> SeedNoise:
-    """Pooled within-mixture std of `values` ({mixture: one loss per seed})."""
+    """Pooled within-mixture std of `values` ({mixture: one loss per seed}). Identical loss lists
+    are the same runs under two names (`regmix` when it is `best_proxy`'s mixture): counted once."""
     squares, df = 0.0, 0
-    for losses in values.values():
+    for losses in dict.fromkeys(tuple(map(float, v)) for v in values.values()):
         x = np.asarray(losses, dtype=float)
         if len(x) > 1:
             squares += float(((x - x.mean()) ** 2).sum())

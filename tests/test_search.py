@@ -408,7 +408,7 @@ def test_a_proxy_measured_below_the_prediction_replaces_the_choice():
     assert out["train"]["wiki"] == 1.0 and out["incumbent"]["proxy"] == "p3" and out["incumbent"]["chosen"]
     assert out["incumbent"]["replaced_mixture"]["code"] > 0.7
     assert incumbent_line(result.incumbent).startswith("CHOSE A TRAINED PROXY: trained proxy p3 measured 0.2000")
-    assert over_prior_text(out).startswith(" The search's choice is trained proxy p3's mixture: measured 0.200 nats")
+    assert over_prior_text(out).startswith(" The search's choice is trained proxy p3's mixture: measured 0.2000 nats")
     off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies,
                  proxy_ids=["p0", "p1", "p2", "p3"])
     assert off.incumbent is None and off.replaced is None and off.chosen[1] > 0.7
@@ -440,3 +440,17 @@ def test_bench_confidence_prints_json_last():
     assert sum(row["runs"] for row in result["calibration"]) == 2
     for run in result["per_run"]:
         assert 0 <= run["probability"] <= 1 and run["pairs"] > 0 and run["best"] <= min(run["pick"], run["reference"])
+
+
+@pytest.mark.slow  # a few LightGBM fits
+@pytest.mark.skipif(not (RELEASED / "train_mixture_1m.csv").exists(), reason="RegMix's released CSVs not in ../shared")
+def test_bench_incumbent_prints_json_last():
+    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_incumbent", "--released", str(RELEASED),
+                          "--seeds", "1", "--targets", "pile_cc", "--random", "1", "--noise", "0.05"],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    (row,) = result["rows"]
+    assert row["noise"] == 0.05 and row["runs"] == 2 and 0 < row["seed_std_estimated"] < 0.2
+    for arm in ("rule", "incumbent", "best_measured"):
+        assert row[arm]["regret"] >= 0
+    assert row["incumbent_better_runs"] + row["incumbent_worse_runs"] <= row["incumbent_chosen"] <= 2

@@ -17,6 +17,7 @@ def test_pooled_noise_uses_replicated_mixtures_only():
     noise = pooled_noise(APART)
     assert noise.df == 4 and noise.std == pytest.approx(0.1)  # (0.02 + 0.02) / 4, rooted
     assert not pooled_noise({"a": [1.0], "b": [2.0]}).known
+    assert pooled_noise({**APART, "best_proxy": [1.0, 1.1, 0.9]}) == noise  # regmix's runs again: counted once
 
 
 def test_interval_of_a_mean_over_seeds():
