@@ -25,9 +25,6 @@ losses (Dirichlet(1) weights, seeded): targets nobody tuned anything on, several
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import io
 import json
 import os
 import time
@@ -36,10 +33,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_choice: LightGB
 
 import numpy as np
 
-from benchmarks import add_released_argument, released_swarm
+from benchmarks import add_released_argument, add_target_arguments, fit_with_cv, pool_replay
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.regression import cross_validate, fit_regressor
 from regmix.sampling import pile_generator
 from regmix.search import l1_nearest, select
 from regmix.target import MEAN, Target
@@ -62,9 +58,7 @@ def targets(names: str, losses: list[str], n_random: int) -> dict[str, Target]:
 def run_once(W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, pool: np.ndarray,
              truth: np.ndarray, reference: int, reg: RegressionConfig, rule: SearchConfig, seed: int) -> dict:
     """One fit, one pick, its reported probability of beating the reference and the truth."""
-    with contextlib.redirect_stderr(io.StringIO()):  # the bootstrap's and the folds' progress bars
-        fitted = fit_regressor(W, y, domains, target, reg, seed)
-        fitted.out_of_fold = (y, cross_validate(W, y, reg, seed))
+    fitted = fit_with_cv(W, y, domains, target, reg, seed)
     pred = fitted.predict(pool)
     members = np.array([m.predict(pool) for m in fitted.members]) if fitted.members else None
     pick = int(select(rule, pool, pred, members, W).rows[0])
@@ -105,20 +99,14 @@ def main() -> None:
     add_released_argument(parser)
     parser.add_argument("--sizes", default="32,64", help="training proxies per run (random subsets)")
     parser.add_argument("--seeds", type=int, default=5, help="random subsets per size and target")
-    parser.add_argument("--targets", default="mean,github",
-                        help="released losses and/or mean, comma-separated, or all")
-    parser.add_argument("--random", type=int, default=6, help="random weighted means of the released losses")
+    add_target_arguments(parser, "mean,github", 6)
     args = parser.parse_args()
 
     params = load_params()
-    train, test = released_swarm(args.released)
+    train, test, pool, reg, rule = pool_replay(args.released, params)
     domains = train.domains
-    reg = from_dict(RegressionConfig, params["regression"], "regression.")
-    default = from_dict(SearchConfig, params["search"], "search.")
-    rule = dataclasses.replace(default, top_k=1, candidates=default.n_simulations)  # the whole pool, k = 1
     gen = pile_generator(from_dict(SampleConfig, params["sample"], "sample."))
     prior = np.array([dict(zip(gen.domains, gen.prior))[d] for d in domains])
-    pool = test.aligned(domains)
     dist, idx = l1_nearest(prior[None, :], pool)
     reference = int(idx[0, 0])
     goals = targets(args.targets, list(train.losses.columns), args.random)
@@ -139,7 +127,7 @@ def main() -> None:
     seconds = round(time.perf_counter() - start, 1)
 
     print(f"\nReference: test proxy {reference}, L1 {dist[0, 0]:.3f} from the Pile's token share; rule "
-          f"{default.rule}; {len(runs)} runs ({len(goals)} targets x sizes {args.sizes} x {args.seeds} seeds)")
+          f"{rule.rule}; {len(runs)} runs ({len(goals)} targets x sizes {args.sizes} x {args.seeds} seeds)")
     print("\nCalibration of the reported probability that the pick beats the reference:")
     print(f"{'bin':<14} {'runs':>5} {'reported':>9} {'observed':>9}")
     for row in calibration(runs):

@@ -23,9 +23,7 @@ rule with its standard error. The last line is one JSON object with every row.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
 import json
 import os
 
@@ -33,12 +31,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_choice: LightGB
 
 import numpy as np
 
-from benchmarks import add_released_argument, released_swarm
+from benchmarks import add_released_argument, add_target_arguments, fit_with_cv, pool_replay
 from benchmarks.bench_choice import stats
 from benchmarks.bench_confidence import targets
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.regression import cross_validate, fit_regressor
 from regmix.sampling import pile_generator
 from regmix.search import incumbent, select
 from regmix.target import Target
@@ -54,9 +51,7 @@ def run_once(W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, p
     rng = np.random.default_rng([seed, 7])
     measured = y + noise * rng.normal(size=len(y))
     again = y[:REPLICATES] + noise * rng.normal(size=REPLICATES)
-    with contextlib.redirect_stderr(io.StringIO()):  # the bootstrap's and the folds' progress bars
-        fitted = fit_regressor(W, measured, domains, target, reg, seed)
-        fitted.out_of_fold = (measured, cross_validate(W, measured, reg, seed))
+    fitted = fit_with_cv(W, measured, domains, target, reg, seed)
     ids = [str(i) for i in range(len(y))]
     fitted.proxy_ids = ids
     fitted.seed_std = pooled_noise({i: [a, b] for i, a, b in zip(ids, measured, again)}).std
@@ -77,21 +72,15 @@ def main() -> None:
     parser.add_argument("--noise", default="0.03,0.1", help="seed noise levels s (nats), comma-separated")
     parser.add_argument("--size", type=int, default=64, help="training proxies per run (a random subset)")
     parser.add_argument("--seeds", type=int, default=5, help="random subsets per noise level and target")
-    parser.add_argument("--targets", default="pile_cc,github,arxiv,mean",
-                        help="released losses and/or mean, comma-separated, or all")
-    parser.add_argument("--random", type=int, default=2, help="random weighted means of the released losses")
+    add_target_arguments(parser, "pile_cc,github,arxiv,mean", 2)
     args = parser.parse_args()
 
     params = load_params()
-    train, test = released_swarm(args.released)
+    train, test, pool, reg, rule = pool_replay(args.released, params)
     domains = train.domains
-    reg = from_dict(RegressionConfig, params["regression"], "regression.")
-    default = from_dict(SearchConfig, params["search"], "search.")
-    rule = dataclasses.replace(default, top_k=1, candidates=default.n_simulations)  # the whole pool, k = 1
     # RegMix's swarm: its prior and caps (1.5 epochs of its 25B-token large run: 15x the share)
     gen = pile_generator(dataclasses.replace(from_dict(SampleConfig, params["sample"], "sample."), max_epochs=1.5))
     gen = dataclasses.replace(gen, caps=np.full(len(gen.domains), gen.units))  # released rows sit off the grid
-    pool = test.aligned(domains)
 
     rows = []
     for noise in (float(s) for s in args.noise.split(",")):

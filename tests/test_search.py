@@ -428,13 +428,18 @@ def test_a_proxy_measured_above_the_prediction_leaves_the_choice():
 RELEASED = REPO.parent / "shared" / "regmix_data"
 
 
+def bench_json(module: str, *args: str) -> dict:
+    """The last line of a replay benchmark run on one seed of pile_cc and one random target."""
+    run = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--released", str(RELEASED), "--seeds", "1",
+                          "--targets", "pile_cc", "--random", "1", *args],
+                         cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow  # about a minute of LightGBM fits
 @pytest.mark.skipif(not (RELEASED / "train_mixture_1m.csv").exists(), reason="RegMix's released CSVs not in ../shared")
 def test_bench_confidence_prints_json_last():
-    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_confidence", "--released", str(RELEASED),
-                          "--sizes", "32", "--seeds", "1", "--targets", "pile_cc", "--random", "1"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = bench_json("bench_confidence", "--sizes", "32")
     assert result["runs"] == 2 and set(result["targets"]) == {"pile_cc", "random_0"}
     assert [row["min_confidence"] for row in result["fallback"]] == [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99]
     assert sum(row["runs"] for row in result["calibration"]) == 2
@@ -445,10 +450,7 @@ def test_bench_confidence_prints_json_last():
 @pytest.mark.slow  # a few LightGBM fits
 @pytest.mark.skipif(not (RELEASED / "train_mixture_1m.csv").exists(), reason="RegMix's released CSVs not in ../shared")
 def test_bench_incumbent_prints_json_last():
-    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_incumbent", "--released", str(RELEASED),
-                          "--seeds", "1", "--targets", "pile_cc", "--random", "1", "--noise", "0.05"],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = bench_json("bench_incumbent", "--noise", "0.05")
     (row,) = result["rows"]
     assert row["noise"] == 0.05 and row["runs"] == 2 and 0 < row["seed_std_estimated"] < 0.2
     for arm in ("rule", "incumbent", "best_measured"):
