@@ -391,7 +391,8 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
             name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
         },
         "rule": {"name": result.rule, **_plain(result.info)},
-        "confidence": confidence(model, chosen, baselines),
+        "confidence": confidence(model, chosen, baselines,
+                                 result.incumbent["estimate"] if result.replaced is not None else None),
         # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
         "usage": result.usage,
         "evidence": evidence(result, model, proxies, proxy_ids),
@@ -437,13 +438,14 @@ def incumbent_line(measured: Mapping[str, Any]) -> str:
 
 
 def confidence(model: FittedRegressor, chosen: Mapping[str, float],
-               baselines: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """Per baseline: how much lower the choice is predicted, and how often a gain that large is
-    real among the proxies' out-of-fold pairs ({} without them)."""
+               baselines: Mapping[str, Mapping[str, float]], loss: Optional[float] = None) -> dict[str, Any]:
+    """Per baseline: how much lower the choice is predicted (or, given its `loss`, the incumbent's
+    estimate, is), and how often a gain that large is real among the proxies' out-of-fold pairs
+    ({} without them)."""
     if model.out_of_fold is None:
         return {}
     pred = predict_mixtures(model, {"chosen": chosen, **baselines})
-    return {name: model.beats(pred[name] - pred["chosen"]) for name in baselines}
+    return {name: model.beats(pred[name] - (pred["chosen"] if loss is None else loss)) for name in baselines}
 
 
 def _plain(info: Mapping[str, Any]) -> dict[str, Any]:

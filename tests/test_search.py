@@ -407,6 +407,9 @@ def test_a_proxy_measured_below_the_prediction_replaces_the_choice():
     out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ["p0", "p1", "p2", "p3"])
     assert out["train"]["wiki"] == 1.0 and out["incumbent"]["proxy"] == "p3" and out["incumbent"]["chosen"]
     assert out["incumbent"]["replaced_mixture"]["code"] > 0.7
+    judged = out["confidence"]["prior"]  # the prior guard's figures: the incumbent's estimate, not its prediction
+    assert (judged["gain"], judged["probability"]) == pytest.approx((result.over_prior["gain"],
+                                                                      result.over_prior["probability"]))
     assert incumbent_line(result.incumbent).startswith("CHOSE A TRAINED PROXY: trained proxy p3 measured 0.2000")
     assert over_prior_text(out).startswith(" The search's choice is trained proxy p3's mixture: measured 0.2000 nats")
     off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies,
