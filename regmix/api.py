@@ -41,7 +41,7 @@ choice = api.search(fitted.regressor, domains,
                     proxies=proxies)
 checked = api.verify({"regmix": choice.mixture, "uniform": {d: 1 / len(domains) for d in domains}},
                      f"{work}/tokens", "mean", tiny, seeds=2, store=f"{work}/proxies",
-                     placement=api.Placement(workers=1), regressor=fitted.regressor)
+                     placement=api.Placement(workers=1), regressor=fitted.regressor, choice=choice)
 blend = api.export(choice.mixture, domains, to="megatron", large_cfg=large,
                    prefix_template="/data/{domain}_text_document")
 print(choice.mixture)
@@ -62,7 +62,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import pandas as pd
 
 from regmix import handoff, runtime
-from regmix.compare import BEST_PROXY
+from regmix.compare import BEST_PROXY, CHOSEN
 from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            from_dict)
 from regmix.data.prepare import prepare as prepare_tokens
@@ -251,11 +251,12 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
            proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None, seeds: int = 3, seed: int = 0,
            store: str | Path | None = None, placement: Placement | None = None,
            regressor: FittedRegressor | None = None, proxies: pd.DataFrame | None = None,
-           replicates: pd.DataFrame | None = None) -> dict[str, Any]:
+           replicates: pd.DataFrame | None = None, choice: Choice | None = None) -> dict[str, Any]:
     """Train each named mixture's proxy again with `seeds` seeds the swarm never used (`seed + 2`,
     ...) and judge them (regmix.verify): each mixture's mean and interval, `regmix` against the
-    others, and its gain over `prior` measured beside the one `regressor` predicts. `proxies` and
-    `replicates` (the swarm's tables) add their seed-noise pairs and `best_proxy`'s swarm loss.
+    others, and its gain over `prior` measured beside the one `regressor` predicts (for `regmix`,
+    `choice`'s own figure when given: a trained proxy's estimate when the search chose one).
+    `proxies` and `replicates` (the swarm's tables) add their seed-noise pairs and `best_proxy`'s swarm loss.
     The dict is the verify stage's metrics; the proxies' table is in its `"table"` entry.
     """
     tgt = Target.parse(target)
@@ -266,6 +267,8 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
     pairs = {} if proxies is None or replicates is None else target_pairs(proxies, replicates, tgt)
     swarm = {} if proxies is None else {BEST_PROXY: float(_proxy_table(proxies).target_values(tgt).min())}
     predicted = {} if regressor is None else predict_mixtures(regressor, mixtures)
+    if choice is not None and CHOSEN in mixtures:
+        predicted[CHOSEN] = float(choice.summary["predicted_target"])
     return {**judge(measured_targets(table), pairs, predicted, swarm), "table": table}
 
 

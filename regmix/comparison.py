@@ -84,12 +84,10 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
     return no_nan(out)
 
 
-def over_prior(regressor: Any, predicted: Mapping[str, float]) -> dict[str, Any] | None:
-    """What the regression said of `regmix` against `prior` before any large run
-    (FittedRegressor.beats on the predicted gain); None without both or without the fit's CV."""
-    if CHOSEN not in predicted or "prior" not in predicted or regressor.out_of_fold is None:
-        return None
-    return regressor.beats(predicted["prior"] - predicted[CHOSEN])
+def over_prior(choice: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the search said of `regmix` against `prior` before any large run: results/mixture.yaml's
+    `confidence.prior` (on a chosen trained proxy's estimate, as the search judged it); None without it."""
+    return choice.get("confidence", {}).get("prior")
 
 
 def no_nan(obj: Any) -> Any:

@@ -122,6 +122,12 @@ class SearchResult:
     incumbent: Optional[dict[str, Any]] = None  # the best-estimated trained proxy against the rule's choice
     replaced: Optional[np.ndarray] = None  # the rule's choice, when the incumbent's proxy replaced it
 
+    @property
+    def estimate(self) -> Optional[float]:
+        """The incumbent's estimate when its proxy is the final choice (replaced the rule's, kept by the
+        prior guard): the search's figure for the choice in place of the regression's prediction."""
+        return self.incumbent["estimate"] if self.replaced is not None and self.searched is None else None
+
 
 def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """L1 distances from each row of A to its `k` nearest rows of B, nearest first, and their indices."""
@@ -383,16 +389,18 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
     if len(result.member_choices) > 1:
         std = result.member_choices.std(axis=0, ddof=1)
         spread["weight_std"] = {d: round(float(s), 6) for d, s in zip(result.domains, std)}
+    estimated = result.estimate is not None
     out = {
         "train": {d: round(w, 6) for d, w in chosen.items()},
-        "predicted_target": predict_mixtures(model, {"chosen": chosen})["chosen"],
+        # the search's figure for the choice: what verify's fresh seeds test, what `confidence` judges
+        "predicted_target": result.estimate if estimated else predict_mixtures(model, {"chosen": chosen})["chosen"],
+        "predicted_by": "incumbent" if estimated else "regression",
         "top_k_mean_predicted": float(pred.mean()),
         "baselines": {
             name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
         },
         "rule": {"name": result.rule, **_plain(result.info)},
-        "confidence": confidence(model, chosen, baselines,
-                                 result.incumbent["estimate"] if result.replaced is not None else None),
+        "confidence": confidence(model, chosen, baselines, result.estimate),
         # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
         "usage": result.usage,
         "evidence": evidence(result, model, proxies, proxy_ids),
@@ -409,7 +417,8 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
         searched = dict(zip(result.domains, map(float, result.searched)))
         out["fallback"] = {"to": "prior", "over_prior": result.over_prior,
                            "searched": {d: round(w, 6) for d, w in searched.items()},
-                           "searched_predicted": predict_mixtures(model, {"searched": searched})["searched"]}
+                           "searched_predicted": result.incumbent["estimate"] if result.replaced is not None
+                           else predict_mixtures(model, {"searched": searched})["searched"]}
     return out
 
 

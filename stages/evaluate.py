@@ -16,7 +16,7 @@ from regmix.curves import valid_curves
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
-from regmix.files import read_json, run_stage, write_json
+from regmix.files import read_json, read_yaml, run_stage, write_json
 from regmix.large import HF_DIR
 from regmix.progress import say
 from regmix.regression import load_regressor, predict_mixtures
@@ -28,7 +28,9 @@ from stages import arguments
 
 def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", models="folder of trained models (train)",
-                             compare="folder of compared-mixture files (search)", regressor="fitted regressor (fit)",
+                             compare="folder of compared-mixture files (search)",
+                             choice="the search's mixture file (search): its confidence over the prior",
+                             regressor="fitted regressor (fit)",
                              swarm="swarm table (sample)", fit_predictions="fit's predictions table (fit)",
                              verify="the compared mixtures measured again at the proxy scale (verify)",
                              curves="folder of training curves (train); folders of mixtures no longer compared go",
@@ -54,7 +56,7 @@ def main() -> None:
     held_out = out_of_fold(mixtures, read_csv(args.swarm), cv)
     source = {n: "out-of-fold" if n in held_out else "regressor" for n in mixtures}
     results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
-    results[SUMMARY]["over_prior"] = over_prior(regressor, predicted)
+    results[SUMMARY]["over_prior"] = over_prior(read_yaml(args.choice))
     write_json(args.metrics, results)
     write_report(results, mixtures, target.name, args.report, args.plots, read_json(args.verify))
     curves = valid_curves({c.name: [run_dir(args.curves / c.name, s) for s in c.seeds] for c in compared.values()})

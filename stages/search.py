@@ -63,10 +63,10 @@ def main() -> None:
         where += f" (their median spacing {ev['proxy_spacing_l1']['median']:.3f})"
     if "member_std" in ev:
         where += f", members' std there {ev['member_std']:.4f}"
-    how = (f"trained proxy {result.incumbent['proxy']}" if result.replaced is not None
-           else f"{cfg.rule}, {result.averaged} averaged")
+    how = (f"trained proxy {result.incumbent['proxy']}, estimated" if result.estimate is not None
+           else f"{cfg.rule}, {result.averaged} averaged, predicted")
     print(
-        f"chosen mixture ({how}) predicts {out['predicted_target']:.4f} "
+        f"chosen mixture ({how}): {out['predicted_target']:.4f} "
         f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where} -> {args.chosen}"
     )
     if result.incumbent is not None:

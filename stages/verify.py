@@ -1,7 +1,8 @@
 """verify: the compared mixtures' proxies trained again with fresh seeds, after the search and
 before any large run (regmix.verify): the choice and `best_proxy` measured without the
 selection that flatters their figures, and the choice's gain over `prior` measured beside the
-predicted one.
+one the search claimed (results/mixture.yaml's `predicted_target` against the regression's
+prediction for the prior).
 
 Each proxy is stored in the verify folder as it finishes (kept across runs, like the swarm's);
 then the table of every proxy's losses and the verdict's metrics. `dvc repro verify` runs it
@@ -10,10 +11,10 @@ then the table of every proxy's losses and the verdict's metrics. `dvc repro ver
 
 from __future__ import annotations
 
-from regmix.compare import BEST_PROXY, read_all
+from regmix.compare import BEST_PROXY, CHOSEN, read_all
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
-from regmix.files import run_stage, write_json
+from regmix.files import read_yaml, run_stage, write_json
 from regmix.noise import target_pairs
 from regmix.progress import say, warn
 from regmix.regression import load_regressor, predict_mixtures, read_proxies
@@ -26,6 +27,7 @@ from stages import arguments
 
 def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", compare="folder of compared-mixture files (search)",
+                             choice="the search's mixture file (search): its figure for the choice",
                              proxies="proxies table (proxies)", replicates="replicates table (proxies)",
                              regressor="fitted regressor (fit)",
                              store="folder of finished verify proxies (kept across runs)",
@@ -44,6 +46,8 @@ def main() -> None:
     swarm_loss = {BEST_PROXY: float(read_proxies(args.proxies).target_values(target).min())}  # what chose it
     pairs = target_pairs(read_csv(args.proxies), read_csv(args.replicates), target)
     predicted = predict_mixtures(load_regressor(args.regressor, target, domains), mixtures)
+    if CHOSEN in predicted:  # the search's own figure (a trained proxy's estimate when one was chosen)
+        predicted[CHOSEN] = float(read_yaml(args.choice)["predicted_target"])
     result = judge(measured_targets(table), pairs, predicted, swarm_loss)
     write_csv(args.table, table)
     write_json(args.metrics, result)

@@ -108,6 +108,7 @@ def test_verify_measures_each_mixture_with_fresh_seeds(ran):
     entry = checked["mixtures"]["uniform"]
     assert entry["measured"] == pytest.approx(table.query("mixture == 'uniform'")["target"].mean())
     assert entry["predicted"] == pytest.approx(ran["choice"].summary["baselines"]["uniform"]["predicted_target"])
+    assert checked["mixtures"]["regmix"]["predicted"] == ran["choice"].summary["predicted_target"]  # the search's
     assert entry["vs_regmix"]["verdict"] in ("better", "worse", "not distinguishable")
 
 

@@ -108,9 +108,10 @@ class Judge:
 
 
 def test_the_report_says_what_the_regression_claimed_over_the_prior():
-    assert over_prior(Judge(cv=True), {"regmix": 1.0, "prior": 1.25})["gain"] == pytest.approx(0.25)
-    assert over_prior(Judge(cv=False), {"regmix": 1.0, "prior": 1.25}) is None
-    assert over_prior(Judge(cv=True), {"regmix": 1.0}) is None
+    judged = Judge(cv=True).beats(0.25)
+    assert over_prior({"train": MIXTURES["regmix"], "confidence": {"uniform": {}, "prior": judged}}) == judged
+    assert over_prior({"train": MIXTURES["regmix"], "confidence": {}}) is None  # a fit without its CV
+    assert over_prior({"train": MIXTURES["regmix"]}) is None
     out = summarise(RUNS, PREDICTED, {n: "regressor" for n in RUNS})
     assert "is not known" in proxy_scale_line(out, MIXTURES)
     out[SUMMARY]["over_prior"] = Judge(cv=True).beats(0.25)

@@ -3,6 +3,7 @@ each decision rule's constraint, thread independence, and the evidence beside th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import subprocess
@@ -407,6 +408,7 @@ def test_a_proxy_measured_below_the_prediction_replaces_the_choice():
     out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ["p0", "p1", "p2", "p3"])
     assert out["train"]["wiki"] == 1.0 and out["incumbent"]["proxy"] == "p3" and out["incumbent"]["chosen"]
     assert out["incumbent"]["replaced_mixture"]["code"] > 0.7
+    assert (out["predicted_target"], out["predicted_by"]) == (pytest.approx(ESTIMATE), "incumbent")  # what verify tests
     judged = out["confidence"]["prior"]  # the prior guard's figures: the incumbent's estimate, not its prediction
     assert (judged["gain"], judged["probability"]) == pytest.approx((result.over_prior["gain"],
                                                                       result.over_prior["probability"]))
@@ -415,7 +417,18 @@ def test_a_proxy_measured_below_the_prediction_replaces_the_choice():
     off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies,
                  proxy_ids=["p0", "p1", "p2", "p3"])
     assert off.incumbent is None and off.replaced is None and off.chosen[1] > 0.7
-    assert "incumbent" not in summary(off, model, baseline_mixtures(SHARE, {}))
+    plain = summary(off, model, baseline_mixtures(SHARE, {}))
+    assert "incumbent" not in plain and plain["predicted_by"] == "regression"
+    # the prior guard keeps the prior: its prediction is the figure, the incumbent's estimate the searched one's
+    unsure = copy.copy(model)
+    unsure.beats = lambda gain: {"gain": gain, "probability": 0.3, "pairs": 6, "scale": 1.0}
+    kept = search(unsure, gen, cfg, seed=0, proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
+    assert np.array_equal(kept.searched, proxies[3]) and kept.estimate is None
+    out = summary(kept, unsure, baseline_mixtures(SHARE, {}))
+    assert (out["predicted_target"], out["predicted_by"]) == (
+        pytest.approx(out["baselines"]["prior"]["predicted_target"]), "regression")
+    assert out["fallback"]["searched_predicted"] == pytest.approx(ESTIMATE)
+    assert out["confidence"]["prior"]["gain"] == 0.0  # the prior against itself
 
 
 def test_a_proxy_measured_above_the_prediction_leaves_the_choice():
