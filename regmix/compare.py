@@ -82,13 +82,32 @@ def seeds_of(names: Sequence[str], seeds: int, replicate: Mapping[str, int], bas
 WEIGHTS_FILE = "weights.csv"  # every compared mixture's weights side by side (a `dvc plots` chart)
 
 
+RUNS_OF_FILE = "runs_of.json"  # in the train folders of a mixture whose runs are another's
+SAME_WEIGHTS = 1e-6  # results/mixture.yaml's rounding: closer weights train the same runs
+
+
+def shared_runs(mixtures: Mapping[str, Mapping[str, float]], seeds: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    """{name: `regmix`} for each other compared mixture whose large runs would be `regmix`'s trained
+    again: the same weights (to SAME_WEIGHTS) and seeds among `regmix`'s. Common: the search's
+    choice is often a trained proxy's mixture (`best_proxy`), or the prior it fell back to."""
+    if CHOSEN not in mixtures:
+        return {}
+    chosen, chosen_seeds = mixtures[CHOSEN], set(seeds[CHOSEN])
+    return {name: CHOSEN for name, weights in mixtures.items()
+            if name != CHOSEN and set(seeds[name]) <= chosen_seeds and set(weights) == set(chosen)
+            and all(abs(weights[d] - chosen[d]) <= SAME_WEIGHTS for d in chosen)}
+
+
 def write_all(folder: str | Path, mixtures: Mapping[str, Mapping[str, float]],
               seeds: Mapping[str, Sequence[int]]) -> None:
-    """`folder/<name>.json` per mixture (weights and seeds), and `weights.csv` (`domain`, one
-    column per mixture); files of names no longer compared are removed."""
+    """`folder/<name>.json` per mixture (weights, seeds and, for a mixture whose runs are `regmix`'s,
+    `runs_of`), and `weights.csv` (`domain`, one column per mixture); files of names no longer
+    compared are removed."""
     folder = Path(folder)
+    shared = shared_runs(mixtures, seeds)
     for name, weights in mixtures.items():
-        write_json(folder / f"{name}.json", {"name": name, "seeds": list(seeds[name]), "mixture": dict(weights)})
+        entry = {"name": name, "seeds": list(seeds[name]), "mixture": dict(weights)}
+        write_json(folder / f"{name}.json", {**entry, "runs_of": shared[name]} if name in shared else entry)
     write_csv(folder / WEIGHTS_FILE, pd.DataFrame(mixtures).rename_axis("domain").reset_index())
     for stale in folder.glob("*.json"):
         if stale.stem not in mixtures:
@@ -102,6 +121,12 @@ class Compared:
     name: str
     mixture: dict[str, float]
     seeds: list[int]
+    runs_of: str | None = None  # the compared mixture whose large runs are this one's (`shared_runs`)
+
+    @property
+    def trained_as(self) -> str:
+        """The name its large runs are trained and stored under."""
+        return self.runs_of or self.name
 
 
 def read_one(path: str | Path) -> Compared:
@@ -111,7 +136,7 @@ def read_one(path: str | Path) -> Compared:
         raise UserError(f"{path}: not a compared-mixture file (needs `name`, `seeds` and `mixture`)")
     mixture = data["mixture"]
     return Compared(data["name"], validate_mixture(mixture, list(mixture), str(path), tol=1e-4),
-                    [int(s) for s in data["seeds"]])
+                    [int(s) for s in data["seeds"]], data.get("runs_of"))
 
 
 def run_dir(folder: str | Path, seed: int) -> Path:

@@ -91,7 +91,8 @@ def comparison_table(results: Mapping[str, Any], digits: int = 3) -> str:
     rows = []
     for name, e in mixtures_of(results).items():
         vs = e.get("vs_regmix")
-        row = {"mixture": f"**{name}**" if name == CHOSEN else name, "seeds": e["seeds"],
+        seeds = f"{e['seeds']} ({e['runs_of']}'s runs)" if "runs_of" in e else e["seeds"]
+        row = {"mixture": f"**{name}**" if name == CHOSEN else name, "seeds": seeds,
                "target loss [95% CI]": _num(e["target_loss"], digits) + _interval(*e["target_loss_ci95"], digits),
                f"vs {CHOSEN}": "–" if vs is None else f"{_signed(vs['difference'], digits)} {vs['verdict']}",
                "predicted (by)": f"{_num(e['predicted'], digits)} ({e['predicted_by']})"}

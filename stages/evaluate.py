@@ -41,13 +41,14 @@ def main() -> None:
     stale = remove_other_mixtures(args.curves, list(compared))
     if stale:
         say(f"removed the curves of mixtures no longer compared from {args.curves}: {', '.join(stale)}")
-    runs = {(c.name, s): run_dir(args.models / c.name, s) for c in compared.values() for s in c.seeds}
+    # a mixture whose runs are another's (compare.shared_runs) is scored on those, each run once
+    runs = {(c.trained_as, s): run_dir(args.models / c.trained_as, s) for c in compared.values() for s in c.seeds}
     missing = [f"{n} (seed {s})" for (n, s), d in runs.items() if not (d / HF_DIR).exists()]
     if missing:
         raise UserError(f"no trained model for {', '.join(missing)} under {args.models}: run `dvc repro train` first")
     target = Target.parse(params["target"])
     scores = evaluate_runs({f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"])
-    by_mixture = {c.name: {s: scores[f"{c.name}@{s}"] for s in c.seeds} for c in compared.values()}
+    by_mixture = {c.name: {s: scores[f"{c.trained_as}@{s}"] for s in c.seeds} for c in compared.values()}
 
     mixtures = {c.name: c.mixture for c in compared.values()}
     regressor = load_regressor(args.regressor, target, read_meta(args.tokens).domains)
@@ -56,10 +57,14 @@ def main() -> None:
     held_out = out_of_fold(mixtures, read_csv(args.swarm), cv)
     source = {n: "out-of-fold" if n in held_out else "regressor" for n in mixtures}
     results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
+    for c in compared.values():
+        if c.runs_of:
+            results[c.name]["runs_of"] = c.runs_of
     results[SUMMARY]["over_prior"] = over_prior(read_yaml(args.choice))
     write_json(args.metrics, results)
     write_report(results, mixtures, target.name, args.report, args.plots, read_json(args.verify))
-    curves = valid_curves({c.name: [run_dir(args.curves / c.name, s) for s in c.seeds] for c in compared.values()})
+    curves = valid_curves({c.name: [run_dir(args.curves / c.trained_as, s) for s in c.seeds]
+                           for c in compared.values()})
     write_comparison(args.comparison, results, curves)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from regmix.compare import (random_row, read_one, remove_other_mixtures, remove_other_runs, resolve, run_dir, seeds_of,
-                            write_all)
+from regmix.compare import (RUNS_OF_FILE, random_row, read_one, remove_other_mixtures, remove_other_runs, resolve,
+                            run_dir, seeds_of, shared_runs, write_all)
 from regmix.errors import UserError
 
 PRIOR = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
@@ -18,6 +21,7 @@ BEST = {"alpha": 0.7, "beta": 0.2, "gamma": 0.1}
 SWARM = pd.DataFrame(np.random.default_rng(0).dirichlet(np.ones(3), size=6), columns=list(PRIOR))
 SWARM.insert(0, "id", range(10, 16))
 HUMAN = {"code_heavy": {"gamma": 1.0}}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def get(*names: str) -> dict:
@@ -74,6 +78,38 @@ def test_files_round_trip_and_stale_ones_go(tmp_path):
     (tmp_path / "sum.json").write_text(json.dumps({"name": "x", "seeds": [0], "mixture": {"a": 0.5}}))
     with pytest.raises(UserError, match="sum to 0.5"):
         read_one(tmp_path / "sum.json")
+
+
+def test_a_mixture_with_regmix_weights_and_seeds_shares_its_runs(tmp_path):
+    names = ["regmix", "best_proxy", "prior", "uniform"]
+    mixtures = resolve(names, BEST, BEST, PRIOR, SWARM, HUMAN, seed=0)  # the choice is the best proxy
+    mixtures["prior"] = {d: w + (5e-7 if d == "alpha" else 0.0) for d, w in BEST.items()}  # within the rounding
+    seeds = seeds_of(names, 1, {"regmix": 3, "best_proxy": 3}, base=0)
+    assert shared_runs(mixtures, seeds) == {"best_proxy": "regmix", "prior": "regmix"}
+    assert shared_runs(mixtures, {**seeds, "best_proxy": [0, 1, 2, 3]}) == {"prior": "regmix"}  # a seed of its own
+    assert shared_runs({n: m for n, m in mixtures.items() if n != "regmix"}, seeds) == {}
+    off = {**mixtures, "prior": {d: w + (2e-6 if d == "alpha" else 0.0) for d, w in BEST.items()}}
+    assert shared_runs(off, seeds) == {"best_proxy": "regmix"}
+    write_all(tmp_path, mixtures, seeds)
+    stored = {n: read_one(tmp_path / f"{n}.json") for n in names}
+    assert {n: c.runs_of for n, c in stored.items()} == {"regmix": None, "best_proxy": "regmix", "prior": "regmix",
+                                                         "uniform": None}
+    assert [c.trained_as for c in stored.values()] == ["regmix", "regmix", "regmix", "uniform"]
+    assert stored["best_proxy"].mixture == BEST and stored["best_proxy"].seeds == [0, 1, 2]
+
+
+def test_a_mixture_with_shared_runs_trains_nothing(tmp_path):
+    """The train stage on such a mixture: stale runs go, a note says whose runs serve it."""
+    write_all(tmp_path / "compare", {"regmix": BEST, "best_proxy": BEST}, {"regmix": [0, 1], "best_proxy": [0, 1]})
+    model, curves = tmp_path / "large" / "best_proxy", tmp_path / "train" / "best_proxy"
+    run_dir(model, 0).mkdir(parents=True)  # trained before the choice became this mixture
+    done = subprocess.run([sys.executable, "-m", "stages.train", str(tmp_path / "compare" / "best_proxy.json"),
+                           str(tmp_path / "no_tokens"), str(model), str(curves), "--params", str(REPO / "params.yaml")],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    assert "its runs are regmix's, trained once" in done.stderr + done.stdout
+    for folder in (model, curves):
+        assert [p.name for p in folder.iterdir()] == [RUNS_OF_FILE]
+        assert json.loads((folder / RUNS_OF_FILE).read_text()) == {"runs_of": "regmix", "seeds": [0, 1]}
 
 
 def test_runs_of_seeds_no_longer_asked_for_are_removed(tmp_path):

@@ -176,6 +176,21 @@ def test_a_mixture_no_longer_compared_leaves_no_stale_output(project):
     assert "changed" not in dvc("status", cwd=project)
 
 
+def test_a_mixture_with_the_choices_runs_is_not_trained_again(project):
+    """When the prior guard keeps the prior, `regmix` is the prior's mixture: `prior`'s one seed
+    is `regmix`'s seed 0, so its train item trains nothing and evaluate scores it on that run."""
+    out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "search.min_confidence=0.99", cwd=project)
+    assert "KEPT THE PRIOR" in out and "train: prior is regmix's mixture with its seeds [0]" in out, out
+    assert json.loads((project / "results/compare/prior.json").read_text())["runs_of"] == "regmix"
+    for folder in ("data/large/prior", "results/train/prior"):
+        assert [p.name for p in (project / folder).iterdir()] == ["runs_of.json"]
+    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    assert evaluation["prior"]["runs_of"] == "regmix"
+    assert evaluation["prior"]["target_loss_per_seed"] == evaluation["regmix"]["target_loss_per_seed"][:1]
+    assert "| prior | 1 (regmix's runs) |" in (project / "results/report.md").read_text()
+    assert "changed" not in dvc("status", cwd=project)
+
+
 def readme_command(prefix: str) -> list[str]:
     """The README's recommended command line starting with `prefix`, as arguments."""
     line = re.search(rf"^{re.escape(prefix)} .*$", (REPO / "README.md").read_text(), re.M)
