@@ -59,11 +59,14 @@ def _downstream(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
               predicted: Mapping[str, float], prediction_source: Mapping[str, str],
-              seed: int = 0) -> dict[str, Any]:
+              seed: int = 0, runs_of: Mapping[str, str] | None = None) -> dict[str, Any]:
     """metrics/evaluate.json: one entry per mixture, then `summary` (noise, rank, verdict, rho).
 
     `runs`: {mixture: {seed: {"target_loss", "domain_loss", "downstream"}}} from evaluate_runs.
+    `runs_of`: {mixture: `regmix`} for mixtures scored on `regmix`'s runs (regmix.compare.shared_runs):
+    listed, not compared with it, ranked or counted in the rank correlation.
     """
+    runs_of = runs_of or {}
     losses = {name: [r["target_loss"] for r in by_seed.values()] for name, by_seed in runs.items()}
     noise = pooled_noise(losses)
     reference = losses.get(CHOSEN)
@@ -75,7 +78,9 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
                  "predicted": predicted.get(name, math.nan), "predicted_by": prediction_source.get(name),
                  "domain_loss": _mean_dicts([r["domain_loss"] for r in by_seed.values()]),
                  "downstream": _downstream([r["downstream"] for r in by_seed.values()])}
-        if reference is not None and name != CHOSEN:
+        if name in runs_of:
+            entry["runs_of"] = runs_of[name]
+        elif reference is not None and name != CHOSEN:
             c = compare(losses[name], reference, noise)
             entry["vs_regmix"] = {"difference": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
                                   "verdict": c.verdict}
@@ -103,15 +108,17 @@ def no_nan(obj: Any) -> Any:
 
 def _summary(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise, seed: int) -> dict[str, Any]:
     names = sorted(entries, key=lambda n: entries[n]["target_loss"])
-    measured = [entries[n]["target_loss"] for n in names]
-    predicted = [entries[n]["predicted"] for n in names]
+    distinct = [n for n in names if "runs_of" not in entries[n]]  # each mixture's runs once
+    measured = [entries[n]["target_loss"] for n in distinct]
+    predicted = [entries[n]["predicted"] for n in distinct]
     known = [i for i, p in enumerate(predicted) if not math.isnan(p)]
     rho, low, high, n = spearman_interval([predicted[i] for i in known], [measured[i] for i in known], seed)
     verdicts = {n: entries[n]["vs_regmix"]["verdict"] for n in names if "vs_regmix" in entries[n]}
     return {
-        "mixtures": len(names),
+        "mixtures": len(distinct),
         "ranking": names,
-        "regmix_rank": names.index(CHOSEN) + 1 if CHOSEN in names else None,
+        "regmix_rank": distinct.index(CHOSEN) + 1 if CHOSEN in distinct else None,
+        "runs_of_regmix": [n for n in names if entries[n].get("runs_of") == CHOSEN],
         "seed_noise": {"std": noise.std, "df": noise.df},
         "verdict": {kind: [n for n, v in verdicts.items() if v == kind]
                     for kind in ("better", "worse", "not distinguishable", "unknown")},

@@ -59,6 +59,9 @@ def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
     if summary["regmix_rank"] is None:
         return lines + [f"`{CHOSEN}` was not among the trained mixtures: nothing to judge."]
     lines.append(f"**`{CHOSEN}` ranks {summary['regmix_rank']} of {summary['mixtures']}** by mean target loss.")
+    if summary.get("runs_of_regmix"):
+        lines.append(f"- `{CHOSEN}`'s own mixture, scored on its runs (not compared, not ranked): "
+                     + ", ".join(f"`{n}`" for n in summary["runs_of_regmix"]))
     noise = summary["seed_noise"]
     if not noise["df"]:
         return lines + ["No mixture was trained with more than one seed, so the seed noise is unknown and no "
@@ -255,7 +258,7 @@ def plot_target_loss(results: Mapping[str, Any], target: str, path: Path) -> Non
 
 
 def plot_predicted_vs_measured(results: Mapping[str, Any], target: str, path: Path) -> None:
-    entries = {n: e for n, e in mixtures_of(results).items() if e["predicted"] is not None}
+    entries = {n: e for n, e in mixtures_of(results).items() if e["predicted"] is not None and "runs_of" not in e}
     s = results[SUMMARY]["spearman"]
     fig, ax = plt.subplots(figsize=(6.0, 4.5))
     for name, e in entries.items():

@@ -56,10 +56,8 @@ def main() -> None:
     cv = read_csv(args.fit_predictions).query("set == 'cv'")
     held_out = out_of_fold(mixtures, read_csv(args.swarm), cv)
     source = {n: "out-of-fold" if n in held_out else "regressor" for n in mixtures}
-    results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"])
-    for c in compared.values():
-        if c.runs_of:
-            results[c.name]["runs_of"] = c.runs_of
+    results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"],
+                        {c.name: c.runs_of for c in compared.values() if c.runs_of})
     results[SUMMARY]["over_prior"] = over_prior(read_yaml(args.choice))
     write_json(args.metrics, results)
     write_report(results, mixtures, target.name, args.report, args.plots, read_json(args.verify))

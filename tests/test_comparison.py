@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from regmix.comparison import SUMMARY, out_of_fold, over_prior, summarise
-from regmix.report import (README_BEGIN, README_END, proxy_scale_line, readme_results, readme_with_results,
-                           write_report)
+from regmix.report import (README_BEGIN, README_END, comparison_table, proxy_scale_line, readme_results,
+                           readme_with_results, verdict_lines, write_report)
 
 
 def run(loss: float, correct: int = 50) -> dict:
@@ -46,6 +46,22 @@ def test_summary_means_intervals_and_verdicts():
     assert out[SUMMARY]["spearman"]["n"] == 4 and out[SUMMARY]["spearman"]["rho"] == pytest.approx(1.0)
     lw = out["regmix"]["downstream"]["last_word"]
     assert lw["accuracy"] == 0.5 and lw["ci95"] == pytest.approx([0.4038, 0.5962], abs=1e-4)
+
+
+def test_a_mixture_on_regmix_runs_is_listed_not_compared_or_ranked():
+    """`random_2` is regmix's mixture scored on its seed 0 run: it sits first by loss, yet regmix ranks
+    first of the distinct mixtures and the rank correlation counts each run once."""
+    runs = {**RUNS, "random_2": {0: RUNS["regmix"][2]}, "random_1": {0: run(2.3)}}
+    out = summarise(runs, {**PREDICTED, "random_2": 1.0}, {}, runs_of={"random_2": "regmix"})
+    assert out["random_2"]["runs_of"] == "regmix" and "vs_regmix" not in out["random_2"]
+    summary = out[SUMMARY]
+    assert summary["ranking"][0] == "random_2" and summary["regmix_rank"] == 1 and summary["mixtures"] == 4
+    assert summary["runs_of_regmix"] == ["random_2"] and summary["spearman"]["n"] == 4
+    assert "random_2" not in sum(summary["verdict"].values(), [])
+    lines = verdict_lines(out, "mean")
+    assert "**`regmix` ranks 1 of 4** by mean target loss." in lines
+    assert "- `regmix`'s own mixture, scored on its runs (not compared, not ranked): `random_2`" in lines
+    assert "| random_2 | 1 (regmix's runs) | 1.900" in comparison_table(out)
 
 
 def test_without_replicates_nothing_is_called_distinguishable():
