@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,13 +24,15 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from regmix.config import EvaluateConfig
-from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta
+from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta
 from regmix.errors import UserError
 from regmix.export import load_hf
+from regmix.files import file_digest, read_json, write_json
 from regmix.large import HF_DIR
-from regmix.progress import progress
+from regmix.progress import progress, say
+from regmix.sources import code_digest
 from regmix.target import Target
-from regmix.training import eval_windows, evaluate_loss
+from regmix.training import config_hash, eval_windows, evaluate_loss
 
 TASKS = ("last_word", "continuation")
 # A word preceded by one space and followed by something that is not part of a word, so the
@@ -224,26 +227,60 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], include_path: str | Non
             for task, metrics in results["results"].items()}
 
 
+def score_key(model_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device) -> str:
+    """What a run's scores depend on: the model's files, the validation data and tokenizer, the
+    evaluate settings, the seed (the tasks' examples), the device and the scoring code."""
+    model = {str(f.relative_to(model_dir)): file_digest(f) for f in sorted(model_dir.rglob("*")) if f.is_file()}
+    return config_hash(model=model, data=data_signature(tokens_dir, read_meta(tokens_dir).domains, "valid"),
+                       cfg=cfg, seed=seed, device=device.type, torch=torch.__version__,
+                       lm_eval=_version("lm_eval") if cfg.lm_eval_tasks else None, code=code_digest(__name__))
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def score_run(run_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device,
+              inputs: dict[int, tuple[dict[str, torch.Tensor], TaskSet]]) -> dict[str, Any]:
+    """One run's validation loss per domain and downstream scores (`inputs`: windows and tasks
+    per context, built once and shared by the runs)."""
+    model = load_hf(run_dir / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
+    context = model.cfg.context
+    if context not in inputs:
+        inputs[context] = (eval_windows(tokens_dir, read_meta(tokens_dir).domains, context, cfg.windows_per_domain),
+                           build_tasks(tokens_dir, cfg, context, seed))
+    windows, tasks = inputs[context]
+    scores = {"domain_loss": evaluate_loss(model, windows, cfg.batch_size),
+              "downstream": downstream(model, tasks, cfg.batch_size)}
+    if cfg.lm_eval_tasks:
+        scores["downstream"]["lm_eval"] = run_lm_eval(run_dir / HF_DIR, cfg.lm_eval_tasks, cfg.lm_eval_include_path,
+                                                      cfg.batch_size, seed)
+    return scores
+
+
 def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: EvaluateConfig,
-                  target: Target, seed: int) -> dict[str, dict[str, Any]]:
+                  target: Target, seed: int, store: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Score every trained run (data/large/<name>/hf/) on the same windows and tasks.
 
-    Returns {name: {"target_loss", "domain_loss", "downstream"}}.
+    With a `store`, each run's scores are kept there under its `score_key` and a run scored
+    before is read back, not scored again: a change to the report, the target or the compared
+    mixtures costs no evaluation. Returns {name: {"target_loss", "domain_loss", "downstream"}}.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    meta = read_meta(tokens_dir)
-    windows, tasks, losses, scores = None, None, {}, {}
-    for name, run_dir in progress(run_dirs.items(), total=len(run_dirs), desc="evaluate", unit="run"):
-        model = load_hf(Path(run_dir) / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
-        if windows is None:  # the compared models share one shape, hence one context
-            windows = eval_windows(tokens_dir, meta.domains, model.cfg.context, cfg.windows_per_domain)
-            tasks = build_tasks(tokens_dir, cfg, model.cfg.context, seed)
-        losses[name] = evaluate_loss(model, windows, cfg.batch_size)
-        scores[name] = downstream(model, tasks, cfg.batch_size)
-        if cfg.lm_eval_tasks:
-            scores[name]["lm_eval"] = run_lm_eval(Path(run_dir) / HF_DIR, cfg.lm_eval_tasks,
-                                                  cfg.lm_eval_include_path, cfg.batch_size, seed)
-        del model
-    targets = target.by_name(losses, "the evaluated validation losses")  # the rule the regression was fitted to
-    return {n: {"target_loss": targets[n], "domain_loss": losses[n], "downstream": scores[n]}
-            for n in run_dirs}
+    keys = {n: score_key(Path(d) / HF_DIR, tokens_dir, cfg, seed, device) for n, d in run_dirs.items()} if store else {}
+    stored = {n: read_json(Path(store) / f"{k}.json") for n, k in keys.items() if (Path(store) / f"{k}.json").exists()}
+    todo = [n for n in run_dirs if n not in stored]
+    if stored:
+        say(f"evaluate: {len(stored)} of {len(run_dirs)} runs scored before (in {store}), {len(todo)} to score")
+    inputs: dict[int, tuple[dict[str, torch.Tensor], TaskSet]] = {}
+    scores = dict(stored)
+    for name in progress(todo, total=len(todo), desc="evaluate", unit="run"):
+        scores[name] = score_run(Path(run_dirs[name]), tokens_dir, cfg, seed, device, inputs)
+        if store:
+            write_json(Path(store) / f"{keys[name]}.json", scores[name])
+    # the rule the regression was fitted to
+    targets = target.by_name({n: s["domain_loss"] for n, s in scores.items()}, "the evaluated validation losses")
+    return {n: {"target_loss": targets[n], **scores[n]} for n in run_dirs}

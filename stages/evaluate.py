@@ -31,6 +31,7 @@ def main() -> None:
                              compare="folder of compared-mixture files (search)",
                              choice="the search's mixture file (search): its confidence over the prior",
                              regressor="fitted regressor (fit)",
+                             scores="folder of each run's scores, kept between runs: a run scored before is not scored again",
                              swarm="swarm table (sample)", fit_predictions="fit's predictions table (fit)",
                              verify="the compared mixtures measured again at the proxy scale (verify)",
                              curves="folder of training curves (train); folders of mixtures no longer compared go",
@@ -47,7 +48,8 @@ def main() -> None:
     if missing:
         raise UserError(f"no trained model for {', '.join(missing)} under {args.models}: run `dvc repro train` first")
     target = Target.parse(params["target"])
-    scores = evaluate_runs({f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"])
+    scores = evaluate_runs({f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"],
+                           args.scores)
     by_mixture = {c.name: {s: scores[f"{c.trained_as}@{s}"] for s in c.seeds} for c in compared.values()}
 
     mixtures = {c.name: c.mixture for c in compared.values()}

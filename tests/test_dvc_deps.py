@@ -6,59 +6,13 @@ result that `dvc repro` calls up to date.
 
 from __future__ import annotations
 
-import ast
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import REPO
-
-PACKAGES = ("regmix", "stages")
-
-
-def module_file(name: str) -> Path | None:
-    """The source file of a dotted module name inside the repository, or None."""
-    base = REPO.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imports(path: Path) -> set[str]:
-    """Dotted names of the repository's modules imported anywhere in `path` (functions too)."""
-    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
-            continue
-        found |= {n for n in names if n.split(".")[0] in PACKAGES and module_file(n)}
-    return found
-
-
-def closure(entry: str) -> set[Path]:
-    """Files of every repository module `entry` imports, directly or through others."""
-    seen: set[Path] = set()
-    todo = [entry]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        # importing a.b.c runs a/__init__.py and a/b/__init__.py too
-        for i in range(1, len(parts) + 1):
-            path = module_file(".".join(parts[:i]))
-            if path is not None and path not in seen:
-                seen.add(path)
-                todo.extend(imports(path))
-    return seen
+from regmix.sources import closure, imports, module_file
 
 
 def stages() -> dict[str, dict]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,46 @@ def test_evaluate_runs_json_shape(tokens, models):
         assert {"last_word", "continuation"} == set(r["downstream"])
     assert results["trained"]["target_loss"] < results["random"]["target_loss"] - 2
     json.dumps(results)  # plain JSON: what metrics/evaluate.json holds
+
+
+def test_scores_are_kept_and_a_run_scored_before_is_not_scored_again(tokens, models, tmp_path, monkeypatch):
+    store = tmp_path / "scores"
+    first = ev.evaluate_runs(models, tokens, EVAL, Target.parse("mean"), seed=0, store=store)
+    assert len(list(store.glob("*.json"))) == 2
+
+    def no_scoring(*_):
+        raise AssertionError("a stored run was scored again")
+
+    monkeypatch.setattr(ev, "load_hf", no_scoring)
+    again = ev.evaluate_runs(models, tokens, EVAL, Target.parse("mean"), seed=0, store=store)
+    assert again == first
+    # the target is computed from the stored domain losses: another target scores nothing
+    alpha = ev.evaluate_runs(models, tokens, EVAL, Target.parse("alpha"), seed=0, store=store)
+    assert alpha["trained"]["target_loss"] == first["trained"]["domain_loss"]["alpha"]
+    with pytest.raises(AssertionError, match="scored again"):  # new settings: scored anew
+        ev.evaluate_runs(models, tokens, replace(EVAL, windows_per_domain=4), Target.parse("mean"), 0, store)
+
+
+def test_score_key_follows_the_model_settings_seed_and_data(tokens, models, tmp_path):
+    device = torch.device("cpu")
+
+    def key(model_dir=models["trained"] / "hf", tokens_dir=tokens, cfg=EVAL, seed=0):
+        return ev.score_key(model_dir, tokens_dir, cfg, seed, device)
+
+    assert key() == key()
+    assert key() != key(model_dir=models["random"] / "hf")
+    assert key() != key(cfg=replace(EVAL, n_examples=12)) and key() != key(seed=1)
+    changed = tmp_path / "hf"
+    shutil.copytree(models["trained"] / "hf", changed)
+    assert key(model_dir=changed) == key()  # the files decide, not where they are
+    with (changed / "config.json").open("a") as f:
+        f.write(" ")
+    assert key(model_dir=changed) != key()
+    other_tokens = tmp_path / "tokens"
+    shutil.copytree(tokens, other_tokens)
+    valid = sorted((other_tokens / "valid").glob("*"))[0]
+    valid.write_bytes(valid.read_bytes()[:-2])
+    assert key(tokens_dir=other_tokens) != key()
 
 
 def test_predictions_for_the_trained_mixtures_use_the_regressors_domain_order(models):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from regmix.errors import UserError
-from regmix.files import read_json, write_json
+from regmix.files import file_digest, read_json, write_json
 
 SPLITS = ("train", "valid")
 META_FILE = "meta.json"
@@ -63,17 +63,17 @@ def open_tokens(root: str | Path, split: str, domain: str) -> np.memmap:
     return np.memmap(path, dtype=meta.dtype, mode="r")
 
 
-def data_signature(tokens_dir: str | Path, domains: list[str]) -> dict[str, Any]:
-    """Cheap identity of the token data: meta, tokenizer and each train shard's size and ends.
+def data_signature(tokens_dir: str | Path, domains: list[str], split: str = "train") -> dict[str, Any]:
+    """Cheap identity of the token data: meta, tokenizer and each `split` shard's size and ends.
 
     Hashing every byte of a 25B-token corpus would take minutes; the size plus the first
     and last MiB catch a re-tokenised or re-filtered corpus.
     """
     tokens_dir = Path(tokens_dir)
     sig: dict[str, Any] = {"meta": (tokens_dir / META_FILE).read_text(),
-                           "tokenizer": _sha256_file(tokens_dir / TOKENIZER_FILE)}
+                           "tokenizer": file_digest(tokens_dir / TOKENIZER_FILE)}
     for domain in domains:
-        path = shard_path(tokens_dir, "train", domain)
+        path = shard_path(tokens_dir, split, domain)
         size = path.stat().st_size
         h = hashlib.sha256()
         with path.open("rb") as f:
@@ -83,6 +83,3 @@ def data_signature(tokens_dir: str | Path, domains: list[str]) -> dict[str, Any]
         sig[domain] = [size, h.hexdigest()]
     return sig
 
-
-def _sha256_file(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
