@@ -66,9 +66,12 @@ def check_active(cfg: ActiveConfig) -> None:
                         f"is {cfg.regression.n_bootstrap}, at least 2 needed")
 
 
-def check_verify(cfg: VerifyConfig) -> None:
+def check_verify(cfg: VerifyConfig, proxy: ProxyConfig) -> None:
     if cfg.seeds < 0:
         raise UserError(f"verify.seeds is {cfg.seeds}: must be >= 0 (0: off)")
+    scaled = cfg.scale(proxy)  # unknown keys are named here, before any compute
+    check_model(scaled.model, "verify.model")
+    check_optim(scaled.optim, "verify.optim")
 
 
 def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None) -> None:
@@ -82,7 +85,7 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
         check_model(cfg[name].model, f"{name}.model")
         check_optim(cfg[name].optim, f"{name}.optim")
     check_active(cfg["active"])
-    check_verify(cfg["verify"])
+    check_verify(cfg["verify"], cfg["proxy"])
     if cfg["proxy"].replicates > cfg["sample"].n_mixtures:
         raise UserError(f"proxy.replicates {cfg['proxy'].replicates} is more than sample.n_mixtures "
                         f"{cfg['sample'].n_mixtures}")

@@ -224,6 +224,24 @@ class VerifyConfig:
     seeds: int = 3  # fresh seeds per mixture (0: off)
     # those among large.mixtures are verified; regmix against each, and its gain over prior measured
     mixtures: list[str] = field(default_factory=lambda: ["regmix", "best_proxy", "prior", "uniform"])
+    # changes to the proxy's model and optim for the check (empty: the proxies' own scale). A larger
+    # scale, nearer the large run's, checks that the choice's advantage transfers before it is spent
+    model: dict[str, Any] = field(default_factory=dict)
+    optim: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def at_proxy_scale(self) -> bool:
+        return not (self.model or self.optim)
+
+    def scale(self, proxy: ProxyConfig) -> ProxyConfig:
+        """The proxy config the check trains: `proxy` with this section's changes."""
+        return dataclasses.replace(
+            proxy, model=from_dict(ModelConfig, {**dataclasses.asdict(proxy.model), **self.model}, "verify.model."),
+            optim=from_dict(OptimConfig, {**dataclasses.asdict(proxy.optim), **self.optim}, "verify.optim."))
+
+    def changes(self) -> dict[str, Any]:
+        """The changes as dotted keys: {"optim.steps": 512}."""
+        return {f"{part}.{k}": v for part, d in (("model", self.model), ("optim", self.optim)) for k, v in d.items()}
 
 
 @dataclass

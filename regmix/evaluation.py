@@ -277,7 +277,7 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
         say(f"evaluate: {len(stored)} of {len(run_dirs)} runs scored before (in {store}), {len(todo)} to score")
     inputs: dict[int, tuple[dict[str, torch.Tensor], TaskSet]] = {}
     scores = dict(stored)
-    for name in progress(todo, total=len(todo), desc="evaluate", unit="run"):
+    for name in progress(todo, total=len(todo), desc="evaluate", unit="run") if todo else []:
         scores[name] = score_run(Path(run_dirs[name]), tokens_dir, cfg, seed, device, inputs)
         if store:
             write_json(Path(store) / f"{keys[name]}.json", scores[name])

@@ -35,15 +35,18 @@ def measured_targets(table: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequence[float]],
-          predicted: Mapping[str, float], swarm: Mapping[str, float] | None = None) -> dict[str, Any]:
+          predicted: Mapping[str, float], swarm: Mapping[str, float] | None = None,
+          scale: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """metrics/verify.json from each mixture's target loss per fresh seed (`measured`), the swarm's
     (proxy, replicate) target pairs (`replicates`: {id: [loss, loss again]}), the regression's
-    predictions and, for swarm members, the loss the swarm measured (`swarm`)."""
+    predictions and, for swarm members, the loss the swarm measured (`swarm`). `scale`: the
+    changes to the proxy config the seeds trained with (`verify.model`, `verify.optim`; empty:
+    the proxies' own)."""
     swarm = swarm or {}
     noise = pooled_noise({**{f"mixture {n}": v for n, v in measured.items()},
                           **{f"replicate {i}": v for i, v in replicates.items()}})
     seeds = {len(v) for v in measured.values()}
-    out: dict[str, Any] = {"seeds": max(seeds, default=0),
+    out: dict[str, Any] = {"seeds": max(seeds, default=0), "scale": dict(scale or {}),
                            "seed_noise": {"std": noise.std, "df": noise.df, "replicate_pairs": len(replicates)},
                            "mixtures": {}}
     reference = measured.get(CHOSEN)
@@ -75,10 +78,17 @@ def gain_over_prior(prior: Sequence[float], chosen: Sequence[float], noise: Seed
             "verdict": verdict, "optimism": predicted_gain - c.difference}
 
 
+def where(result: Mapping[str, Any]) -> str:
+    """Where the fresh seeds trained: the proxy scale, or the check's own (`verify.model`, `verify.optim`)."""
+    scale = result.get("scale")
+    return "at the proxy scale" if not scale else "at the check's scale (" + ", ".join(
+        f"{k} {v}" for k, v in scale.items()) + ")"
+
+
 def doubts(result: Mapping[str, Any]) -> list[str]:
     """What the fresh seeds say against spending the large runs on `regmix` as it is: a compared
     mixture that measured distinguishably better, or a gain over the prior they do not confirm."""
-    lines = [f"`{n}` measured distinguishably better than `{CHOSEN}` at the proxy scale "
+    lines = [f"`{n}` measured distinguishably better than `{CHOSEN}` {where(result)} "
              f"({e['vs_regmix']['difference']:+.3f} nats)" for n, e in result.get("mixtures", {}).items()
              if e.get("vs_regmix", {}).get("verdict") == "better"]
     gain = result.get("over_prior")
@@ -106,7 +116,7 @@ def verify_text(result: Mapping[str, Any]) -> str:
     if not entries:
         return "The compared mixtures were not measured again at the proxy scale (`verify.seeds: 0`)."
     noise = result["seed_noise"]
-    text = f"Measured again at the proxy scale ({result['seeds']} fresh seeds each, after the search)"
+    text = f"Measured again {where(result)} ({result['seeds']} fresh seeds each, after the search)"
     chosen = entries.get(CHOSEN)
     if chosen is None:
         return text + ": " + ", ".join(f"`{n}` {e['measured']:.3f}{_ci(e['ci95'])}" for n, e in entries.items()) + "."
@@ -130,8 +140,9 @@ def verify_text(result: Mapping[str, Any]) -> str:
     if others:
         text += " Others minus `regmix`: " + ", ".join(others) + "."
     if noise["df"]:
-        text += (f" Seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds and "
-                 f"{noise['replicate_pairs']} replicate pairs of the swarm); 95% intervals, two-sample t-tests.")
+        pairs = f" and {noise['replicate_pairs']} replicate pairs of the swarm" if noise["replicate_pairs"] else ""
+        text += (f" Seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}); "
+                 f"95% intervals, two-sample t-tests.")
     else:
         text += " The seed noise is unknown (one seed and no replicates): no difference can be judged."
     return text

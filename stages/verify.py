@@ -40,15 +40,17 @@ def main() -> None:
         say(f"verify: not in large.mixtures, not verified: {', '.join(n for n in cfg.mixtures if n not in names)}")
     mixtures = {name: c.mixture for name, c in read_all(args.compare, names).items()}
     args.store.mkdir(parents=True, exist_ok=True)  # an output even when nothing trains
-    table = run_seeds(mixtures, from_dict(ProxyConfig, params["proxy"], "proxy."), args.tokens, args.store,
-                      verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
+    table = run_seeds(mixtures, cfg.scale(from_dict(ProxyConfig, params["proxy"], "proxy.")), args.tokens,
+                      args.store, verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
                       from_dict(SampleConfig, params["sample"], "sample.").max_epochs)
-    swarm_loss = {BEST_PROXY: float(read_proxies(args.proxies).target_values(target).min())}  # what chose it
-    pairs = target_pairs(read_csv(args.proxies), read_csv(args.replicates), target)
+    swarm_loss, pairs = {}, {}
+    if cfg.at_proxy_scale:  # the swarm's loss and seed noise are measures of the proxies' own scale
+        swarm_loss = {BEST_PROXY: float(read_proxies(args.proxies).target_values(target).min())}  # what chose it
+        pairs = target_pairs(read_csv(args.proxies), read_csv(args.replicates), target)
     predicted = predict_mixtures(load_regressor(args.regressor, target, domains), mixtures)
     if CHOSEN in predicted:  # the search's own figure (a trained proxy's estimate when one was chosen)
         predicted[CHOSEN] = float(read_yaml(args.choice)["predicted_target"])
-    result = judge(measured_targets(table), pairs, predicted, swarm_loss)
+    result = judge(measured_targets(table), pairs, predicted, swarm_loss, cfg.changes())
     write_csv(args.table, table)
     write_json(args.metrics, result)
     say(verify_text(result))

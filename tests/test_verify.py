@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
 from regmix.checks import check_params
 from regmix.compose import composed
-from regmix.config import ProxyConfig
+from regmix.config import ProxyConfig, VerifyConfig
 from regmix.errors import UserError
 from regmix.noise import REPLICATE_SEED_OFFSET
 from regmix.report import readme_results
@@ -106,3 +107,37 @@ def test_bad_params_are_named():
     params["verify"].update(seeds=3, mixtures=["regmix", "priro"])
     with pytest.raises(UserError, match="verify.mixtures: unknown mixture.s. priro"):
         check_params(params, ["wikipedia", "news"])
+
+
+def test_a_check_at_a_larger_scale_changes_only_what_it_names():
+    proxy = ProxyConfig()
+    assert VerifyConfig().at_proxy_scale and VerifyConfig().scale(proxy) == proxy
+    check = VerifyConfig(optim={"steps": 512}, model={"d_model": 128})
+    scaled = check.scale(proxy)
+    assert not check.at_proxy_scale and check.changes() == {"model.d_model": 128, "optim.steps": 512}
+    assert scaled.optim == replace(proxy.optim, steps=512) and scaled.model == replace(proxy.model, d_model=128)
+    assert scaled.eval == proxy.eval and scaled.replicates == proxy.replicates
+    with pytest.raises(UserError, match="unknown config key.s. verify.optim.stpes"):
+        VerifyConfig(optim={"stpes": 512}).scale(proxy)
+
+
+def test_bad_scale_params_are_named_before_any_compute():
+    params = composed(["+verify.optim.steps=0"], REPO / "conf")
+    with pytest.raises(UserError, match="verify.optim.steps is 0"):
+        check_params(params)
+    params = composed(["+verify.model.n_head=3"], REPO / "conf")
+    with pytest.raises(UserError, match="verify.model"):
+        check_params(params)
+    check_params(composed(["+verify.optim.steps=512"], REPO / "conf"))
+
+
+def test_a_check_at_its_own_scale_says_so_and_uses_only_its_seeds():
+    result = judge(MEASURED, {}, PREDICTED, scale={"optim.steps": 512})
+    assert result["scale"] == {"optim.steps": 512} and result["seed_noise"]["replicate_pairs"] == 0
+    text = verify_text(result)
+    assert text.startswith("Measured again at the check's scale (optim.steps 512) (2 fresh seeds each")
+    assert "these seeds)" in text and "replicate pairs" not in text
+    worse = doubts(judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, scale={"optim.steps": 512}))
+    assert worse[0] == "`uniform` measured distinguishably better than `regmix` at the check's scale (optim.steps 512) (-1.000 nats)"
+    assert judge(MEASURED, {}, PREDICTED)["scale"] == {}
+    assert verify_text(judge(MEASURED, {}, PREDICTED)).startswith("Measured again at the proxy scale")
