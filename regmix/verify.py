@@ -94,8 +94,11 @@ def doubts(result: Mapping[str, Any]) -> list[str]:
     gain = result.get("over_prior")
     if gain and gain["verdict"] == "not distinguishable":
         lines.append(f"the gain over `{PRIOR}` predicted ({gain['predicted']:.3f} nats) is not confirmed by "
-                     f"the fresh seeds ({gain['measured']:.3f}{_ci(gain['ci95'])})")
-    if lines:
+                     f"the fresh seeds {where(result)} ({gain['measured']:.3f}{_ci(gain['ci95'])})")
+    if lines and result.get("scale"):
+        lines.append("what the proxies found may not hold at a larger scale: more seeds (verify.seeds) settle "
+                     "this check before the large runs")
+    elif lines:
         lines.append("more proxies (sample.n_mixtures, active.rounds) or more seeds (verify.seeds) can settle it "
                      "before the large runs")
     return lines
@@ -122,7 +125,7 @@ def verify_text(result: Mapping[str, Any]) -> str:
         return text + ": " + ", ".join(f"`{n}` {e['measured']:.3f}{_ci(e['ci95'])}" for n, e in entries.items()) + "."
     text += f": `{CHOSEN}` {chosen['measured']:.3f}{_ci(chosen['ci95'])} nats"
     if chosen.get("predicted") is not None:
-        text += f" (predicted {chosen['predicted']:.3f})"
+        text += f" (predicted {chosen['predicted']:.3f}{' at the proxy scale' if result.get('scale') else ''})"
     text += "."
     gain = result.get("over_prior")
     if gain:

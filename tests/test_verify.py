@@ -139,5 +139,7 @@ def test_a_check_at_its_own_scale_says_so_and_uses_only_its_seeds():
     assert "these seeds)" in text and "replicate pairs" not in text
     worse = doubts(judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, scale={"optim.steps": 512}))
     assert worse[0] == "`uniform` measured distinguishably better than `regmix` at the check's scale (optim.steps 512) (-1.000 nats)"
+    assert "may not hold at a larger scale" in worse[-1]
+    assert "(predicted 0.900 at the proxy scale)" in text
     assert judge(MEASURED, {}, PREDICTED)["scale"] == {}
     assert verify_text(judge(MEASURED, {}, PREDICTED)).startswith("Measured again at the proxy scale")
