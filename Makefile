@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo readme test test-slow bench bench-train bench-search bench-active bench-confidence params dag paper-regression
+.PHONY: setup demo readme test test-slow bench bench-train bench-search bench-active bench-confidence bench-transfer params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -56,6 +56,10 @@ bench-active: setup
 # Whether the search's confidence over the prior is honest, and the fallback threshold's regret; about 10 minutes.
 bench-confidence: setup
 	$(BIN)/python -m benchmarks.bench_confidence
+
+# Whether the proxies order the committed run's mixtures as its large runs do (needs `make demo`); about 7 minutes.
+bench-transfer: setup
+	$(BIN)/python -m benchmarks.bench_transfer
 
 # Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
 params: setup

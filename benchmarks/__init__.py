@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from regmix import runtime
 from regmix.regression import FittedRegressor, ProxyTable, cross_validate, fit_regressor, read_released
 from regmix.config import RegressionConfig, SearchConfig, from_dict
 from regmix.target import Target
@@ -30,6 +31,13 @@ def released_swarm(folder: str | Path) -> tuple[ProxyTable, ProxyTable]:
     folder = Path(folder)
     return (read_released(folder / "train_mixture_1m.csv", folder / "train_pile_loss_1m.csv"),
             read_released(folder / "test_mixture_1m.csv", folder / "test_pile_loss_1m.csv"))
+
+
+def add_fresh_seed_arguments(parser: argparse.ArgumentParser, store: str, seeds: int) -> None:
+    """--seeds (fresh seeds per mixture) and --store (its finished proxies, kept between runs)."""
+    parser.add_argument("--seeds", type=int, default=seeds, help="fresh seeds per mixture")
+    parser.add_argument("--store", default=str(runtime.cache_root() / store),
+                        help="folder of finished proxies (kept: a rerun trains only what is missing)")
 
 
 def add_target_arguments(parser: argparse.ArgumentParser, targets: str, n_random: int) -> None:

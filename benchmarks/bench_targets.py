@@ -24,7 +24,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from regmix import api, runtime
+from benchmarks import add_fresh_seed_arguments
+from regmix import api
 from regmix.compare import BEST_PROXY, CHOSEN
 from regmix.config import LargeConfig, SampleConfig, from_dict
 from regmix.files import load_params
@@ -72,9 +73,7 @@ def line(row: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="all", help="comma list of targets (default: every domain and mean)")
-    parser.add_argument("--seeds", type=int, default=3, help="fresh seeds per mixture")
-    parser.add_argument("--store", default=str(runtime.cache_root() / "bench_targets"),
-                        help="folder of finished proxies (kept: a rerun trains only what is missing)")
+    add_fresh_seed_arguments(parser, "bench_targets", seeds=3)
     args = parser.parse_args()
     params = load_params("params.yaml")
     names = [*read_domains("results/domains.json"), MEAN] if args.targets == "all" else args.targets.split(",")

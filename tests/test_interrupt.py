@@ -21,8 +21,8 @@ from regmix.config import ProxyConfig, from_dict
 from regmix.swarm import plan, resolve_config
 from tiny_data import SENTENCES, build_tokens, write_domains
 
-PROXIES = 40  # x 1000 steps on 2 workers: over a minute of work here; SIGINT comes after the first
-STEPS = 1000
+PROXIES = 40  # x 400 steps on 2 workers: over a minute of work here; SIGINT comes after the first
+STEPS = 400
 EXIT_S = 5.0
 
 

@@ -255,7 +255,7 @@ def test_ray_failures_name_the_cause():
 
 def test_bench_prints_json_last(tmp_path):
     args = ["--n-layer", "1", "--d-model", "32", "--n-head", "2", "--d-ff", "64", "--context", "32",
-            "--vocab-size", "256", "--batch-size", "4", "--steps", "3", "--warmup", "1", "--modes", "fp32,fp32+fused"]
+            "--vocab-size", "256", "--batch-size", "4", "--steps", "3", "--warmup", "1", "--rounds", "1", "--modes", "fp32,fp32+fused"]
     run = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", *args], capture_output=True,
                          text=True, check=True, timeout=300)
     result = json.loads(run.stdout.strip().splitlines()[-1])

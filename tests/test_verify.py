@@ -1,14 +1,20 @@
 """The proxy-scale check of the compared mixtures: fresh seeds, the verdict on hand-computed
-numbers, the words of the report and README, and the params it refuses."""
+numbers, the words of the report and README, and the params it refuses; and the benchmark of
+how the proxies' order transfers to the large runs (benchmarks.bench_transfer)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
+import yaml
 
+from benchmarks.bench_transfer import large_losses, transfer
 from regmix.checks import check_params
 from regmix.compose import composed
 from regmix.config import ProxyConfig, VerifyConfig
@@ -19,6 +25,7 @@ from regmix.swarm import run_seeds
 from regmix.target import Target
 from regmix.verify import doubts, judge, measured_targets, verify_seeds, verify_text
 from conftest import REPO
+from tiny_data import SENTENCES, build_tokens
 
 MEASURED = {"regmix": [1.0, 1.2], "prior": [2.0, 2.2], "best_proxy": [1.1, 1.3]}
 PREDICTED = {"regmix": 0.9, "prior": 2.1, "best_proxy": 1.0}
@@ -143,3 +150,50 @@ def test_a_check_at_its_own_scale_says_so_and_uses_only_its_seeds():
     assert "(predicted 0.900 at the proxy scale)" in text
     assert judge(MEASURED, {}, PREDICTED)["scale"] == {}
     assert verify_text(judge(MEASURED, {}, PREDICTED)).startswith("Measured again at the proxy scale")
+
+
+def test_transfer_scores_the_proxies_order_against_the_large_runs():
+    evaluation = {"regmix": {"domain_loss": {"a": 2.0, "b": 4.0}}, "best_proxy": {"domain_loss": {"a": 2.0, "b": 4.0},
+                                                                                  "runs_of": "regmix"},
+                  "uniform": {"domain_loss": {"a": 3.0, "b": 2.0}}, "prior": {"domain_loss": {"a": 4.0, "b": 3.0}},
+                  "summary": {"seed_noise": {}}}
+    large = large_losses(evaluation)
+    assert list(large) == ["regmix", "uniform", "prior"]  # best_proxy is regmix's runs: counted once
+    same_order = {"regmix": {"a": 5.0, "b": 7.0}, "uniform": {"a": 6.0, "b": 5.0}, "prior": {"a": 7.0, "b": 6.0}}
+    a = transfer(same_order, large, Target.parse("a"))
+    assert (a["spearman"], a["n"], a["regret"], a["proxy_pick"], a["large_best"]) == (1.0, 3, 0.0, "regmix", "regmix")
+    # mean: large regmix 3.0, uniform 2.5, prior 3.5; the proxies: regmix 6.0, uniform 6.3, prior 6.5
+    mean = transfer({**same_order, "uniform": {"a": 6.0, "b": 6.6}}, large, Target.parse("mean"))
+    assert mean["spearman"] == pytest.approx(0.5)
+    assert (mean["proxy_pick"], mean["large_best"], mean["regret"]) == ("regmix", "uniform", pytest.approx(0.5))
+
+
+def test_bench_transfer_on_a_tiny_run(tmp_path):
+    """The benchmark on a committed run's files (tiny tokens, three evaluated mixtures): one block
+    per budget and the JSON last, every target scored over the three mixtures."""
+    build_tokens(tmp_path / "data" / "tokens")
+    params = composed(["experiment=tiny"], conf_dir=REPO / "conf")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    mixtures = {"regmix": [0.6, 0.2, 0.2], "uniform": [1 / 3, 1 / 3, 1 / 3], "prior": [0.2, 0.2, 0.6]}
+    (tmp_path / "results" / "compare").mkdir(parents=True)
+    (tmp_path / "metrics").mkdir()
+    evaluation = {}
+    for i, (name, weights) in enumerate(mixtures.items()):
+        mixture = dict(zip(SENTENCES, weights))
+        (tmp_path / "results" / "compare" / f"{name}.json").write_text(
+            json.dumps({"name": name, "seeds": [0], "mixture": mixture}))
+        evaluation[name] = {"domain_loss": {d: 3.0 + i + j for j, d in enumerate(SENTENCES)}}
+    (tmp_path / "metrics" / "evaluate.json").write_text(json.dumps(evaluation))
+    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_transfer", "--steps", "4,8", "--seeds", "2",
+                          "--store", str(tmp_path / "store")], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "REGMIX_WORKERS": "1"})
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("optim.steps 4: mean Spearman") and any(l.startswith("optim.steps 8:") for l in lines)
+    result = json.loads(lines[-1])
+    assert result["mixtures"] == list(mixtures) and set(result["budgets"]) == {"4", "8"}
+    for budget in result["budgets"].values():
+        assert set(budget["targets"]) == {*SENTENCES, "mean"}
+        assert all(t["n"] == 3 and -1 <= t["spearman"] <= 1 and t["regret"] >= 0 for t in budget["targets"].values())
+        assert budget["seed_noise"]["df"] == 3  # 3 mixtures x (2 seeds - 1)
+    assert len(list((tmp_path / "store").glob("*.json"))) == 3 * 2 * 2  # mixtures x seeds x budgets

@@ -1,0 +1,115 @@
+"""Do the proxies order mixtures as the large runs do? Rank transfer, measured on the committed run.
+
+RegMix rests on rank invariance: a mixture better for a tiny proxy is better for the large
+model. The committed run has large runs of several distinct mixtures (`large.mixtures`; one on
+another's runs counts once), each scored on every domain (metrics/evaluate.json). Each of them
+is trained again as a proxy with fresh seeds at every budget in --steps (default: the proxy's
+own optim.steps and 4x), and for every target (each domain and `mean`):
+
+- Spearman between the proxies' mean loss and the large runs' mean loss over the mixtures,
+  with a bootstrap 95% interval and n;
+- regret at the large scale: the large loss of the mixture the proxies rank first minus the
+  best large loss (nats; 0 when the proxies pick the large runs' best).
+
+Per budget, the means over targets and the proxies' seed noise on `mean`. A budget whose order
+matches the large runs' is one to trust for this corpus and model; `verify.optim` at that
+budget (the transfer check) asks the same of the choice before its large runs.
+
+The last line is one JSON object: {"mixtures": [...], "budgets": {"<steps>": {"spearman": mean,
+"regret": mean, "seed_noise": {...}, "targets": {target: {"spearman", "ci95", "n", "regret",
+"proxy_pick", "large_best"}}}}}.
+
+    .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR]
+    # needs the committed run (`make demo`): data/tokens, results/compare, metrics/evaluate.json;
+    # about 15 minutes on 2 cores for the demo's 6 mixtures with an empty store
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from benchmarks import add_fresh_seed_arguments
+from regmix.compare import read_all
+from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
+from regmix.data.shards import read_meta
+from regmix.files import load_params
+from regmix.swarm import placement_from_env, run_seeds
+from regmix.tables import domain_losses
+from regmix.target import MEAN, Target
+from regmix.verdict import pooled_noise, spearman_interval
+from regmix.verify import verify_seeds
+
+TOKENS, COMPARE, EVALUATION = "data/tokens", "results/compare", "metrics/evaluate.json"
+
+
+def large_losses(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """{mixture: {domain: loss}} of the evaluated large runs, one entry per distinct set of runs."""
+    return {name: e["domain_loss"] for name, e in evaluation.items()
+            if "domain_loss" in e and not e.get("runs_of")}
+
+
+def transfer(proxy: Mapping[str, Mapping[str, float]], large: Mapping[str, Mapping[str, float]],
+             target: Target) -> dict[str, Any]:
+    """One target's agreement between the proxies' and the large runs' losses of the same mixtures."""
+    names = list(large)
+    x = np.array([target.by_name(proxy, "the proxies' losses")[n] for n in names])
+    y = np.array([target.by_name(large, "the large runs' losses")[n] for n in names])
+    rho, low, high, n = spearman_interval(x, y)
+    pick, best = names[int(np.argmin(x))], names[int(np.argmin(y))]
+    return {"spearman": rho, "ci95": [low, high], "n": n, "regret": float(y[names.index(pick)] - y.min()),
+            "proxy_pick": pick, "large_best": best}
+
+
+def measure(steps: int, mixtures: Mapping[str, Mapping[str, float]], large: Mapping[str, Mapping[str, float]],
+            params: Mapping[str, Any], seeds: int, store: Path) -> dict[str, Any]:
+    """Every target's transfer at one proxy budget (optim.steps)."""
+    proxy = from_dict(ProxyConfig, params["proxy"], "proxy.")
+    cfg = VerifyConfig(optim={} if steps == proxy.optim.steps else {"steps": steps}).scale(proxy)
+    domains = read_meta(TOKENS).domains
+    table = run_seeds(mixtures, cfg, TOKENS, store, verify_seeds(seeds, params["seed"]), Target.parse(MEAN), domains,
+                      placement_from_env(), from_dict(SampleConfig, params["sample"], "sample.").max_epochs)
+    losses = domain_losses(table).assign(mixture=table["mixture"].to_numpy())
+    proxy_losses = losses.groupby("mixture", sort=False).mean().to_dict(orient="index")
+    targets = {t: transfer(proxy_losses, large, Target.parse(t)) for t in [*domains, MEAN]}
+    noise = pooled_noise(table.groupby("mixture", sort=False)["target"].apply(list).to_dict())
+    return {"spearman": float(np.mean([t["spearman"] for t in targets.values()])),
+            "regret": float(np.mean([t["regret"] for t in targets.values()])),
+            "seed_noise": {"target": MEAN, "std": noise.std, "df": noise.df}, "targets": targets}
+
+
+def lines(steps: int, result: Mapping[str, Any]) -> list[str]:
+    noise = result["seed_noise"]
+    out = [f"optim.steps {steps}: mean Spearman {result['spearman']:.3f}, mean regret {result['regret']:.3f} nats "
+           f"(seed noise on mean {noise['std']:.3f}, {noise['df']} df)"]
+    for name, t in result["targets"].items():
+        out.append(f"  {name:16s} Spearman {t['spearman']:.2f} [{t['ci95'][0]:.2f}, {t['ci95'][1]:.2f}] n={t['n']}  "
+                   f"proxies pick {t['proxy_pick']}, large best {t['large_best']}, regret {t['regret']:.3f}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default="", help="comma list of proxy budgets (optim.steps; default: x1 and x4)")
+    add_fresh_seed_arguments(parser, "bench_transfer", seeds=2)
+    args = parser.parse_args()
+    params = load_params("params.yaml")
+    own = int(params["proxy"]["optim"]["steps"])
+    budgets = [int(s) for s in args.steps.split(",")] if args.steps else [own, 4 * own]
+    large = large_losses(json.loads(Path(EVALUATION).read_text()))
+    if len(large) < 3:
+        raise SystemExit(f"{EVALUATION} has {len(large)} distinct evaluated mixtures: a rank needs at least 3")
+    mixtures = {name: c.mixture for name, c in read_all(COMPARE, list(large)).items()}
+    results = {}
+    for steps in budgets:
+        results[str(steps)] = measure(steps, mixtures, large, params, args.seeds, Path(args.store))
+        print("\n".join(lines(steps, results[str(steps)])), flush=True)
+    print(json.dumps({"mixtures": list(large), "seeds": args.seeds, "budgets": results}))
+
+
+if __name__ == "__main__":
+    main()
