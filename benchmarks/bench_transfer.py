@@ -2,7 +2,8 @@
 
 RegMix rests on rank invariance: a mixture better for a tiny proxy is better for the large
 model. The committed run has large runs of several distinct mixtures (`large.mixtures`; one on
-another's runs counts once), each scored on every domain (metrics/evaluate.json). Each of them
+another's runs counts once), each scored on every domain (metrics/evaluate.json; the mean over
+its large seeds, often one: the large runs' own noise is not in these figures). Each of them
 is trained again as a proxy with fresh seeds at every budget in --steps (default: the proxy's
 own optim.steps and 4x), and for every target (each domain and `mean`):
 
@@ -11,7 +12,8 @@ own optim.steps and 4x), and for every target (each domain and `mean`):
 - regret at the large scale: the large loss of the mixture the proxies rank first minus the
   best large loss (nats; 0 when the proxies pick the large runs' best).
 
-Per budget, the means over targets and the proxies' seed noise on `mean`. A budget whose order
+Per budget, the means over targets (a target whose losses tie on one side has no Spearman and
+is left out of that mean) and the proxies' seed noise on `mean`. A budget whose order
 matches the large runs' is one to trust for this corpus and model; `verify.optim` at that
 budget (the transfer check) asks the same of the choice before its large runs.
 
@@ -21,7 +23,7 @@ The last line is one JSON object: {"mixtures": [...], "budgets": {"<steps>": {"s
 
     .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR]
     # needs the committed run (`make demo`): data/tokens, results/compare, metrics/evaluate.json;
-    # about 15 minutes on 2 cores for the demo's 6 mixtures with an empty store
+    # about 7 minutes on 2 cores for the demo's 6 mixtures with an empty store
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 
 from benchmarks import add_fresh_seed_arguments
 from regmix.compare import read_all
+from regmix.comparison import no_nan
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.files import load_params
@@ -77,7 +80,7 @@ def measure(steps: int, mixtures: Mapping[str, Mapping[str, float]], large: Mapp
     proxy_losses = losses.groupby("mixture", sort=False).mean().to_dict(orient="index")
     targets = {t: transfer(proxy_losses, large, Target.parse(t)) for t in [*domains, MEAN]}
     noise = pooled_noise(table.groupby("mixture", sort=False)["target"].apply(list).to_dict())
-    return {"spearman": float(np.mean([t["spearman"] for t in targets.values()])),
+    return {"spearman": float(np.nanmean([t["spearman"] for t in targets.values()])),
             "regret": float(np.mean([t["regret"] for t in targets.values()])),
             "seed_noise": {"target": MEAN, "std": noise.std, "df": noise.df}, "targets": targets}
 
@@ -108,7 +111,7 @@ def main() -> None:
     for steps in budgets:
         results[str(steps)] = measure(steps, mixtures, large, params, args.seeds, Path(args.store))
         print("\n".join(lines(steps, results[str(steps)])), flush=True)
-    print(json.dumps({"mixtures": list(large), "seeds": args.seeds, "budgets": results}))
+    print(json.dumps(no_nan({"mixtures": list(large), "seeds": args.seeds, "budgets": results})))
 
 
 if __name__ == "__main__":
