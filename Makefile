@@ -57,9 +57,9 @@ bench-active: setup
 bench-confidence: setup
 	$(BIN)/python -m benchmarks.bench_confidence
 
-# Whether the proxies order the committed run's mixtures as its large runs do (needs `make demo`); about 7 minutes.
+# Whether the proxies order the committed run's mixtures as its large runs do (needs `make demo`); about 20 minutes.
 bench-transfer: setup
-	$(BIN)/python -m benchmarks.bench_transfer
+	$(BIN)/python -m benchmarks.bench_transfer --steps 32,128,512 --seeds 4 --out benchmarks/results/transfer.json
 
 # Re-compose conf/ into params.yaml exactly as `dvc exp run` does (after editing conf/).
 params: setup

@@ -19,11 +19,12 @@ budget (the transfer check) asks the same of the choice before its large runs.
 
 The last line is one JSON object: {"mixtures": [...], "budgets": {"<steps>": {"spearman": mean,
 "regret": mean, "seed_noise": {...}, "targets": {target: {"spearman", "ci95", "n", "regret",
-"proxy_pick", "large_best"}}}}}.
+"proxy_pick", "large_best"}}}}}; `--out` writes it too. `make bench-transfer` (32, 128 and 512
+steps, 4 seeds) writes benchmarks/results/transfer.json, whose figures the README states.
 
-    .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR]
+    .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR] [--out FILE]
     # needs the committed run (`make demo`): data/tokens, results/compare, metrics/evaluate.json;
-    # about 7 minutes on 2 cores for the demo's 6 mixtures with an empty store
+    # about 7 minutes on 2 cores for the demo's 6 mixtures with an empty store (make bench-transfer: 20)
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from regmix.compare import read_all
 from regmix.comparison import no_nan
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
-from regmix.files import load_params
+from regmix.files import load_params, write_json
 from regmix.swarm import placement_from_env, run_seeds
 from regmix.tables import domain_losses
 from regmix.target import MEAN, Target
@@ -48,6 +49,7 @@ from regmix.verdict import pooled_noise, spearman_interval
 from regmix.verify import verify_seeds
 
 TOKENS, COMPARE, EVALUATION = "data/tokens", "results/compare", "metrics/evaluate.json"
+COMMITTED = "benchmarks/results/transfer.json"  # the committed run's, written by `make bench-transfer`
 
 
 def large_losses(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -95,10 +97,26 @@ def lines(steps: int, result: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def readme_sentences(result: Mapping[str, Any], target: str) -> str:
+    """What the README says of a result (its last JSON line); a test checks the README against the committed one."""
+    budgets = result["budgets"]
+    per_budget = []
+    for steps, b in budgets.items():
+        picked = sum(t["proxy_pick"] == t["large_best"] for t in b["targets"].values())
+        per_budget.append(f"at {steps} steps the mean Spearman is {b['spearman']:.3f} and the proxies pick the large "
+                          f"runs' best on {picked} of {len(b['targets'])} targets")
+    ours = [f"{b['targets'][target]['spearman']:.2f} [{b['targets'][target]['ci95'][0]:.2f}, "
+            f"{b['targets'][target]['ci95'][1]:.2f}] at {steps} steps" for steps, b in budgets.items()]
+    return (f"On the committed demo run ({len(result['mixtures'])} distinct mixtures, {result['seeds']} fresh seeds "
+            f"each): {'; '.join(per_budget)}. For its target `{target}`: {', '.join(ours)}.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default="", help="comma list of proxy budgets (optim.steps; default: x1 and x4)")
     add_fresh_seed_arguments(parser, "bench_transfer", seeds=2)
+    parser.add_argument("--out", type=Path, help="also write the JSON here (the README's figures come from "
+                        f"{COMMITTED})")
     args = parser.parse_args()
     params = load_params("params.yaml")
     own = int(params["proxy"]["optim"]["steps"])
@@ -111,7 +129,10 @@ def main() -> None:
     for steps in budgets:
         results[str(steps)] = measure(steps, mixtures, large, params, args.seeds, Path(args.store))
         print("\n".join(lines(steps, results[str(steps)])), flush=True)
-    print(json.dumps(no_nan({"mixtures": list(large), "seeds": args.seeds, "budgets": results})))
+    result = no_nan({"mixtures": list(large), "seeds": args.seeds, "budgets": results})
+    if args.out:
+        write_json(args.out, result)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

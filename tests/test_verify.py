@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from benchmarks.bench_transfer import large_losses, transfer
+from benchmarks.bench_transfer import COMMITTED, large_losses, readme_sentences, transfer
 from regmix.checks import check_params
 from regmix.compose import composed
 from regmix.config import ProxyConfig, VerifyConfig
@@ -197,3 +197,18 @@ def test_bench_transfer_on_a_tiny_run(tmp_path):
         assert all(t["n"] == 3 and -1 <= t["spearman"] <= 1 and t["regret"] >= 0 for t in budget["targets"].values())
         assert budget["seed_noise"]["df"] == 3  # 3 mixtures x (2 seeds - 1)
     assert len(list((tmp_path / "store").glob("*.json"))) == 3 * 2 * 2  # mixtures x seeds x budgets
+
+
+def test_readme_states_the_committed_transfer_result():
+    """The README's bench_transfer figures are the committed result's, and that result is the
+    committed run's: the same distinct evaluated mixtures."""
+    result = json.loads((REPO / COMMITTED).read_text())
+    evaluation = json.loads((REPO / "metrics" / "evaluate.json").read_text())
+    assert result["mixtures"] == list(large_losses(evaluation))
+    target = yaml.safe_load((REPO / "params.yaml").read_text())["target"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert readme_sentences(result, target) in readme
+    # "four of the six lie within 0.1 nats at the large scale"
+    losses = sorted(domains[target] for domains in large_losses(evaluation).values())
+    assert max(sum(low <= x <= low + 0.1 for x in losses) for low in losses) == 4
+    assert f"`{target}`: four of the six lie within 0.1 nats at the large scale" in readme
