@@ -29,9 +29,11 @@ from conftest import REPO
 
 
 def run(cmd: list[str], cwd: Path, **env: str) -> str:
-    # The project's own cache (compiled regressors) stays inside the temporary project.
+    # The project's own cache (compiled regressors) stays inside the temporary project. The tiny
+    # proxies train in-process: a worker pool's start-up would be most of each stage's time here
+    # (the pool has its own tests: test_interrupt, test_proxies).
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               REGMIX_CACHE=str(cwd / ".cache"), **env)
+               REGMIX_CACHE=str(cwd / ".cache"), REGMIX_WORKERS="1", **env)
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
