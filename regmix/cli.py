@@ -14,7 +14,7 @@ from regmix.errors import UserError
 from regmix.files import PARAMS_FILE, run_stage, write_text
 from regmix.tables import read_domains
 
-COMPARE_DIR = "results/compare"  # the search stage's compared-mixture files (dvc.yaml)
+COMPARE_DIR = "results/compare"  # the compared-mixture files the large runs train from (verify, dvc.yaml)
 DOMAINS_FILE = "results/domains.json"  # the prepare stage's domains table (dvc.yaml)
 
 EXPORT_HELP = """\
@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     export.add_argument("--to", required=True, choices=handoff.FORMATS, help="the trainer's format")
     export.add_argument("--mixture", default=CHOSEN, metavar="NAME",
-                        help=f"compared mixture to export (default {CHOSEN}, the search's choice)")
+                        help=f"compared mixture to export (default {CHOSEN}, the choice the large runs train)")
     export.add_argument("--compare", default=COMPARE_DIR, type=Path, metavar="DIR",
                         help=f"folder of compared-mixture files (default {COMPARE_DIR})")
     export.add_argument("--domains", default=DOMAINS_FILE, type=Path, metavar="FILE",

@@ -228,6 +228,8 @@ class VerifyConfig:
     # scale, nearer the large run's, checks that the choice's advantage transfers before it is spent
     model: dict[str, Any] = field(default_factory=dict)
     optim: dict[str, Any] = field(default_factory=dict)
+    # the large runs train, as `regmix`, the verified mixture that measured lowest (false: the search's choice)
+    choose: bool = True
 
     @property
     def at_proxy_scale(self) -> bool:

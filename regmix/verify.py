@@ -8,6 +8,12 @@ both without the selection, for a few proxies' time against the large runs' hour
 gets its mean with a 95% interval and a two-sample test against `regmix` (regmix.verdict), on the
 seed noise pooled over these seeds and the swarm's replicate pairs; the gain over `prior` is
 given measured beside predicted, so the search's optimism is in the outputs.
+
+Then the check decides what the large runs train as `regmix` (`verify.choose`): the verified
+mixture whose fresh seeds measured the lowest mean. Those means carry none of the selection that
+ranked the search's candidates, so at equal evidence the lowest is the better bet; at a scale
+nearer the large run's (`verify.model`, `verify.optim`) they also see what the proxies' scale
+cannot, such as a broad mixture overtaking a concentrated one as the model learns more.
 """
 
 from __future__ import annotations
@@ -36,12 +42,12 @@ def measured_targets(table: pd.DataFrame) -> dict[str, list[float]]:
 
 def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequence[float]],
           predicted: Mapping[str, float], swarm: Mapping[str, float] | None = None,
-          scale: Mapping[str, Any] | None = None) -> dict[str, Any]:
+          scale: Mapping[str, Any] | None = None, choose: bool = True) -> dict[str, Any]:
     """metrics/verify.json from each mixture's target loss per fresh seed (`measured`), the swarm's
     (proxy, replicate) target pairs (`replicates`: {id: [loss, loss again]}), the regression's
     predictions and, for swarm members, the loss the swarm measured (`swarm`). `scale`: the
     changes to the proxy config the seeds trained with (`verify.model`, `verify.optim`; empty:
-    the proxies' own)."""
+    the proxies' own). `choice`: the mixture the large runs train as `regmix` (`final_choice`)."""
     swarm = swarm or {}
     noise = pooled_noise({**{f"mixture {n}": v for n, v in measured.items()},
                           **{f"replicate {i}": v for i, v in replicates.items()}})
@@ -64,7 +70,37 @@ def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequ
     if reference is not None and PRIOR in measured and {CHOSEN, PRIOR} <= set(predicted):
         out["over_prior"] = gain_over_prior(measured[PRIOR], reference, noise,
                                             predicted[PRIOR] - predicted[CHOSEN])
+    out["choice"] = final_choice(out["mixtures"], choose)
     return no_nan(out)
+
+
+def final_choice(entries: Mapping[str, Mapping[str, Any]], choose: bool) -> dict[str, Any]:
+    """Which verified mixture the large runs train as `regmix`: the one whose fresh seeds measured
+    the lowest mean when `choose`, the search's choice on a tie, when it was not measured, or when
+    not `choose`. `by`: `measured` or `search`; with the difference to the search's choice."""
+    if not choose or CHOSEN not in entries:
+        return {"mixture": CHOSEN, "by": "search"}
+    name = min(entries, key=lambda n: (entries[n]["measured"], n != CHOSEN))
+    out: dict[str, Any] = {"mixture": name, "by": "measured"}
+    if name != CHOSEN:
+        out["vs_search"] = entries[name]["vs_regmix"]
+    return out
+
+
+def replaced(result: Mapping[str, Any]) -> str | None:
+    """The verified mixture whose weights replace the search's choice as `regmix`, or None."""
+    name = result.get("choice", {}).get("mixture", CHOSEN)
+    return None if name == CHOSEN else name
+
+
+def trained(candidates: Mapping[str, Mapping[str, float]], result: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The compared mixtures the large runs train: the search's `candidates`, with `regmix` the
+    weights of the mixture the check chose (`result["choice"]`)."""
+    out = {name: dict(weights) for name, weights in candidates.items()}
+    other = replaced(result)
+    if other:
+        out[CHOSEN] = dict(candidates[other])
+    return out
 
 
 def gain_over_prior(prior: Sequence[float], chosen: Sequence[float], noise: SeedNoise,
@@ -86,11 +122,18 @@ def where(result: Mapping[str, Any]) -> str:
 
 
 def doubts(result: Mapping[str, Any]) -> list[str]:
-    """What the fresh seeds say against spending the large runs on `regmix` as it is: a compared
-    mixture that measured distinguishably better, or a gain over the prior they do not confirm."""
+    """What the fresh seeds say against spending the large runs on the search's choice: a compared
+    mixture that measured distinguishably better (or lower, when it replaced the choice), or a
+    gain over the prior they do not confirm."""
+    other = replaced(result)
     lines = [f"`{n}` measured distinguishably better than `{CHOSEN}` {where(result)} "
              f"({e['vs_regmix']['difference']:+.3f} nats)" for n, e in result.get("mixtures", {}).items()
-             if e.get("vs_regmix", {}).get("verdict") == "better"]
+             if e.get("vs_regmix", {}).get("verdict") == "better" and n != other]
+    if other:
+        vs = result["choice"]["vs_search"]
+        lines.insert(0, f"the large runs train `{other}`'s mixture as `{CHOSEN}`, not the search's choice: it "
+                        f"measured {vs['difference']:+.3f}{_ci(vs['ci95'])} nats against it {where(result)} "
+                        f"({vs['verdict']})")
     gain = result.get("over_prior")
     if gain and gain["verdict"] == "not distinguishable":
         lines.append(f"the gain over `{PRIOR}` predicted ({gain['predicted']:.3f} nats) is not confirmed by "
@@ -142,6 +185,12 @@ def verify_text(result: Mapping[str, Any]) -> str:
         others.append(f"`{name}` {_signed(vs['difference'])}{_ci(vs['ci95'])} ({vs['verdict']}{swarm})")
     if others:
         text += " Others minus `regmix`: " + ", ".join(others) + "."
+    other = replaced(result)
+    if other:
+        text += (f" The large runs train `{other}`'s mixture as `{CHOSEN}`: it measured the lowest (chosen on these "
+                 f"seeds, so its figure here is optimistic; the large runs' own seeds judge it).")
+    elif result.get("choice", {}).get("by") == "measured" and len(entries) > 1:
+        text += f" The search's choice measured the lowest: the large runs train it as `{CHOSEN}`."
     if noise["df"]:
         pairs = f" and {noise['replicate_pairs']} replicate pairs of the swarm" if noise["replicate_pairs"] else ""
         text += (f" Seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}); "

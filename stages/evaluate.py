@@ -28,7 +28,7 @@ from stages import arguments
 
 def main() -> None:
     args, params = arguments(__doc__, tokens="token shards (prepare)", models="folder of trained models (train)",
-                             compare="folder of compared-mixture files (search)",
+                             compare="folder of compared-mixture files (verify)",
                              choice="the search's mixture file (search): its confidence over the prior",
                              regressor="fitted regressor (fit)",
                              scores="folder of each run's scores, kept between runs: a run scored before is not scored again",

@@ -1,5 +1,5 @@
 """search: the regressor's chosen mixture (by search.rule), its evidence, the averaged mixtures and
-plot, and every compared mixture's file.
+plot, and every compared mixture's file (the candidates `verify` measures and decides among).
 
 The trained proxies (results/proxies.csv) are where the regression has evidence: the chosen
 mixture's L1 distance to the nearest of them is reported, and `trust_region` chooses within reach
@@ -27,7 +27,7 @@ def main() -> None:
                              swarm="swarm table (sample)", proxies="proxies table (proxies)",
                              chosen="chosen mixture (YAML) to write",
                              top="top-k table (CSV) to write", plot="weights plot (PNG) to write",
-                             compare="folder of compared-mixture files to write")
+                             candidates="folder of compared-mixture files to write")
     cfg = from_dict(SearchConfig, params["search"], "search.")
     domains = read_domains(args.domains)
     # the proxy swarm's generator: the same prior, caps and grid
@@ -55,7 +55,7 @@ def main() -> None:
     large = params["large"]
     _, best_proxy = proxies.best(target)
     compared = resolve(large["mixtures"], out["train"], best_proxy, prior, read_csv(args.swarm), human, params["seed"])
-    write_all(args.compare, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
+    write_all(args.candidates, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
     best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])
     ev = out["evidence"]
     where = f"; L1 {ev['nearest_l1']:.3f} to the nearest proxy" if "nearest_l1" in ev else ""

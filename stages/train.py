@@ -17,7 +17,7 @@ from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, mixture="compared-mixture file (search)", tokens="token shards (prepare)",
+    args, params = arguments(__doc__, mixture="compared-mixture file (verify)", tokens="token shards (prepare)",
                              model="model folder to write (a seed_<s>/ folder a seed)",
                              curves="curves folder to write (a seed_<s>/ folder a seed)")
     cfg = from_dict(LargeConfig, params["large"], "large.")

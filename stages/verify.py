@@ -2,7 +2,8 @@
 before any large run (regmix.verify): the choice and `best_proxy` measured without the
 selection that flatters their figures, and the choice's gain over `prior` measured beside the
 one the search claimed (results/mixture.yaml's `predicted_target` against the regression's
-prediction for the prior).
+prediction for the prior). Then the compared-mixture files the large runs train from: the search's
+candidates, with `regmix` the verified mixture that measured lowest (`verify.choose`).
 
 Each proxy is stored in the verify folder as it finishes (kept across runs, like the swarm's);
 then the table of every proxy's losses and the verdict's metrics. `dvc repro verify` runs it
@@ -11,7 +12,7 @@ then the table of every proxy's losses and the verdict's metrics. `dvc repro ver
 
 from __future__ import annotations
 
-from regmix.compare import BEST_PROXY, CHOSEN, read_all
+from regmix.compare import BEST_PROXY, CHOSEN, read_all, write_all
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.files import read_yaml, run_stage, write_json
@@ -21,24 +22,27 @@ from regmix.regression import load_regressor, predict_mixtures, read_proxies
 from regmix.swarm import placement_from_env, run_seeds
 from regmix.tables import read_csv, write_csv
 from regmix.target import Target
-from regmix.verify import doubts, judge, measured_targets, verify_seeds, verify_text
+from regmix.verify import doubts, judge, measured_targets, trained, verify_seeds, verify_text
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, tokens="token shards (prepare)", compare="folder of compared-mixture files (search)",
+    args, params = arguments(__doc__, tokens="token shards (prepare)",
+                             candidates="folder of the search's compared-mixture files (search)",
                              choice="the search's mixture file (search): its figure for the choice",
                              proxies="proxies table (proxies)", replicates="replicates table (proxies)",
                              regressor="fitted regressor (fit)",
                              store="folder of finished verify proxies (kept across runs)",
-                             table="table (CSV) of every verify proxy to write", metrics="metrics (JSON) to write")
+                             table="table (CSV) of every verify proxy to write", metrics="metrics (JSON) to write",
+                             compare="folder of the compared-mixture files the large runs train from, to write")
     cfg = from_dict(VerifyConfig, params["verify"], "verify.")
     target = Target.parse(params["target"])
     domains = read_meta(args.tokens).domains
     names = [n for n in cfg.mixtures if n in params["large"]["mixtures"]]  # only compared ones have a file
     if len(names) < len(cfg.mixtures):
         say(f"verify: not in large.mixtures, not verified: {', '.join(n for n in cfg.mixtures if n not in names)}")
-    mixtures = {name: c.mixture for name, c in read_all(args.compare, names).items()}
+    candidates = read_all(args.candidates, params["large"]["mixtures"])
+    mixtures = {name: candidates[name].mixture for name in names}
     args.store.mkdir(parents=True, exist_ok=True)  # an output even when nothing trains
     table = run_seeds(mixtures, cfg.scale(from_dict(ProxyConfig, params["proxy"], "proxy.")), args.tokens,
                       args.store, verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
@@ -50,9 +54,11 @@ def main() -> None:
     predicted = predict_mixtures(load_regressor(args.regressor, target, domains), mixtures)
     if CHOSEN in predicted:  # the search's own figure (a trained proxy's estimate when one was chosen)
         predicted[CHOSEN] = float(read_yaml(args.choice)["predicted_target"])
-    result = judge(measured_targets(table), pairs, predicted, swarm_loss, cfg.changes())
+    result = judge(measured_targets(table), pairs, predicted, swarm_loss, cfg.changes(), cfg.choose)
     write_csv(args.table, table)
     write_json(args.metrics, result)
+    write_all(args.compare, trained({name: c.mixture for name, c in candidates.items()}, result),
+              {name: c.seeds for name, c in candidates.items()})
     say(verify_text(result))
     for line in doubts(result):
         warn(line)

@@ -106,7 +106,9 @@ def test_repro_writes_every_output(project):
         low, high = e["target_loss_ci95"]
         assert low < e["target_loss"] < high
     assert set(evaluation) - set(mixtures) == {"summary"}
-    assert evaluation["summary"]["seed_noise"]["df"] == 2
+    # regmix and best_proxy train 2 seeds each (1 degree of freedom each) unless one's runs are the other's
+    shared = {n for n, e in mixtures.items() if e.get("runs_of")}
+    assert evaluation["summary"]["seed_noise"]["df"] == 2 - len(shared & {"best_proxy"})
     # best_proxy: the swarm row with the lowest measured target (the tiny preset's target is `mean`)
     best = proxies.loc[proxies[[c for c in proxies.columns if c.startswith("loss.")]].mean(axis=1).idxmin()]
     stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
@@ -122,6 +124,12 @@ def test_repro_writes_every_output(project):
     for name, e in verify["mixtures"].items():
         assert e["measured"] == pytest.approx(checked.query("mixture == @name")["target"].mean())
     assert verify["seed_noise"]["df"] == 4 * 2 + 2  # 4 mixtures x (3 - 1) + 2 replicate pairs
+    # the large runs train, as regmix, the verified mixture that measured lowest
+    choice = verify["choice"]["mixture"]
+    assert choice == min(verify["mixtures"], key=lambda n: (verify["mixtures"][n]["measured"], n != "regmix"))
+    candidate = json.loads((project / f"results/candidates/{choice}.json").read_text())["mixture"]
+    assert json.loads((project / "results/compare/regmix.json").read_text())["mixture"] == candidate
+    assert choice == "regmix" or choice in shared  # the mixture whose weights regmix took trains once
     assert "Measured again at the proxy scale (3 fresh seeds each" in report
 
 
@@ -165,9 +173,10 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     """One experiment, two changes to what is compared (each `dvc exp run` costs most of a minute).
 
     Dropping random_1 removes its compared-mixture file and its curves, and the comparison
-    charts' data no longer name it. With the prior guard keeping the prior, `regmix` is the
-    prior's mixture: `prior`'s one seed is `regmix`'s seed 0, so its train item trains nothing
-    and evaluate scores it on that run."""
+    charts' data no longer name it. With the prior guard keeping the prior, the search's `regmix`
+    is the prior's mixture, and the check keeps it or takes a verified mixture that measured lower:
+    either way a compared mixture has `regmix`'s weights and seeds among its seeds, so its train
+    item trains nothing and evaluate scores it on `regmix`'s runs."""
     assert (project / "results/train/random_1").is_dir()
     out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior]",
               "-S", "search.min_confidence=0.99", cwd=project)
@@ -181,14 +190,18 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     assert sorted(measured["mixture"]) == sorted(kept)
     assert pd.read_csv(project / "results/compare/weights.csv").columns.tolist() == ["domain", *kept]
 
-    assert "KEPT THE PRIOR" in out and "train: prior is regmix's mixture with its seeds [0]" in out, out
-    assert json.loads((project / "results/compare/prior.json").read_text())["runs_of"] == "regmix"
-    for folder in ("data/large/prior", "results/train/prior"):
-        assert [p.name for p in (project / folder).iterdir()] == ["runs_of.json"]
+    assert "KEPT THE PRIOR" in out, out
+    choice = json.loads((project / "metrics/verify.json").read_text())["choice"]["mixture"]
+    shared = [n for n in kept if "runs_of" in json.loads((project / f"results/compare/{n}.json").read_text())]
+    assert (choice if choice != "regmix" else "prior") in shared
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
-    assert evaluation["prior"]["runs_of"] == "regmix"
-    assert evaluation["prior"]["target_loss_per_seed"] == evaluation["regmix"]["target_loss_per_seed"][:1]
-    assert "| prior | 1 (regmix's runs) |" in (project / "results/report.md").read_text()
+    for name in shared:
+        seeds = json.loads((project / f"results/compare/{name}.json").read_text())["seeds"]
+        for folder in (f"data/large/{name}", f"results/train/{name}"):
+            assert [p.name for p in (project / folder).iterdir()] == ["runs_of.json"]
+        assert evaluation[name]["runs_of"] == "regmix"
+        assert evaluation[name]["target_loss_per_seed"] == evaluation["regmix"]["target_loss_per_seed"][:len(seeds)]
+        assert f"| {name} | {len(seeds)} (regmix's runs) |" in (project / "results/report.md").read_text()
     assert "changed" not in dvc("status", cwd=project)
 
 
@@ -203,9 +216,13 @@ def test_readme_exp_show_fits_200_columns(project):
     """The README's `dvc exp show` over the committed run and its experiments: every line within
     200 columns and no cell squeezed to `…`, with the headline figures among the columns."""
     assert len(json.loads(dvc("exp", "show", "--json", cwd=project))[-1]["experiments"] or []) >= 1
-    out = run([sys.executable, "-m", *readme_command("dvc exp show"), "--no-pager"], project, COLUMNS="200")
+    command = readme_command("dvc exp show")
+    out = run([sys.executable, "-m", *command, "--no-pager"], project, COLUMNS="200")
     lines = out.splitlines()
     assert max(map(len, lines)) <= 200, out
     assert "…" not in out, out
     header = lines[1].split()
-    assert {"Experiment", "cv.spearman", "cv.rmse", "regmix.target_loss"} <= set(header), out
+    assert {"Experiment", "cv.spearman", "cv.rmse"} <= set(header), out  # regression=linear moves both
+    drop = command[command.index("--drop") + 1]
+    for headline in ("regmix.target_loss", "summary.regmix_rank", "choice.mixture", "over_prior.measured"):
+        assert not re.search(drop, headline), headline  # shown whenever an experiment moves it

@@ -23,7 +23,7 @@ from regmix.noise import REPLICATE_SEED_OFFSET
 from regmix.report import readme_results
 from regmix.swarm import run_seeds
 from regmix.target import Target
-from regmix.verify import doubts, judge, measured_targets, verify_seeds, verify_text
+from regmix.verify import doubts, judge, measured_targets, trained, verify_seeds, verify_text
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
@@ -66,9 +66,30 @@ def test_a_choice_worse_than_the_prior_is_called_so():
 
 def test_doubts_name_what_speaks_against_the_choice():
     assert doubts(judge(MEASURED, {"17": [3.0, 3.2]}, PREDICTED)) == []  # a real gain, best_proxy a tie
-    worse = doubts(judge({"regmix": [2.0, 2.2], "best_proxy": [1.0, 1.2], "prior": [2.1, 2.3]}, {}, PREDICTED))
+    measured = {"regmix": [2.0, 2.2], "best_proxy": [1.0, 1.2], "prior": [2.1, 2.3]}
+    worse = doubts(judge(measured, {}, PREDICTED, choose=False))
     assert worse[0].startswith("`best_proxy` measured distinguishably better than `regmix`")
     assert "not confirmed" in worse[1] and "verify.seeds" in worse[-1]
+    taken = doubts(judge(measured, {}, PREDICTED))  # the check trains best_proxy's mixture as regmix instead
+    assert taken[0].startswith("the large runs train `best_proxy`'s mixture as `regmix`, not the search's choice: "
+                               "it measured -1.000 [") and taken[0].endswith("(better)")
+    assert not any(line.startswith("`best_proxy` measured") for line in taken)
+
+
+def test_the_lowest_verified_mixture_is_trained_as_regmix():
+    candidates = {"regmix": {"a": 1.0, "b": 0.0}, "uniform": {"a": 0.5, "b": 0.5}, "prior": {"a": 0.8, "b": 0.2}}
+    lower = judge({"regmix": [2.0, 2.2], "uniform": [1.9, 2.1], "prior": [2.5, 2.7]}, {}, PREDICTED)
+    assert lower["choice"]["mixture"] == "uniform" and lower["choice"]["by"] == "measured"
+    assert lower["choice"]["vs_search"]["difference"] == pytest.approx(-0.1)
+    assert lower["choice"]["vs_search"]["verdict"] == "not distinguishable"  # the lower mean, noise or not
+    final = trained(candidates, lower)
+    assert final == {"regmix": candidates["uniform"], "uniform": candidates["uniform"], "prior": candidates["prior"]}
+    assert "The large runs train `uniform`'s mixture as `regmix`" in verify_text(lower)
+    for kept in (judge({"regmix": [2.0, 2.2], "uniform": [2.0, 2.2]}, {}, PREDICTED),  # a tie keeps the search's
+                 judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, choose=False),
+                 judge({"uniform": [1.0, 1.2], "prior": [2.0, 2.2]}, {}, PREDICTED)):  # regmix not verified
+        assert kept["choice"]["mixture"] == "regmix" and trained(candidates, kept) == candidates
+    assert "The search's choice measured the lowest" in verify_text(judge(MEASURED, {}, PREDICTED))
 
 
 def test_unknown_noise_judges_nothing():
@@ -144,7 +165,8 @@ def test_a_check_at_its_own_scale_says_so_and_uses_only_its_seeds():
     text = verify_text(result)
     assert text.startswith("Measured again at the check's scale (optim.steps 512) (2 fresh seeds each")
     assert "these seeds)" in text and "replicate pairs" not in text
-    worse = doubts(judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, scale={"optim.steps": 512}))
+    worse = doubts(judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, scale={"optim.steps": 512},
+                         choose=False))
     assert worse[0] == "`uniform` measured distinguishably better than `regmix` at the check's scale (optim.steps 512) (-1.000 nats)"
     assert "may not hold at a larger scale" in worse[-1]
     assert "(predicted 0.900 at the proxy scale)" in text
