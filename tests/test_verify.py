@@ -23,6 +23,7 @@ from regmix.noise import REPLICATE_SEED_OFFSET
 from regmix.report import readme_results
 from regmix.swarm import run_seeds
 from regmix.target import Target
+from regmix.verdict import compare, pooled_noise
 from regmix.verify import doubts, judge, measured_targets, trained, verify_seeds, verify_text
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
@@ -234,3 +235,41 @@ def test_readme_states_the_committed_transfer_result():
     losses = sorted(domains[target] for domains in large_losses(evaluation).values())
     assert max(sum(low <= x <= low + 0.1 for x in losses) for low in losses) == 4
     assert f"`{target}`: four of the six lie within 0.1 nats at the large scale" in readme
+
+
+def test_readme_states_the_mean_target_study():
+    """The README's figures for `target=mean` are those of the committed experiments' files."""
+    def read(run: str, name: str) -> dict:
+        return json.loads((REPO / "benchmarks/results/mean_target" / run / f"{name}.json").read_text())
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    claims = []
+    for run, steps in (("check_proxy_scale", None), ("check_512_steps", 512)):
+        verify = read(run, "verify")
+        assert verify["scale"] == ({"optim.steps": steps} if steps else {})
+        assert verify["choice"]["mixture"] == "uniform"
+        gain = verify["over_prior"]
+        claims += [f"{gain['measured']:.3f}{_interval(gain['ci95'])}",
+                   f"`uniform` {verify['choice']['vs_search']['difference']:.3f}"]
+    assert f"predicted {gain['predicted']:.3f} nats below the prior" in readme
+    chosen, searched = read("check_512_steps", "evaluate"), read("search_choice", "evaluate")
+    assert read("search_choice", "verify")["choice"]["by"] == "search"
+    for evaluation in (chosen, searched):
+        summary = evaluation["summary"]
+        ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
+        claims.append(f"{evaluation['regmix']['target_loss']:.3f}{_interval(evaluation['regmix']['target_loss_ci95'])}"
+                      f"{' nats' if evaluation is chosen else ''} and ranks {summary['regmix_rank']} of {ranked}")
+    for name in ("prior", "best_proxy"):
+        vs = chosen[name]["vs_regmix"]
+        claims.append(f"`{name}` {vs['difference']:+.3f}{_interval(vs['ci95'])}")
+    assert all(searched[n]["vs_regmix"]["difference"] < 0 for n in ("uniform", "prior"))
+    a, b = (e["regmix"]["target_loss_per_seed"] for e in (chosen, searched))
+    c = compare(b, a, pooled_noise({"chosen": a, "searched": b}))
+    claims.append(f"{c.difference:.3f} nats above the check's choice,{_interval((c.low, c.high))} with "
+                  f"{len(a)} + {len(b)} seeds (p = {c.p_value:.3f})")
+    for claim in claims:
+        assert claim in readme, claim
+
+
+def _interval(pair) -> str:
+    return f" [{pair[0]:.3f}, {pair[1]:.3f}]"
