@@ -27,7 +27,7 @@ from regmix.files import write_text
 from regmix.plots import plt, save
 from regmix.regression import gain_text, resolved_text
 from regmix.tables import write_csv
-from regmix.verify import verify_text
+from regmix.verify import replaced, verify_text
 
 TASK_TEXT = {
     "last_word": "`last_word`: greedy decoding must reproduce the last word of a passage (LAMBADA-style)",
@@ -135,7 +135,7 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
     losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
     lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
-             spearman_line(results), "", proxy_scale_line(results, mixtures), "",
+             spearman_line(results), "", proxy_scale_line(results, mixtures, verify), "",
              *([verify_text(verify), ""] if verify is not None else []),
              "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
              "## Weights of each compared mixture", "", markdown_table(weights), "",
@@ -146,11 +146,17 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     return "\n".join(lines) + "\n"
 
 
-def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]]) -> str:
-    """What the regression said of `regmix` against `prior` before any large run."""
+def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
+                     verify: Mapping[str, Any] | None = None) -> str:
+    """What the regression said of the search's choice against `prior` before any large run, and
+    whether the check (`verify`: metrics/verify.json) replaced that choice as `regmix`."""
     judged = results[SUMMARY].get("over_prior")
     if judged is None:
         return "The regression's confidence over `prior` is not known (no `prior`, or a fit without its CV)."
+    other = replaced(verify or {})
+    if other:
+        return (f"At the proxy scale the search's choice was {gain_text(judged)}; the large runs train `{other}`'s "
+                f"mixture as `regmix` instead (the check below).")
     chosen, prior = mixtures.get(CHOSEN, {}), mixtures.get("prior", {})
     if prior and all(abs(chosen.get(d, 0.0) - w) < 1e-5 for d, w in prior.items()):
         return ("`regmix` is the prior: the search could not resolve a gain over it (`fallback:` in "

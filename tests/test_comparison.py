@@ -137,3 +137,9 @@ def test_the_report_says_what_the_regression_claimed_over_the_prior():
         "80.0% (fitted to how the cross-validation ordered 10 pairs of proxies).")
     kept = {**MIXTURES, "regmix": prior, "prior": {"alpha": 0.3000001, "beta": 0.6999999}}
     assert proxy_scale_line(out, kept).startswith("`regmix` is the prior: the search could not resolve a gain")
+    checked = {"choice": {"mixture": "prior", "by": "measured"}}  # the check took the prior: not a fallback
+    assert proxy_scale_line(out, kept, checked) == (
+        "At the proxy scale the search's choice was predicted 0.250 nats below the prior, a gain that is real with "
+        "probability 80.0% (fitted to how the cross-validation ordered 10 pairs of proxies); the large runs train "
+        "`prior`'s mixture as `regmix` instead (the check below).")
+    assert proxy_scale_line(out, kept, {"choice": {"mixture": "regmix", "by": "measured"}}).startswith("`regmix` is")
