@@ -77,14 +77,10 @@ def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequ
 def final_choice(entries: Mapping[str, Mapping[str, Any]], choose: bool) -> dict[str, Any]:
     """Which verified mixture the large runs train as `regmix`: the one whose fresh seeds measured
     the lowest mean when `choose`, the search's choice on a tie, when it was not measured, or when
-    not `choose`. `by`: `measured` or `search`; with the difference to the search's choice."""
+    not `choose`. `by`: `measured` or `search` (the difference is the mixture's own `vs_regmix`)."""
     if not choose or CHOSEN not in entries:
         return {"mixture": CHOSEN, "by": "search"}
-    name = min(entries, key=lambda n: (entries[n]["measured"], n != CHOSEN))
-    out: dict[str, Any] = {"mixture": name, "by": "measured"}
-    if name != CHOSEN:
-        out["vs_search"] = entries[name]["vs_regmix"]
-    return out
+    return {"mixture": min(entries, key=lambda n: (entries[n]["measured"], n != CHOSEN)), "by": "measured"}
 
 
 def replaced(result: Mapping[str, Any]) -> str | None:
@@ -130,7 +126,7 @@ def doubts(result: Mapping[str, Any]) -> list[str]:
              f"({e['vs_regmix']['difference']:+.3f} nats)" for n, e in result.get("mixtures", {}).items()
              if e.get("vs_regmix", {}).get("verdict") == "better" and n != other]
     if other:
-        vs = result["choice"]["vs_search"]
+        vs = result["mixtures"][other]["vs_regmix"]
         lines.insert(0, f"the large runs train `{other}`'s mixture as `{CHOSEN}`, not the search's choice: it "
                         f"measured {vs['difference']:+.3f}{_ci(vs['ci95'])} nats against it {where(result)} "
                         f"({vs['verdict']})")

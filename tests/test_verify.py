@@ -81,8 +81,8 @@ def test_the_lowest_verified_mixture_is_trained_as_regmix():
     candidates = {"regmix": {"a": 1.0, "b": 0.0}, "uniform": {"a": 0.5, "b": 0.5}, "prior": {"a": 0.8, "b": 0.2}}
     lower = judge({"regmix": [2.0, 2.2], "uniform": [1.9, 2.1], "prior": [2.5, 2.7]}, {}, PREDICTED)
     assert lower["choice"]["mixture"] == "uniform" and lower["choice"]["by"] == "measured"
-    assert lower["choice"]["vs_search"]["difference"] == pytest.approx(-0.1)
-    assert lower["choice"]["vs_search"]["verdict"] == "not distinguishable"  # the lower mean, noise or not
+    assert lower["mixtures"]["uniform"]["vs_regmix"]["difference"] == pytest.approx(-0.1)
+    assert lower["mixtures"]["uniform"]["vs_regmix"]["verdict"] == "not distinguishable"  # lower, noise or not
     final = trained(candidates, lower)
     assert final == {"regmix": candidates["uniform"], "uniform": candidates["uniform"], "prior": candidates["prior"]}
     assert "The large runs train `uniform`'s mixture as `regmix`" in verify_text(lower)
@@ -250,7 +250,7 @@ def test_readme_states_the_mean_target_study():
         assert verify["choice"]["mixture"] == "uniform"
         gain = verify["over_prior"]
         claims += [f"{gain['measured']:.3f}{_interval(gain['ci95'])}",
-                   f"`uniform` {verify['choice']['vs_search']['difference']:.3f}"]
+                   f"`uniform` {verify['mixtures']['uniform']['vs_regmix']['difference']:.3f}"]
     assert f"predicted {gain['predicted']:.3f} nats below the prior" in readme
     chosen, searched = read("check_512_steps", "evaluate"), read("search_choice", "evaluate")
     assert read("search_choice", "verify")["choice"]["by"] == "search"
