@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
+from benchmarks.bench_large_targets import load, sources, summary, table
 from benchmarks.bench_transfer import COMMITTED, large_losses, readme_sentences, transfer
 from regmix.checks import check_params
 from regmix.compose import composed
@@ -269,6 +270,15 @@ def test_readme_states_the_mean_target_study():
                   f"{len(a)} + {len(b)} seeds (p = {c.p_value:.3f})")
     for claim in claims:
         assert claim in readme, claim
+
+
+def test_readme_shows_the_targets_measured_at_scale():
+    """The README's table of targets measured at the large scale is the one the committed files give."""
+    measured = load(sources(REPO))
+    assert len(measured) >= 4
+    readme = (REPO / "README.md").read_text()
+    assert table(measured) in readme
+    assert summary(measured) in " ".join(readme.split())
 
 
 def _interval(pair) -> str:

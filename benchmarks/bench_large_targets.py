@@ -1,0 +1,121 @@
+"""Does the choice hold at the large scale for targets other than the demo's?
+
+For each target, one `dvc exp run -S target=<target>` of the whole pipeline from the committed
+run (same corpus, swarm and large settings: only the fit, search, check, the new mixtures' large
+runs and the evaluation rerun), whose `metrics/verify.json`, `metrics/evaluate.json` and
+`results/report.md` are recorded in `benchmarks/results/large_targets/<target>/`; the workspace is
+then restored to the committed run. `--table` prints the table the README shows (a test checks
+the README against it), from the committed demo run, the `mean` study
+(`benchmarks/results/mean_target/`) and the recorded targets: which mixture the large runs trained
+as `regmix`, its loss and rank, and each baseline minus it with the evaluation's verdict.
+
+    .venv/bin/python -m benchmarks.bench_large_targets --targets bible,dialogue   # about 25 min a target on 2 cores
+    .venv/bin/python -m benchmarks.bench_large_targets --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from regmix.files import load_params
+
+RECORDS = Path("benchmarks/results/large_targets")
+MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
+RECORDED = {"verify.json": "metrics/verify.json", "evaluate.json": "metrics/evaluate.json",
+            "report.md": "results/report.md"}
+BASELINES = ("best_proxy", "uniform", "prior")
+# What an experiment rewrites; the committed run's come back from git and the DVC cache.
+RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
+
+
+def run_target(target: str) -> Path:
+    """One experiment for `target`, its files recorded, the workspace restored: the record's folder."""
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                      check=True).stdout.strip():
+        raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
+    try:
+        subprocess.run(["dvc", "exp", "run", "-n", f"target-{target}", "-S", f"target={target}"], check=True)
+        folder = RECORDS / target
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, source in RECORDED.items():
+            shutil.copyfile(source, folder / name)
+        return folder
+    finally:
+        subprocess.run(["git", "checkout", "--", *RUN_OUTPUTS], check=True)
+        subprocess.run(["git", "clean", "-fdq", *RUN_OUTPUTS[2:]], check=True)
+        subprocess.run(["dvc", "checkout", "-q"], check=True)
+
+
+def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    """One target's line of the table."""
+    choice, summary, regmix = verify["choice"], evaluation["summary"], evaluation["regmix"]
+    trained = "the search's choice" if choice["by"] == "search" or choice["mixture"] == "regmix" \
+        else f"`{choice['mixture']}` (measured lower)"
+    ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
+    low, high = regmix["target_loss_ci95"]
+    cells = [label, trained, f"{regmix['target_loss']:.3f} [{low:.3f}, {high:.3f}], {regmix['seeds']}",
+             f"{summary['regmix_rank']} of {ranked}"]
+    for name in BASELINES:
+        vs = evaluation[name].get("vs_regmix")
+        cells.append("its mixture" if name in summary["runs_of_regmix"] or vs is None
+                     else f"{vs['difference']:+.3f} {vs['verdict']}")
+    return "| " + " | ".join(cells) + " |"
+
+
+def sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
+    """Each measured target's verify and evaluate metrics, by its label in the table: the committed
+    demo run's, the `mean` study's default experiment (benchmarks/results/mean_target/), and the
+    recorded targets."""
+    demo, mean = f"`{load_params(root / 'params.yaml')['target']}` (the demo)", root / MEAN_STUDY
+    found = {demo: (root / "metrics/verify.json", root / "metrics/evaluate.json"),
+             "`mean`": (mean / "verify.json", mean / "evaluate.json")}
+    for folder in sorted(p for p in (root / RECORDS).iterdir() if p.is_dir()):
+        found[f"`{folder.name}`"] = (folder / "verify.json", folder / "evaluate.json")
+    return found
+
+
+def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Each label's verify and evaluate metrics."""
+    return {label: tuple(json.loads(p.read_text()) for p in paths) for label, paths in found.items()}
+
+
+def table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The README's table: one row per target."""
+    lines = ["| target | large runs train as `regmix` | `regmix` loss [95%], seeds | rank | "
+             + " | ".join(f"`{n}`" for n in BASELINES) + " |",
+             "|---|---|---|---|" + "---|" * len(BASELINES)]
+    lines += [row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
+    return "\n".join(lines)
+
+
+def summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The README's sentence over the table's targets, by the evaluation's verdicts."""
+    evaluations = [evaluation for _, evaluation in measured.values()]
+    first = sum(e["summary"]["regmix_rank"] == 1 for e in evaluations)
+    beaten = sum(bool(e["summary"]["verdict"]["better"]) for e in evaluations)
+    both = sum(all(e[n].get("vs_regmix", {}).get("verdict") == "worse" for n in ("uniform", "prior"))
+               for e in evaluations)
+    return (f"Of these {len(evaluations)} targets, `regmix` ranks first on {first}, a compared mixture measured "
+            f"distinguishably better than it on {beaten}, and it measured distinguishably better than both "
+            f"`uniform` and `prior` on {both}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default="", help="comma list of targets to run and record")
+    parser.add_argument("--table", action="store_true", help="print the README's table from the records")
+    args = parser.parse_args()
+    for target in filter(None, args.targets.split(",")):
+        print(f"{target}: recorded in {run_target(target)}", flush=True)
+    if args.table or not args.targets:
+        measured = load(sources())
+        print(table(measured), summary(measured), sep="\n\n")
+
+
+if __name__ == "__main__":
+    main()
