@@ -278,7 +278,16 @@ def test_readme_shows_the_targets_measured_at_scale():
     assert len(measured) >= 4
     readme = (REPO / "README.md").read_text()
     assert table(measured) in readme
-    assert summary(measured) in " ".join(readme.split())
+    text = " ".join(readme.split())
+    assert summary(measured) in text
+    # The sentences under it: dialogue's check, and news's seed spread against the other domains'.
+    check = measured["`dialogue`"][0]["mixtures"]["best_proxy"]["vs_regmix"]["difference"]
+    assert f"(`best_proxy` {check:+.3f}) and the large runs" in text
+    noise = {label: e["summary"]["seed_noise"] for label, (_, e) in measured.items()
+             if "best_proxy" in e["summary"]["runs_of_regmix"]}
+    news, others = noise.pop("`news`"), [n["std"] for n in noise.values()]
+    assert f"(std {news['std']:.2f} nats; {min(others):.2f} to {max(others):.2f} on the other domains" in text
+    assert news["df"] == 2 and "that estimate has 2 degrees of freedom" in text
 
 
 def _interval(pair) -> str:
