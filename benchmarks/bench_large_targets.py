@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from regmix.files import load_params
+from regmix.verify import replaced
 
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
@@ -53,9 +54,8 @@ def run_target(target: str) -> Path:
 
 def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
     """One target's line of the table."""
-    choice, summary, regmix = verify["choice"], evaluation["summary"], evaluation["regmix"]
-    trained = "the search's choice" if choice["by"] == "search" or choice["mixture"] == "regmix" \
-        else f"`{choice['mixture']}` (measured lower)"
+    other, summary, regmix = replaced(verify), evaluation["summary"], evaluation["regmix"]
+    trained = f"`{other}` (measured lower)" if other else "the search's choice"
     ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
     low, high = regmix["target_loss_ci95"]
     cells = [label, trained, f"{regmix['target_loss']:.3f} [{low:.3f}, {high:.3f}], {regmix['seeds']}",
