@@ -288,6 +288,13 @@ def test_readme_shows_the_targets_measured_at_scale():
     news, others = noise.pop("`news`"), [n["std"] for n in noise.values()]
     assert f"(std {news['std']:.2f} nats; {min(others):.2f} to {max(others):.2f} on the other domains" in text
     assert news["df"] == 2 and "that estimate has 2 degrees of freedom" in text
+    more = json.loads((REPO / "benchmarks/results/news_more_seeds/evaluate.json").read_text())
+    assert all(more[n]["seeds"] == 3 for n in ("regmix", "uniform", "prior"))
+    noise = more["summary"]["seed_noise"]
+    claims = [f"pooled noise {noise['std']:.3f} nats, {noise['df']} degrees of freedom"]
+    claims += [f"`{n}` {more[n]['vs_regmix']['difference']:+.3f}{_interval(more[n]['vs_regmix']['ci95'])}"
+               for n in ("uniform", "prior") if more[n]["vs_regmix"]["verdict"] == "worse"]
+    assert len(claims) == 3 and all(claim in text for claim in claims), claims
 
 
 def _interval(pair) -> str:
