@@ -36,8 +36,9 @@ RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
 
 def run_target(target: str) -> Path:
     """One experiment for `target`, its files recorded, the workspace restored: the record's folder."""
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                      check=True).stdout.strip():
+    # The experiment runs the workspace as it is; only the records themselves may differ from HEAD.
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RECORDS}"],
+                      capture_output=True, text=True, check=True).stdout.strip():
         raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
     try:
         subprocess.run(["dvc", "exp", "run", "-n", f"target-{target}", "-S", f"target={target}"], check=True)
@@ -58,11 +59,13 @@ def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
     trained = f"`{other}` (measured lower)" if other else "the search's choice"
     ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
     low, high = regmix["target_loss_ci95"]
+    noise = summary["seed_noise"]
     cells = [label, trained, f"{regmix['target_loss']:.3f} [{low:.3f}, {high:.3f}], {regmix['seeds']}",
-             f"{summary['regmix_rank']} of {ranked}"]
+             f"{summary['regmix_rank']} of {ranked}", f"{noise['std']:.3f}, {noise['df']}"]
     for name in BASELINES:
         vs = evaluation[name].get("vs_regmix")  # absent where the mixture's runs are regmix's
-        cells.append("its mixture" if vs is None else f"{vs['difference']:+.3f} {vs['verdict']}")
+        cells.append("its mixture" if vs is None
+                     else f"{vs['difference']:+.3f} {vs['verdict']}, {evaluation[name]['seeds']}")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -85,9 +88,9 @@ def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any],
 
 def table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
     """The README's table: one row per target."""
-    lines = ["| target | large runs train as `regmix` | `regmix` loss [95%], seeds | rank | "
-             + " | ".join(f"`{n}`" for n in BASELINES) + " |",
-             "|---|---|---|---|" + "---|" * len(BASELINES)]
+    lines = ["| target | large runs train as `regmix` | `regmix` loss [95%], seeds | rank | seed noise, df | "
+             + " | ".join(f"`{n}`, seeds" for n in BASELINES) + " |",
+             "|---|---|---|---|---|" + "---|" * len(BASELINES)]
     lines += [row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
     return "\n".join(lines)
 

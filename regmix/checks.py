@@ -103,10 +103,9 @@ def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, d
     human = params.get("human_mixtures") or {}
     baselines = baseline_mixtures({d: 1 / len(domains) for d in domains}, human)  # validates every human mixture
     valid = {*BUILT_IN_MIXTURES, *baselines}
-    extra = sorted(set(large.replicate) - set(large.mixtures))
-    if extra:
-        raise UserError(f"large.replicate names mixtures not in large.mixtures: {', '.join(extra)}")
-    for key, names in (("large.mixtures", large.mixtures), ("verify.mixtures", params["verify"]["mixtures"])):
+    # large.replicate may name mixtures large.mixtures leaves out (they train nothing), not unknown ones
+    for key, names in (("large.mixtures", large.mixtures), ("large.replicate", list(large.replicate)),
+                       ("verify.mixtures", params["verify"]["mixtures"])):
         unknown = [n for n in names if n not in valid and not n.startswith("random_")]
         if unknown:
             raise UserError(f"{key}: unknown mixture(s) {', '.join(unknown)}; valid: "

@@ -69,10 +69,8 @@ def resolve(names: Sequence[str], chosen: Mapping[str, float], best_proxy: Mappi
 
 
 def seeds_of(names: Sequence[str], seeds: int, replicate: Mapping[str, int], base: int) -> dict[str, list[int]]:
-    """Training seeds of each compared mixture: `seeds` of them, or `replicate[name]`."""
-    unknown = sorted(set(replicate) - set(names))
-    if unknown:
-        raise UserError(f"large.replicate names mixtures not in large.mixtures: {', '.join(unknown)}")
+    """Training seeds of each compared mixture: `seeds` of them, or `replicate[name]` (whose names
+    not compared are ignored)."""
     counts = {name: int(replicate.get(name, seeds)) for name in names}
     if min(counts.values(), default=1) < 1:
         raise UserError(f"large.seeds and large.replicate need at least 1 seed a mixture, got {counts}")

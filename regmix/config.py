@@ -166,7 +166,7 @@ class LargeConfig:
         "regmix", "best_proxy", "uniform", "prior", "random_1", "random_2", "random_3", "random_4"])
     seeds: int = 1  # seeds each compared mixture is trained with (seed, seed + 1, ...)
     # more seeds for some mixtures: their spread measures the seed noise every interval uses
-    replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3})
+    replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3, "uniform": 2, "prior": 2})
     model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=4, n_head=4, d_model=192, d_ff=512))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="auto"))

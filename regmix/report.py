@@ -65,7 +65,8 @@ def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
     noise = summary["seed_noise"]
     if not noise["df"]:
         return lines + ["No mixture was trained with more than one seed, so the seed noise is unknown and no "
-                        "difference can be called real: set `large.replicate` (e.g. `{regmix: 3, best_proxy: 3}`)."]
+                        "difference can be called real: set `large.replicate` (the demo's: "
+                        "`{regmix: 3, best_proxy: 3, uniform: 2, prior: 2}`)."]
     for kind, label in (("better", "Distinguishably better than"), ("not distinguishable", "Not distinguishable from"),
                         ("worse", "Distinguishably worse than")):
         names = summary["verdict"][kind]

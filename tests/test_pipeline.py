@@ -100,15 +100,16 @@ def test_repro_writes_every_output(project):
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     mixtures = {n: e for n, e in evaluation.items() if "target_loss" in e}
     assert set(mixtures) == {"regmix", "best_proxy", "uniform", "prior", "random_1"}
-    assert {n: e["seeds"] for n, e in mixtures.items()} == {"regmix": 2, "best_proxy": 2, "uniform": 1,
-                                                            "prior": 1, "random_1": 1}
+    assert {n: e["seeds"] for n, e in mixtures.items()} == {"regmix": 2, "best_proxy": 2, "uniform": 2,
+                                                            "prior": 2, "random_1": 1}
     for e in mixtures.values():
         low, high = e["target_loss_ci95"]
         assert low < e["target_loss"] < high
     assert set(evaluation) - set(mixtures) == {"summary"}
-    # regmix and best_proxy train 2 seeds each (1 degree of freedom each) unless one's runs are the other's
+    # regmix, best_proxy, uniform and prior train 2 seeds each (1 degree of freedom each); runs shared
+    # with regmix count once
     shared = {n for n, e in mixtures.items() if e.get("runs_of")}
-    assert evaluation["summary"]["seed_noise"]["df"] == 2 - len(shared & {"best_proxy"})
+    assert evaluation["summary"]["seed_noise"]["df"] == 4 - len(shared & {"best_proxy", "uniform", "prior"})
     # best_proxy: the swarm row with the lowest measured target (the tiny preset's target is `mean`)
     best = proxies.loc[proxies[[c for c in proxies.columns if c.startswith("loss.")]].mean(axis=1).idxmin()]
     stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
