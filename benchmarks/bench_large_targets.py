@@ -9,7 +9,7 @@ the README against it), from the committed demo run, the `mean` study
 (`benchmarks/results/mean_target/`) and the recorded targets: which mixture the large runs trained
 as `regmix`, its loss and rank, and each baseline minus it with the evaluation's verdict.
 
-    .venv/bin/python -m benchmarks.bench_large_targets --targets bible,dialogue   # 10 to 24 min a target on 2 cores
+    .venv/bin/python -m benchmarks.bench_large_targets --targets bible,dialogue   # 8 to 10 min a target on 2 cores
     .venv/bin/python -m benchmarks.bench_large_targets --table
 """
 
@@ -71,8 +71,8 @@ def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
 
 def sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
     """Each measured target's verify and evaluate metrics, by its label in the table: the committed
-    demo run's, the `mean` study's default experiment (benchmarks/results/mean_target/), and the
-    recorded targets."""
+    demo run's, the `mean` study's default experiment (benchmarks/results/mean_target/; a recorded
+    `mean` takes its place), and the recorded targets."""
     demo, mean = f"`{load_params(root / 'params.yaml')['target']}` (the demo)", root / MEAN_STUDY
     found = {demo: (root / "metrics/verify.json", root / "metrics/evaluate.json"),
              "`mean`": (mean / "verify.json", mean / "evaluate.json")}

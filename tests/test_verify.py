@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
@@ -280,16 +281,25 @@ def test_readme_shows_the_targets_measured_at_scale():
     assert table(measured) in readme
     text = " ".join(readme.split())
     assert summary(measured) in text
-    # The sentences under it: dialogue's check, and news's seed spread against the other domains'.
+    # The sentences under it: dialogue's check, and news's and legal's seed spread against the other domains'.
     check = measured["`dialogue`"][0]["mixtures"]["best_proxy"]["vs_regmix"]["difference"]
     assert f"(`best_proxy` {check:+.3f}) and the large runs" in text
-    noise = {label: e["summary"]["seed_noise"] for label, (_, e) in measured.items()
-             if "best_proxy" in e["summary"]["runs_of_regmix"]}
-    news, legal = noise.pop("`news`"), noise.pop("`legal`")
-    others = [n["std"] for n in noise.values()]
-    assert (f"(std {news['std']:.2f} and {legal['std']:.2f} nats; {min(others):.2f} to {max(others):.2f} on the "
+    spread = {label: statistics.stdev(e["regmix"]["target_loss_per_seed"]) for label, (_, e) in measured.items()
+              if "best_proxy" in e["summary"]["runs_of_regmix"]}
+    news, legal = spread.pop("`news`"), spread.pop("`legal`")
+    assert (f"(std {news:.2f} and {legal:.2f} nats; {min(spread.values()):.2f} to {max(spread.values()):.2f} on the "
             "other domains") in text
-    assert news["df"] == legal["df"] == 2 and "that estimate has 2 degrees of freedom" in text
+    # ... with one baseline seed (2 df): no gap distinguishable; with the default's two (4 df): every one
+    once = [json.loads((REPO / f"benchmarks/results/one_baseline_seed/{t}/evaluate.json").read_text())
+            for t in ("news", "legal")]
+    assert all(e["summary"]["seed_noise"]["df"] == 2 for e in once)
+    gaps = [e[n]["vs_regmix"] for e in once for n in ("uniform", "prior")]
+    assert {g["verdict"] for g in gaps} == {"not distinguishable"}
+    low, high = min(g["difference"] for g in gaps), max(g["difference"] for g in gaps)
+    assert f"2 degrees of freedom, and gaps of {low:+.2f} to {high:+.2f} nats were not distinguishable" in text
+    now = [measured[label][1] for label in ("`news`", "`legal`")]
+    assert all(e["summary"]["seed_noise"]["df"] == 4 for e in now) and "second seeds give it 4" in text
+    assert all(e[n]["vs_regmix"]["verdict"] == "worse" for e in now for n in ("uniform", "prior"))
     more = json.loads((REPO / "benchmarks/results/news_more_seeds/evaluate.json").read_text())
     assert all(more[n]["seeds"] == 3 for n in ("regmix", "uniform", "prior"))
     noise = more["summary"]["seed_noise"]
