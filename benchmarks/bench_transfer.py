@@ -58,12 +58,17 @@ def large_losses(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
             if "domain_loss" in e and not e.get("runs_of")}
 
 
+def _scores(losses: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """{name: {domain: loss}} as score records ({name: {"loss.<domain>": loss}})."""
+    return {n: {f"loss.{d}": v for d, v in by_domain.items()} for n, by_domain in losses.items()}
+
+
 def transfer(proxy: Mapping[str, Mapping[str, float]], large: Mapping[str, Mapping[str, float]],
              target: Target) -> dict[str, Any]:
     """One target's agreement between the proxies' and the large runs' losses of the same mixtures."""
     names = list(large)
-    x = np.array([target.by_name(proxy, "the proxies' losses")[n] for n in names])
-    y = np.array([target.by_name(large, "the large runs' losses")[n] for n in names])
+    x = np.array([target.by_name(_scores(proxy), "the proxies' losses")[n] for n in names])
+    y = np.array([target.by_name(_scores(large), "the large runs' losses")[n] for n in names])
     rho, low, high, n = spearman_interval(x, y)
     pick, best = names[int(np.argmin(x))], names[int(np.argmin(y))]
     return {"spearman": rho, "ci95": [low, high], "n": n, "regret": float(y[names.index(pick)] - y.min()),

@@ -35,7 +35,7 @@ from regmix.errors import UserError
 from regmix.regression import FittedRegressor, fit_regressor
 from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.search import l1_nearest, proxy_spacing
-from regmix.tables import ROUND, domain_losses, mixture_frame
+from regmix.tables import ROUND, mixture_frame
 from regmix.target import Target
 
 
@@ -91,8 +91,7 @@ def run_rounds(initial: pd.DataFrame, gen: MixtureGenerator, cfg: ActiveConfig, 
     table.insert(1, ROUND, 0)
     for r in range(1, cfg.rounds + 1):
         W = table[gen.domains].to_numpy(float)
-        losses = domain_losses(table)
-        fitted = fit_acquisition(W, target.values(losses, "the proxies"), gen.domains, target, cfg, seed + r)
+        fitted = fit_acquisition(W, target.values(table, "the proxies"), gen.domains, target, cfg, seed + r)
         candidates = gen.weights(accepted_draws(gen, np.random.default_rng([seed, r]), cfg.candidates))
         rows = propose(fitted, candidates, W, cfg)
         batch = mixture_frame(range(len(table), len(table) + len(rows)), gen.domains, candidates[rows])

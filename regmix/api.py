@@ -182,13 +182,21 @@ def fit(proxies: pd.DataFrame | ProxyTable | str | Path | None, target: Any,
     instead of `proxies`; its `eval_sets` are scored once, after fitting.
     """
     cfg = as_config(RegressionConfig, regression_cfg, "regression.")
-    target = Target.parse(target)
     train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else _proxy_table(proxies)
+    target = _target(target, train.domains, train.scores)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
     report = fit_and_report(train, evals, cfg, target, seed)
     noise = None if replicates is None else seed_noise(_frame(proxies), _frame(replicates), target)
     record_seed_noise(report, noise and noise.get("target_std"))
     return report
+
+
+def _target(target: Any, domains: list[str], swarm: pd.DataFrame | None) -> Target:
+    """`target` as params spell it (or a Target), `mean` over `domains`, a standardised aggregate
+    calibrated on `swarm` (the proxies' scores)."""
+    if not isinstance(target, Target):
+        target = Target.parse(target, domains=domains)
+    return target.calibrate(swarm) if swarm is not None and target.standardise and target.scales is None else target
 
 
 def _proxy_table(proxies: pd.DataFrame | ProxyTable | str | Path | None) -> ProxyTable:
@@ -259,8 +267,8 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
     `proxies` and `replicates` (the swarm's tables) add their seed-noise pairs and `best_proxy`'s swarm loss.
     The dict is the verify stage's metrics; the proxies' table is in its `"table"` entry.
     """
-    tgt = Target.parse(target)
     domains = read_meta(tokens_dir).domains
+    tgt = _target(target, domains, None if proxies is None else _proxy_table(proxies).scores)
     store = store if store is not None else runtime.cache_root() / "proxies"
     table = run_seeds(mixtures, as_config(ProxyConfig, proxy_cfg, "proxy."), tokens_dir, store,
                       verify_seeds(seeds, seed), tgt, domains, placement or placement_from_env())

@@ -7,14 +7,15 @@ Every stage checks the whole params file when it starts (a bad `proxy.model.n_he
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from regmix.config import (ACQUISITION_RULES, PRECISIONS, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
                            ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
-                           VerifyConfig, from_dict)
+                           VerifyConfig, eval_set_specs, from_dict, slug)
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
-from regmix.target import Target
+from regmix.target import TASK, Target
 
 SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "active": ActiveConfig,
             "regression": RegressionConfig,
@@ -74,9 +75,10 @@ def check_verify(cfg: VerifyConfig, proxy: ProxyConfig) -> None:
     check_optim(scaled.optim, "verify.optim")
 
 
-def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None) -> None:
-    """Every section builds its typed config and holds together; names are checked against
-    `domains` when given."""
+def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None, held_out: Sequence[str] = (),
+                 tasks: Sequence[str] | None = None) -> None:
+    """Every section builds its typed config and holds together; names are checked against the
+    training `domains` (and the `held_out` sets and `tasks`; None: tasks not known here) when given."""
     missing = sorted(set(SECTIONS) - set(params))
     if missing:
         raise UserError(f"params: missing section(s) {', '.join(missing)}")
@@ -93,13 +95,38 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
         raise UserError(f"search.rule={cfg['search'].rule} needs the regression's bootstrap members: "
                         f"regression.n_bootstrap is {cfg['regression'].n_bootstrap}, at least 2 needed "
                         "(or search.rule=top_k)")
-    target = Target.parse(params.get("target"))
+    check_evaluation(params, cfg["data"])
+    target = Target.parse(params.get("target"), params.get("target_metric", "loss"),
+                          list(domains) if domains is not None else None)
     if domains is not None:
-        check_names(params, cfg["large"], target, list(domains))
+        check_names(params, cfg["large"], target, list(domains), [*held_out], tasks)
 
 
-def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, domains: list[str]) -> None:
-    target.weights(domains, "the corpus (results/domains.json)")
+def check_evaluation(params: Mapping[str, Any], data: DataConfig) -> None:
+    """`eval_sets`, `tasks` and `data` settings that decide what is held out, before any compute."""
+    eval_set_specs(params.get("eval_sets"))
+    tasks = params.get("tasks") or {}
+    if not isinstance(tasks, Mapping):
+        raise UserError(f"tasks: expected {{name: path to a .jsonl file}}, got {tasks!r}")
+    for name, path in tasks.items():
+        if not isinstance(name, str) or slug(name) != name or name in (params.get("eval_sets") or {}):
+            raise UserError(f"tasks.{name}: a task's name must be lowercase letters, digits and `_`, unlike "
+                            "any evaluation set's")
+        if not isinstance(path, str) or not Path(path).is_file():
+            raise UserError(f"tasks.{name}: {path} is not a file (a .jsonl of context, choices, gold)")
+    if not 0.2 <= data.test_fraction <= 0.8:
+        raise UserError(f"data.test_fraction is {data.test_fraction}: the share of held-out documents in test "
+                        "must be between 0.2 and 0.8 (selection reads the rest)")
+
+
+def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, domains: list[str],
+                held_out: Sequence[str] = (), tasks: Sequence[str] | None = None) -> None:
+    known = {*domains, *held_out, *(f"{TASK}{t}" for t in tasks or ())}
+    unknown = [n for n in target.names if n not in known and not (tasks is None and n.startswith(TASK))]
+    if unknown:
+        raise UserError(f"target: {', '.join(unknown)} is no domain, evaluation set or task of this run; "
+                        f"domains: {', '.join(domains)}; held out: {', '.join(held_out) or 'none'}; "
+                        f"tasks: {', '.join(f'{TASK}{t}' for t in tasks or ()) or 'none'}")
     human = params.get("human_mixtures") or {}
     baselines = baseline_mixtures({d: 1 / len(domains) for d in domains}, human)  # validates every human mixture
     valid = {*BUILT_IN_MIXTURES, *baselines}

@@ -41,19 +41,22 @@ def out_of_fold(mixtures: Mapping[str, Mapping[str, float]], swarm: pd.DataFrame
 
 
 def _mean_dicts(dicts: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
+    return {k: float(np.mean([d[k] for d in dicts])) for k in (dicts[0] if dicts else {})}
 
 
 def _downstream(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Each task's accuracy averaged over seeds, with a Wilson 95% interval on its examples."""
+    """Each task's accuracy (and a user task's gold bits per byte) averaged over seeds, with a
+    Wilson 95% interval on its examples."""
     out: dict[str, Any] = {}
-    for task in TASKS:
+    user_tasks = [t for t in per_seed[0] if t.startswith("task:")] if per_seed else []
+    for task in [*TASKS, *user_tasks]:
         if all(task in d for d in per_seed):
             runs = [d[task] for d in per_seed]
             n = runs[0]["examples"]
             accuracy = float(np.mean([r["accuracy"] for r in runs]))
             out[task] = {"accuracy": accuracy, "ci95": list(wilson(accuracy * n, n)), "examples": n,
-                         **({"chance": runs[0]["chance"]} if "chance" in runs[0] else {})}
+                         **({"chance": runs[0]["chance"]} if "chance" in runs[0] else {}),
+                         **({"bpb": float(np.mean([r["bpb"] for r in runs]))} if "bpb" in runs[0] else {})}
     return out
 
 
@@ -77,6 +80,7 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
                  "target_loss_per_seed": losses[name],
                  "predicted": predicted.get(name, math.nan), "predicted_by": prediction_source.get(name),
                  "domain_loss": _mean_dicts([r["domain_loss"] for r in by_seed.values()]),
+                 "bpb": _mean_dicts([r.get("bpb", {}) for r in by_seed.values()]),
                  "downstream": _downstream([r["downstream"] for r in by_seed.values()])}
         if name in runs_of:
             entry["runs_of"] = runs_of[name]

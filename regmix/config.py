@@ -9,10 +9,11 @@ so `Config()` in code and `params.yaml` of a default run describe the same run.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
-from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Optional, TypeVar, Union
 
 from regmix.errors import UserError
 
@@ -51,6 +52,53 @@ def _dataclass_in(hint: Any) -> type | None:
 
 
 # --------------------------------------------------------------------------- data
+def slug(name: str) -> str:
+    """The one spelling of a domain name: lowercase, non-alphanumerics to `_`, collapsed."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+RESERVED = ("mean", "task")  # target words an evaluation set may not be called
+
+
+@dataclass(frozen=True)
+class EvalSetSpec:
+    name: str
+    path: Optional[str] = None  # a file or a folder of files
+    text_field: str = "text"
+    hf_name: Optional[str] = None  # a Hugging Face dataset (hub name), instead of `path`
+    hf_config: Optional[str] = None
+    split: str = "test"  # the Hugging Face split read
+
+    @property
+    def key(self) -> str:
+        return f"eval_sets.{self.name}"
+
+
+def eval_set_specs(value: Mapping[str, Any] | None, domains: list[str] | None = None) -> list[EvalSetSpec]:
+    """The sets of params' `eval_sets`, their names and keys checked (against `domains` when known)."""
+    specs = []
+    for name, spec in (value or {}).items():
+        key = f"eval_sets.{name}"
+        if not isinstance(name, str) or slug(name) != name or name in RESERVED:
+            raise UserError(f"{key}: a set's name must be lowercase letters, digits and `_` (as a domain "
+                            f"name is spelt), and not {' or '.join(RESERVED)}; try {slug(str(name))!r}")
+        if domains is not None and name in domains:
+            raise UserError(f"{key}: the name is a domain of the corpus too; rename the evaluation set")
+        if isinstance(spec, str):
+            spec = {"path": spec}
+        if not isinstance(spec, Mapping):
+            raise UserError(f"{key}: expected a path or {{path, text_field, hf_name, hf_config, split}}, got {spec!r}")
+        known = {f.name for f in fields(EvalSetSpec)} - {"name"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise UserError(f"{key}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        parsed = EvalSetSpec(name, **spec)
+        if bool(parsed.path) == bool(parsed.hf_name):
+            raise UserError(f"{key}: give exactly one of `path` (local files) and `hf_name` (a hub dataset)")
+        specs.append(parsed)
+    return specs
+
+
 @dataclass
 class TokenizerConfig:
     path: Optional[str] = None  # tokenizer.json or HF tokenizer name; None trains a BPE
@@ -71,6 +119,8 @@ class DataConfig:
     max_documents: Optional[int] = None  # cap on documents per domain and split
     max_tokens: Optional[int] = None  # cap on train tokens per domain
     valid_fraction: float = 0.05  # documents held out when the source has no valid split
+    test_fraction: float = 0.5  # share of each set's held-out documents in test (the verdict's); the rest: valid
+    eval_only: list[str] = field(default_factory=list)  # domains scored but never trained on (weight 0 everywhere)
     skip_bad_records: bool = False  # skip malformed records (counted per file) instead of failing
     demo_chars: int = 2_000_000  # characters per demo domain
     dtype: Optional[str] = None  # numpy source: dtype of raw token files (.bin, header-less .npy), e.g. uint16

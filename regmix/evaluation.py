@@ -1,7 +1,9 @@
-"""Scoring the trained large models: per-domain loss, the target loss, downstream tasks, lm-eval.
+"""Scoring the trained large models on the test split (never read by selection): every set's
+loss and bits per byte, each task's gold likelihood and accuracy (regmix.scores), the target,
+built-in downstream tasks and lm-eval.
 
-Two zero-shot tasks are built offline from each domain's held-out (valid) tokens, the same
-examples for every model (they depend only on the data, the context and the seed):
+Two zero-shot tasks are built offline from each domain's test tokens, the same examples for
+every model (they depend only on the data, the context and the seed):
 
 - last_word (LAMBADA-style): a passage ending just before a word; correct when greedy
   decoding reproduces every token of that word.
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from regmix.config import EvaluateConfig
-from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta
+from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta, task_path
 from regmix.errors import UserError
 from regmix.export import load_hf
 from regmix.files import file_digest, read_json, write_json
@@ -32,7 +34,8 @@ from regmix.large import HF_DIR
 from regmix.progress import progress, say
 from regmix.sources import code_digest
 from regmix.target import Target
-from regmix.training import config_hash, eval_windows, evaluate_loss
+from regmix.scores import ScoringData, score_model, scoring_data
+from regmix.training import config_hash
 
 TASKS = ("last_word", "continuation")
 # A word preceded by one space and followed by something that is not part of a word, so the
@@ -135,7 +138,7 @@ def build_tasks(tokens_dir: str | Path, cfg: EvaluateConfig, context: int, seed:
     passage = min(cfg.passage_tokens, context - ending)
     tasks = TaskSet({}, {}, cfg.n_choices)
     for i, domain in enumerate(meta.domains):
-        stream = open_tokens(tokens_dir, "valid", domain)
+        stream = open_tokens(tokens_dir, "test", domain)
         if "last_word" in cfg.tasks:
             rng = np.random.default_rng([seed, i, 0])
             # Twice the passages wanted: some have no usable last word (code, numbers).
@@ -228,10 +231,12 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], include_path: str | Non
 
 
 def score_key(model_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device) -> str:
-    """What a run's scores depend on: the model's files, the validation data and tokenizer, the
+    """What a run's scores depend on: the model's files, the test data, tasks and tokenizer, the
     evaluate settings, the seed (the tasks' examples), the device and the scoring code."""
     model = {str(f.relative_to(model_dir)): file_digest(f) for f in sorted(model_dir.rglob("*")) if f.is_file()}
-    return config_hash(model=model, data=data_signature(tokens_dir, read_meta(tokens_dir).domains, "valid"),
+    meta = read_meta(tokens_dir)
+    tasks = {t: file_digest(task_path(tokens_dir, t, "test")) for t in meta.tasks}
+    return config_hash(model=model, data=data_signature(tokens_dir, meta.scored, "test"), tasks=tasks,
                        cfg=cfg, seed=seed, device=device.type, torch=torch.__version__,
                        lm_eval=_version("lm_eval") if cfg.lm_eval_tasks else None, code=code_digest(__name__))
 
@@ -244,17 +249,23 @@ def _version(package: str) -> str | None:
 
 
 def score_run(run_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device,
-              inputs: dict[int, tuple[dict[str, torch.Tensor], TaskSet]]) -> dict[str, Any]:
-    """One run's validation loss per domain and downstream scores (`inputs`: windows and tasks
-    per context, built once and shared by the runs)."""
+              inputs: dict[int, tuple[ScoringData, TaskSet]]) -> dict[str, Any]:
+    """One run's test scores (`inputs`: scoring data and built-in tasks per context, built once
+    and shared by the runs): `scores` (regmix.scores' flat record), `domain_loss` and `bpb` per
+    set, and `downstream` accuracies."""
     model = load_hf(run_dir / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
     context = model.cfg.context
     if context not in inputs:
-        inputs[context] = (eval_windows(tokens_dir, read_meta(tokens_dir).domains, context, cfg.windows_per_domain),
+        inputs[context] = (scoring_data(str(tokens_dir), "test", context, cfg.windows_per_domain),
                            build_tasks(tokens_dir, cfg, context, seed))
-    windows, tasks = inputs[context]
-    scores = {"domain_loss": evaluate_loss(model, windows, cfg.batch_size),
+    data, tasks = inputs[context]
+    flat = score_model(model, data, cfg.batch_size)
+    scores = {"scores": flat, "domain_loss": {s: flat[f"loss.{s}"] for s in data.windows},
+              "bpb": {s: flat[f"bpb.{s}"] for s in data.windows},
               "downstream": downstream(model, tasks, cfg.batch_size)}
+    for name in data.tasks:
+        scores["downstream"][f"task:{name}"] = {"bpb": flat[f"task.{name}"], "accuracy": flat[f"acc.{name}"],
+                                                "examples": len(data.tasks[name])}
     if cfg.lm_eval_tasks:
         scores["downstream"]["lm_eval"] = run_lm_eval(run_dir / HF_DIR, cfg.lm_eval_tasks, cfg.lm_eval_include_path,
                                                       cfg.batch_size, seed)
@@ -275,12 +286,12 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
     todo = [n for n in run_dirs if n not in stored]
     if stored:
         say(f"evaluate: {len(stored)} of {len(run_dirs)} runs scored before (in {store}), {len(todo)} to score")
-    inputs: dict[int, tuple[dict[str, torch.Tensor], TaskSet]] = {}
+    inputs: dict[int, tuple[ScoringData, TaskSet]] = {}
     scores = dict(stored)
     for name in progress(todo, total=len(todo), desc="evaluate", unit="run") if todo else []:
         scores[name] = score_run(Path(run_dirs[name]), tokens_dir, cfg, seed, device, inputs)
         if store:
             write_json(Path(store) / f"{keys[name]}.json", scores[name])
     # the rule the regression was fitted to
-    targets = target.by_name({n: s["domain_loss"] for n, s in scores.items()}, "the evaluated validation losses")
+    targets = target.by_name({n: s["scores"] for n, s in scores.items()}, "the large runs' test scores")
     return {n: {"target_loss": targets[n], **scores[n]} for n in run_dirs}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from regmix.tables import LOSS_PREFIX, domain_losses, loss_columns
+from regmix.tables import LOSS_PREFIX, domain_losses, loss_columns, score_columns
 from regmix.target import Target
 from regmix.verdict import pooled_noise
 
@@ -23,7 +23,7 @@ REPLICATE_SEED_OFFSET = 1  # replicates train with seed + 1
 def seed_noise(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target) -> dict[str, Any]:
     """Pooled seed std of every domain's loss and of the target, from (proxy, replicate) pairs.
 
-    Both tables have `id` and `loss.<domain>` columns; rows pair up by `id`.
+    Both tables have `id` and score columns (`loss.<set>`, ...); rows pair up by `id`.
     """
     pairs = proxies.merge(replicates, on="id", suffixes=("", "#rep"))
     columns = loss_columns(proxies)
@@ -52,8 +52,9 @@ def target_pairs(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target
     pairs = proxies.merge(replicates, on="id", suffixes=("", "#rep"))
     if pairs.empty:
         return {}
-    losses, again = _paired_losses(pairs, loss_columns(proxies))
-    first, second = target.values(losses, "proxies"), target.values(again, "replicates")
+    first = target.values(pairs[score_columns(proxies)], "proxies")
+    second = target.values(pairs[[c + "#rep" for c in score_columns(proxies)]].rename(
+        columns=lambda c: c[:-len("#rep")]), "replicates")
     return {str(i): [float(a), float(b)] for i, a, b in zip(pairs["id"], first, second)}
 
 

@@ -207,11 +207,28 @@ NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) 
                 "run: `make demo` trains every compared mixture and writes the verdict to `results/report.md`.")
 
 
+def sets_text(sets: Mapping[str, Mapping[str, Any]]) -> str:
+    """What every model is scored on: each set's role, held-out documents per split and the share of
+    its test 13-grams found in the train shards (results/domains.json)."""
+    rows = [{"set": name, "role": "trained on" if d.get("role", "train") == "train" else "held out",
+             "train docs": d.get("train_documents", 0), "valid docs": d.get("valid_documents", 0),
+             "test docs": d.get("test_documents", 0),
+             "test 13-grams in train": f"{d['test_13gram_in_train']:.1%}" if "test_13gram_in_train" in d else "-"}
+            for name, d in sets.items()]
+    held = sum(r["role"] == "held out" for r in rows)
+    return (f"Every model is scored on {len(rows)} sets ({len(rows) - held} trained on, {held} held out): "
+            "selection (proxies, fit, search, verify) reads valid, the verdict reads test, and no document is in "
+            "both.\n\n" + markdown_table(pd.DataFrame(rows)))
+
+
 def readme_results(results: Mapping[str, Any] | None, proxies: Mapping[str, Any], fit: Mapping[str, Any],
-                   mixture: Mapping[str, Any], verify: Mapping[str, Any] | None = None) -> str:
+                   mixture: Mapping[str, Any], verify: Mapping[str, Any] | None = None,
+                   sets: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The README's results section, made from the committed metrics and results only
-    (`results` None: no large-scale comparison committed; `verify` None: no proxy-scale check)."""
-    head = [proxies_line(proxies, fit, mixture), "", *([verify_text(verify), ""] if verify is not None else [])]
+    (`results` None: no large-scale comparison committed; `verify` None: no proxy-scale check;
+    `sets`: results/domains.json)."""
+    head = [proxies_line(proxies, fit, mixture), "", *([verify_text(verify), ""] if verify is not None else []),
+            *([sets_text(sets), ""] if sets else [])]
     if results is None:
         return "\n".join([*head, NOT_COMPARED]) + "\n"
     return "\n".join([*head, *verdict_lines(results, fit["target"]), "",
@@ -236,7 +253,7 @@ def committed_results(root: str | Path = ".") -> str:
     optional = {rel: read(rel) if (root / rel).exists() else None for rel in ("metrics/evaluate.json",
                                                                              "metrics/verify.json")}
     return readme_results(optional["metrics/evaluate.json"], read("metrics/proxies.json"), read("metrics/fit.json"),
-                          mixture, optional["metrics/verify.json"])
+                          mixture, optional["metrics/verify.json"], read("results/domains.json"))
 
 
 if __name__ == "__main__":  # make readme

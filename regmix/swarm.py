@@ -43,20 +43,21 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import load_file, save_file
 
 from regmix.config import ProxyConfig, SampleConfig
 from regmix.data.shards import data_signature, open_tokens, read_meta
 from regmix import runtime, slurm
 from regmix.errors import UserError
-from regmix.files import read_json, write_json
+from regmix.files import atomic_path, read_json, write_json
 from regmix.model import LLaMA
 from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, say,
                              warmup_rate)
-from regmix.tables import LOSS_PREFIX, domain_losses, mixture_frame, weight_columns
+from regmix.scores import missing_scores, score_model, scoring_data
+from regmix.tables import mixture_frame, weight_columns
 from regmix.target import Target
-from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss,
-                             make_optimizer, resolve_precision, resolve_vocab, train_steps,
-                             train_tokens)
+from regmix.training import (MixtureSampler, autocast, config_hash, make_optimizer, resolve_precision,
+                             resolve_vocab, train_steps, train_tokens)
 
 BACKENDS = ("local", "ray", "slurm")
 SLURM_CLUSTERS = ("slurm", "local")  # local: submitit's local executor, for testing
@@ -107,15 +108,16 @@ def default_device() -> torch.device:
 
 
 # ---------------------------------------------------------------------- one proxy
-@functools.lru_cache(maxsize=4)
-def _windows(tokens_dir: str, domains: tuple[str, ...], context: int, n: int) -> dict[str, torch.Tensor]:
-    # Every proxy in a worker shares one set of validation windows.
-    return eval_windows(tokens_dir, list(domains), context, n)
+def score_proxy(model: torch.nn.Module, cfg: ProxyConfig, tokens_dir: str | Path) -> dict[str, float]:
+    """A proxy's scores on the valid split of every scored set and task (regmix.scores)."""
+    data = scoring_data(str(tokens_dir), "valid", cfg.model.context, cfg.eval.windows_per_domain)
+    return score_model(model, data, cfg.eval.batch_size, cfg.optim.precision)
 
 
 def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str | Path, seed: int,
                 device: torch.device | None = None) -> dict[str, Any]:
-    """Train one proxy on `mixture`; its validation loss per domain and run statistics.
+    """Train one proxy on `mixture`; its scores on every set and task, run statistics and
+    weights (`state`, stored beside the scores: a set added later is scored, not trained again).
 
     `cfg.model.vocab_size` must be resolved (see `resolve_config`). The initial weights
     depend on `seed` alone, so every proxy starts from the same point and the losses differ
@@ -130,13 +132,10 @@ def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str 
     sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed)
     last = {}
     train_steps(net, optimizer, sampler, cfg.optim, on_step=lambda s, loss, lr: last.update(loss=loss))
-    domains = tuple(read_meta(tokens_dir).domains)
-    windows = _windows(str(tokens_dir), domains, cfg.model.context, cfg.eval.windows_per_domain)
-    losses = evaluate_loss(net, windows, cfg.eval.batch_size, cfg.optim.precision)
-    return {"losses": losses, "train_loss": last.get("loss"),
+    return {"scores": score_proxy(net, cfg, tokens_dir), "train_loss": last.get("loss"),
             "tokens": train_tokens(cfg.optim, cfg.model.context),
             "seconds": time.perf_counter() - start, "params": model.num_params(),
-            "device": device.type}
+            "device": device.type, "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 
 # ---------------------------------------------------------------------- the store
@@ -144,10 +143,39 @@ def proxy_path(out_dir: str | Path, key: str) -> Path:
     return Path(out_dir) / f"{key}.json"
 
 
+def weights_path(out_dir: str | Path, key: str) -> Path:
+    return Path(out_dir) / f"{key}.safetensors"
+
+
 def store_proxy(out_dir: str | Path, job: ProxyJob, cfg: ProxyConfig, seed: int, result: Mapping[str, Any]) -> None:
-    """Write one finished proxy to `<out_dir>/<key>.json`, atomically: the one writer of every backend."""
+    """Write one finished proxy: its weights (`<key>.safetensors`), then its record
+    (`<key>.json`, atomically: a proxy is stored once its record exists). The one writer of every backend."""
+    result = dict(result)
+    state = result.pop("state", None)
+    if state is not None:
+        with atomic_path(weights_path(out_dir, job.key)) as tmp:
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
     write_json(proxy_path(out_dir, job.key), {"key": job.key, "mixture": job.mixture, "seed": seed,
                                                "config": dataclasses.asdict(cfg), **result})
+
+
+def stored(out_dir: str | Path, key: str, tokens_dir: str | Path) -> str:
+    """`scored` when the proxy's record has every set and task of the token data, `weights` when
+    it lacks some but its weights are kept (it is scored again), else `missing` (it trains)."""
+    if not proxy_path(out_dir, key).exists():
+        return "missing"
+    if not missing_scores(read_json(proxy_path(out_dir, key)).get("scores", {}), tokens_dir):
+        return "scored"
+    return "weights" if weights_path(out_dir, key).exists() else "missing"
+
+
+def rescore(out_dir: str | Path, key: str, cfg: ProxyConfig, tokens_dir: str | Path) -> None:
+    """Score a stored proxy's weights on every set and task and update its record."""
+    model = LLaMA(cfg.model)
+    model.load_state_dict(load_file(str(weights_path(out_dir, key))))
+    record = read_json(proxy_path(out_dir, key))
+    record["scores"] = {**record.get("scores", {}), **score_proxy(model.to(default_device()), cfg, tokens_dir)}
+    write_json(proxy_path(out_dir, key), record)
 
 
 def store_each(results: Generator[tuple[ProxyJob, dict], None, None], cfg: ProxyConfig, seed: int,
@@ -459,7 +487,11 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     out_dir = Path(out_dir)
     jobs = plan(mixtures, cfg, tokens_dir, seed)
     unique = {j.key: j for j in jobs}  # identical mixtures train once
-    todo = [j for key, j in unique.items() if not proxy_path(out_dir, key).exists()]
+    state = {key: stored(out_dir, key, tokens_dir) for key in unique}
+    todo = [j for key, j in unique.items() if state[key] == "missing"]
+    rescored = [key for key in unique if state[key] == "weights"]
+    for key in progress(rescored, desc=f"scoring stored proxies (seed {seed})", unit="proxy") if rescored else []:
+        rescore(out_dir, key, cfg, tokens_dir)
     threads = placement.threads_per_worker
     pool = placement.workers or default_workers(threads)
     workers = min(pool, max(1, len(todo)))
@@ -498,7 +530,7 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     # how fast the swarm's proxies trained (one worker's speed), not only this call's.
     proxy_seconds = (sum(read_json(proxy_path(out_dir, key))["seconds"] for key in unique) / len(unique)
                      if unique else None)
-    stats = {"proxies": len(jobs), "trained": len(todo), "seconds": round(seconds, 2),
+    stats = {"proxies": len(jobs), "trained": len(todo), "scored": len(rescored), "seconds": round(seconds, 2),
              "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
              "proxy_seconds": round(proxy_seconds, 2) if unique else None,
              "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1) if unique else None,
@@ -509,11 +541,8 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
 
 
 def collect(jobs: list[ProxyJob], mixtures: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
-    """The proxies table from the stored results of `jobs` (rows of `mixtures`)."""
-    rows = []
-    for job in jobs:
-        losses = read_json(proxy_path(out_dir, job.key))["losses"]
-        rows.append({f"{LOSS_PREFIX}{d}": losses[d] for d in losses})
+    """The proxies table from the stored results of `jobs` (rows of `mixtures`): weights, then scores."""
+    rows = [read_json(proxy_path(out_dir, job.key))["scores"] for job in jobs]
     return pd.concat([mixtures.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
 
 
@@ -523,13 +552,13 @@ def run_seeds(mixtures: Mapping[str, Mapping[str, float]], cfg: ProxyConfig, tok
              max_epochs: float | None = SampleConfig.max_epochs) -> pd.DataFrame:
     """Train each named mixture's proxy once per seed (kept in `store` like any proxy: a rerun
     trains only what is missing); one row per (mixture, seed): `mixture`, `seed`, the `target`
-    loss, the weights and one `loss.<domain>` per domain (regmix.verify judges them)."""
+    loss, the weights and the scores (regmix.verify judges them)."""
     weights = np.array([[m.get(d, 0.0) for d in domains] for m in mixtures.values()], dtype=float)
     frame = mixture_frame(list(mixtures), list(domains), weights.reshape(len(mixtures), len(domains)))
     tables = []
     for seed in seeds if mixtures else []:
         table, _ = run_swarm(frame, cfg, tokens_dir, store, seed, placement, max_epochs)
-        losses = target.values(domain_losses(table), f"proxies (seed {seed})")
+        losses = target.values(table, f"proxies (seed {seed})")
         tables.append(table.rename(columns={"id": "mixture"}).assign(seed=seed, target=losses))
     first = ["mixture", "seed", "target"]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=first)

@@ -1,11 +1,14 @@
 """The small tables passed between stages, read and written in one place.
 
-- results/domains.json: {domain: {"documents", "train_tokens", "valid_tokens", "source"}}; a domain
-  cut at `data.max_tokens` also has "corpus_train_tokens" (before the cut: what its prior share
-  counts; "train_tokens", what the shards hold, is what caps and epochs count)
+- results/domains.json: {set: {"role", "documents", "<split>_documents", "<split>_tokens", "source",
+  "test_13gram_in_train"}} for every training domain (role `train`) and held-out set (`held_out`:
+  `data.eval_only` domains and evaluation sets, no train split); a domain cut at `data.max_tokens`
+  also has "corpus_train_tokens" (before the cut: what its prior share counts; "train_tokens",
+  what the shards hold, is what caps and epochs count)
 - results/mixtures.csv: `id` and one weight column per domain (rows sum to 1)
-- results/proxies.csv:  `id`, `round` (0: the initial swarm; regmix.active), weight columns, and one
-                        `loss.<domain>` column per domain
+- results/proxies.csv:  `id`, `round` (0: the initial swarm; regmix.active), weight columns, and the
+                        scores of every scored set and task (regmix.scores): `loss.<set>`, `bpb.<set>`,
+                        `task.<name>`, `acc.<name>`
 """
 
 from __future__ import annotations
@@ -20,11 +23,22 @@ from regmix.errors import UserError
 from regmix.files import atomic_path, existing, read_json
 
 LOSS_PREFIX = "loss."
+SCORE_PREFIXES = (LOSS_PREFIX, "bpb.", "task.", "acc.")  # columns of scores; a slugged domain has no dot
 ROUND = "round"  # results/proxies.csv: the active round a proxy came from
 
 
-def read_domains(path: str | Path) -> dict[str, dict]:
+def read_sets(path: str | Path) -> dict[str, dict]:
+    """Every scored set of results/domains.json: training domains and held-out sets."""
     return read_json(path)
+
+
+def read_domains(path: str | Path) -> dict[str, dict]:
+    """The training domains of results/domains.json (held-out sets have role `held_out`)."""
+    return {name: d for name, d in read_sets(path).items() if d.get("role", "train") == "train"}
+
+
+def held_out_sets(path: str | Path) -> list[str]:
+    return [name for name, d in read_sets(path).items() if d.get("role", "train") != "train"]
 
 
 def token_prior(domains: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
@@ -55,13 +69,17 @@ def mixture_frame(ids, domains: list[str], weights: np.ndarray) -> pd.DataFrame:
 
 def weight_columns(frame: pd.DataFrame) -> list[str]:
     """The domain weight columns of a mixtures or proxies table."""
-    return [c for c in frame.columns if c not in ("id", ROUND) and not c.startswith(LOSS_PREFIX)]
+    return [c for c in frame.columns if c not in ("id", ROUND) and not c.startswith(SCORE_PREFIXES)]
 
 
 def loss_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith(LOSS_PREFIX)]
 
 
+def score_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(SCORE_PREFIXES)]
+
+
 def domain_losses(frame: pd.DataFrame) -> pd.DataFrame:
-    """The `loss.<domain>` columns of a proxies table, named by their domain."""
+    """The `loss.<set>` columns of a proxies table, named by their set."""
     return frame[loss_columns(frame)].rename(columns=lambda c: c[len(LOSS_PREFIX):])

@@ -113,19 +113,19 @@ class MixtureSampler:
 
 
 def eval_windows(tokens_dir: str | Path, domains: list[str], context: int,
-                 windows_per_domain: int) -> dict[str, torch.Tensor]:
-    """Fixed validation windows per domain: evenly spaced over the valid stream.
+                 windows_per_domain: int, split: str = "valid") -> dict[str, torch.Tensor]:
+    """Fixed held-out windows per set: evenly spaced over its `split` stream (valid or test).
 
     They depend only on the data and the context, so every model is scored on the same tokens.
     """
     windows = {}
     for domain in domains:
-        stream = open_tokens(tokens_dir, "valid", domain)
+        stream = open_tokens(tokens_dir, split, domain)
         span = len(stream) - context - 1
         if span < 0:
             raise UserError(
-                f"domain {domain!r} has {len(stream)} valid tokens, fewer than one window of "
-                f"context {context} + 1"
+                f"set {domain!r} has {len(stream)} {split} tokens, fewer than one window of "
+                f"context {context} + 1: more held-out documents (data.valid_fraction) or a shorter context"
             )
         n = min(windows_per_domain, span + 1)
         starts = np.linspace(0, span, n).astype(np.int64)

@@ -22,7 +22,7 @@ from regmix.progress import say
 from regmix.regression import load_regressor, predict_mixtures
 from regmix.report import write_comparison, write_report
 from regmix.tables import read_csv
-from regmix.target import Target
+from regmix.target import run_target
 from stages import arguments
 
 
@@ -32,7 +32,8 @@ def main() -> None:
                              choice="the search's mixture file (search): its confidence over the prior",
                              regressor="fitted regressor (fit)",
                              scores="folder of each run's scores, kept between runs: a run scored before is not scored again",
-                             swarm="swarm table (sample)", fit_predictions="fit's predictions table (fit)",
+                             swarm="swarm table (sample)", proxies="proxies table (proxies)",
+                             fit_predictions="fit's predictions table (fit)",
                              verify="the compared mixtures measured again at the proxy scale (verify)",
                              curves="folder of training curves (train); folders of mixtures no longer compared go",
                              metrics="metrics (JSON) to write", report="report (markdown) to write",
@@ -47,7 +48,7 @@ def main() -> None:
     missing = [f"{n} (seed {s})" for (n, s), d in runs.items() if not (d / HF_DIR).exists()]
     if missing:
         raise UserError(f"no trained model for {', '.join(missing)} under {args.models}: run `dvc repro train` first")
-    target = Target.parse(params["target"])
+    target = run_target(params, read_meta(args.tokens).domains, read_csv(args.proxies))
     scores = evaluate_runs({f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"],
                            args.scores)
     by_mixture = {c.name: {s: scores[f"{c.trained_as}@{s}"] for s in c.seeds} for c in compared.values()}

@@ -16,7 +16,7 @@ from regmix.noise import seed_noise
 from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
                                record_seed_noise, released_pair, save_regressor)
 from regmix.tables import read_csv, write_csv
-from regmix.target import Target
+from regmix.target import run_target
 from stages import arguments
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else read_proxies(args.proxies)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
 
-    target = Target.parse(params["target"])
+    target = run_target(params, train.domains, train.scores if cfg.train_set else read_csv(args.proxies))
     report = fit_and_report(train, evals, cfg, target, params["seed"])
     noise = None if cfg.train_set else seed_noise(read_csv(args.proxies), read_csv(args.replicates), target)
     record_seed_noise(report, noise and noise.get("target_std"))

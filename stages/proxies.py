@@ -23,7 +23,7 @@ from regmix.noise import REPLICATE_SEED_OFFSET, domain_spread, seed_noise
 from regmix.sampling import swarm_generator
 from regmix.swarm import placement_from_env, run_swarm
 from regmix.tables import read_csv, read_domains, write_csv
-from regmix.target import Target
+from regmix.target import run_target
 from stages import arguments
 
 
@@ -34,7 +34,8 @@ def main() -> None:
                              replicates="replicates table (CSV) to write",
                              spread="per-domain loss spread and seed noise (CSV) to write",
                              metrics="metrics (JSON) to write")
-    check_params(params, read_meta(args.tokens).domains)
+    meta = read_meta(args.tokens)
+    check_params(params, meta.domains, meta.held_out, meta.tasks)
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
     active = from_dict(ActiveConfig, params["active"], "active.")
     # rounds draw their candidates from the swarm's own generator: its prior, caps and grid
@@ -51,8 +52,9 @@ def main() -> None:
         rounds.append(stats)
         return table
 
-    target = Target.parse(params["target"])
-    table = run_rounds(train(mixtures), gen, active, target, params["seed"], train)
+    swarm = train(mixtures)
+    target = run_target(params, meta.domains, swarm)
+    table = run_rounds(swarm, gen, active, target, params["seed"], train)
     stats = combine_stats(rounds)
     again, _ = run_swarm(mixtures.iloc[:cfg.replicates], cfg, args.tokens, args.store,
                          params["seed"] + REPLICATE_SEED_OFFSET, placement, gen.max_epochs)

@@ -4,7 +4,7 @@ from regmix.checks import check_params
 from regmix.config import LargeConfig, SampleConfig, from_dict
 from regmix.files import run_stage
 from regmix.sampling import plot_swarm, sample_mixtures, swarm_generator
-from regmix.tables import mixture_frame, read_domains, token_prior, write_csv
+from regmix.tables import held_out_sets, mixture_frame, read_domains, token_prior, write_csv
 from stages import arguments
 
 
@@ -14,7 +14,7 @@ def main() -> None:
     cfg = from_dict(SampleConfig, params["sample"], "sample.")
     domains = read_domains(args.domains)
     share = token_prior(domains)
-    check_params(params, list(share))
+    check_params(params, list(share), held_out_sets(args.domains))
     gen = swarm_generator(cfg, from_dict(LargeConfig, params["large"], "large."), domains)
     W = sample_mixtures(gen, cfg, params["seed"])
     write_csv(args.mixtures, mixture_frame(range(len(W)), gen.domains, W))

@@ -18,7 +18,7 @@ from regmix.sampling import swarm_generator
 from regmix.regression import load_regressor, read_proxies
 from regmix.search import fallback_line, incumbent_line, plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
-from regmix.target import Target
+from regmix.target import run_target
 from stages import arguments
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     human = params.get("human_mixtures")
     prior = dict(zip(gen.domains, gen.prior))  # the token share, or sample.prior: one `prior` everywhere
     baselines = baseline_mixtures(prior, human)
-    target = Target.parse(params["target"])
+    target = run_target(params, gen.domains, read_csv(args.proxies))
     model = load_regressor(args.regressor, target, gen.domains)
     model.compile()  # machine code from this machine's cache, built on a miss
     proxies = read_proxies(args.proxies)

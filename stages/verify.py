@@ -21,7 +21,7 @@ from regmix.progress import say, warn
 from regmix.regression import load_regressor, predict_mixtures, read_proxies
 from regmix.swarm import placement_from_env, run_seeds
 from regmix.tables import read_csv, write_csv
-from regmix.target import Target
+from regmix.target import run_target
 from regmix.verify import doubts, judge, measured_targets, trained, verify_seeds, verify_text
 from stages import arguments
 
@@ -36,8 +36,8 @@ def main() -> None:
                              table="table (CSV) of every verify proxy to write", metrics="metrics (JSON) to write",
                              compare="folder of the compared-mixture files the large runs train from, to write")
     cfg = from_dict(VerifyConfig, params["verify"], "verify.")
-    target = Target.parse(params["target"])
     domains = read_meta(args.tokens).domains
+    target = run_target(params, domains, read_csv(args.proxies))
     names = [n for n in cfg.mixtures if n in params["large"]["mixtures"]]  # only compared ones have a file
     if len(names) < len(cfg.mixtures):
         say(f"verify: not in large.mixtures, not verified: {', '.join(n for n in cfg.mixtures if n not in names)}")

@@ -60,7 +60,7 @@ def test_sampled_mixtures_sum_to_one(ran):
 
 def test_proxies_table(ran):
     proxies, mixtures = ran["proxies"], ran["mixtures"]
-    assert proxies.shape == (8, 1 + 2 * len(DOMAINS))
+    assert proxies.shape == (8, 1 + 3 * len(DOMAINS))  # id, weights, loss and bpb of each domain
     assert weight_columns(proxies) == DOMAINS
     assert loss_columns(proxies) == [f"loss.{d}" for d in DOMAINS]
     pd.testing.assert_frame_equal(proxies[mixtures.columns], mixtures)

@@ -45,8 +45,9 @@ def test_structure(path, value, message):
 
 
 @pytest.mark.parametrize("path, value, message", [
-    ("target", "Legal", r"target 'Legal' names no domain .*\['Legal'\]"),
-    ("target", {"legal": 1, "web": 1}, r"\['web'\]"),
+    ("target", "Legal", r"target: Legal is no domain, evaluation set or task of this run"),
+    ("target", {"legal": 1, "web": 1}, r"target: web is no domain"),
+    ("target", {"aggregate": "zmean", "over": ["legal", "held"]}, r"target: held is no domain"),
     ("human_mixtures", {"mine": {"legal": 0.5, "nope": 0.5}}, "human_mixtures.mine: unknown domain"),
     ("human_mixtures", {"mine": {"legal": 0.5}}, "human_mixtures.mine: weights sum to 0.5"),
     ("large.mixtures", ["regmix", "best_proxy", "best"], "large.mixtures: unknown mixture"),
@@ -62,3 +63,25 @@ def test_names_against_the_corpus(path, value, message):
 def test_replicate_may_name_mixtures_left_out():
     """A shorter large.mixtures keeps the default large.replicate valid: its other names train nothing."""
     check_params(changed("large.mixtures", ["regmix", "uniform"]), DOMAINS)
+
+
+def test_held_out_sets_and_tasks_are_target_names():
+    for target in ("held", "task:cloze", {"legal": 1, "held": 2}, {"aggregate": "zmean", "over": ["legal", "held"]}):
+        check_params(changed("target", target), DOMAINS, ["held"], ["cloze"])
+    check_params(changed("target", "task:cloze"), DOMAINS, ["held"])  # tasks not known here: not checked
+    with pytest.raises(UserError, match=r"target: task:cloze is no domain, evaluation set or task.*held out: held"):
+        check_params(changed("target", "task:cloze"), DOMAINS, ["held"], [])
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("eval_sets", {"News 24": "x.jsonl"}, r"eval_sets.News 24: a set's name must be lowercase"),
+    ("eval_sets", {"mean": "x.jsonl"}, r"eval_sets.mean: .*not mean or task"),
+    ("eval_sets", {"held": {"path": "x.jsonl", "txt_field": "body"}}, r"eval_sets.held: unknown key\(s\) txt_field"),
+    ("eval_sets", {"held": {"text_field": "body"}}, r"eval_sets.held: give exactly one of `path`"),
+    ("tasks", {"cloze": "no/such/file.jsonl"}, r"tasks.cloze: no/such/file.jsonl is not a file"),
+    ("data.test_fraction", 0.1, r"data.test_fraction is 0.1"),
+    ("target_metric", "bits", r"target_metric: 'bits'"),
+])
+def test_evaluation_settings_are_refused_before_compute(path, value, message):
+    with pytest.raises(UserError, match=message):
+        check_params(changed(path, value))

@@ -90,9 +90,10 @@ def test_evaluate_runs_json_shape(tokens, models):
     results = ev.evaluate_runs(models, tokens, EVAL, Target.parse("mean"), seed=0)
     assert list(results) == ["trained", "random"]
     for r in results.values():
-        assert set(r) == {"target_loss", "domain_loss", "downstream"}
-        assert set(r["domain_loss"]) == set(MIX)
+        assert set(r) == {"target_loss", "scores", "domain_loss", "bpb", "downstream"}
+        assert set(r["domain_loss"]) == set(r["bpb"]) == set(MIX)
         assert r["target_loss"] == pytest.approx(sum(r["domain_loss"].values()) / 3)
+        assert all(r["scores"][f"loss.{d}"] == r["domain_loss"][d] for d in MIX)
         assert {"last_word", "continuation"} == set(r["downstream"])
     assert results["trained"]["target_loss"] < results["random"]["target_loss"] - 2
     json.dumps(results)  # plain JSON: what metrics/evaluate.json holds
@@ -135,6 +136,9 @@ def test_score_key_follows_the_model_settings_seed_and_data(tokens, models, tmp_
     shutil.copytree(tokens, other_tokens)
     valid = sorted((other_tokens / "valid").glob("*"))[0]
     valid.write_bytes(valid.read_bytes()[:-2])
+    assert key(tokens_dir=other_tokens) == key()  # the verdict reads test only: valid data is not its input
+    test = sorted((other_tokens / "test").glob("*"))[0]
+    test.write_bytes(test.read_bytes()[:-2])
     assert key(tokens_dir=other_tokens) != key()
 
 

@@ -87,9 +87,11 @@ def test_sigint_stops_the_swarm_within_seconds_and_keeps_finished_proxies(stage,
     assert "leaked semaphore" not in err and "Traceback" not in err, err
     stored = sorted(store.glob("*.json"))
     assert 1 <= len(stored) < PROXIES
-    for path in stored:  # whole JSON, never a partial write
-        assert set(json.loads(path.read_text())["losses"]) == set(SENTENCES)
-    assert not [p for p in store.iterdir() if p.suffix != ".json"]  # no temporary file left behind
+    for path in stored:  # whole JSON, never a partial write, and its weights beside it
+        assert {k for k in json.loads(path.read_text())["scores"] if k.startswith("loss.")} == {
+            f"loss.{d}" for d in SENTENCES}
+        assert path.with_suffix(".safetensors").exists()
+    assert not [p for p in store.iterdir() if p.suffix not in (".json", ".safetensors")]  # no temporary file left
     if whole_group:
         return
 

@@ -20,7 +20,7 @@ import zstandard
 from regmix.config import DataConfig, TokenizerConfig
 from regmix.data import demo
 from regmix.data.prepare import prepare
-from regmix.data.shards import open_tokens, read_meta
+from regmix.data.shards import SPLITS, open_tokens, read_meta
 from regmix.data.sources import slug
 from regmix.data.tokenizer import EOT, Encoder, load_tokenizer, train_bpe
 from regmix.errors import UserError
@@ -89,6 +89,10 @@ def shard_docs(tokens: Path, split: str, domain: str) -> int:
     return int((np.asarray(open_tokens(tokens, split, domain)) == meta.eot_id).sum())
 
 
+def held_out_docs(tokens: Path, domain: str) -> int:
+    return shard_docs(tokens, "valid", domain) + shard_docs(tokens, "test", domain)
+
+
 # ------------------------------------------------------------------------------- naming
 def test_slug():
     assert slug("Gutenberg (PG-19)") == "gutenberg_pg_19"
@@ -106,18 +110,25 @@ def test_jsonl_shards_and_table(tmp_path, workers):
     meta = read_meta(tokens)
     assert meta.domains == list(table) and meta.dtype == "uint16" and meta.vocab_size <= 300
     for d in table:
-        assert shard_docs(tokens, "train", d) + shard_docs(tokens, "valid", d) == table[d]["documents"]
-        assert len(open_tokens(tokens, "train", d)) == table[d]["train_tokens"]
-        assert len(open_tokens(tokens, "valid", d)) == table[d]["valid_tokens"]
-    # the shard decodes back to the documents, in order, separated by end-of-text
+        assert sum(shard_docs(tokens, split, d) for split in SPLITS) == table[d]["documents"]
+        for split in SPLITS:
+            assert len(open_tokens(tokens, split, d)) == table[d][f"{split}_tokens"]
+            assert shard_docs(tokens, split, d) == table[d][f"{split}_documents"]
+        assert 0 <= table[d]["test_13gram_in_train"] <= 1
+    # the held-out documents are split by document: valid and test decode back to them, in order
     tokenizer = load_tokenizer(str(tokens / "tokenizer.json"))
-    ids = np.asarray(open_tokens(tokens, "valid", "alpha")).tolist()
-    pieces, start = [], 0
-    for i, t in enumerate(ids):
-        if t == meta.eot_id:
-            pieces.append(tokenizer.decode(ids[start:i]))
-            start = i + 1
-    assert pieces == docs("alpha", 5, "valid")
+    pieces = {}
+    for split in ("valid", "test"):
+        ids = np.asarray(open_tokens(tokens, split, "alpha")).tolist()
+        pieces[split], start = [], 0
+        for i, t in enumerate(ids):
+            if t == meta.eot_id:
+                pieces[split].append(tokenizer.decode(ids[start:i]))
+                start = i + 1
+    held = docs("alpha", 5, "valid")
+    assert len(pieces["test"]) == 3 and not set(pieces["valid"]) & set(pieces["test"])
+    assert sorted(pieces["valid"] + pieces["test"]) == sorted(held)
+    assert pieces["valid"] == [d for d in held if d in pieces["valid"]]
     assert not list(tmp_path.glob(".tokens*")), "staging folders are cleaned up"
 
 
@@ -125,7 +136,7 @@ def test_same_output_with_one_or_two_workers(tmp_path):
     root = corpus(tmp_path)
     prepare(config(root), 0, tmp_path / "a", workers=1)
     prepare(config(root), 0, tmp_path / "b", workers=2)
-    for split in ("train", "valid"):
+    for split in SPLITS:
         for d in ("alpha", "beta_code", "gamma"):
             assert (tmp_path / "a" / split / f"{d}.bin").read_bytes() == (tmp_path / "b" / split / f"{d}.bin").read_bytes()
 
@@ -136,7 +147,7 @@ def test_holdout_without_valid_folder_is_seeded(tmp_path):
     b = prepare(config(root, valid_fraction=0.2), 0, tmp_path / "b")
     c = prepare(config(root, valid_fraction=0.2), 1, tmp_path / "c")
     assert a == b
-    assert shard_docs(tmp_path / "a", "valid", "gamma") == 10  # exactly 20% of 50
+    assert held_out_docs(tmp_path / "a", "gamma") == 10  # exactly 20% of 50
     assert (tmp_path / "a/valid/gamma.bin").read_bytes() == (tmp_path / "b/valid/gamma.bin").read_bytes()
     assert (tmp_path / "a/valid/gamma.bin").read_bytes() != (tmp_path / "c/valid/gamma.bin").read_bytes()
 
@@ -149,7 +160,7 @@ def test_include_exclude_and_caps(tmp_path):
     whole = prepare(config(root, max_documents=7), 0, tmp_path / "w")
     for d in table:
         assert table[d]["train_tokens"] == 50 and len(open_tokens(tmp_path / "u", "train", d)) == 50
-        assert shard_docs(tmp_path / "u", "valid", d) == 5
+        assert held_out_docs(tmp_path / "u", d) == 5
         # the prior keeps the corpus' share: the tokens before the cut
         assert table[d]["corpus_train_tokens"] == whole[d]["train_tokens"] > 50
         assert "corpus_train_tokens" not in whole[d]
@@ -189,7 +200,7 @@ def test_pile_layout(tmp_path):
                     tmp_path / "t")
     assert list(table) == ["github", "gutenberg_pg_19", "pile_cc"]
     assert all(d["documents"] == 64 for d in table.values())
-    assert all(shard_docs(tmp_path / "t", "valid", d) == 4 for d in table)
+    assert all(held_out_docs(tmp_path / "t", d) == 4 for d in table)
 
 
 def test_pile_and_hf_through_datasets_on_local_files(tmp_path, monkeypatch):
@@ -209,7 +220,7 @@ def test_pile_and_hf_through_datasets_on_local_files(tmp_path, monkeypatch):
     table = prepare(config(flat, source="hf", hf_name="json", text_field="body", domain_field="src.name",
                            valid_fraction=0.25), 0, tmp_path / "c")
     assert list(table) == ["alpha", "beta", "gamma"]
-    assert all(shard_docs(tmp_path / "c", "valid", d) == 10 for d in table)
+    assert all(held_out_docs(tmp_path / "c", d) == 10 for d in table)
 
 
 # -------------------------------------------------------------------------- tokeniser
@@ -267,11 +278,11 @@ def test_bad_zstd_file(tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("missing path", "does not exist"),
     ("empty domain", "'delta' has no train documents"),
-    ("no valid data", "'delta' has no valid data"),
+    ("no valid data", "domain 'delta' has 0 held-out document"),
     ("ambiguous", "ambiguous domain names.*gamma-0.jsonl.*gamma-news-0.jsonl"),
     ("same slug", "both name domain 'gamma'"),
     ("valid only", "delta have no train files"),
-    ("zero holdout", "has no valid data"),
+    ("zero holdout", "has 0 held-out document"),
 ])
 def test_bad_corpus(tmp_path, case, message):
     root = corpus(tmp_path, valid=case != "zero holdout")
@@ -335,7 +346,7 @@ def test_demo_corpus_downloads_and_builds(tmp_path):
     table = prepare(DataConfig(demo_chars=300_000, tokenizer=TokenizerConfig(vocab_size=1024)), 0,
                     tmp_path / "t", cache=os.environ.get("REGMIX_CACHE") or tmp_path / "cache")
     assert "wikipedia" in table and len(table) == 10
-    assert all(d["valid_tokens"] >= 20_000 for d in table.values())
+    assert all(d["valid_tokens"] + d["test_tokens"] >= 20_000 for d in table.values())
 
 
 # ------------------------------------------------------------------------------- stage
@@ -352,7 +363,7 @@ def test_stage_on_tiny_corpus(tmp_path):
     table = json.loads((tmp_path / "results" / "domains.json").read_text())
     assert list(table) == ["arithmetic", "code", "logs", "prose"]
     assert read_meta(tmp_path / "data" / "tokens").vocab_size == 512
-    assert all(d["valid_tokens"] > 1000 for d in table.values())
+    assert all(d["valid_tokens"] > 400 and d["test_tokens"] > 400 for d in table.values())
     # a user error: one line on stderr, no traceback, exit 1
     (tmp_path / "tests" / "fixtures" / "tiny_corpus" / "train" / "prose-0.jsonl").write_text("{bad\n")
     run = subprocess.run([sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"], cwd=tmp_path, env=env,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import yaml
 from conftest import REPO
 import regmix.swarm as swarm_module
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
-from regmix.data.shards import open_tokens
+from regmix.data.shards import open_tokens, read_meta, write_meta
 from regmix.errors import UserError
 from regmix.progress import remembered_rate
 from regmix.swarm import (Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
@@ -62,9 +63,9 @@ def test_same_seed_same_losses_bit_for_bit(tokens):
     first = train_proxy(mixture, cfg, tokens, seed=3)
     again = train_proxy(mixture, cfg, tokens, seed=3)
     other = train_proxy(mixture, cfg, tokens, seed=4)
-    assert first["losses"] == again["losses"]
-    assert first["losses"] != other["losses"]
-    assert set(first["losses"]) == set(DOMAINS)
+    assert first["scores"] == again["scores"]
+    assert first["scores"] != other["scores"]
+    assert set(first["scores"]) == {f"{m}.{d}" for m in ("loss", "bpb") for d in DOMAINS}
     assert first["tokens"] == 12 * 4 * 32
 
 
@@ -73,7 +74,8 @@ def test_losses_follow_the_mixture(tokens):
     cfg = resolve_config(dataclasses.replace(CFG, optim=dataclasses.replace(CFG.optim, steps=40)), tokens)
     for domain in DOMAINS:
         mixture = {d: 0.9 if d == domain else 0.05 for d in DOMAINS}
-        losses = train_proxy(mixture, cfg, tokens, seed=0)["losses"]
+        scores = train_proxy(mixture, cfg, tokens, seed=0)["scores"]
+        losses = {d: scores[f"loss.{d}"] for d in DOMAINS}
         assert min(losses, key=losses.get) == domain
 
 
@@ -81,7 +83,7 @@ def test_resume_retrains_only_the_missing_proxy(tokens, tmp_path):
     out = tmp_path / "proxies"
     table, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, placement=Placement(workers=2))
     assert stats["trained"] == 4 and len(list(out.glob("*.json"))) == 4
-    assert list(table.columns) == ["id", *DOMAINS, *(LOSS_PREFIX + d for d in DOMAINS)]
+    assert list(table.columns) == ["id", *DOMAINS, *(f"{m}.{d}" for m in ("loss", "bpb") for d in DOMAINS)]
     before = snapshot(out)
     victim = sorted(before)[1]
     (out / victim).unlink()
@@ -90,7 +92,7 @@ def test_resume_retrains_only_the_missing_proxy(tokens, tmp_path):
     after = snapshot(out)
     assert stats["trained"] == 1
     assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
-    losses = [json.loads(snap[victim][1])["losses"] for snap in (before, after)]
+    losses = [json.loads(snap[victim][1])["scores"] for snap in (before, after)]
     assert losses[0] == losses[1]  # the retrained proxy is identical, bit for bit
     pd.testing.assert_frame_equal(table, again)
 
@@ -262,3 +264,24 @@ def test_bench_prints_json_last(tmp_path):
     assert result["tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
     assert 0 < result["mfu"] < 1
     assert result["speedup"] == pytest.approx(result["tokens_per_s"] / result["hf_tokens_per_s"], rel=1e-3)
+
+
+def test_a_new_evaluation_set_scores_stored_proxies_without_training(tokens, tmp_path):
+    """Adding a held-out set to finished proxies scores their stored weights; nothing trains, and
+    the scores they had are unchanged (to the bit: the same weights on the same windows)."""
+    out = tmp_path / "proxies"
+    before, stats = run_swarm(swarm(3), CFG, tokens, out, seed=0, placement=Placement(workers=1))
+    assert stats["trained"] == 3 and stats["scored"] == 0
+    grown = tmp_path / "grown"
+    shutil.copytree(tokens, grown)
+    for split in ("valid", "test"):  # an evaluation set: held-out shards only
+        shutil.copy(grown / split / "gamma.bin", grown / split / "extra.bin")
+    meta = read_meta(grown)
+    write_meta(grown, dataclasses.replace(meta, held_out=["extra"]))
+    after, stats = run_swarm(swarm(3), CFG, grown, out, seed=0, placement=Placement(workers=1))
+    assert stats["trained"] == 0 and stats["scored"] == 3
+    pd.testing.assert_frame_equal(after[before.columns], before)
+    assert np.allclose(after["loss.extra"], after["loss.gamma"])  # same tokens, same loss
+    again, stats = run_swarm(swarm(3), CFG, grown, out, seed=0, placement=Placement(workers=1))
+    assert stats["trained"] == 0 and stats["scored"] == 0
+    pd.testing.assert_frame_equal(again, after)

@@ -52,7 +52,8 @@ def table(n: int, seed: int, noise: float = 0.002, kind: str = "linear") -> Prox
     losses = {d: 3.0 + (i + 1) * 0.1 * signal + noise * rng.normal(size=n) for i, d in enumerate(DOMAINS)}
     if kind == "exp":
         losses = {d: np.exp(1.0 + signal + noise * rng.normal(size=n)) for d in DOMAINS}
-    return ProxyTable([f"p{i}" for i in range(n)], list(DOMAINS), W, pd.DataFrame(losses), "synthetic")
+    return ProxyTable([f"p{i}" for i in range(n)], list(DOMAINS), W, pd.DataFrame(losses).add_prefix("loss."),
+                      "synthetic")
 
 
 FAST_LGB = {"n_estimators": 150, "learning_rate": 0.05, "early_stopping_rounds": 20}  # keeps tests quick
@@ -214,7 +215,8 @@ def test_targets_mean_and_weighted():
 
 
 def test_target_of_named_losses():
-    losses = {"a": {"alpha": 1.0, "beta": 2.0, "gamma": 4.0}, "b": {"alpha": 2.0, "beta": 2.0, "gamma": 2.0}}
+    losses = {"a": {"loss.alpha": 1.0, "loss.beta": 2.0, "loss.gamma": 4.0},
+              "b": {"loss.alpha": 2.0, "loss.beta": 2.0, "loss.gamma": 2.0}}
     assert Target.parse("beta").by_name(losses, "runs") == {"a": 2.0, "b": 2.0}
     assert Target.parse("mean").by_name(losses, "runs")["a"] == pytest.approx(7 / 3)
     assert Target.parse({"alpha": 1, "gamma": 3}).by_name(losses, "runs")["a"] == pytest.approx(3.25)
@@ -223,8 +225,8 @@ def test_target_of_named_losses():
 def test_target_naming_no_domain():
     with pytest.raises(UserError, match=r"'webb' .*synthetic.*\['webb'\].*'web'"):
         table(10, 0).target_values(Target.parse("webb"))
-    with pytest.raises(UserError, match=r"\['nope'\]; domains with losses: \['alpha'"):
-        Target.parse({"alpha": 1.0, "nope": 1.0}).by_name({"a": {"alpha": 1.0}}, "runs")
+    with pytest.raises(UserError, match=r"\['nope'\]; scored: \['alpha'"):
+        Target.parse({"alpha": 1.0, "nope": 1.0}).by_name({"a": {"loss.alpha": 1.0}}, "runs")
 
 
 @pytest.mark.parametrize("value, message", [({"web": 1, "code": -1}, "'code': -1}: weights must be finite, >= 0"),
@@ -237,8 +239,8 @@ def test_bad_target_values(value, message):
 
 def test_nan_losses():
     t = table(10, 0)
-    t.losses.loc[3, "code"] = np.nan
-    with pytest.raises(UserError, match=r"NaN losses .*code \(1 rows\)"):
+    t.scores.loc[3, "loss.code"] = np.nan
+    with pytest.raises(UserError, match=r"NaN scores .*loss.code \(1 rows\)"):
         t.target_values(Target.parse("mean"))
     assert np.isfinite(t.target_values(WEB)).all()  # other domains' NaNs do not matter
 
@@ -247,7 +249,7 @@ def test_nan_losses():
 def test_eval_labels_never_influence_the_fit():
     train, held = table(120, 0), table(60, 1)
     shuffled = ProxyTable(held.ids, held.domains, held.weights,
-                          held.losses.sample(frac=1, random_state=0).reset_index(drop=True), "shuffled")
+                          held.scores.sample(frac=1, random_state=0).reset_index(drop=True), "shuffled")
     cfg = fast(n_bootstrap=2)
     a = fit_and_report(train, {"held": held}, cfg, WEB, 0)
     b = fit_and_report(train, {"held": shuffled}, cfg, WEB, 0)
@@ -462,13 +464,13 @@ def test_fewer_proxies_than_folds():
 
 
 def test_mismatched_domains(tmp_path):
-    pd.DataFrame({"id": ["a"], "web": [1.0], "loss.web": [3.0], "loss.math": [2.0]}).to_csv(tmp_path / "p.csv")
-    with pytest.raises(UserError, match=r"no mixture weight column: \['math'\]"):
-        read_proxies(tmp_path / "p.csv")
-    pd.DataFrame({"index": [1], "train_the_pile_github": [1.0]}).to_csv(tmp_path / "m.csv", index=False)
-    pd.DataFrame({"index": [1], "metric/the_pile_pile_cc_val_loss": [3.0]}).to_csv(tmp_path / "l.csv", index=False)
-    with pytest.raises(UserError, match="pile_cc"):
-        read_released(tmp_path / "m.csv", tmp_path / "l.csv")
+    # a set scored without a weight column is a held-out set: its scores are kept, it gets no weight
+    pd.DataFrame({"id": ["a"], "web": [1.0], "loss.web": [3.0], "loss.math": [2.0]}).to_csv(tmp_path / "p.csv", index=False)
+    held = read_proxies(tmp_path / "p.csv")
+    assert held.domains == ["web"] and list(held.losses.columns) == ["web", "math"]
+    pd.DataFrame({"id": ["a"], "web": [1.0]}).to_csv(tmp_path / "q.csv", index=False)
+    with pytest.raises(UserError, match="no loss columns"):
+        read_proxies(tmp_path / "q.csv")
     other = table(10, 0)
     other.domains = ["web", "code", "books", "wiki", "physics"]
     with pytest.raises(UserError, match=r"missing \['math'\], extra \['physics'\]"):

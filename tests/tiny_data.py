@@ -32,10 +32,10 @@ def documents(domain: str, n_docs: int, seed: int) -> list[str]:
 
 
 def build_tokens(root: Path, n_train: int = 60, n_valid: int = 12) -> Path:
-    """data/tokens-style folder: byte-level BPE tokenizer, meta.json, train/valid shards."""
+    """data/tokens-style folder: byte-level BPE tokenizer, meta.json, train/valid/test shards."""
     root.mkdir(parents=True, exist_ok=True)
-    docs = {d: {"train": documents(d, n_train, i), "valid": documents(d, n_valid, 100 + i)}
-            for i, d in enumerate(SENTENCES)}
+    docs = {d: {"train": documents(d, n_train, i), "valid": documents(d, n_valid, 100 + i),
+                "test": documents(d, n_valid, 200 + i)} for i, d in enumerate(SENTENCES)}
     tok = train_bpe([t for d in docs.values() for t in d["train"]], vocab_size=400)
     tok.save(str(root / TOKENIZER_FILE))
     eot = tok.token_to_id(EOT)

@@ -20,21 +20,29 @@ from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+import itertools
+import random
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from regmix import runtime
 from regmix.config import DataConfig
 from regmix.data import tokenizer as tok
-from regmix.data.shards import SPLITS, TOKENIZER_FILE, TokenMeta, dtype_for, shard_path, write_meta
+from regmix.data.overlap import WARN_SHARE, overlap_share, train_ngrams
+from regmix.data.shards import (SPLITS, TOKENIZER_FILE, TokenMeta, dtype_for, open_tokens, shard_path, task_path,
+                                write_meta)
 from regmix.data.sources import (BadRecords, HFSource, JsonlSource, MegatronSource, NumpySource, PileSource,
                                  Record, TokenRecord, TokenSource, slug)
 from regmix.errors import UserError
-from regmix.progress import progress
+from regmix.config import eval_set_specs
+from regmix.data.sources.evalset import EvalSetSource, check_eval_set
+from regmix.progress import progress, say
+from regmix.tasks import read_task, split_examples, write_task
 
 CHUNK_CHARS = 1 << 20  # text per task sent to a tokeniser process
 CHUNK_DOCS = 1024
+MIN_TEST_DOCUMENTS = 3  # held-out documents a set's test split needs: fewer make the verdict one document's
 
 
 def open_source(cfg: DataConfig, seed: int, cache: str | Path | None = None):
@@ -70,16 +78,23 @@ def open_source(cfg: DataConfig, seed: int, cache: str | Path | None = None):
     raise UserError(f"data.source must be demo, jsonl, pile, hf, megatron or numpy, got {cfg.source!r}")
 
 
-def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Record | TokenRecord]:
-    """The source's records after include/exclude and the per-domain document cap."""
+def selected(source, cfg: DataConfig, bad: BadRecords, desc: str,
+             eval_sets: Sequence[EvalSetSource] = ()) -> Iterator[Record | TokenRecord]:
+    """The source's records after include/exclude and the per-domain document cap, then every
+    evaluation set's (all held out: `valid`, as is every document of a `data.eval_only` domain).
+    ShardWriter splits each set's held-out documents into valid and test."""
     include, exclude = {slug(d) for d in cfg.include}, {slug(d) for d in cfg.exclude}
+    eval_only = {slug(d) for d in cfg.eval_only}
     keep = lambda d: (not include or d in include) and d not in exclude  # noqa: E731
     docs: Counter[tuple[str, str]] = Counter()
     seen: set[str] = set()
-    for record in progress(source.records(bad, keep), desc=desc, unit=" docs", mininterval=1.0):
+    records = itertools.chain(source.records(bad, keep), *(s.records(bad) for s in eval_sets))
+    for record in progress(records, desc=desc, unit=" docs", mininterval=1.0):
         seen.add(record.domain)
         if len(record[2]) == 0:  # an empty text, or a document of no tokens
             continue
+        if record.domain in eval_only:
+            record = record._replace(split="valid")
         key = (record.split, record.domain)
         if cfg.max_documents is not None and docs[key] >= cfg.max_documents:
             continue
@@ -88,6 +103,10 @@ def selected(source, cfg: DataConfig, bad: BadRecords, desc: str) -> Iterator[Re
     absent = sorted(include - exclude - seen)
     if absent:
         raise UserError(f"data.include names domain(s) not in the corpus: {', '.join(absent)}")
+    absent = sorted(eval_only - seen)
+    if absent:
+        raise UserError(f"data.eval_only names domain(s) not in the corpus (after include/exclude): "
+                        f"{', '.join(absent)}")
 
 
 def train_texts(source, cfg: DataConfig) -> Iterator[str]:
@@ -115,15 +134,27 @@ def chunks(records: Iterator[Record]) -> Iterator[list[Record]]:
         yield chunk
 
 
-class ShardWriter:
-    """Appends documents' tokens to `<split>/.<domain>.bin.tmp`; `close` renames them into place."""
+def choose_test_documents(n: int, fraction: float, key: str) -> np.ndarray:
+    """Which of a set's `n` held-out documents go to test: `fraction` of them and at least
+    `MIN_TEST_DOCUMENTS`, leaving valid at least one; evenly spaced from an offset seeded by `key`."""
+    if n < 2:
+        return np.arange(0)
+    k = min(n - 1, max(MIN_TEST_DOCUMENTS, round(fraction * n)))
+    u = random.Random(key).random()
+    return np.floor((np.arange(k) + u) * n / k).astype(np.int64)
 
-    def __init__(self, root: Path, max_tokens: int | None):
-        self.root, self.max_tokens = root, max_tokens
+
+class ShardWriter:
+    """Appends documents' tokens to `<split>/.<domain>.bin.tmp`; `close` renames them into place,
+    and splits each set's held-out documents into valid and test (`test_documents`)."""
+
+    def __init__(self, root: Path, max_tokens: int | None, test_fraction: float = 0.5, seed: int = 0):
+        self.root, self.max_tokens, self.test_fraction, self.seed = root, max_tokens, test_fraction, seed
         self.files: dict[tuple[str, str], object] = {}
         self.tokens: Counter[tuple[str, str]] = Counter()
         self.docs: Counter[tuple[str, str]] = Counter()
         self.offered: Counter[str] = Counter()  # train tokens per domain before `max_tokens`: the prior's counts
+        self.held_lengths: dict[str, list[int]] = {}  # each held-out document's tokens, per set
 
     def _tmp(self, split: str, domain: str) -> Path:
         final = shard_path(self.root, split, domain)
@@ -135,6 +166,8 @@ class ShardWriter:
             self.offered[domain] += len(ids)
             if self.max_tokens is not None and self.tokens[key] >= self.max_tokens:
                 return
+        else:
+            self.held_lengths.setdefault(domain, []).append(len(ids))
         if key not in self.files:
             self._tmp(split, domain).parent.mkdir(parents=True, exist_ok=True)
             self.files[key] = self._tmp(split, domain).open("wb")
@@ -149,14 +182,35 @@ class ShardWriter:
             if split == "train" and self.max_tokens is not None and self.tokens[(split, domain)] > self.max_tokens:
                 os.truncate(tmp, self.max_tokens * dtype.itemsize)  # the cap is exact
                 self.tokens[(split, domain)] = self.max_tokens
-            os.replace(tmp, shard_path(self.root, split, domain))
+            if split == "valid":
+                self._split_held_out(domain, tmp, dtype)
+            else:
+                os.replace(tmp, shard_path(self.root, split, domain))
+
+    def _split_held_out(self, domain: str, tmp: Path, dtype: np.dtype) -> None:
+        """Write the valid and test shards of one set from its held-out documents."""
+        lengths = np.array(self.held_lengths[domain], dtype=np.int64)
+        test = np.zeros(len(lengths), dtype=bool)
+        test[choose_test_documents(len(lengths), self.test_fraction, f"{self.seed}/{domain}/test")] = True
+        ids = np.fromfile(tmp, dtype=dtype)
+        docs = np.split(ids, np.cumsum(lengths)[:-1])
+        for split, chosen in (("valid", ~test), ("test", test)):
+            parts = [d for d, c in zip(docs, chosen) if c]
+            if parts:
+                path = shard_path(self.root, split, domain)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.concatenate(parts).tofile(path)
+            self.docs[(split, domain)] = len(parts)
+            self.tokens[(split, domain)] = int(sum(map(len, parts)))
+        tmp.unlink()
 
 
 def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root: Path, bad: BadRecords,
-             workers: int | None, backend: str | None = None, ray_address: str | None = None) -> ShardWriter:
+             workers: int | None, backend: str | None = None, ray_address: str | None = None, seed: int = 0,
+             eval_sets: Sequence[EvalSetSource] = ()) -> ShardWriter:
     """Tokenise every selected record into shards under `root`: chunks go to the encoders
     `encoders` chooses and are written back in order, so the shards do not depend on them."""
-    writer = ShardWriter(root, cfg.max_tokens)
+    writer = ShardWriter(root, cfg.max_tokens, cfg.test_fraction, seed)
 
     def write(chunk: list[Record], future: Future) -> None:
         flat, lengths = future.result()
@@ -165,7 +219,7 @@ def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root
 
     with encoders(tokenizer_json, dtype, workers, backend, ray_address) as (submit, slots):
         pending: deque = deque()
-        for chunk in chunks(selected(source, cfg, bad, "reading + tokenizing")):
+        for chunk in chunks(selected(source, cfg, bad, "reading + tokenizing", eval_sets)):
             pending.append((chunk, submit([r.text for r in chunk])))
             # Bounded look-ahead keeps memory flat while every encoder stays busy.
             while len(pending) > 2 * slots or (pending and pending[0][1].done()):
@@ -232,10 +286,15 @@ def _encode_on_ray(tokenizer: list, dtype: str, texts: list[str]) -> tuple[np.nd
 
 
 def copy_tokens(source: TokenSource, cfg: DataConfig, eot: int, dtype: np.dtype, root: Path,
-                bad: BadRecords) -> ShardWriter:
-    """Copy every selected pre-tokenised document, with an end-of-text, into shards under `root`."""
-    writer = ShardWriter(root, cfg.max_tokens)
-    for record in selected(source, cfg, bad, "copying tokens"):
+                bad: BadRecords, seed: int, eval_sets: Sequence[EvalSetSource] = (),
+                encoder: tok.Encoder | None = None) -> ShardWriter:
+    """Copy every selected pre-tokenised document, with an end-of-text, into shards under `root`;
+    evaluation sets (text) go through `encoder`."""
+    writer = ShardWriter(root, cfg.max_tokens, cfg.test_fraction, seed)
+    for record in selected(source, cfg, bad, "copying tokens", eval_sets):
+        if isinstance(record, Record):  # an evaluation set's text
+            writer.add(record.split, record.domain, encoder.encode([record.text])[0])
+            continue
         ids = np.empty(len(record.tokens) + 1, dtype)
         ids[:-1], ids[-1] = record.tokens, eot
         writer.add(record.split, record.domain, ids)
@@ -262,13 +321,20 @@ def staging(final: Path) -> Iterator[Path]:
 
 
 def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Path | None = None,
-            workers: int | None = 1, backend: str | None = None, ray_address: str | None = None) -> dict:
-    """Build `tokens_dir` (shards, tokenizer.json, meta.json) and return the domains table.
+            workers: int | None = 1, backend: str | None = None, ray_address: str | None = None,
+            eval_sets: Mapping[str, Any] | None = None, tasks: Mapping[str, str] | None = None) -> dict:
+    """Build `tokens_dir` (shards, tokenizer.json, meta.json, tasks/) and return the sets table.
 
-    Text is tokenised in `workers` local processes or, with `backend` "ray" (default: the
-    REGMIX_BACKEND of the proxies), as Ray tasks on the cluster at `ray_address` (see
-    `encoders`); the shards depend on none of it."""
+    `eval_sets` and `tasks` are params' sections of the same names (regmix.data.sources.evalset,
+    regmix.tasks). Text is tokenised in `workers` local processes or, with `backend` "ray"
+    (default: the REGMIX_BACKEND of the proxies), as Ray tasks on the cluster at `ray_address`
+    (see `encoders`); the shards depend on none of it."""
     source = open_source(cfg, seed, cache)
+    specs = eval_set_specs(eval_sets, getattr(source, "domains", None))
+    for spec in specs:  # bad files fail before any compute
+        check_eval_set(spec)
+    task_sets = {name: split_examples(read_task(path, name)) for name, path in (tasks or {}).items()}
+    sets = [EvalSetSource(spec) for spec in specs]
     tokens_dir = Path(tokens_dir)
     with staging(tokens_dir) as stage:
         if cfg.tokenizer.path:
@@ -281,32 +347,65 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
         bad = BadRecords(cfg.skip_bad_records)
         if isinstance(source, TokenSource):
             source.use_vocabulary(eot, vocab)
-            writer = copy_tokens(source, cfg, eot, dtype, stage, bad)
+            writer = copy_tokens(source, cfg, eot, dtype, stage, bad, seed, sets,
+                                 tok.Encoder(tokenizer.to_str(), dtype.name))
         else:
-            writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers, backend, ray_address)
+            writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers, backend, ray_address,
+                              seed, sets)
         if bad.per_file:
             print(bad.summary())
-        domains = sorted({d for _, d in writer.docs})
-        if not domains:
-            raise UserError("the corpus has no documents (after include/exclude)")
-        for d in domains:
-            if not writer.docs[("train", d)]:
-                raise UserError(f"domain {d!r} has no train documents (empty domain)")
-            if not writer.docs[("valid", d)]:
-                raise UserError(
-                    f"domain {d!r} has no valid data: add valid files or raise data.valid_fraction"
-                )
-        write_meta(stage, TokenMeta(vocab_size=vocab, eot_id=eot, dtype=dtype.name, domains=domains))
-    table = {}
+        held_out = sorted({slug(d) for d in cfg.eval_only}) + [s.name for s in specs]
+        domains = sorted({d for _, d in writer.docs} - set(held_out))
+        check_splits(writer, domains, held_out)
+        for name, parts in task_sets.items():
+            for split, examples in parts.items():
+                write_task(task_path(stage, name, split), examples)
+        write_meta(stage, TokenMeta(vocab_size=vocab, eot_id=eot, dtype=dtype.name, domains=domains,
+                                    held_out=held_out, tasks=list(task_sets)))
+    describe = {s.spec.name: s.describe() for s in sets}
+    return sets_table(writer, tokens_dir, domains, held_out, lambda d: describe.get(d) or source.describe(d), bad)
+
+
+def check_splits(writer: ShardWriter, domains: list[str], held_out: list[str]) -> None:
+    """Every training domain has train documents, every set valid ones and a test split of at
+    least `MIN_TEST_DOCUMENTS` documents."""
+    if not domains:
+        raise UserError("the corpus has no training domains (after include/exclude and data.eval_only)")
     for d in domains:
-        table[d] = {
-            "documents": sum(writer.docs[(s, d)] for s in SPLITS),
-            "train_tokens": int(writer.tokens[("train", d)]),
-            "valid_tokens": int(writer.tokens[("valid", d)]),
-            "source": source.describe(d),
-        }
-        if writer.offered[d] > table[d]["train_tokens"]:  # cut at data.max_tokens: the share keeps the corpus'
-            table[d]["corpus_train_tokens"] = int(writer.offered[d])
+        if not writer.docs[("train", d)]:
+            raise UserError(f"domain {d!r} has no train documents (empty domain)")
+    for d in [*domains, *held_out]:
+        valid, test = writer.docs[("valid", d)], writer.docs[("test", d)]
+        what = f"held-out set {d!r}" if d not in domains else f"domain {d!r}"
+        if not valid or not test:
+            raise UserError(f"{what} has {valid + test} held-out document(s): selection (valid) and the verdict "
+                            f"(test) need one each at least; raise data.valid_fraction, or add documents")
+        if test < MIN_TEST_DOCUMENTS:
+            say(f"warning: {what} has {valid + test} held-out documents, {test} of them in test: its verdict "
+                f"rests on fewer than {MIN_TEST_DOCUMENTS} documents; raise data.valid_fraction")
+
+
+def sets_table(writer: ShardWriter, tokens_dir: Path, domains: list[str], held_out: list[str],
+               describe: Callable[[str], str], bad: BadRecords) -> dict:
+    """results/domains.json: per set its role, documents and tokens per split, its source, and the
+    share of its test 13-grams found in train (warned above `WARN_SHARE`)."""
+    train = train_ngrams(open_tokens(tokens_dir, "train", d) for d in domains)
+    table = {}
+    for d in [*domains, *held_out]:
+        entry: dict[str, Any] = {"role": "train" if d in domains else "held_out",
+                                 "documents": sum(writer.docs[(s, d)] for s in SPLITS)}
+        for split in SPLITS:
+            if writer.docs[(split, d)]:
+                entry[f"{split}_documents"] = int(writer.docs[(split, d)])
+                entry[f"{split}_tokens"] = int(writer.tokens[(split, d)])
+        entry["source"] = describe(d)
+        if writer.offered[d] > entry.get("train_tokens", 0) and d in domains:  # cut at data.max_tokens
+            entry["corpus_train_tokens"] = int(writer.offered[d])
         if bad.per_domain[d]:
-            table[d]["skipped"] = int(bad.per_domain[d])
+            entry["skipped"] = int(bad.per_domain[d])
+        entry["test_13gram_in_train"] = round(overlap_share(open_tokens(tokens_dir, "test", d), train), 4)
+        if entry["test_13gram_in_train"] > WARN_SHARE:
+            say(f"warning: {entry['test_13gram_in_train']:.1%} of {d!r}'s test 13-grams occur in the train "
+                f"shards (above {WARN_SHARE:.0%}): its test scores flatter every mixture; deduplicate the data")
+        table[d] = entry
     return table

@@ -2,10 +2,15 @@
 
 Layout under a tokens folder (the `prepare` stage writes `data/tokens`):
 
-    meta.json                 {"vocab_size", "eot_id", "dtype", "domains"}
+    meta.json                 {"vocab_size", "eot_id", "dtype", "domains", "held_out", "tasks"}
     tokenizer.json            the tokeniser that made the shards
     train/<domain>.bin        documents' tokens, each followed by the end-of-text token
-    valid/<domain>.bin
+    valid/<set>.bin           held-out documents that selection (proxies, fit, search, verify) reads
+    test/<set>.bin            other held-out documents, that only the verdict (evaluate) reads
+    tasks/<name>.<split>.jsonl  each task's examples, split alike
+
+A set is a training domain (`domains`: train, valid and test shards) or a held-out set
+(`held_out`: a `data.eval_only` domain or an evaluation set; valid and test shards only).
 
 uint16 when the vocabulary fits, else uint32: the shape nanoGPT and lit-gpt use.
 """
@@ -13,7 +18,7 @@ uint16 when the vocabulary fits, else uint32: the shape nanoGPT and lit-gpt use.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,8 @@ import numpy as np
 from regmix.errors import UserError
 from regmix.files import file_digest, read_json, write_json
 
-SPLITS = ("train", "valid")
+SPLITS = ("train", "valid", "test")
+HELD_OUT_SPLITS = ("valid", "test")
 META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -32,7 +38,14 @@ class TokenMeta:
     vocab_size: int
     eot_id: int
     dtype: str
-    domains: list[str]
+    domains: list[str]  # training domains: the mixtures' weights
+    held_out: list[str] = field(default_factory=list)  # scored, never trained on
+    tasks: list[str] = field(default_factory=list)  # multiple-choice tasks (regmix.tasks)
+
+    @property
+    def scored(self) -> list[str]:
+        """Every set a model is scored on: the training domains, then the held-out sets."""
+        return [*self.domains, *self.held_out]
 
 
 def dtype_for(vocab_size: int) -> np.dtype:
@@ -54,6 +67,10 @@ def read_meta(root: str | Path) -> TokenMeta:
     return TokenMeta(**read_json(Path(root) / META_FILE))
 
 
+def task_path(root: str | Path, name: str, split: str) -> Path:
+    return Path(root) / "tasks" / f"{name}.{split}.jsonl"
+
+
 def open_tokens(root: str | Path, split: str, domain: str) -> np.memmap:
     """Memory-map one domain's token stream (read-only; nothing is loaded up front)."""
     meta = read_meta(root)
@@ -67,10 +84,12 @@ def data_signature(tokens_dir: str | Path, domains: list[str], split: str = "tra
     """Cheap identity of the token data: meta, tokenizer and each `split` shard's size and ends.
 
     Hashing every byte of a 25B-token corpus would take minutes; the size plus the first
-    and last MiB catch a re-tokenised or re-filtered corpus.
+    and last MiB catch a re-tokenised or re-filtered corpus. The held-out sets and tasks are
+    not part of it: adding one keeps every proxy (it is scored, not trained again).
     """
     tokens_dir = Path(tokens_dir)
-    sig: dict[str, Any] = {"meta": (tokens_dir / META_FILE).read_text(),
+    meta = read_meta(tokens_dir)  # what decides training: not the held-out sets or tasks scored beside it
+    sig: dict[str, Any] = {"meta": [meta.vocab_size, meta.eot_id, meta.dtype, meta.domains],
                            "tokenizer": file_digest(tokens_dir / TOKENIZER_FILE)}
     for domain in domains:
         path = shard_path(tokens_dir, split, domain)

@@ -15,18 +15,18 @@ import numpy as np
 import pandas as pd
 
 from regmix.errors import UserError
-from regmix.tables import domain_losses, read_csv, weight_columns
+from regmix.tables import LOSS_PREFIX, domain_losses, read_csv, score_columns, weight_columns
 from regmix.target import Target
 
 
 @dataclass
 class ProxyTable:
-    """Mixture weights and per-domain validation losses of a set of trained proxies."""
+    """Mixture weights and validation scores (regmix.target's prefixed columns) of trained proxies."""
 
     ids: list[str]
     domains: list[str]  # weight columns, in the order of W's columns
     weights: np.ndarray  # [n, len(domains)]
-    losses: pd.DataFrame  # one column per loss domain (a subset of `domains`), n rows
+    scores: pd.DataFrame  # `loss.<set>`, `bpb.<set>`, `task.<name>`... columns, n rows
     source: str  # file name(s), for error messages
 
     def aligned(self, domains: list[str]) -> np.ndarray:
@@ -37,9 +37,14 @@ class ProxyTable:
                             f"(missing {missing}, extra {extra})")
         return self.weights[:, [self.domains.index(d) for d in domains]]
 
+    @property
+    def losses(self) -> pd.DataFrame:
+        """The `loss.<set>` scores, one column per set named by the set."""
+        return domain_losses(self.scores)
+
     def target_values(self, target: Target) -> np.ndarray:
         """The regression target of every proxy."""
-        return target.values(self.losses, self.source)
+        return target.values(self.scores, self.source)
 
     def best(self, target: Target) -> tuple[str, dict[str, float]]:
         """(id, weights) of the proxy with the lowest measured target loss."""
@@ -47,27 +52,23 @@ class ProxyTable:
         return self.ids[i], dict(zip(self.domains, map(float, self.weights[i])))
 
 
-def _check_loss_domains(loss_domains: list[str], domains: list[str], source: str) -> None:
-    unknown = sorted(set(loss_domains) - set(domains))
-    if unknown:
-        raise UserError(f"{source}: losses for domains with no mixture weight column: {unknown} "
-                        f"(weight domains: {sorted(domains)})")
+def _check_loss_domains(loss_domains: list[str], source: str) -> None:
     if not loss_domains:
         raise UserError(f"{source}: no loss columns")
 
 
 def read_proxies(path: str | Path) -> ProxyTable:
-    """results/proxies.csv: `id`, one weight column per domain, one `loss.<domain>` per domain."""
+    """results/proxies.csv: `id`, one weight column per domain, the score columns of every scored set."""
     return proxy_table(read_csv(path), str(path))
 
 
 def proxy_table(frame: pd.DataFrame, source: str) -> ProxyTable:
     """A proxies table (regmix.swarm.run_swarm's, or read from a CSV named `source`)."""
     domains = weight_columns(frame)
-    losses = domain_losses(frame)
-    _check_loss_domains(list(losses.columns), domains, source)
+    _check_loss_domains(list(domain_losses(frame).columns), source)
     ids = frame["id"].astype(str).tolist() if "id" in frame else [str(i) for i in range(len(frame))]
-    return ProxyTable(ids, domains, frame[domains].to_numpy(float), losses.astype(float), source)
+    return ProxyTable(ids, domains, frame[domains].to_numpy(float),
+                      frame[score_columns(frame)].reset_index(drop=True).astype(float), source)
 
 
 # RegMix's released CSVs: `train_the_pile_<domain>` weights, `metric/the_pile_<domain>_val_loss` losses.
@@ -99,7 +100,7 @@ def read_released(mixtures: str | Path, losses: str | Path) -> ProxyTable:
     mix = _read_indexed(mixtures, _MIXTURE_COLUMN)
     loss = _read_indexed(losses, _LOSS_COLUMN)
     source = f"{mixtures} + {losses}"
-    _check_loss_domains(list(loss.columns), list(mix.columns), source)
+    _check_loss_domains(list(loss.columns), source)
     keys = mix.index.intersection(loss.index)
     if len(keys) == 0:
         raise UserError(f"{source}: no index value appears in both files")
@@ -108,7 +109,7 @@ def read_released(mixtures: str | Path, losses: str | Path) -> ProxyTable:
               "have no partner and are left out")
     mix, loss = mix.loc[keys], loss.loc[keys]
     return ProxyTable([str(k) for k in keys], list(mix.columns), mix.to_numpy(float),
-                      loss.reset_index(drop=True), source)
+                      loss.reset_index(drop=True).add_prefix(LOSS_PREFIX), source)
 
 
 def released_pair(spec: Any, key: str) -> ProxyTable:

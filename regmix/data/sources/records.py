@@ -11,16 +11,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
+from regmix.config import slug  # noqa: F401  (re-exported: the sources' one spelling)
 from regmix.errors import UserError
 
 
-def slug(name: str) -> str:
-    """The one spelling of a domain name: lowercase, non-alphanumerics to `_`, collapsed."""
-    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
-
-
 class Record(NamedTuple):
-    split: str  # train | valid
+    split: str  # train | valid (prepare splits valid into valid and test)
     domain: str  # slugged
     text: str
 

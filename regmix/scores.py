@@ -1,0 +1,79 @@
+"""Every model, scored on every set and task: one flat record of prefixed scores.
+
+    loss.<set>   mean next-token loss on the set's fixed windows, nats per token
+    bpb.<set>    the same in bits per byte of the text those tokens decode to
+                 (loss x tokens / (ln 2 x bytes)): what compares across tokenizers
+    task.<name>  the gold answers' negative log-likelihood, bits per byte (regmix.tasks)
+    acc.<name>   the share of examples whose gold answer is the likeliest per byte
+
+A set is a training domain or a held-out set (a `data.eval_only` domain, an evaluation set).
+Proxies, their replicates and the verify proxies read the `valid` split; the large runs' verdict
+reads `test` (regmix.evaluation): the windows and task examples depend only on the data, the
+split and the context, so every model of a split is scored on the same tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from tokenizers import Tokenizer
+
+from regmix.data.shards import TOKENIZER_FILE, read_meta, task_path
+from regmix.tasks import EncodedExample, encode_examples, read_task, score_task
+from regmix.training import eval_windows, evaluate_loss
+
+
+@dataclass(frozen=True)
+class ScoringData:
+    """What one split of the data scores a model on."""
+
+    windows: dict[str, torch.Tensor]  # set -> [n, context + 1] token windows
+    tokens_per_byte: dict[str, float]  # set -> predicted tokens per byte of their decoded text
+    tasks: dict[str, list[EncodedExample]]  # task -> its examples of this split
+
+
+def bits_per_byte(loss: float, tokens_per_byte: float) -> float:
+    """Nats per token -> bits per byte."""
+    return loss * tokens_per_byte / math.log(2)
+
+
+def window_tokens_per_byte(windows: torch.Tensor, tokenizer: Tokenizer) -> float:
+    """Predicted tokens (each window's last `context`) per UTF-8 byte they decode to."""
+    predicted = windows[:, 1:]
+    n_bytes = sum(len(tokenizer.decode(row.tolist()).encode("utf-8")) for row in predicted)
+    return predicted.numel() / max(1, n_bytes)
+
+
+@functools.lru_cache(maxsize=4)
+def scoring_data(tokens_dir: str, split: str, context: int, windows_per_set: int) -> ScoringData:
+    """The split's windows of every scored set and its task examples (cached: every model of a
+    worker shares them)."""
+    meta = read_meta(tokens_dir)
+    tokenizer = Tokenizer.from_file(str(Path(tokens_dir) / TOKENIZER_FILE))
+    windows = eval_windows(tokens_dir, meta.scored, context, windows_per_set, split)
+    tasks = {name: encode_examples(read_task(task_path(tokens_dir, name, split), name), tokenizer, context)
+             for name in meta.tasks}
+    return ScoringData(windows, {s: window_tokens_per_byte(w, tokenizer) for s, w in windows.items()}, tasks)
+
+
+def score_model(model: torch.nn.Module, data: ScoringData, batch_size: int, precision: str = "fp32") -> dict[str, float]:
+    """The model's flat score record on `data` (see the module docstring)."""
+    losses = evaluate_loss(model, data.windows, batch_size, precision)
+    scores = {f"loss.{s}": v for s, v in losses.items()}
+    scores.update({f"bpb.{s}": bits_per_byte(v, data.tokens_per_byte[s]) for s, v in losses.items()})
+    for name, examples in data.tasks.items():
+        result = score_task(model, examples, batch_size)
+        scores[f"task.{name}"], scores[f"acc.{name}"] = result["bpb"], result["accuracy"]
+    return scores
+
+
+def missing_scores(scores: Mapping[str, float], tokens_dir: str | Path) -> list[str]:
+    """The sets and tasks of the token data that a stored score record lacks."""
+    meta = read_meta(tokens_dir)
+    wanted = [f"loss.{s}" for s in meta.scored] + [f"task.{t}" for t in meta.tasks]
+    return [w for w in wanted if w not in scores]
