@@ -105,7 +105,7 @@ def combine_stats(rounds: list[dict]) -> dict:
     """One swarm's stats (`regmix.swarm.run_swarm`) from those of its rounds, with each round's counts."""
     out = dict(rounds[0])
     if len(rounds) > 1:
-        for key in ("proxies", "trained"):
+        for key in ("proxies", "trained", "scored"):
             out[key] = sum(s[key] for s in rounds)
         out["seconds"] = round(sum(s["seconds"] for s in rounds), 2)
         out["tokens_per_s"] = (round(out["trained"] * out["tokens_per_proxy"] / out["seconds"], 1)

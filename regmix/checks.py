@@ -7,7 +7,6 @@ Every stage checks the whole params file when it starts (a bad `proxy.model.n_he
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from regmix.config import (ACQUISITION_RULES, PRECISIONS, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
@@ -112,8 +111,8 @@ def check_evaluation(params: Mapping[str, Any], data: DataConfig) -> None:
         if not isinstance(name, str) or slug(name) != name or name in (params.get("eval_sets") or {}):
             raise UserError(f"tasks.{name}: a task's name must be lowercase letters, digits and `_`, unlike "
                             "any evaluation set's")
-        if not isinstance(path, str) or not Path(path).is_file():
-            raise UserError(f"tasks.{name}: {path} is not a file (a .jsonl of context, choices, gold)")
+        if not isinstance(path, str):
+            raise UserError(f"tasks.{name}: expected the path of a .jsonl file (context, choices, gold), got {path!r}")
     if not 0.2 <= data.test_fraction <= 0.8:
         raise UserError(f"data.test_fraction is {data.test_fraction}: the share of held-out documents in test "
                         "must be between 0.2 and 0.8 (selection reads the rest)")

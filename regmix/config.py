@@ -118,7 +118,7 @@ class DataConfig:
     exclude: list[str] = field(default_factory=list)  # drop these domains
     max_documents: Optional[int] = None  # cap on documents per domain and split
     max_tokens: Optional[int] = None  # cap on train tokens per domain
-    valid_fraction: float = 0.05  # documents held out when the source has no valid split
+    valid_fraction: float = 0.1  # documents held out (valid + test) when the source has no valid split
     test_fraction: float = 0.5  # share of each set's held-out documents in test (the verdict's); the rest: valid
     eval_only: list[str] = field(default_factory=list)  # domains scored but never trained on (weight 0 everywhere)
     skip_bad_records: bool = False  # skip malformed records (counted per file) instead of failing

@@ -78,7 +78,7 @@ def test_held_out_sets_and_tasks_are_target_names():
     ("eval_sets", {"mean": "x.jsonl"}, r"eval_sets.mean: .*not mean or task"),
     ("eval_sets", {"held": {"path": "x.jsonl", "txt_field": "body"}}, r"eval_sets.held: unknown key\(s\) txt_field"),
     ("eval_sets", {"held": {"text_field": "body"}}, r"eval_sets.held: give exactly one of `path`"),
-    ("tasks", {"cloze": "no/such/file.jsonl"}, r"tasks.cloze: no/such/file.jsonl is not a file"),
+    ("tasks", {"cloze": ["a.jsonl"]}, r"tasks.cloze: expected the path of a .jsonl file"),
     ("data.test_fraction", 0.1, r"data.test_fraction is 0.1"),
     ("target_metric", "bits", r"target_metric: 'bits'"),
 ])

@@ -131,6 +131,8 @@ def test_txt_and_folder_sets(tmp_path):
     ({"news": "latin1.txt"}, r"eval_sets.news: .*latin1.txt is not UTF-8 text"),
     ({"news": "bad.jsonl"}, r"bad.jsonl:2: invalid JSON"),
     ({"news": "notes.md"}, r"eval_sets.news: .*notes.md is not a .jsonl"),
+    ("task missing.jsonl", r"tasks.cloze: .*missing.jsonl"),
+    ("task bad.jsonl", r"tasks.cloze: .*bad.jsonl:1"),
 ])
 def test_bad_evaluation_sets_fail_before_any_compute(tmp_path, monkeypatch, spec, message):
     monkeypatch.chdir(tmp_path)
@@ -141,8 +143,9 @@ def test_bad_evaluation_sets_fail_before_any_compute(tmp_path, monkeypatch, spec
     root = corpus(tmp_path)
     called = []
     monkeypatch.setattr("regmix.data.tokenizer.train_bpe", lambda *a, **k: called.append(1))
+    task = spec.split()[1] if isinstance(spec, str) else None
     with pytest.raises(UserError, match=message):
-        prepare(config(root), 0, tmp_path / "t", eval_sets=spec)
+        prepare(config(root), 0, tmp_path / "t", eval_sets=None if task else spec, tasks={"cloze": task} if task else None)
     assert not called, "the tokenizer trained before the bad set was refused"
     assert not (tmp_path / "t").exists()
 

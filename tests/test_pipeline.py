@@ -61,7 +61,8 @@ def stages_run(output: str) -> set[str]:
 def new_project(root: Path) -> Path:
     """A fresh git + DVC repository at `root` holding the project's files, the tiny preset composed."""
     for rel in tracked_files():
-        if rel == "dvc.lock" or rel.startswith(("data/", "results/", "metrics/", "plots/")):
+        if rel == "dvc.lock" or rel.startswith(("results/", "metrics/", "plots/")) or (
+                rel.startswith("data/") and not rel.startswith("data/tasks/")):
             continue  # outputs (and the lock of the committed demo run) are what the run must make
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)

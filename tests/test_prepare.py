@@ -356,6 +356,7 @@ def test_stage_on_tiny_corpus(tmp_path):
     compose(tmp_path / "params.yaml", ["experiment=tiny"], REPO / "conf")
     (tmp_path / "tests" / "fixtures").mkdir(parents=True)
     shutil.copytree(TINY, tmp_path / "tests" / "fixtures" / "tiny_corpus")
+    shutil.copy(REPO / "tests" / "fixtures" / "tiny_task.jsonl", tmp_path / "tests" / "fixtures")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = subprocess.run([sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
