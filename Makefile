@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo readme test test-slow bench bench-train bench-search bench-active bench-confidence bench-transfer params dag paper-regression
+.PHONY: setup demo readme test test-slow bench bench-train bench-search gpu-check bench-active bench-confidence bench-transfer params dag paper-regression
 
 setup: $(VENV)/.installed .dvc/config
 
@@ -48,6 +48,11 @@ bench-train: setup
 
 bench-search: setup
 	$(BIN)/python -m benchmarks.bench_search
+
+# What users run on GPUs (proxies, torchrun + resume, export + scoring, packing): one JSON record in
+# benchmarks/results/gpu/; at most 8 minutes on one GPU, about 30 s in its tiny CPU form without one.
+gpu-check: setup
+	$(BIN)/python -m benchmarks.gpu_check
 
 # Active rounds vs random growth on RegMix's released swarm (../shared/regmix_data); about 10 minutes on 2 cores.
 bench-active: setup

@@ -11,6 +11,12 @@ as `regmix`, its loss and rank, and each baseline minus it with the evaluation's
 
     .venv/bin/python -m benchmarks.bench_large_targets --targets bible,dialogue   # 8 to 10 min a target on 2 cores
     .venv/bin/python -m benchmarks.bench_large_targets --table
+
+Any other experiment is recorded the same way under `benchmarks/results/held_out_targets/<name>/`
+(with its `metrics/proxies.json` and `metrics/fit.json`, and the seconds it took), e.g. a target held
+out of training:
+
+    .venv/bin/python -m benchmarks.bench_large_targets --name news_held_out -S 'data.eval_only=[news]' -S target=news
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +34,10 @@ from regmix.verify import replaced
 
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
+HELD_OUT_RECORDS = Path("benchmarks/results/held_out_targets")
 RECORDED = {"verify.json": "metrics/verify.json", "evaluate.json": "metrics/evaluate.json",
             "report.md": "results/report.md"}
+EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "metrics/proxies.json", "fit.json": "metrics/fit.json"}
 BASELINES = ("best_proxy", "uniform", "prior")
 # What an experiment rewrites; the committed run's come back from git and the DVC cache.
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
@@ -36,16 +45,26 @@ RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
 
 def run_target(target: str) -> Path:
     """One experiment for `target`, its files recorded, the workspace restored: the record's folder."""
+    return run_experiment(f"target-{target}", [f"target={target}"], RECORDS / target, RECORDED)
+
+
+def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict[str, str]) -> Path:
+    """`dvc exp run -S <override>...` from the committed run, `recorded` files copied into `folder`
+    (with the experiment's seconds), the workspace restored: the record's folder."""
     # The experiment runs the workspace as it is; only the records themselves may differ from HEAD.
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RECORDS}"],
-                      capture_output=True, text=True, check=True).stdout.strip():
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RECORDS}",
+                       f":!{HELD_OUT_RECORDS}"], capture_output=True, text=True, check=True).stdout.strip():
         raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
     try:
-        subprocess.run(["dvc", "exp", "run", "-n", f"target-{target}", "-S", f"target={target}"], check=True)
-        folder = RECORDS / target
+        start = time.perf_counter()
+        subprocess.run(["dvc", "exp", "run", "-n", name, *(a for o in overrides for a in ("-S", o))], check=True)
+        seconds = time.perf_counter() - start
         folder.mkdir(parents=True, exist_ok=True)
-        for name, source in RECORDED.items():
-            shutil.copyfile(source, folder / name)
+        for file, source in recorded.items():
+            shutil.copyfile(source, folder / file)
+        if recorded is not RECORDED:
+            (folder / "experiment.json").write_text(json.dumps({"overrides": overrides, "seconds": round(seconds, 1)},
+                                                               indent=2) + "\n")
         return folder
     finally:
         subprocess.run(["git", "checkout", "--", *RUN_OUTPUTS], check=True)
@@ -111,10 +130,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="", help="comma list of targets to run and record")
     parser.add_argument("--table", action="store_true", help="print the README's table from the records")
+    parser.add_argument("--name", help="record any experiment under benchmarks/results/held_out_targets/<name>")
+    parser.add_argument("-S", dest="overrides", action="append", default=[], help="the experiment's params (-S k=v)")
     args = parser.parse_args()
     for target in filter(None, args.targets.split(",")):
         print(f"{target}: recorded in {run_target(target)}", flush=True)
-    if args.table or not args.targets:
+    if args.name:
+        folder = run_experiment(args.name, args.overrides, HELD_OUT_RECORDS / args.name, EXPERIMENT_RECORDED)
+        print(f"{args.name}: recorded in {folder}", flush=True)
+    if args.table or not (args.targets or args.name):
         measured = load(sources())
         print(table(measured), summary(measured), sep="\n\n")
 

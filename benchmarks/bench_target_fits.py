@@ -5,7 +5,7 @@ cross-validated Spearman and RMSE beside the proxies' seed noise of that same ta
 replicates), and the smallest predicted difference the fit resolves. Targets a domain's own loss
 (a corner) next to those held out of training: evaluation sets, the task likelihood, aggregates.
 
-    .venv/bin/python -m benchmarks.bench_target_fits [--targets 'wikipedia;task:continuation'] \\
+    .venv/bin/python -m benchmarks.bench_target_fits [--targets 'wikipedia;task:true_ending'] \\
         [--proxies results/proxies.csv --replicates results/proxy_replicates.csv] [--out FILE]
     # needs a finished run (`make demo`); seconds per target
 
@@ -16,7 +16,6 @@ separated by `;`. The JSON record (every row) goes to --out.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from regmix.regression import proxy_table
 from regmix.tables import read_csv
 from regmix.target import run_target
 
-DEFAULT_TARGETS = "wikipedia;mean;task:continuation;{aggregate: zmean, over: mean}"
+DEFAULT_TARGETS = "wikipedia;mean;task:true_ending;{aggregate: zmean, over: mean}"
 
 
 def corner(mixture: dict[str, float]) -> dict[str, Any]:

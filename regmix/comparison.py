@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from regmix.compare import CHOSEN
-from regmix.verdict import SeedNoise, compare, interval, pooled_noise, spearman_interval, wilson
+from regmix.verdict import SeedNoise, compare, holm, interval, pooled_noise, spearman_interval, spread, wilson
 
 TASKS = ("last_word", "continuation")
 SUMMARY = "summary"  # the key of metrics/evaluate.json that holds no mixture
@@ -74,9 +74,12 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
     noise = pooled_noise(losses)
     reference = losses.get(CHOSEN)
     out: dict[str, Any] = {}
+    tested = holm({name: compare(losses[name], reference, noise) for name in runs
+                   if reference is not None and name != CHOSEN and name not in runs_of})
     for name, by_seed in runs.items():
         mean, low, high = interval(losses[name], noise)
         entry = {"target_loss": mean, "target_loss_ci95": [low, high], "seeds": len(by_seed),
+                 "seed_std": spread(losses[name], noise).std if len(by_seed) > 1 else None,
                  "target_loss_per_seed": losses[name],
                  "predicted": predicted.get(name, math.nan), "predicted_by": prediction_source.get(name),
                  "domain_loss": _mean_dicts([r["domain_loss"] for r in by_seed.values()]),
@@ -84,10 +87,8 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
                  "downstream": _downstream([r["downstream"] for r in by_seed.values()])}
         if name in runs_of:
             entry["runs_of"] = runs_of[name]
-        elif reference is not None and name != CHOSEN:
-            c = compare(losses[name], reference, noise)
-            entry["vs_regmix"] = {"difference": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
-                                  "verdict": c.verdict}
+        elif name in tested:
+            entry["vs_regmix"] = tested[name].as_dict()
         out[name] = entry
     out[SUMMARY] = _summary(out, noise, seed)
     return no_nan(out)

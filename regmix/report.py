@@ -55,10 +55,15 @@ def mixtures_of(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
     """The plain-language verdict: rank, better / not distinguishable / worse, the test used."""
     summary, entries = results[SUMMARY], mixtures_of(results)
-    lines = [f"Target: `{target}` validation loss of each large model (lower is better), mean over its seeds."]
+    lines = [f"Target: `{target}` of each large model on the test documents, which selection never read (lower is "
+             "better), mean over its seeds."]
     if summary["regmix_rank"] is None:
         return lines + [f"`{CHOSEN}` was not among the trained mixtures: nothing to judge."]
-    lines.append(f"**`{CHOSEN}` ranks {summary['regmix_rank']} of {summary['mixtures']}** by mean target loss.")
+    tied = summary["verdict"]["not distinguishable"] or summary["verdict"]["unknown"]
+    rank = f"`{CHOSEN}` ranks {summary['regmix_rank']} of {summary['mixtures']}"
+    # a rank the tests cannot separate from its neighbours' is not bolded
+    lines.append(f"{rank if tied else f'**{rank}**'} by mean target loss"
+                 + (" (not distinguishable from some of the others: see below)." if tied else "."))
     if summary.get("runs_of_regmix"):
         lines.append(f"- `{CHOSEN}`'s own mixture, scored on its runs (not compared, not ranked): "
                      + ", ".join(f"`{n}`" for n in summary["runs_of_regmix"]))
@@ -74,10 +79,10 @@ def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
                               f"{_interval(*entries[n]['vs_regmix']['ci95'])})" for n in names) or "none"
         lines.append(f"- {label} `{CHOSEN}`: {described}")
     others = summary["mixtures"] - 1
-    lines.append(f"Differences are other minus `{CHOSEN}` in nats, with 95% intervals. Test: two-sided two-sample "
-                 f"t-test at the 5% level on the seed noise pooled over the mixtures trained with several seeds "
-                 f"(std {noise['std']:.3f} nats, {noise['df']} degrees of freedom); each of the {others} "
-                 "comparisons on its own, no correction for multiplicity.")
+    lines.append(f"Differences are other minus `{CHOSEN}`, with 95% intervals. Test: Welch's two-sided t-test, "
+                 f"each mixture on its own seed noise (a mixture trained once borrows the noise pooled over the "
+                 f"others: std {noise['std']:.3f}, {noise['df']} degrees of freedom), Holm-adjusted over the "
+                 f"{others} comparisons at a 5% family-wise level.")
     return lines
 
 
@@ -98,6 +103,7 @@ def comparison_table(results: Mapping[str, Any], digits: int = 3) -> str:
         seeds = f"{e['seeds']} ({e['runs_of']}'s runs)" if "runs_of" in e else e["seeds"]
         row = {"mixture": f"**{name}**" if name == CHOSEN else name, "seeds": seeds,
                "target loss [95% CI]": _num(e["target_loss"], digits) + _interval(*e["target_loss_ci95"], digits),
+               "seed std": _num(e.get("seed_std"), digits),
                f"vs {CHOSEN}": "–" if vs is None else f"{_signed(vs['difference'], digits)} {vs['verdict']}",
                "predicted (by)": f"{_num(e['predicted'], digits)} ({e['predicted_by']})"}
         for task in TASKS:
@@ -126,7 +132,7 @@ def tasks_text(results: Mapping[str, Any]) -> str:
              + f", {first[t]['examples']} examples" for t in TASKS if t in first]
     if not parts:
         return ""
-    return ("Downstream tasks are built from held-out (valid) text of the same domains the models trained on, "
+    return ("Downstream tasks are built from held-out test text of the same domains the models trained on, "
             "not external benchmarks: " + "; ".join(parts) + ". Accuracy intervals: Wilson 95% on the examples.")
 
 

@@ -36,6 +36,14 @@ class ScoringData:
     tokens_per_byte: dict[str, float]  # set -> predicted tokens per byte of their decoded text
     tasks: dict[str, list[EncodedExample]]  # task -> its examples of this split
 
+    def subset(self, keys: list[str]) -> ScoringData:
+        """Only the sets and tasks named by score keys (`loss.<set>`, `task.<name>`)."""
+        sets = {k.split(".", 1)[1] for k in keys if k.startswith("loss.")}
+        tasks = {k.split(".", 1)[1] for k in keys if k.startswith("task.")}
+        return ScoringData({s: w for s, w in self.windows.items() if s in sets},
+                           {s: r for s, r in self.tokens_per_byte.items() if s in sets},
+                           {t: e for t, e in self.tasks.items() if t in tasks})
+
 
 def bits_per_byte(loss: float, tokens_per_byte: float) -> float:
     """Nats per token -> bits per byte."""

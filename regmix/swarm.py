@@ -108,10 +108,12 @@ def default_device() -> torch.device:
 
 
 # ---------------------------------------------------------------------- one proxy
-def score_proxy(model: torch.nn.Module, cfg: ProxyConfig, tokens_dir: str | Path) -> dict[str, float]:
-    """A proxy's scores on the valid split of every scored set and task (regmix.scores)."""
+def score_proxy(model: torch.nn.Module, cfg: ProxyConfig, tokens_dir: str | Path,
+                only: list[str] | None = None) -> dict[str, float]:
+    """A proxy's scores on the valid split of every scored set and task (regmix.scores), or of
+    those `only` names (`loss.<set>`, `task.<name>` keys)."""
     data = scoring_data(str(tokens_dir), "valid", cfg.model.context, cfg.eval.windows_per_domain)
-    return score_model(model, data, cfg.eval.batch_size, cfg.optim.precision)
+    return score_model(model, data if only is None else data.subset(only), cfg.eval.batch_size, cfg.optim.precision)
 
 
 def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str | Path, seed: int,
@@ -170,11 +172,13 @@ def stored(out_dir: str | Path, key: str, tokens_dir: str | Path) -> str:
 
 
 def rescore(out_dir: str | Path, key: str, cfg: ProxyConfig, tokens_dir: str | Path) -> None:
-    """Score a stored proxy's weights on every set and task and update its record."""
+    """Score a stored proxy's weights on the sets and tasks its record lacks, and add them to it."""
     model = LLaMA(cfg.model)
     model.load_state_dict(load_file(str(weights_path(out_dir, key))))
     record = read_json(proxy_path(out_dir, key))
-    record["scores"] = {**record.get("scores", {}), **score_proxy(model.to(default_device()), cfg, tokens_dir)}
+    missing = missing_scores(record.get("scores", {}), tokens_dir)
+    record["scores"] = {**record.get("scores", {}),
+                        **score_proxy(model.to(default_device()), cfg, tokens_dir, missing)}
     write_json(proxy_path(out_dir, key), record)
 
 
@@ -490,8 +494,10 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     state = {key: stored(out_dir, key, tokens_dir) for key in unique}
     todo = [j for key, j in unique.items() if state[key] == "missing"]
     rescored = [key for key in unique if state[key] == "weights"]
+    scoring = time.perf_counter()
     for key in progress(rescored, desc=f"scoring stored proxies (seed {seed})", unit="proxy") if rescored else []:
         rescore(out_dir, key, cfg, tokens_dir)
+    scoring = time.perf_counter() - scoring
     threads = placement.threads_per_worker
     pool = placement.workers or default_workers(threads)
     workers = min(pool, max(1, len(todo)))
@@ -530,7 +536,8 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     # how fast the swarm's proxies trained (one worker's speed), not only this call's.
     proxy_seconds = (sum(read_json(proxy_path(out_dir, key))["seconds"] for key in unique) / len(unique)
                      if unique else None)
-    stats = {"proxies": len(jobs), "trained": len(todo), "scored": len(rescored), "seconds": round(seconds, 2),
+    stats = {"proxies": len(jobs), "trained": len(todo), "scored": len(rescored),
+             "scoring_seconds": round(scoring, 2) if rescored else None, "seconds": round(seconds, 2),
              "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
              "proxy_seconds": round(proxy_seconds, 2) if unique else None,
              "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1) if unique else None,

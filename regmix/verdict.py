@@ -1,11 +1,13 @@
 """How sure are we? Intervals from measured seed noise, and the verdict on each compared mixture.
 
-The large-scale comparison trains each mixture with one or more seeds. Seed noise is pooled
-over every mixture trained more than once (a mixture trained once borrows it), assuming the
-noise is about the same for every mixture; each mixture's target loss gets a Student-t 95%
-interval, and each other mixture is compared with `regmix` by a two-sided two-sample t-test
-on the pooled variance at the 5% level: `better`, `worse` or `not distinguishable`.
-Accuracies get Wilson intervals; a rank correlation gets a bootstrap interval over mixtures.
+The large-scale comparison trains each mixture with one or more seeds. Seed noise differs
+by mixture (a concentrated mixture's runs can spread ten times a broad one's), so each mixture
+trained more than once is judged on its own seed variance, and one trained once borrows the
+variance pooled over the others. Each mixture's target loss gets a Student-t 95% interval, and
+each other mixture is compared with `regmix` by Welch's two-sided t-test; within one report the
+p-values are adjusted by Holm's method, and the verdict reads the adjusted p at the 5% level:
+`better`, `worse` or `not distinguishable`. Two names for the same runs are `same runs`, never
+tested. Accuracies get Wilson intervals; a rank correlation gets a bootstrap interval over mixtures.
 """
 
 from __future__ import annotations
@@ -50,10 +52,16 @@ def pooled_noise(values: Mapping[str, Sequence[float]]) -> SeedNoise:
     return SeedNoise(math.sqrt(squares / df) if df else math.nan, df)
 
 
+def spread(losses: Sequence[float], noise: SeedNoise) -> SeedNoise:
+    """A mixture's own seed noise when it has two seeds or more, else the pooled `noise`."""
+    x = np.asarray(losses, dtype=float)
+    return SeedNoise(float(x.std(ddof=1)), len(x) - 1) if len(x) > 1 else noise
+
+
 def interval(losses: Sequence[float], noise: SeedNoise) -> tuple[float, float, float]:
-    """(mean, low, high) of a mixture's losses over its seeds."""
+    """(mean, low, high) of a mixture's losses over its seeds, on its own seed noise (`spread`)."""
     mean = float(np.mean(losses))
-    h = noise.half_width(len(losses))
+    h = spread(losses, noise).half_width(len(losses))
     return mean, mean - h, mean + h
 
 
@@ -64,27 +72,53 @@ class Comparison:
     difference: float  # mean(other) - mean(reference); negative: other has the lower loss
     low: float
     high: float
-    p_value: float
-    verdict: str  # better | worse | not distinguishable | unknown (no noise estimate)
+    p_value: float  # Welch's, unadjusted
+    verdict: str  # better | worse | not distinguishable | unknown (no noise estimate) | same runs
+    df: float = math.nan  # Welch-Satterthwaite degrees of freedom
+    p_adjusted: float = math.nan  # Holm's, over the report's comparisons (`holm`); the verdict reads it
+
+    def as_dict(self) -> dict:
+        return {"difference": self.difference, "ci95": [self.low, self.high], "p_value": self.p_value,
+                "p_holm": self.p_adjusted, "df": self.df, "verdict": self.verdict}
+
+
+SAME_RUNS = "same runs"
 
 
 def compare(other: Sequence[float], reference: Sequence[float], noise: SeedNoise) -> Comparison:
-    """Two-sample t-test of mean losses on the pooled seed variance (lower loss is better)."""
+    """Welch's two-sample t-test of mean losses (lower is better), each side on its own seed
+    noise (`spread`); the verdict at 5% before any adjustment (`holm` adjusts it)."""
     d = float(np.mean(other) - np.mean(reference))
-    if not noise.known:
+    if tuple(map(float, other)) == tuple(map(float, reference)):
+        return Comparison(0.0, 0.0, 0.0, math.nan, SAME_RUNS)
+    a, b = spread(other, noise), spread(reference, noise)
+    if not (a.known and b.known):
         return Comparison(d, math.nan, math.nan, math.nan, "unknown")
-    se = noise.std * math.sqrt(1 / len(other) + 1 / len(reference))
+    va, vb = a.std ** 2 / len(other), b.std ** 2 / len(reference)
+    se = math.sqrt(va + vb)
     if se == 0:
-        p = 0.0 if d else 1.0
-        h = 0.0
-    else:
-        p = float(2 * stats.t.sf(abs(d) / se, noise.df))
-        h = float(stats.t.ppf(0.5 + LEVEL / 2, noise.df) * se)
-    if p < 1 - LEVEL:
-        verdict = "better" if d < 0 else "worse"
-    else:
-        verdict = "not distinguishable"
-    return Comparison(d, d - h, d + h, p, verdict)
+        return _judged(Comparison(d, d, d, 0.0 if d else 1.0, "", math.inf))
+    df = (va + vb) ** 2 / (va ** 2 / a.df + vb ** 2 / b.df)
+    h = float(stats.t.ppf(0.5 + LEVEL / 2, df) * se)
+    return _judged(Comparison(d, d - h, d + h, float(2 * stats.t.sf(abs(d) / se, df)), "", df))
+
+
+def _judged(c: Comparison, p: float | None = None) -> Comparison:
+    """`c` with its verdict read from `p` (default: its own p-value)."""
+    p = c.p_value if p is None else p
+    verdict = ("better" if c.difference < 0 else "worse") if p < 1 - LEVEL else "not distinguishable"
+    return Comparison(c.difference, c.low, c.high, c.p_value, verdict, c.df, p)
+
+
+def holm(comparisons: Mapping[str, Comparison]) -> dict[str, Comparison]:
+    """Holm's step-down adjustment over the tested comparisons of one report (those with a
+    p-value): each verdict then holds with a 5% family-wise error."""
+    tested = sorted((c.p_value, n) for n, c in comparisons.items() if not math.isnan(c.p_value))
+    out, running = dict(comparisons), 0.0
+    for i, (p, name) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - i) * p))
+        out[name] = _judged(comparisons[name], running)
+    return out
 
 
 def wilson(correct: float, n: int) -> tuple[float, float]:

@@ -5,8 +5,9 @@ the lowest of a million predictions, so its errors were selected for (the winner
 `best_proxy`'s swarm loss is the lowest of the swarm's noisy measurements. Training each
 mixture's proxy again with fresh seeds (`verify.seeds`, seeds the swarm never used) measures
 both without the selection, for a few proxies' time against the large runs' hours. Each mixture
-gets its mean with a 95% interval and a two-sample test against `regmix` (regmix.verdict), on the
-seed noise pooled over these seeds and the swarm's replicate pairs; the gain over `prior` is
+gets its mean with a 95% interval on its own seed noise and Welch's test against `regmix`, Holm-adjusted
+over the check's comparisons (regmix.verdict; a mixture with one seed borrows the noise pooled over
+these seeds and the swarm's replicate pairs); the gain over `prior` is
 given measured beside predicted, so the search's optimism is in the outputs.
 
 Then the check decides what the large runs train as `regmix` (`verify.choose`): the verified
@@ -24,7 +25,7 @@ import pandas as pd
 
 from regmix.compare import CHOSEN
 from regmix.comparison import no_nan
-from regmix.verdict import SeedNoise, compare, interval, pooled_noise
+from regmix.verdict import Comparison, compare, holm, interval, pooled_noise, spread
 
 VERIFY_SEED_OFFSET = 2  # seed + 2, seed + 3, ...: the swarm trains with seed, its replicates with seed + 1
 PRIOR = "prior"
@@ -56,20 +57,19 @@ def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequ
                            "seed_noise": {"std": noise.std, "df": noise.df, "replicate_pairs": len(replicates)},
                            "mixtures": {}}
     reference = measured.get(CHOSEN)
+    tested = holm({name: compare(losses, reference, noise) for name, losses in measured.items()
+                   if reference is not None and name != CHOSEN})
     for name, losses in measured.items():
         mean, low, high = interval(losses, noise)
         entry: dict[str, Any] = {"measured": mean, "ci95": [low, high], "seeds": len(losses),
-                                 "predicted": predicted.get(name)}
+                                 "seed_std": spread(losses, noise).std, "predicted": predicted.get(name)}
         if name in swarm:
             entry["swarm"] = swarm[name]
-        if reference is not None and name != CHOSEN:
-            c = compare(losses, reference, noise)
-            entry["vs_regmix"] = {"difference": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
-                                  "verdict": c.verdict}
+        if name in tested:
+            entry["vs_regmix"] = tested[name].as_dict()
         out["mixtures"][name] = entry
-    if reference is not None and PRIOR in measured and {CHOSEN, PRIOR} <= set(predicted):
-        out["over_prior"] = gain_over_prior(measured[PRIOR], reference, noise,
-                                            predicted[PRIOR] - predicted[CHOSEN])
+    if PRIOR in tested and {CHOSEN, PRIOR} <= set(predicted):
+        out["over_prior"] = gain_over_prior(tested[PRIOR], predicted[PRIOR] - predicted[CHOSEN])
     out["choice"] = final_choice(out["mixtures"], choose)
     return no_nan(out)
 
@@ -99,15 +99,14 @@ def trained(candidates: Mapping[str, Mapping[str, float]], result: Mapping[str, 
     return out
 
 
-def gain_over_prior(prior: Sequence[float], chosen: Sequence[float], noise: SeedNoise,
-                    predicted_gain: float) -> dict[str, Any]:
-    """How far below `prior` the choice measured (positive: lower loss), beside the predicted gain;
-    `optimism` is predicted minus measured, what the search's selection added. `verdict`: real,
-    prior better, not distinguishable or unknown (regmix.verdict.compare's test)."""
-    c = compare(prior, chosen, noise)
+def gain_over_prior(c: Comparison, predicted_gain: float) -> dict[str, Any]:
+    """How far below `prior` the choice measured (positive: lower loss), beside the predicted gain:
+    `c` is prior's Holm-adjusted comparison with the choice. `optimism` is predicted minus measured,
+    what the search's selection added. `verdict`: real, prior better, not distinguishable, unknown
+    or same runs."""
     verdict = {"worse": "real", "better": "prior better"}.get(c.verdict, c.verdict)
     return {"predicted": predicted_gain, "measured": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
-            "verdict": verdict, "optimism": predicted_gain - c.difference}
+            "p_holm": c.p_adjusted, "verdict": verdict, "optimism": predicted_gain - c.difference}
 
 
 def where(result: Mapping[str, Any]) -> str:
@@ -189,8 +188,9 @@ def verify_text(result: Mapping[str, Any]) -> str:
         text += f" The search's choice measured the lowest: the large runs train it as `{CHOSEN}`."
     if noise["df"]:
         pairs = f" and {noise['replicate_pairs']} replicate pairs of the swarm" if noise["replicate_pairs"] else ""
-        text += (f" Seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}); "
-                 f"95% intervals, two-sample t-tests.")
+        text += (f" Pooled seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}), "
+                 "what a mixture with one seed borrows; 95% intervals on each mixture's own seed noise, Welch's "
+                 "t-tests, Holm-adjusted.")
     else:
         text += " The seed noise is unknown (one seed and no replicates): no difference can be judged."
     return text

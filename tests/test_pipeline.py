@@ -62,7 +62,7 @@ def new_project(root: Path) -> Path:
     """A fresh git + DVC repository at `root` holding the project's files, the tiny preset composed."""
     for rel in tracked_files():
         if rel == "dvc.lock" or rel.startswith(("results/", "metrics/", "plots/")) or (
-                rel.startswith("data/") and not rel.startswith("data/tasks/")):
+                rel.startswith("data/") and not rel.startswith(("data/tasks/", "data/eval_sets/"))):
             continue  # outputs (and the lock of the committed demo run) are what the run must make
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
@@ -87,11 +87,15 @@ def commit(root: Path, message: str) -> None:
 
 def test_repro_writes_every_output(project):
     domains = json.loads((project / "results/domains.json").read_text())
-    assert domains and all(d["train_tokens"] > 0 and d["valid_tokens"] > 0 for d in domains.values())
+    assert domains["milton"]["role"] == "held_out" and "train_tokens" not in domains["milton"]
+    domains = {n: d for n, d in domains.items() if d["role"] == "train"}  # the held-out set has no weight
+    assert domains and all(d["train_tokens"] > 0 and d["valid_tokens"] > 0 and d["test_tokens"] > 0
+                           for d in domains.values())
     mixtures = pd.read_csv(project / "results/mixtures.csv")
     proxies = pd.read_csv(project / "results/proxies.csv")
     assert len(mixtures) == len(proxies) == 8
-    assert [c for c in proxies.columns if c.startswith("loss.")] == [f"loss.{d}" for d in domains]
+    assert [c for c in proxies.columns if c.startswith("loss.")] == [f"loss.{d}" for d in [*domains, "milton"]]
+    assert {"task.true_ending", "acc.true_ending", "bpb.milton"} <= set(proxies.columns)
     chosen = yaml.safe_load((project / "results/mixture.yaml").read_text())["train"]
     assert abs(sum(chosen.values()) - 1) < 1e-6 and set(chosen) == set(domains)
     fit = json.loads((project / "metrics/fit.json").read_text())
@@ -112,7 +116,7 @@ def test_repro_writes_every_output(project):
     shared = {n for n, e in mixtures.items() if e.get("runs_of")}
     assert evaluation["summary"]["seed_noise"]["df"] == 4 - len(shared & {"best_proxy", "uniform", "prior"})
     # best_proxy: the swarm row with the lowest measured target (the tiny preset's target is `mean`)
-    best = proxies.loc[proxies[[c for c in proxies.columns if c.startswith("loss.")]].mean(axis=1).idxmin()]
+    best = proxies.loc[proxies[[f"loss.{d}" for d in domains]].mean(axis=1).idxmin()]  # mean: the training domains
     stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
     assert stored == pytest.approx({d: best[d] for d in domains})
     report = (project / "results/report.md").read_text()

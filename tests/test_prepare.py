@@ -362,7 +362,7 @@ def test_stage_on_tiny_corpus(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     table = json.loads((tmp_path / "results" / "domains.json").read_text())
-    assert list(table) == ["arithmetic", "code", "logs", "prose"]
+    assert list(table) == ["arithmetic", "code", "logs", "prose", "milton"]  # the tiny preset's evaluation set
     assert read_meta(tmp_path / "data" / "tokens").vocab_size == 512
     assert all(d["valid_tokens"] > 400 and d["test_tokens"] > 400 for d in table.values())
     # a user error: one line on stderr, no traceback, exit 1

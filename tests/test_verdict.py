@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from regmix.verdict import compare, interval, pooled_noise, spearman_interval, wilson
+from scipy import stats
+
+from regmix.verdict import Comparison, SeedNoise, compare, holm, interval, pooled_noise, spearman_interval, wilson
 
 APART = {"regmix": [1.0, 1.1, 0.9], "uniform": [2.0, 2.1, 1.9], "prior": [1.5]}
 CLOSE = {"regmix": [1.0, 1.2], "best_proxy": [1.1, 1.3]}
@@ -23,10 +25,10 @@ def test_pooled_noise_uses_replicated_mixtures_only():
 def test_interval_of_a_mean_over_seeds():
     noise = pooled_noise(APART)
     mean, low, high = interval(APART["regmix"], noise)
-    # t(0.975, 4) = 2.7764; 0.1 / sqrt(3) = 0.05774
-    assert mean == pytest.approx(1.0) and high - mean == pytest.approx(2.7764 * 0.05774, rel=1e-3)
-    _, low1, high1 = interval(APART["prior"], noise)  # one seed borrows the pooled noise: wider
-    assert high1 - low1 == pytest.approx(math.sqrt(3) * (high - low))
+    # its own seeds: std 0.1 with 2 df; t(0.975, 2) = 4.3027; 0.1 / sqrt(3) = 0.05774
+    assert mean == pytest.approx(1.0) and high - mean == pytest.approx(4.3027 * 0.05774, rel=1e-3)
+    _, low1, high1 = interval(APART["prior"], noise)  # one seed borrows the pooled noise (0.1, 4 df)
+    assert high1 - low1 == pytest.approx(2 * 2.7764 * 0.1, rel=1e-3)
 
 
 def test_distinguishable_mixtures():
@@ -63,3 +65,37 @@ def test_spearman_interval():
     assert n == 30 and low < rho < high and 0.8 < rho <= 1 and high - low < 0.3
     rho, low, high, n = spearman_interval([1, 2], [2, 1])
     assert n == 2 and math.isnan(rho)
+
+
+# ------------------------------------------------------------------- Welch and Holm
+def test_welch_on_a_hand_computed_case():
+    other, reference = [1.0, 1.2, 1.4], [2.0, 2.1]
+    va, vb = 0.04 / 3, 0.005 / 2  # each side's own sample variance over its seeds
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 1)
+    c = compare(other, reference, SeedNoise(9.9, 40))  # the pooled noise is not used: both have seeds
+    assert c.difference == pytest.approx(-0.85) and c.df == pytest.approx(df)
+    assert c.p_value == pytest.approx(2 * stats.t.sf(0.85 / se, df))
+    assert c.p_value == pytest.approx(stats.ttest_ind(other, reference, equal_var=False).pvalue)
+    assert c.high - c.difference == pytest.approx(stats.t.ppf(0.975, df) * se)
+    assert c.verdict == "better"
+
+
+def test_a_single_seed_borrows_the_pooled_noise_and_same_runs_are_not_tested():
+    c = compare([1.0], [2.0, 2.2, 2.4], SeedNoise(0.1, 6))
+    va, vb = 0.01 / 1, 0.04 / 3
+    assert c.df == pytest.approx((va + vb) ** 2 / (va ** 2 / 6 + vb ** 2 / 2))
+    same = compare([2.0, 2.2], [2.0, 2.2], SeedNoise(0.1, 6))
+    assert same.verdict == "same runs" and math.isnan(same.p_value) and same.difference == 0
+
+
+def test_holm_on_a_hand_computed_case():
+    base = {"a": 0.01, "b": 0.04, "c": 0.03}
+    raw = {n: Comparison(-1.0, -2.0, 0.0, p, "") for n, p in base.items()}
+    raw["same"] = Comparison(0.0, 0.0, 0.0, math.nan, "same runs")
+    adjusted = holm(raw)
+    # sorted: a 0.01 x 3 = 0.03; c 0.03 x 2 = 0.06; b 0.04 x 1 = 0.04 -> 0.06 (never below the step before)
+    assert {n: adjusted[n].p_adjusted for n in base} == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert {n: adjusted[n].verdict for n in base} == {"a": "better", "c": "not distinguishable",
+                                                      "b": "not distinguishable"}
+    assert adjusted["same"].verdict == "same runs" and {n: adjusted[n].p_value for n in base} == base

@@ -50,7 +50,8 @@ def test_judge_on_hand_computed_numbers():
     chosen = result["mixtures"]["regmix"]
     assert chosen["measured"] == pytest.approx(1.1) and chosen["predicted"] == 0.9
     low, high = chosen["ci95"]
-    assert low < 1.1 < high and high - 1.1 == pytest.approx(2.776 * 0.1, abs=1e-3)  # t(4) x std / sqrt(2)
+    # its own two seeds: std 0.1414 with 1 df; t(0.975, 1) = 12.706; 0.1414 / sqrt(2) = 0.1
+    assert low < 1.1 < high and high - 1.1 == pytest.approx(12.706 * 0.1, abs=1e-3)
     best = result["mixtures"]["best_proxy"]
     assert best["swarm"] == 0.8 and best["vs_regmix"]["difference"] == pytest.approx(0.1)
     assert best["vs_regmix"]["verdict"] == "not distinguishable"  # t = 0.1 / 0.1414 = 0.71

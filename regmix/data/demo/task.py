@@ -1,7 +1,8 @@
-"""The demo's shipped downstream task: a HellaSwag-like continuation task built offline from the
-demo corpus's held-out documents (regmix.tasks.build_continuation_task), every domain in turn.
+"""The demo's shipped downstream task, `true_ending`: HellaSwag-like (the true ending of a passage
+among others), built offline from the demo corpus's held-out documents
+(regmix.tasks.build_continuation_task), every domain in turn.
 
-    python -m regmix.data.demo.task data/tokens data/tasks/continuation.jsonl
+    python -m regmix.data.demo.task data/tokens data/tasks/true_ending.jsonl
 
 Examples alternate: the even ones come from valid documents, the odd ones from test documents,
 so regmix.tasks.split_examples gives selection (valid) only examples of documents selection may

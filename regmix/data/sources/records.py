@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
