@@ -85,7 +85,7 @@ def measure(steps: int, mixtures: Mapping[str, Mapping[str, float]], large: Mapp
                       placement_from_env(), from_dict(SampleConfig, params["sample"], "sample.").max_epochs)
     losses = domain_losses(table).assign(mixture=table["mixture"].to_numpy())
     proxy_losses = losses.groupby("mixture", sort=False).mean().to_dict(orient="index")
-    targets = {t: transfer(proxy_losses, large, Target.parse(t)) for t in [*domains, MEAN]}
+    targets = {t: transfer(proxy_losses, large, Target.parse(t, domains=domains)) for t in [*domains, MEAN]}
     noise = pooled_noise(table.groupby("mixture", sort=False)["target"].apply(list).to_dict())
     return {"spearman": float(np.nanmean([t["spearman"] for t in targets.values()])),
             "regret": float(np.mean([t["regret"] for t in targets.values()])),

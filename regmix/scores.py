@@ -18,12 +18,13 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from tokenizers import Tokenizer
 
-from regmix.data.shards import TOKENIZER_FILE, read_meta, task_path
+from regmix.data.shards import TOKENIZER_FILE, data_signature, read_meta, task_path
+from regmix.files import file_digest
 from regmix.tasks import EncodedExample, encode_examples, read_task, score_task
 from regmix.training import eval_windows, evaluate_loss
 
@@ -80,8 +81,18 @@ def score_model(model: torch.nn.Module, data: ScoringData, batch_size: int, prec
     return scores
 
 
-def missing_scores(scores: Mapping[str, float], tokens_dir: str | Path) -> list[str]:
-    """The sets and tasks of the token data that a stored score record lacks."""
+@functools.lru_cache(maxsize=4)
+def scored_on(tokens_dir: str) -> dict[str, str]:
+    """What each score key of the token data reads, as a digest of its valid data: `loss.<set>`
+    its valid shard, `task.<name>` its valid examples. A stored score whose digest differs was
+    made on other data (a task file rewritten in place, say) and is made again."""
     meta = read_meta(tokens_dir)
-    wanted = [f"loss.{s}" for s in meta.scored] + [f"task.{t}" for t in meta.tasks]
-    return [w for w in wanted if w not in scores]
+    shards = data_signature(tokens_dir, meta.scored, "valid")
+    return {**{f"loss.{s}": shards[s][1] for s in meta.scored},
+            **{f"task.{t}": file_digest(task_path(tokens_dir, t, "valid")) for t in meta.tasks}}
+
+
+def missing_scores(record: Mapping[str, Any], tokens_dir: str | Path) -> list[str]:
+    """The score keys of the token data that a stored proxy's record lacks, or has made on other data."""
+    have = record.get("scored_on", {})
+    return [k for k, digest in scored_on(str(tokens_dir)).items() if have.get(k) != digest]

@@ -53,7 +53,7 @@ from regmix.files import atomic_path, read_json, write_json
 from regmix.model import LLaMA
 from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, say,
                              warmup_rate)
-from regmix.scores import missing_scores, score_model, scoring_data
+from regmix.scores import missing_scores, score_model, scored_on, scoring_data
 from regmix.tables import mixture_frame, weight_columns
 from regmix.target import Target
 from regmix.training import (MixtureSampler, autocast, config_hash, make_optimizer, resolve_precision,
@@ -134,7 +134,8 @@ def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str 
     sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed)
     last = {}
     train_steps(net, optimizer, sampler, cfg.optim, on_step=lambda s, loss, lr: last.update(loss=loss))
-    return {"scores": score_proxy(net, cfg, tokens_dir), "train_loss": last.get("loss"),
+    return {"scores": score_proxy(net, cfg, tokens_dir), "scored_on": scored_on(str(tokens_dir)),
+            "train_loss": last.get("loss"),
             "tokens": train_tokens(cfg.optim, cfg.model.context),
             "seconds": time.perf_counter() - start, "params": model.num_params(),
             "device": device.type, "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
@@ -166,7 +167,7 @@ def stored(out_dir: str | Path, key: str, tokens_dir: str | Path) -> str:
     it lacks some but its weights are kept (it is scored again), else `missing` (it trains)."""
     if not proxy_path(out_dir, key).exists():
         return "missing"
-    if not missing_scores(read_json(proxy_path(out_dir, key)).get("scores", {}), tokens_dir):
+    if not missing_scores(read_json(proxy_path(out_dir, key)), tokens_dir):
         return "scored"
     return "weights" if weights_path(out_dir, key).exists() else "missing"
 
@@ -176,9 +177,10 @@ def rescore(out_dir: str | Path, key: str, cfg: ProxyConfig, tokens_dir: str | P
     model = LLaMA(cfg.model)
     model.load_state_dict(load_file(str(weights_path(out_dir, key))))
     record = read_json(proxy_path(out_dir, key))
-    missing = missing_scores(record.get("scores", {}), tokens_dir)
+    missing = missing_scores(record, tokens_dir)
     record["scores"] = {**record.get("scores", {}),
                         **score_proxy(model.to(default_device()), cfg, tokens_dir, missing)}
+    record["scored_on"] = {**record.get("scored_on", {}), **{k: scored_on(str(tokens_dir))[k] for k in missing}}
     write_json(proxy_path(out_dir, key), record)
 
 

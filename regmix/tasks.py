@@ -203,7 +203,9 @@ def build_continuation_task(documents: Mapping[str, Sequence[str]], n_examples: 
 
     Sources take turns; each example is a passage of a random document long enough and its true
     ending, with `n_choices - 1` endings of the same length class (cut the same way, to the same
-    character budget) from other documents of any source; the gold position is random.
+    character budget) from other documents of the same source, as HellaSwag's distractors share
+    the passage's topic (endings from another source would be told apart by their domain alone);
+    from any source when the passage's has no other document. The gold position is random.
     """
     if n_choices < 2:
         raise UserError(f"continuation task: n_choices must be at least 2, got {n_choices}")
@@ -228,10 +230,11 @@ def build_continuation_task(documents: Mapping[str, Sequence[str]], n_examples: 
             continue
         context, ending = drawn
         endings: list[str] = []
+        others = [k for k in own if k != doc] or pool
         for _ in range(20 * n_choices):
             if len(endings) == n_choices - 1:
                 break
-            other = pool[int(rng.integers(len(pool)))]
+            other = others[int(rng.integers(len(others)))]
             cut = _cut(texts[other], rng, context_chars, ending_chars) if other != doc else None
             if cut is not None and cut[1] != ending and cut[1] not in endings:
                 endings.append(cut[1])

@@ -285,3 +285,17 @@ def test_a_new_evaluation_set_scores_stored_proxies_without_training(tokens, tmp
     again, stats = run_swarm(swarm(3), CFG, grown, out, seed=0, placement=Placement(workers=1))
     assert stats["trained"] == 0 and stats["scored"] == 0
     pd.testing.assert_frame_equal(again, after)
+
+
+def test_a_set_rewritten_in_place_is_scored_again(tokens, tmp_path):
+    """Scores are kept with a digest of what they read: changed valid data is scored again, not trusted."""
+    out, changed = tmp_path / "proxies", tmp_path / "changed"
+    before, _ = run_swarm(swarm(2), CFG, tokens, out, seed=0, placement=Placement(workers=1))
+    shutil.copytree(tokens, changed)
+    valid = changed / "valid" / "gamma.bin"
+    valid.write_bytes((tokens / "valid" / "alpha.bin").read_bytes())  # gamma's valid text is now alpha's
+    after, stats = run_swarm(swarm(2), CFG, changed, out, seed=0, placement=Placement(workers=1))
+    assert stats["trained"] == 0 and stats["scored"] == 2
+    assert np.allclose(after["loss.gamma"], after["loss.alpha"]) and not np.allclose(after["loss.gamma"],
+                                                                                      before["loss.gamma"])
+    pd.testing.assert_series_equal(after["loss.beta"], before["loss.beta"])

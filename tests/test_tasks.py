@@ -221,10 +221,10 @@ def test_continuation_task(tmp_path):
         assert at == 0 or normal[home][at - 1] == " "
         assert normal[home][at + len(whole)] == " "
         assert 0 < len(e.choices[e.gold]) <= 40 and len(e.context) <= 100
-        # Distractors come from other documents.
+        # Distractors come from other documents of the same source (the passage's topic).
         for j, choice in enumerate(e.choices):
             if j != e.gold:
-                assert any(choice in t for k, t in normal.items() if k != home)
+                assert any(choice in t for k, t in normal.items() if k != home and k[0] == home[0])
     path = tmp_path / "sub" / "continuation.jsonl"
     write_task(path, task)
     assert read_task(path, "continuation") == task
