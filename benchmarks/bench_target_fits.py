@@ -8,6 +8,7 @@ replicates), and the smallest predicted difference the fit resolves. Targets a d
     .venv/bin/python -m benchmarks.bench_target_fits [--targets 'wikipedia;task:true_ending'] \\
         [--proxies results/proxies.csv --replicates results/proxy_replicates.csv] [--out FILE]
     # needs a finished run (`make demo`); seconds per target
+    .venv/bin/python -m benchmarks.bench_target_fits --table benchmarks/results/target_fits.json
 
 A target is written as params spell it, in YAML (`{aggregate: zmean, over: mean}`); targets are
 separated by `;`. The JSON record (every row) goes to --out.
@@ -16,6 +17,7 @@ separated by `;`. The JSON record (every row) goes to --out.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def measure(value: Any, params: dict[str, Any], proxies: Path, replicates: Path)
     swarm, again = read_csv(proxies), read_csv(replicates)
     table = proxy_table(swarm, str(proxies))
     target = run_target({**params, "target": value}, table.domains, swarm)
-    report = api.fit(table, target, params["regression"], params["seed"], replicates=again)
+    report = api.fit(swarm, target, params["regression"], params["seed"], replicates=again)
     _, best = table.best(target)
     res = report.metrics["resolution"]
     return {"target": target.name, "cv_spearman": report.metrics["cv"]["spearman"], "cv_rmse": res["cv_rmse"],
@@ -56,13 +58,29 @@ def line(row: dict[str, Any]) -> str:
             f"{b['top_domain']} {b['top_weight']:.2f}, {b['domains_at_5pct']} domains >= 5%")
 
 
+def readme_table(record: dict[str, Any]) -> str:
+    """The README's table of a committed record (a test checks the README against it)."""
+    lines = ["| target | CV Spearman | CV RMSE | seed std | RMSE / seed std | resolves | best proxy's mixture |",
+             "|---|---|---|---|---|---|---|"]
+    for row in record["rows"]:
+        b = row["best_proxy"]
+        lines.append(f"| `{row['target']}` | {row['cv_spearman']:.2f} | {row['cv_rmse']:.3f} | {row['seed_std']:.3f} | "
+                     f"{row['rmse_over_seed_std']:.1f} | {row['smallest_resolved_difference']:.2f} | "
+                     f"{b['top_domain']} {b['top_weight']:.0%}, {b['domains_at_5pct']} domains at 5% or more |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default=DEFAULT_TARGETS, help="`;`-separated targets, in YAML")
     parser.add_argument("--proxies", type=Path, default=Path("results/proxies.csv"))
     parser.add_argument("--replicates", type=Path, default=Path("results/proxy_replicates.csv"))
     parser.add_argument("--out", type=Path, help="JSON record to write")
+    parser.add_argument("--table", type=Path, help="print the README's table of this record instead")
     args = parser.parse_args()
+    if args.table:
+        print(readme_table(json.loads(args.table.read_text())))
+        return
     params = load_params("params.yaml")
     rows = []
     for text in args.targets.split(";"):

@@ -99,3 +99,26 @@ def test_score_model_records_every_set_in_loss_and_bpb(tmp_path):
         assert scores[f"bpb.{name}"] == pytest.approx(loss * data.tokens_per_byte[name] / math.log(2))
     test = scoring_data(str(tokens), "test", 16, 4)
     assert not torch.equal(test.windows["alpha"], data.windows["alpha"])  # the verdict reads other documents
+
+
+def test_readme_shows_the_committed_target_fits():
+    """The README's table of fits per kind of target is the committed benchmark record's."""
+    import json
+
+    from benchmarks.bench_target_fits import readme_table
+    from conftest import REPO
+
+    record = json.loads((REPO / "benchmarks/results/target_fits.json").read_text())
+    assert readme_table(record) in (REPO / "README.md").read_text()
+
+
+def test_readme_states_the_cost_of_adding_an_evaluation_set():
+    import json
+
+    from conftest import REPO
+
+    added = json.loads((REPO / "benchmarks/results/held_out_targets/pydoc_eval_set/proxies.json").read_text())
+    assert added["trained"] == 0 and added["scored"] == added["proxies"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert (f"trained no proxy and scored the {added['scored']} stored ones in {added['scoring_seconds']:.1f} s in "
+            f"all, where training took {added['proxy_seconds']:.1f} s per proxy.") in readme
