@@ -15,19 +15,23 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 setup: $(VENV)/.installed .dvc/config
 
+# The set-up's seconds go to $(VENV)/.setup_seconds: `make demo`'s stage table shows them.
 $(VENV)/.installed: pyproject.toml
+	@date +%s > .setup_started
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@echo $$(( $$(date +%s) - $$(cat .setup_started) )) > $(VENV)/.setup_seconds && rm -f .setup_started
 	touch $@
 
 .dvc/config:
 	$(BIN)/dvc init -q
 	$(BIN)/dvc config hydra.enabled true
 
+# Each stage's seconds (and the set-up's) -> results/stage_seconds.csv
 demo: setup
-	$(BIN)/dvc repro
+	$(BIN)/python -m regmix.timings $(BIN)/dvc repro
 	$(MAKE) readme
 
 # The README's results section, regenerated from the committed metrics/ and results/.

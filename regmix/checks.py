@@ -13,13 +13,13 @@ from regmix.config import (ACQUISITION_RULES, PRECISIONS, ActiveConfig, DataConf
                            ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            VerifyConfig, eval_set_specs, from_dict, slug)
 from regmix.errors import UserError
-from regmix.mixtures import baseline_mixtures
+from regmix.mixtures import NEAREST, TARGET_ONLY, baseline_mixtures
 from regmix.target import TASK, Target
 
 SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "active": ActiveConfig,
             "regression": RegressionConfig,
             "search": SearchConfig, "large": LargeConfig, "verify": VerifyConfig, "evaluate": EvaluateConfig}
-BUILT_IN_MIXTURES = ("regmix", "best_proxy")
+BUILT_IN_MIXTURES = ("regmix", "best_proxy", TARGET_ONLY, NEAREST)
 
 
 def check_model(cfg: ModelConfig, key: str) -> None:
@@ -136,3 +136,6 @@ def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, d
         if unknown:
             raise UserError(f"{key}: unknown mixture(s) {', '.join(unknown)}; valid: "
                             f"{', '.join([*valid, 'random_<k>'])}")
+    if TARGET_ONLY in large.mixtures and not set(target.names or domains) & set(domains):
+        raise UserError(f"large.mixtures: `{TARGET_ONLY}` needs a target over training domains; `{target.name}` has "
+                        f"none (use `{NEAREST}`, which reads the target's text)")

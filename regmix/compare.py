@@ -2,8 +2,8 @@
 
 `large.mixtures` lists names: `regmix` (the search's choice), `best_proxy` (the swarm mixture
 whose proxy measured the lowest target loss: the strongest cheap alternative, the one the
-regression must beat to be worth it), `uniform`, `prior` (the swarm's centre: the token share or `sample.prior`), any
-`human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of the proxy
+regression must beat to be worth it), `uniform`, `prior` (the swarm's centre: the token share or `sample.prior`),
+`target_only` and `nearest` (made without proxies: regmix.baselines), any `human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of the proxy
 swarm, for the rank check). Each resolved mixture is written to its own small file with the
 seeds it is trained with, so a DVC item that trains it depends on that mixture alone: a new
 search result changes `regmix.json` and nothing else, and only `train@regmix` reruns.
@@ -46,12 +46,15 @@ def random_row(name: str, n_rows: int, seed: int) -> int:
 
 def resolve(names: Sequence[str], chosen: Mapping[str, float], best_proxy: Mapping[str, float],
             prior: Mapping[str, float], swarm: pd.DataFrame,
-            human: Mapping[str, Mapping[str, float]] | None, seed: int) -> dict[str, dict[str, float]]:
-    """Weights over every domain of `prior` for each name in `names`, in that order."""
+            human: Mapping[str, Mapping[str, float]] | None, seed: int,
+            cheap: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
+    """Weights over every domain of `prior` for each name in `names`, in that order. `cheap`: the
+    cheap baselines computed for the target (regmix.baselines: `target_only`, `nearest`)."""
     domains = list(prior)
     named = {CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
              BEST_PROXY: validate_mixture(best_proxy, domains, "the best proxy's mixture", tol=1e-4),
-             **baseline_mixtures(prior, human)}
+             **baseline_mixtures(prior, human),
+             **{name: validate_mixture(m, domains, f"the {name} baseline", tol=1e-4) for name, m in (cheap or {}).items()}}
     if len(set(names)) != len(names):
         raise UserError(f"large.mixtures lists a name twice: {list(names)}")
     out = {}

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from regmix.compare import CHOSEN
+from regmix.mixtures import NO_PROXY
 from regmix.verdict import SeedNoise, compare, holm, interval, pooled_noise, spearman_interval, spread, wilson
 
 TASKS = ("last_word", "continuation")
@@ -128,4 +129,20 @@ def _summary(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise, seed: i
         "verdict": {kind: [n for n, v in verdicts.items() if v == kind]
                     for kind in ("better", "worse", "not distinguishable", "unknown")},
         "spearman": {"rho": rho, "ci95": [low, high], "n": n},
+        "best_cheap": best_cheap(entries),
     }
+
+
+def best_cheap(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """`regmix` minus the cheap baseline (compare.NO_PROXY) that measured lowest: what the proxies bought
+    (negative: `regmix` lower). None when no cheap baseline was compared with `regmix`."""
+    cheap = [n for n in NO_PROXY if "vs_regmix" in entries.get(n, {})]
+    if not cheap:
+        return None
+    name = min(cheap, key=lambda n: entries[n]["target_loss"])
+    vs = entries[name]["vs_regmix"]
+    low, high = vs["ci95"]
+    return {"mixture": name, "regmix_minus": -vs["difference"],
+            "ci95": [None if high is None or math.isnan(high) else -high, None if low is None or math.isnan(low) else -low],
+            "p_holm": vs["p_holm"], "verdict": {"worse": "regmix better", "better": "regmix worse"}.get(vs["verdict"],
+                                                                                                    vs["verdict"])}

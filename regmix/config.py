@@ -155,10 +155,16 @@ class SearchConfig:
     candidates: int = 10_000  # the base's best mixtures that the members and the trust rule score
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
     spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
-    # keep the prior unless the choice beats it with this probability (FittedRegressor.beats; 0: never)
-    min_confidence: float = 0.5
-    # the trained proxy with the lowest estimated loss (measured, shrunk to the regression) replaces a choice predicted higher
-    incumbent: bool = True
+    # The steps after the rule propose, verify's fresh seeds decide (regmix.decision). Defaults measured
+    # by benchmarks.bench_decision on targets with interior optima (conf/search/default.yaml says how): all off.
+    # propose the prior unless the choice beats it with this probability (FittedRegressor.beats; 0: never)
+    min_confidence: float = 0.0
+    # propose the trained proxy with the lowest estimated loss (measured, shrunk to the regression) when
+    # estimated lower than the choice by more than `incumbent_margin` x the fit's resolution (regmix.search)
+    incumbent: bool = False
+    incumbent_margin: float = 1.0
+    # minimise the rule's score + prior_penalty x KL(mixture || prior) (nats per nat; 0: off)
+    prior_penalty: float = 0.0
 
 
 # ------------------------------------------------------------------ model / train
@@ -213,10 +219,11 @@ class ProxyConfig:
 class LargeConfig:
     # names trained and compared (see regmix.compare)
     mixtures: list[str] = field(default_factory=lambda: [
-        "regmix", "best_proxy", "uniform", "prior", "random_1", "random_2", "random_3", "random_4"])
+        "regmix", "best_proxy", "uniform", "prior", "nearest", "random_1", "random_2", "random_3", "random_4"])
     seeds: int = 1  # seeds each compared mixture is trained with (seed, seed + 1, ...)
     # more seeds for some mixtures: their spread measures the seed noise every interval uses
-    replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3, "uniform": 2, "prior": 2})
+    replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3, "uniform": 2, "prior": 2,
+                                                               "nearest": 2})
     model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=4, n_head=4, d_model=192, d_ff=512))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="auto"))
@@ -273,12 +280,12 @@ class VerifyConfig:
 
     seeds: int = 3  # fresh seeds per mixture (0: off)
     # those among large.mixtures are verified; regmix against each, and its gain over prior measured
-    mixtures: list[str] = field(default_factory=lambda: ["regmix", "best_proxy", "prior", "uniform"])
+    mixtures: list[str] = field(default_factory=lambda: ["regmix", "best_proxy", "prior", "uniform", "nearest"])
     # changes to the proxy's model and optim for the check (empty: the proxies' own scale). A larger
     # scale, nearer the large run's, checks that the choice's advantage transfers before it is spent
     model: dict[str, Any] = field(default_factory=dict)
     optim: dict[str, Any] = field(default_factory=dict)
-    # the large runs train, as `regmix`, the verified mixture that measured lowest (false: the search's choice)
+    # the large runs train, as `regmix`, a verified mixture measured distinguishably lower (false: the search's choice)
     choose: bool = True
 
     @property

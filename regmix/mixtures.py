@@ -42,6 +42,10 @@ def validate_mixture(
     return out
 
 
+TARGET_ONLY, NEAREST = "target_only", "nearest"  # computed for the target (regmix.baselines)
+NO_PROXY = ("uniform", "prior", TARGET_ONLY, NEAREST)  # the cheap baselines: made without a single proxy
+
+
 def baseline_mixtures(
     prior: Mapping[str, float], human: Mapping[str, Mapping[str, float]] | None
 ) -> dict[str, dict[str, float]]:

@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from regmix.compare import CHOSEN
+from regmix.decision import decision_text
 from regmix.comparison import SUMMARY, TASKS
 from regmix.files import write_text
 from regmix.plots import plt, save
@@ -78,6 +79,10 @@ def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
         described = ", ".join(f"`{n}` ({_signed(entries[n]['vs_regmix']['difference'])}"
                               f"{_interval(*entries[n]['vs_regmix']['ci95'])})" for n in names) or "none"
         lines.append(f"- {label} `{CHOSEN}`: {described}")
+    cheap = summary.get("best_cheap")
+    if cheap:
+        lines.append(f"- `{CHOSEN}` minus the best cheap baseline (`{cheap['mixture']}`, made without proxies): "
+                     f"{_signed(cheap['regmix_minus'])}{_interval(*cheap['ci95'])} nats ({cheap['verdict']})")
     others = summary["mixtures"] - 1
     lines.append(f"Differences are other minus `{CHOSEN}`, with 95% intervals. Test: Welch's two-sided t-test, "
                  f"each mixture on its own seed noise (a mixture trained once borrows the noise pooled over the "
@@ -144,6 +149,7 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
              spearman_line(results), "", proxy_scale_line(results, mixtures, verify), "",
              *([verify_text(verify), ""] if verify is not None else []),
+             "## How `regmix` was decided", "", decision_line(verify), "",
              "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
              "## Weights of each compared mixture", "", markdown_table(weights), "",
              "## Validation loss per domain (mean over seeds)", "",
@@ -164,10 +170,6 @@ def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[
     if other:
         return (f"At the proxy scale the search's choice was {gain_text(judged)}; the large runs train `{other}`'s "
                 f"mixture as `regmix` instead (the check below).")
-    chosen, prior = mixtures.get(CHOSEN, {}), mixtures.get("prior", {})
-    if prior and all(abs(chosen.get(d, 0.0) - w) < 1e-5 for d, w in prior.items()):
-        return ("`regmix` is the prior: the search could not resolve a gain over it (`fallback:` in "
-                "results/mixture.yaml holds the rule's choice).")
     return f"At the proxy scale `regmix` was {gain_text(judged)}."
 
 
@@ -189,24 +191,17 @@ def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], mixture: Ma
     return text + f" The chosen mixture: {weights}." + over_prior_text(mixture)
 
 
+def decision_line(verify: Mapping[str, Any] | None, mixture: Mapping[str, Any] | None = None) -> str:
+    """The decision's record in words: metrics/verify.json's (every step), else the search's own."""
+    decision = (verify or {}).get("decision") or (mixture or {}).get("decision")
+    return "How `regmix` was decided: " + decision_text(decision) if decision else \
+        "How `regmix` was decided: not recorded (rerun the search and verify stages)."
+
+
 def over_prior_text(mixture: Mapping[str, Any]) -> str:
-    """The choice against the prior at the proxy scale, which trained proxy replaced the rule's
-    choice (`search.incumbent`), or why the prior was kept."""
-    fallback = mixture.get("fallback")
-    judged = fallback["over_prior"] if fallback else mixture.get("confidence", {}).get("prior")
-    measured = mixture.get("incumbent") or {}
-    text = ""
-    if measured.get("chosen"):
-        text = (f" The search's choice is trained proxy {measured['proxy']}'s mixture: measured "
-                f"{measured['measured']:.4f} nats, estimated {measured['estimate']:.4f} with the regression's "
-                f"out-of-fold prediction there, below the {measured['versus_predicted']:.4f} predicted for the "
-                "rule's choice.")
-    if not judged:
-        return text
-    if fallback:
-        return text + (f" It is the prior: the search's choice was {gain_text(judged)}, below "
-                       f"`search.min_confidence` ({judged['min_confidence']:g}).")
-    return text + f" It is {gain_text(judged)}."
+    """The choice against the prior at the proxy scale, as the regression judged it."""
+    judged = mixture.get("confidence", {}).get("prior")
+    return f" It is {gain_text(judged)}." if judged else ""
 
 
 NOT_COMPARED = ("The large-scale comparison (the `train` and `evaluate` stages) is not part of the committed "
@@ -234,7 +229,7 @@ def readme_results(results: Mapping[str, Any] | None, proxies: Mapping[str, Any]
     (`results` None: no large-scale comparison committed; `verify` None: no proxy-scale check;
     `sets`: results/domains.json)."""
     head = [proxies_line(proxies, fit, mixture), "", *([verify_text(verify), ""] if verify is not None else []),
-            *([sets_text(sets), ""] if sets else [])]
+            decision_line(verify, mixture), "", *([sets_text(sets), ""] if sets else [])]
     if results is None:
         return "\n".join([*head, NOT_COMPARED]) + "\n"
     return "\n".join([*head, *verdict_lines(results, fit["target"]), "",

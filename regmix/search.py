@@ -20,22 +20,24 @@ regression's uncertainty:
                     within `band` x sigma of the best, sigma = the members' median std at the base's
                     `top_k` best (differences below it are not resolved by the regression).
 
-Then the measured proxies compete (`incumbent`, on by default): the rule's choice is only
-predicted, while each trained proxy was measured. A lone proxy near a corner of the simplex can
-measure far below anything the regression predicts (tree leaves need several proxies), and the
-rule never sees it. Each proxy's loss is estimated from both: its measurement y (seed std s)
-and the regression's out-of-fold prediction p there, whose error beyond the seed noise is e
-(e^2 = mean squared out-of-fold error - s^2). Their precision-weighted mean p + w (y - p),
-w = e^2 / (e^2 + s^2), shrinks the lowest of many noisy measurements back by what is likely
-luck. The proxy with the lowest estimate replaces the rule's choice when that estimate is below
-the choice's prediction (`incumbent:` in the mixture file says which proxy, both figures and the
-mixture it replaced). It needs the replicates' seed noise and the fit's out-of-fold predictions.
+With `prior_penalty` > 0 every rule's score gains prior_penalty x KL(mixture || prior): a pull
+toward the token share, as Olmix and Marin regularise their proposals.
 
-Then a guard against a confident wrong answer: where the out-of-fold evidence cannot tell the
-choice from the prior (the probability that a mixture predicted, or for the incumbent estimated,
-that much lower truly is lower, `FittedRegressor.beats`, is below `min_confidence`), the choice
-is the prior itself, and the searched one is kept beside it (`searched`). `min_confidence: 0`
-never falls back.
+The rule's choice is the regression's answer (`train:` in the mixture file). Two steps weigh it
+and may only propose another mixture (regmix.decision; the `verify` stage's fresh seeds decide):
+
+  incumbent    the measured proxies compete: the rule's choice is only predicted, while each
+               trained proxy was measured. Each proxy's loss is estimated from its measurement y
+               (seed std s) and the regression's out-of-fold prediction p there, whose error beyond
+               the seed noise is e (e^2 = mean squared out-of-fold error - s^2): the precision-weighted
+               mean p + w (y - p), w = e^2 / (e^2 + s^2), shrinks the lowest of many noisy
+               measurements back by what is likely luck. The best-estimated proxy is proposed when
+               its estimate is below the choice's prediction by more than `incumbent_margin` x the
+               fit's resolution (`FittedRegressor.resolution`); a smaller gap is one the regression
+               cannot tell from none. It needs the replicates' seed noise and the out-of-fold predictions.
+  prior_guard  where the out-of-fold evidence cannot tell the choice from the prior (the probability
+               that a mixture predicted that much lower truly is lower, `FittedRegressor.beats`, is
+               below `min_confidence`), the prior is proposed.
 
 The default is measured, not assumed: `python -m benchmarks.bench_choice` replays every rule on
 RegMix's released swarm (fit on 64, 128 or 512 training proxies, choose among the 256 test
@@ -64,6 +66,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from regmix.config import SearchConfig
+from regmix.decision import INCUMBENT, PRIOR_GUARD, RULE, l1, record, step
 from regmix.errors import UserError
 from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
@@ -107,7 +110,7 @@ class Selection:
 @dataclass
 class SearchResult:
     domains: list[str]
-    chosen: np.ndarray  # (d,) the rule's choice, on the grid and within the caps
+    chosen: np.ndarray  # (d,) the rule's choice, on the grid and within the caps: the regression's answer
     top: TopK  # the mixtures averaged into the choice (at most `candidates`), rule order; base predictions
     member_choices: np.ndarray  # (m, d) each bootstrap member's top-k choice (m may be 0)
     n_simulations: int
@@ -118,15 +121,8 @@ class SearchResult:
     info: dict[str, Any] = field(default_factory=dict)  # the rule's settings and counts
     usage: dict[str, dict[str, float]] = field(default_factory=dict)  # per domain: weight, cap, large-run epochs
     over_prior: Optional[dict[str, Any]] = None  # the choice against the prior (FittedRegressor.beats)
-    searched: Optional[np.ndarray] = None  # the choice (the rule's or the incumbent's), when `chosen` fell back to the prior
     incumbent: Optional[dict[str, Any]] = None  # the best-estimated trained proxy against the rule's choice
-    replaced: Optional[np.ndarray] = None  # the rule's choice, when the incumbent's proxy replaced it
-
-    @property
-    def estimate(self) -> Optional[float]:
-        """The incumbent's estimate when its proxy is the final choice (replaced the rule's, kept by the
-        prior guard): the search's figure for the choice in place of the regression's prediction."""
-        return self.incumbent["estimate"] if self.replaced is not None and self.searched is None else None
+    nominees: dict[str, np.ndarray] = field(default_factory=dict)  # step -> the mixture it proposes in the choice's place
 
 
 def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -152,16 +148,31 @@ def proxy_spacing(P: np.ndarray) -> np.ndarray:
     return dist[:, 1]
 
 
+def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """KL(w || prior) of each row w of W, in nats (inf where w weighs a domain the prior does not)."""
+    W, prior = np.asarray(W, dtype=float), np.asarray(prior, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(W > 0, W * np.log(W / prior), 0.0)
+    return terms.sum(axis=1)
+
+
 def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Optional[np.ndarray] = None,
-           proxies: Optional[np.ndarray] = None) -> Selection:
+           proxies: Optional[np.ndarray] = None, prior: Optional[np.ndarray] = None) -> Selection:
     """Apply `cfg.rule` to candidate mixtures W (rows), their base predictions and, where the rule
-    needs them, the members' predictions (m, n) or the trained proxies (same columns as W).
+    needs them, the members' predictions (m, n) or the trained proxies (same columns as W). With
+    `cfg.prior_penalty` > 0, every score gains prior_penalty x KL(w || prior) (`prior`: same columns).
 
     The search calls it on the base model's best `candidates` of the simulated pool (sorted,
     best first; `band` reads the members only at the base's best `top_k`); the benchmark on a
     pool of proxies whose true losses are known.
     """
     pred = np.asarray(pred, dtype=float)
+    penalty = 0.0
+    if cfg.prior_penalty > 0:
+        if prior is None:
+            raise UserError("search.prior_penalty needs the prior mixture")
+        penalty = cfg.prior_penalty * kl_to_prior(W, prior)
+        pred = pred + penalty
     k = min(cfg.top_k, len(pred))
     by_pred = np.argsort(pred, kind="stable")
     if cfg.rule == "top_k":
@@ -173,7 +184,7 @@ def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Opti
                             "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
         mean, std = member_pred.mean(axis=0), member_pred.std(axis=0)
     if cfg.rule == "lower_confidence":
-        score = mean + cfg.kappa * std
+        score = mean + cfg.kappa * std + penalty
         rows = np.argsort(score, kind="stable")[:k]
         return Selection(rows, score[rows], {"top_k": cfg.top_k, "kappa": cfg.kappa})
     if cfg.rule == "band":
@@ -203,9 +214,11 @@ def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Opti
 
 
 def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: Optional[Sequence[str]],
-              gen: MixtureGenerator, chosen: np.ndarray) -> tuple[dict[str, Any], Optional[np.ndarray]]:
+              gen: MixtureGenerator, chosen: np.ndarray, margin: float = 1.0) -> tuple[dict[str, Any], Optional[np.ndarray]]:
     """The trained proxy with the lowest estimated target loss (see the module docstring) against
-    the predicted loss of `chosen`: (what was weighed, the proxy's weights when it wins).
+    the predicted loss of `chosen`: (what was weighed, the proxy's weights when it wins). It wins
+    only when estimated lower by more than `margin` x the fit's resolution (`FittedRegressor.resolution`):
+    a smaller difference is one the regression cannot tell from none.
 
     `proxies` and `chosen`: weights with columns in `gen.domains` order; `proxies`' rows in
     `proxy_ids` order. Proxies outside the generator's caps are not eligible. Without the seed
@@ -233,11 +246,13 @@ def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: 
         return {"skipped": "every trained proxy is outside the caps"}, None
     best = int(np.flatnonzero(eligible)[np.argmin(estimate[eligible])])
     versus = float(model.predict(chosen[_columns(model.domains, gen.domains)][None, :])[0])
-    wins = bool(estimate[best] < versus)
+    resolution = model.resolution()
+    needed = None if resolution is None else margin * resolution
+    wins = needed is not None and bool(versus - estimate[best] > needed)
     info = {"proxy": str(model.proxy_ids[known[best]]), "measured": float(y[best]), "out_of_fold": float(p[best]),
             "estimate": float(estimate[best]), "weight_on_measurement": weight, "seed_std": float(model.seed_std),
             "error_std": float(np.sqrt(error)), "proxies": int(eligible.sum()), "versus_predicted": float(versus),
-            "chosen": wins}
+            "margin": margin, "resolution": resolution, "margin_nats": needed, "chosen": wins}
     return info, (proxies[rows[best]].copy() if wins else None)
 
 
@@ -263,7 +278,7 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     n_chunks = -(-cfg.n_simulations // cfg.chunk_size)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
     spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
-    keep = cfg.top_k if cfg.rule == "top_k" else max(cfg.top_k, cfg.candidates)
+    keep = cfg.top_k if cfg.rule == "top_k" and not cfg.prior_penalty else max(cfg.top_k, cfg.candidates)
     keep_all = cfg.rule == "band"
 
     def draw(i: int) -> np.ndarray:
@@ -301,7 +316,7 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
         X = np.ascontiguousarray(best.W[:scored, cols])
         member_pred = np.full((len(model.members), len(best.pred)), np.nan)
         member_pred[:, :scored] = [np.asarray(m.predict(X), dtype=float) for m in model.members]
-    sel = select(cfg, best.W, best.pred, member_pred, proxies)
+    sel = select(cfg, best.W, best.pred, member_pred, proxies, gen.prior)
     info = dict(sel.info, candidates=len(best.pred))
     averaged = len(sel.rows)
     mean = best.W[sel.rows].mean(axis=0)
@@ -320,20 +335,18 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
     spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
     top = TopK(best.W[rows], best.pred[rows])
-    over_prior, searched, measured, replaced = None, None, None, None
+    over_prior, measured, nominees = None, None, {}
     if cfg.incumbent:
-        measured, proxy = incumbent(model, proxies, proxy_ids, gen, chosen)
+        measured, proxy = incumbent(model, proxies, proxy_ids, gen, chosen, cfg.incumbent_margin)
         if proxy is not None:
-            replaced, chosen = chosen, proxy
-    if model.out_of_fold is not None:  # the choice's loss as far as it is known: the incumbent's estimate
-        loss = measured["estimate"] if replaced is not None else float(model.predict(chosen[cols][None, :])[0])
-        gain = float(model.predict(gen.prior[cols][None, :])[0]) - loss
+            nominees[INCUMBENT] = proxy
+    if model.out_of_fold is not None:
+        gain = float(model.predict(gen.prior[cols][None, :])[0] - model.predict(chosen[cols][None, :])[0])
         over_prior = {**model.beats(gain), "min_confidence": cfg.min_confidence}
-    if over_prior is not None and over_prior["probability"] < cfg.min_confidence:
-        searched, chosen = chosen, gen.prior.copy()
+        if over_prior["probability"] < cfg.min_confidence:
+            nominees[PRIOR_GUARD] = gen.prior.copy()
     return SearchResult(gen.domains, chosen, top, members, cfg.n_simulations, spread_n, cfg.rule,
-                        averaged, sel.score[: len(rows)], info, gen.usage(chosen), over_prior, searched,
-                        measured, replaced)
+                        averaged, sel.score[: len(rows)], info, gen.usage(chosen), over_prior, measured, nominees)
 
 
 def _band_sum(draw, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
@@ -378,7 +391,8 @@ def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.
 
 def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]],
             proxies: Optional[np.ndarray] = None, proxy_ids: Optional[Sequence[str]] = None) -> dict:
-    """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape) and evidence."""
+    """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape), the decision so far
+    (regmix.decision: the rule, and what the incumbent and the prior guard propose) and the evidence."""
     chosen = dict(zip(result.domains, map(float, result.chosen)))
     pred = result.top.pred
     spread: dict = {
@@ -389,18 +403,19 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
     if len(result.member_choices) > 1:
         std = result.member_choices.std(axis=0, ddof=1)
         spread["weight_std"] = {d: round(float(s), 6) for d, s in zip(result.domains, std)}
-    estimated = result.estimate is not None
     out = {
         "train": {d: round(w, 6) for d, w in chosen.items()},
         # the search's figure for the choice: what verify's fresh seeds test, what `confidence` judges
-        "predicted_target": result.estimate if estimated else predict_mixtures(model, {"chosen": chosen})["chosen"],
-        "predicted_by": "incumbent" if estimated else "regression",
+        "predicted_target": predict_mixtures(model, {"chosen": chosen})["chosen"],
         "top_k_mean_predicted": float(pred.mean()),
         "baselines": {
             name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
         },
         "rule": {"name": result.rule, **_plain(result.info)},
-        "confidence": confidence(model, chosen, baselines, result.estimate),
+        "decision": record(decision_steps(result, model)),
+        "proposals": {name: {d: round(float(w), 6) for d, w in zip(result.domains, weights)}
+                      for name, weights in result.nominees.items()},
+        "confidence": confidence(model, chosen, baselines),
         # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
         "usage": result.usage,
         "evidence": evidence(result, model, proxies, proxy_ids),
@@ -410,51 +425,60 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
     }
     if result.incumbent is not None:
         out["incumbent"] = dict(result.incumbent)
-        if result.replaced is not None:
-            out["incumbent"]["replaced_mixture"] = {d: round(float(w), 6)
-                                                    for d, w in zip(result.domains, result.replaced)}
-    if result.searched is not None:  # the rule's choice, not resolved from the prior
-        searched = dict(zip(result.domains, map(float, result.searched)))
-        out["fallback"] = {"to": "prior", "over_prior": result.over_prior,
-                           "searched": {d: round(w, 6) for d, w in searched.items()},
-                           "searched_predicted": result.incumbent["estimate"] if result.replaced is not None
-                           else predict_mixtures(model, {"searched": searched})["searched"]}
     return out
 
 
-def fallback_line(over_prior: Mapping[str, Any], fell_back: bool) -> str:
-    """The search's choice against the prior, in words: kept, or the prior in its place."""
-    judged = gain_text(over_prior)
-    if fell_back:
-        return (f"KEPT THE PRIOR: the choice is {judged}, below search.min_confidence="
-                f"{over_prior['min_confidence']:g}: the regression cannot tell it from the prior (the choice "
-                "is under `fallback.searched` in the mixture file)")
-    return f"the choice is {judged}; search.min_confidence={over_prior['min_confidence']:g}"
+def decision_steps(result: SearchResult, model: FittedRegressor) -> list[dict[str, Any]]:
+    """The search's part of the decision (regmix.decision): the rule's choice, then what the incumbent
+    and the prior guard say of it; neither changes it (verify's fresh seeds decide a proposal)."""
+    chosen = dict(zip(result.domains, map(float, result.chosen)))
+    predicted = predict_mixtures(model, {"chosen": chosen})["chosen"]
+    resolution = model.resolution()
+    steps = [step(RULE, f"{result.rule} over {result.n_simulations:,} simulated mixtures, {result.averaged or len(result.top.pred):,} "
+                        f"averaged: predicted {predicted:.4f}", predicted=predicted, resolution=resolution)]
+    measured = result.incumbent
+    if measured is None:
+        steps.append(step(INCUMBENT, "off (search.incumbent: false)"))
+    elif "skipped" in measured:
+        steps.append(step(INCUMBENT, f"not weighed: {measured['skipped']}"))
+    else:
+        gap = measured["versus_predicted"] - measured["estimate"]
+        margin = measured["margin_nats"]
+        what = (f"trained proxy {measured['proxy']} estimated {measured['estimate']:.4f} against the choice's "
+                f"{measured['versus_predicted']:.4f} predicted: {gap:+.4f} nats in the proxy's favour, against a margin "
+                f"of {_nats(margin)} ({measured['margin']:g} x the fit's resolution {_nats(measured['resolution'])})")
+        proposed = INCUMBENT in result.nominees
+        weights = dict(zip(result.domains, map(float, result.nominees[INCUMBENT]))) if proposed else None
+        steps.append(step(INCUMBENT, what + (": proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice"),
+                          proposed=INCUMBENT if proposed else None,
+                          l1_change=l1(chosen, weights) if proposed else None,
+                          predicted_change=-gap if proposed else None, proxy=measured["proxy"]))
+    judged = result.over_prior
+    if judged is None:
+        steps.append(step(PRIOR_GUARD, "not weighed: the fit has no out-of-fold predictions"))
+    else:
+        proposed = PRIOR_GUARD in result.nominees
+        prior = dict(zip(result.domains, map(float, result.nominees[PRIOR_GUARD]))) if proposed else None
+        says = f"the choice is {gain_text(judged)}, against search.min_confidence={judged['min_confidence']:g}"
+        steps.append(step(PRIOR_GUARD, says + (": the prior proposed, to be confirmed on fresh seeds" if proposed
+                                               else ": kept the choice"),
+                          proposed="prior" if proposed else None, l1_change=l1(chosen, prior) if proposed else None,
+                          predicted_change=judged["gain"] if proposed else None, probability=judged["probability"]))
+    return steps
 
 
-def incumbent_line(measured: Mapping[str, Any]) -> str:
-    """The incumbent against the rule's choice, in words."""
-    if "skipped" in measured:
-        return f"incumbent: not weighed ({measured['skipped']})"
-    figures = (f"trained proxy {measured['proxy']} measured {measured['measured']:.4f}, estimated "
-               f"{measured['estimate']:.4f} (out-of-fold prediction {measured['out_of_fold']:.4f}, weight "
-               f"{measured['weight_on_measurement']:.2f} on the measurement: seed std {measured['seed_std']:.3f}, "
-               f"the regression's own error {measured['error_std']:.3f})")
-    if measured["chosen"]:
-        return (f"CHOSE A TRAINED PROXY: {figures}, below the {measured['versus_predicted']:.4f} predicted for "
-                "the rule's choice (under `incumbent.replaced_mixture` in the mixture file)")
-    return f"the best trained proxy, {figures}, is not below the rule's choice's {measured['versus_predicted']:.4f}"
+def _nats(v: Optional[float]) -> str:
+    return "unknown" if v is None else f"{v:.4f} nats"
 
 
 def confidence(model: FittedRegressor, chosen: Mapping[str, float],
-               baselines: Mapping[str, Mapping[str, float]], loss: Optional[float] = None) -> dict[str, Any]:
-    """Per baseline: how much lower the choice is predicted (or, given its `loss`, the incumbent's
-    estimate, is), and how often a gain that large is real among the proxies' out-of-fold pairs
-    ({} without them)."""
+               baselines: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    """Per baseline: how much lower the choice is predicted, and how often a gain that large is real
+    among the proxies' out-of-fold pairs ({} without them)."""
     if model.out_of_fold is None:
         return {}
     pred = predict_mixtures(model, {"chosen": chosen, **baselines})
-    return {name: model.beats(pred[name] - (pred["chosen"] if loss is None else loss)) for name in baselines}
+    return {name: model.beats(pred[name] - pred["chosen"]) for name in baselines}
 
 
 def _plain(info: Mapping[str, Any]) -> dict[str, Any]:

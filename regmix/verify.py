@@ -10,20 +10,25 @@ over the check's comparisons (regmix.verdict; a mixture with one seed borrows th
 these seeds and the swarm's replicate pairs); the gain over `prior` is
 given measured beside predicted, so the search's optimism is in the outputs.
 
-Then the check decides what the large runs train as `regmix` (`verify.choose`): the verified
-mixture whose fresh seeds measured the lowest mean. Those means carry none of the selection that
-ranked the search's candidates, so at equal evidence the lowest is the better bet; at a scale
-nearer the large run's (`verify.model`, `verify.optim`) they also see what the proxies' scale
-cannot, such as a broad mixture overtaking a concentrated one as the model learns more.
+Then the check takes the decision's last step (regmix.decision, `verify.choose`): a verified
+mixture (a step's proposal, `best_proxy`, `prior`, `uniform`) replaces the search's choice as
+`regmix` only when its fresh seeds measured it distinguishably lower (Welch's test, Holm-adjusted,
+at 5%). The lowest mean alone is not enough: with three seeds a mixture measures lowest by luck
+often, and the choice is the regression's answer unless the evidence says otherwise (a lower mean
+that is not distinguishable is a warning). At a scale nearer the large run's (`verify.model`,
+`verify.optim`) the seeds also see what the proxies' scale cannot, such as a broad mixture
+overtaking a concentrated one as the model learns more.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from regmix.compare import CHOSEN
+from regmix.decision import INCUMBENT, PRIOR_GUARD, VERIFIED_PICK, l1, step
 from regmix.comparison import no_nan
 from regmix.verdict import Comparison, compare, holm, interval, pooled_noise, spread
 
@@ -74,13 +79,34 @@ def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequ
     return no_nan(out)
 
 
+PROPOSED_AS = {INCUMBENT: INCUMBENT, PRIOR_GUARD: PRIOR}  # a step's proposal, verified under this name
+
+
+def proposed_mixtures(choice: Mapping[str, Any], verified: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The mixtures the search's steps proposed in the choice's place (results/mixture.yaml's
+    `proposals`), by the name verify measures them under, less those already among `verified`
+    (under that name, or with the same weights: the incumbent's proxy is often `best_proxy`)."""
+    out = {}
+    for step_name, weights in choice.get("proposals", {}).items():
+        name = PROPOSED_AS[step_name]
+        if name in verified or any(l1(weights, w) <= 1e-6 for w in verified.values()):
+            continue
+        out[name] = dict(weights)
+    return out
+
+
 def final_choice(entries: Mapping[str, Mapping[str, Any]], choose: bool) -> dict[str, Any]:
-    """Which verified mixture the large runs train as `regmix`: the one whose fresh seeds measured
-    the lowest mean when `choose`, the search's choice on a tie, when it was not measured, or when
-    not `choose`. `by`: `measured` or `search` (the difference is the mixture's own `vs_regmix`)."""
-    if not choose or CHOSEN not in entries:
+    """Which verified mixture the large runs train as `regmix`: the search's choice, unless `choose`
+    and another measured distinguishably lower on the fresh seeds (`vs_regmix` verdict `better`,
+    Holm-adjusted), the lowest of those. `by`: `measured` (replaced) or `search`; `lowest`: the
+    mixture with the lowest mean, replaced or not."""
+    if CHOSEN not in entries:
         return {"mixture": CHOSEN, "by": "search"}
-    return {"mixture": min(entries, key=lambda n: (entries[n]["measured"], n != CHOSEN)), "by": "measured"}
+    lowest = min(entries, key=lambda n: (entries[n]["measured"], n != CHOSEN))
+    better = [n for n, e in entries.items() if e.get("vs_regmix", {}).get("verdict") == "better"]
+    if not choose or not better:
+        return {"mixture": CHOSEN, "by": "search", "lowest": lowest}
+    return {"mixture": min(better, key=lambda n: entries[n]["measured"]), "by": "measured", "lowest": lowest}
 
 
 def replaced(result: Mapping[str, Any]) -> str | None:
@@ -89,14 +115,42 @@ def replaced(result: Mapping[str, Any]) -> str | None:
     return None if name == CHOSEN else name
 
 
-def trained(candidates: Mapping[str, Mapping[str, float]], result: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def trained(candidates: Mapping[str, Mapping[str, float]], result: Mapping[str, Any],
+            verified: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
     """The compared mixtures the large runs train: the search's `candidates`, with `regmix` the
-    weights of the mixture the check chose (`result["choice"]`)."""
+    weights of the mixture the check chose (`result["choice"]`; among `verified` when it is a step's
+    proposal rather than a candidate)."""
     out = {name: dict(weights) for name, weights in candidates.items()}
     other = replaced(result)
     if other:
-        out[CHOSEN] = dict(candidates[other])
+        out[CHOSEN] = dict({**(verified or {}), **candidates}[other])
     return out
+
+
+def verified_step(result: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
+                  predicted: Mapping[str, float], choose: bool) -> dict[str, Any]:
+    """The decision's last step (regmix.decision) from the check's `result` (judge's output)."""
+    entries, choice = result.get("mixtures", {}), result.get("choice", {})
+    if CHOSEN not in entries:
+        return step(VERIFIED_PICK, "off: the search's choice was not measured again (verify.seeds: 0 or "
+                                   "`regmix` not among verify.mixtures)")
+    other, lowest = replaced(result), choice.get("lowest", CHOSEN)
+    if other:
+        vs = entries[other]["vs_regmix"]
+        return step(VERIFIED_PICK, f"`{other}` measured {vs['difference']:+.4f} nats against the choice on fresh seeds "
+                                   f"(Holm-adjusted p {vs['p_holm']:.3g}): it replaces the choice", changed=True,
+                    l1_change=l1(mixtures[CHOSEN], mixtures[other]),
+                    predicted_change=_minus(predicted.get(other), predicted.get(CHOSEN)), mixture=other)
+    if lowest == CHOSEN:
+        return step(VERIFIED_PICK, "the choice measured the lowest on fresh seeds: kept", mixture=CHOSEN)
+    vs = entries[lowest].get("vs_regmix", {})
+    why = "verify.choose: false" if not choose else f"not distinguishable, Holm-adjusted p {vs.get('p_holm', math.nan):.3g}"
+    return step(VERIFIED_PICK, f"`{lowest}` measured {vs.get('difference', math.nan):+.4f} nats against the choice on "
+                               f"fresh seeds ({why}): kept the choice", mixture=CHOSEN)
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def gain_over_prior(c: Comparison, predicted_gain: float) -> dict[str, Any]:
@@ -129,6 +183,11 @@ def doubts(result: Mapping[str, Any]) -> list[str]:
         lines.insert(0, f"the large runs train `{other}`'s mixture as `{CHOSEN}`, not the search's choice: it "
                         f"measured {vs['difference']:+.3f}{_ci(vs['ci95'])} nats against it {where(result)} "
                         f"({vs['verdict']})")
+    lowest = result.get("choice", {}).get("lowest", CHOSEN)
+    if not other and lowest != CHOSEN and result["mixtures"][lowest]["vs_regmix"]["verdict"] != "better":
+        vs = result["mixtures"][lowest]["vs_regmix"]
+        lines.append(f"`{lowest}` measured lower than `{CHOSEN}` {where(result)} ({vs['difference']:+.3f}"
+                     f"{_ci(vs['ci95'])} nats, {vs['verdict']}): the search's choice is kept")
     gain = result.get("over_prior")
     if gain and gain["verdict"] == "not distinguishable":
         lines.append(f"the gain over `{PRIOR}` predicted ({gain['predicted']:.3f} nats) is not confirmed by "
@@ -182,10 +241,11 @@ def verify_text(result: Mapping[str, Any]) -> str:
         text += " Others minus `regmix`: " + ", ".join(others) + "."
     other = replaced(result)
     if other:
-        text += (f" The large runs train `{other}`'s mixture as `{CHOSEN}`: it measured the lowest (chosen on these "
-                 f"seeds, so its figure here is optimistic; the large runs' own seeds judge it).")
-    elif result.get("choice", {}).get("by") == "measured" and len(entries) > 1:
-        text += f" The search's choice measured the lowest: the large runs train it as `{CHOSEN}`."
+        text += (f" The large runs train `{other}`'s mixture as `{CHOSEN}`: it measured distinguishably lower (chosen "
+                 f"on these seeds, so its figure here is optimistic; the large runs' own seeds judge it).")
+    elif len(entries) > 1:
+        text += (f" No verified mixture measured distinguishably lower: the large runs train the search's choice as "
+                 f"`{CHOSEN}`.")
     if noise["df"]:
         pairs = f" and {noise['replicate_pairs']} replicate pairs of the swarm" if noise["replicate_pairs"] else ""
         text += (f" Pooled seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}), "

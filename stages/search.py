@@ -1,6 +1,9 @@
 """search: the regressor's chosen mixture (by search.rule), its evidence, the averaged mixtures and
 plot, and every compared mixture's file (the candidates `verify` measures and decides among).
 
+The cheap baselines (`target_only`, `nearest`: regmix.baselines) are made here from the target
+and the token data, without proxies.
+
 The trained proxies (results/proxies.csv) are where the regression has evidence: the chosen
 mixture's L1 distance to the nearest of them is reported, and `trust_region` chooses within reach
 of them.
@@ -10,20 +13,24 @@ depends on it reruns only when its own mixture changed.
 """
 
 from regmix import runtime
+from regmix.baselines import cheap_baselines
 from regmix.compare import resolve, seeds_of, write_all
 from regmix.config import LargeConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures
 from regmix.sampling import swarm_generator
 from regmix.regression import load_regressor, read_proxies
-from regmix.search import fallback_line, incumbent_line, plot_choice, search, summary
+from regmix.decision import decision_text
+from regmix.progress import warn
+from regmix.search import plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
 from regmix.target import run_target
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, regressor="fitted regressor (fit)", domains="domains table (prepare)",
+    args, params = arguments(__doc__, tokens="token shards (prepare): the cheap baselines read the text",
+                             regressor="fitted regressor (fit)", domains="domains table (prepare)",
                              swarm="swarm table (sample)", proxies="proxies table (proxies)",
                              chosen="chosen mixture (YAML) to write",
                              top="top-k table (CSV) to write", plot="weights plot (PNG) to write",
@@ -54,7 +61,9 @@ def main() -> None:
     plot_choice(args.plot, result, baselines)
     large = params["large"]
     _, best_proxy = proxies.best(target)
-    compared = resolve(large["mixtures"], out["train"], best_proxy, prior, read_csv(args.swarm), human, params["seed"])
+    cheap = cheap_baselines(large["mixtures"], args.tokens, target, gen)
+    compared = resolve(large["mixtures"], out["train"], best_proxy, prior, read_csv(args.swarm), human, params["seed"],
+                       cheap)
     write_all(args.candidates, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
     best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])
     ev = out["evidence"]
@@ -63,16 +72,15 @@ def main() -> None:
         where += f" (their median spacing {ev['proxy_spacing_l1']['median']:.3f})"
     if "member_std" in ev:
         where += f", members' std there {ev['member_std']:.4f}"
-    how = (f"trained proxy {result.incumbent['proxy']}, estimated" if result.estimate is not None
-           else f"{cfg.rule}, {result.averaged} averaged, predicted")
     print(
-        f"chosen mixture ({how}): {out['predicted_target']:.4f} "
+        f"chosen mixture ({cfg.rule}, {result.averaged} averaged, predicted): {out['predicted_target']:.4f} "
         f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where} -> {args.chosen}"
     )
-    if result.incumbent is not None:
-        print(incumbent_line(result.incumbent))
-    if result.over_prior is not None:
-        print(fallback_line(result.over_prior, result.searched is not None))
+    print(decision_text(out["decision"]))
+    for s in out["decision"]["steps"]:
+        if s.get("proposed"):
+            warn(f"{s['step']} proposes `{s['proposed']}` in the regression's choice's place: verify's fresh seeds "
+                 "decide (it replaces the choice only if measured distinguishably lower)")
 
 
 if __name__ == "__main__":

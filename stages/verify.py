@@ -22,7 +22,9 @@ from regmix.regression import load_regressor, predict_mixtures, read_proxies
 from regmix.swarm import placement_from_env, run_seeds
 from regmix.tables import read_csv, write_csv
 from regmix.target import run_target
-from regmix.verify import doubts, judge, measured_targets, trained, verify_seeds, verify_text
+from regmix.decision import decision_text, record
+from regmix.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
+                           verify_text)
 from stages import arguments
 
 
@@ -43,6 +45,9 @@ def main() -> None:
         say(f"verify: not in large.mixtures, not verified: {', '.join(n for n in cfg.mixtures if n not in names)}")
     candidates = read_all(args.candidates, params["large"]["mixtures"])
     mixtures = {name: candidates[name].mixture for name in names}
+    choice = read_yaml(args.choice)
+    if CHOSEN in mixtures:  # a step's proposal is measured beside the choice (unless it is a verified mixture already)
+        mixtures.update(proposed_mixtures(choice, mixtures))
     args.store.mkdir(parents=True, exist_ok=True)  # an output even when nothing trains
     table = run_seeds(mixtures, cfg.scale(from_dict(ProxyConfig, params["proxy"], "proxy.")), args.tokens,
                       args.store, verify_seeds(cfg.seeds, params["seed"]), target, domains, placement_from_env(),
@@ -52,14 +57,15 @@ def main() -> None:
         swarm_loss = {BEST_PROXY: float(read_proxies(args.proxies).target_values(target).min())}  # what chose it
         pairs = target_pairs(read_csv(args.proxies), read_csv(args.replicates), target)
     predicted = predict_mixtures(load_regressor(args.regressor, target, domains), mixtures)
-    if CHOSEN in predicted:  # the search's own figure (a trained proxy's estimate when one was chosen)
-        predicted[CHOSEN] = float(read_yaml(args.choice)["predicted_target"])
     result = judge(measured_targets(table), pairs, predicted, swarm_loss, cfg.changes(), cfg.choose)
+    steps = [*choice.get("decision", {}).get("steps", []), verified_step(result, mixtures, predicted, cfg.choose)]
+    result["decision"] = record(steps)
     write_csv(args.table, table)
     write_json(args.metrics, result)
-    write_all(args.compare, trained({name: c.mixture for name, c in candidates.items()}, result),
+    write_all(args.compare, trained({name: c.mixture for name, c in candidates.items()}, result, mixtures),
               {name: c.seeds for name, c in candidates.items()})
     say(verify_text(result))
+    say(decision_text(result["decision"]))
     for line in doubts(result):
         warn(line)
 

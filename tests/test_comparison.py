@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from regmix.comparison import SUMMARY, out_of_fold, over_prior, summarise
+from regmix.comparison import SUMMARY, best_cheap, out_of_fold, over_prior, summarise
 from regmix.report import (README_BEGIN, README_END, comparison_table, proxy_scale_line, readme_results,
                            readme_with_results, verdict_lines, write_report)
 
@@ -106,11 +106,6 @@ def test_report_opens_with_the_verdict(tmp_path):
     kept = readme_results(None, proxies, fit, {"train": {"alpha": 1.0}, "confidence": {"prior": judged}})
     assert ("It is predicted 0.520 nats below the prior, a gain that is real with probability 93.4% (fitted to how "
             "the cross-validation ordered 223 pairs of proxies).") in kept
-    fell_back = {"train": {"alpha": 0.5, "beta": 0.5}, "confidence": {"prior": {**judged, "gain": 0.0}},
-                 "fallback": {"to": "prior", "over_prior": {**judged, "probability": 0.62, "min_confidence": 0.9}}}
-    assert ("It is the prior: the search's choice was predicted 0.520 nats below the prior, a gain that is real "
-            "with probability 62.0% (fitted to how the cross-validation ordered 223 pairs of proxies), below "
-            "`search.min_confidence` (0.9).") in readme_results(None, proxies, fit, fell_back)
     marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
     assert readme_with_results(marked, "new\n") == f"intro\n{README_BEGIN}\nnew\n{README_END}\noutro\n"
 
@@ -138,10 +133,20 @@ def test_the_report_says_what_the_regression_claimed_over_the_prior():
         "At the proxy scale `regmix` was predicted 0.250 nats below the prior, a gain that is real with probability "
         "80.0% (fitted to how the cross-validation ordered 10 pairs of proxies).")
     kept = {**MIXTURES, "regmix": prior, "prior": {"alpha": 0.3000001, "beta": 0.6999999}}
-    assert proxy_scale_line(out, kept).startswith("`regmix` is the prior: the search could not resolve a gain")
     checked = {"choice": {"mixture": "prior", "by": "measured"}}  # the check took the prior: not a fallback
     assert proxy_scale_line(out, kept, checked) == (
         "At the proxy scale the search's choice was predicted 0.250 nats below the prior, a gain that is real with "
         "probability 80.0% (fitted to how the cross-validation ordered 10 pairs of proxies); the large runs train "
         "`prior`'s mixture as `regmix` instead (the check below).")
-    assert proxy_scale_line(out, kept, {"choice": {"mixture": "regmix", "by": "measured"}}).startswith("`regmix` is")
+    assert proxy_scale_line(out, kept, {"choice": {"mixture": "regmix", "by": "search"}}).startswith("At the proxy scale `regmix` was")
+
+
+def test_regmix_minus_the_best_cheap_baseline():
+    def entry(loss, difference, low, high, verdict):
+        return {"target_loss": loss, "vs_regmix": {"difference": difference, "ci95": [low, high], "p_holm": 0.01,
+                                                   "verdict": verdict}}
+    entries = {"regmix": {"target_loss": 2.0}, "best_proxy": entry(1.5, -0.5, -0.7, -0.3, "better"),
+               "uniform": entry(2.6, 0.6, 0.4, 0.8, "worse"), "nearest": entry(2.2, 0.2, 0.1, 0.3, "worse")}
+    assert best_cheap(entries) == {"mixture": "nearest", "regmix_minus": -0.2, "ci95": [-0.3, -0.1],
+                                   "p_holm": 0.01, "verdict": "regmix better"}  # best_proxy needs proxies: not cheap
+    assert best_cheap({"regmix": {"target_loss": 2.0}, "best_proxy": entries["best_proxy"]}) is None

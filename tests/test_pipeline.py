@@ -104,17 +104,20 @@ def test_repro_writes_every_output(project):
     assert fit["cv"]["spearman"] == pytest.approx(cv["true"].corr(cv["predicted"], method="spearman"))
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     mixtures = {n: e for n, e in evaluation.items() if "target_loss" in e}
-    assert set(mixtures) == {"regmix", "best_proxy", "uniform", "prior", "random_1"}
+    assert set(mixtures) == {"regmix", "best_proxy", "uniform", "prior", "nearest", "random_1"}
     assert {n: e["seeds"] for n, e in mixtures.items()} == {"regmix": 2, "best_proxy": 2, "uniform": 2,
-                                                            "prior": 2, "random_1": 1}
+                                                            "prior": 2, "nearest": 2, "random_1": 1}
     for e in mixtures.values():
         low, high = e["target_loss_ci95"]
         assert low < e["target_loss"] < high
     assert set(evaluation) - set(mixtures) == {"summary"}
-    # regmix, best_proxy, uniform and prior train 2 seeds each (1 degree of freedom each); runs shared
-    # with regmix count once
+    # regmix, best_proxy, uniform, prior and nearest train 2 seeds each (1 degree of freedom each); runs
+    # shared with regmix count once
     shared = {n for n, e in mixtures.items() if e.get("runs_of")}
-    assert evaluation["summary"]["seed_noise"]["df"] == 4 - len(shared & {"best_proxy", "uniform", "prior"})
+    assert evaluation["summary"]["seed_noise"]["df"] == 5 - len(shared & {"best_proxy", "uniform", "prior", "nearest"})
+    cheap = evaluation["summary"]["best_cheap"]  # what the proxies bought over the best mixture made without them
+    assert cheap["mixture"] in {"uniform", "prior", "nearest"} - shared
+    assert cheap["regmix_minus"] == pytest.approx(mixtures["regmix"]["target_loss"] - mixtures[cheap["mixture"]]["target_loss"])
     # best_proxy: the swarm row with the lowest measured target (the tiny preset's target is `mean`)
     best = proxies.loc[proxies[[f"loss.{d}" for d in domains]].mean(axis=1).idxmin()]  # mean: the training domains
     stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
@@ -124,15 +127,18 @@ def test_repro_writes_every_output(project):
     # verify: each of its mixtures trained again with fresh seeds, judged, and in the report
     verify = json.loads((project / "metrics/verify.json").read_text())
     checked = pd.read_csv(project / "results/verify.csv")
-    assert sorted(verify["mixtures"]) == sorted(checked["mixture"].unique()) == ["best_proxy", "prior", "regmix",
-                                                                                 "uniform"]
-    assert sorted(checked["seed"].unique()) == [2, 3, 4] and len(checked) == 12
+    verified = {"best_proxy", "nearest", "prior", "regmix", "uniform"}  # and a step's proposal, when one made it
+    assert set(verify["mixtures"]) == set(checked["mixture"].unique()) and verified <= set(verify["mixtures"])
+    assert sorted(checked["seed"].unique()) == [2, 3, 4] and len(checked) == 3 * len(verify["mixtures"])
     for name, e in verify["mixtures"].items():
         assert e["measured"] == pytest.approx(checked.query("mixture == @name")["target"].mean())
-    assert verify["seed_noise"]["df"] == 4 * 2 + 2  # 4 mixtures x (3 - 1) + 2 replicate pairs
-    # the large runs train, as regmix, the verified mixture that measured lowest
+    assert verify["seed_noise"]["df"] == len(verify["mixtures"]) * 2 + 2  # mixtures x (3 - 1) + 2 replicate pairs
+    # the large runs train, as regmix, the search's choice unless a verified mixture measured distinguishably lower
     choice = verify["choice"]["mixture"]
-    assert choice == min(verify["mixtures"], key=lambda n: (verify["mixtures"][n]["measured"], n != "regmix"))
+    assert choice == "regmix" or verify["mixtures"][choice]["vs_regmix"]["verdict"] == "better"
+    steps = [s["step"] for s in verify["decision"]["steps"]]
+    assert steps == ["rule", "incumbent", "prior_guard", "verified_pick"]
+    assert verify["decision"]["decided_by"] == ("rule" if choice == "regmix" else "verified_pick")
     candidate = json.loads((project / f"results/candidates/{choice}.json").read_text())["mixture"]
     assert json.loads((project / "results/compare/regmix.json").read_text())["mixture"] == candidate
     assert choice == "regmix" or choice in shared  # the mixture whose weights regmix took trains once
@@ -176,13 +182,12 @@ def test_regression_override_reruns_only_downstream(project):
 
 
 def test_compared_mixtures_change_without_stale_output_or_retraining(project):
-    """One experiment, two changes to what is compared (each `dvc exp run` costs most of a minute).
+    """Two changes to what is compared (each `dvc exp run` costs most of a minute).
 
     Dropping random_1 removes its compared-mixture file and its curves, and the comparison
-    charts' data no longer name it. With the prior guard keeping the prior, the search's `regmix`
-    is the prior's mixture, and the check keeps it or takes a verified mixture that measured lower:
-    either way a compared mixture has `regmix`'s weights and seeds among its seeds, so its train
-    item trains nothing and evaluate scores it on `regmix`'s runs."""
+    charts' data no longer name it; the prior guard, made strict, proposes the prior and does not
+    replace the choice (verify's fresh seeds decide). Then a hand-made mixture with `regmix`'s
+    weights is compared: its train item trains nothing and evaluate scores it on `regmix`'s runs."""
     assert (project / "results/train/random_1").is_dir()
     out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior]",
               "-S", "search.min_confidence=0.99", cwd=project)
@@ -195,11 +200,21 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     measured = pd.read_csv(project / "results/comparison/predicted_vs_measured.csv")
     assert sorted(measured["mixture"]) == sorted(kept)
     assert pd.read_csv(project / "results/compare/weights.csv").columns.tolist() == ["domain", *kept]
+    assert "the prior proposed, to be confirmed on fresh seeds" in out, out
+    mixture = yaml.safe_load((project / "results/mixture.yaml").read_text())
+    guard = mixture["decision"]["steps"][2]
+    assert guard["proposed"] == "prior" and not guard["changed"] and mixture["decision"]["decided_by"] == "rule"
+    verify = json.loads((project / "metrics/verify.json").read_text())
+    choice = verify["choice"]["mixture"]
+    assert choice == "regmix" or verify["mixtures"][choice]["vs_regmix"]["verdict"] == "better"
 
-    assert "KEPT THE PRIOR" in out, out
-    choice = json.loads((project / "metrics/verify.json").read_text())["choice"]["mixture"]
-    shared = [n for n in kept if "runs_of" in json.loads((project / f"results/compare/{n}.json").read_text())]
-    assert (choice if choice != "regmix" else "prior") in shared
+    trained = json.loads((project / "results/compare/regmix.json").read_text())["mixture"]
+    copy = "{" + ", ".join(f"{d}: {w}" for d, w in trained.items()) + "}"
+    out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior,copy]",
+              "-S", f"+human_mixtures.copy={copy}", cwd=project)
+    assert "train@copy" in stages_run(out), out
+    shared = [n for n in [*kept, "copy"] if "runs_of" in json.loads((project / f"results/compare/{n}.json").read_text())]
+    assert "copy" in shared
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     for name in shared:
         seeds = json.loads((project / f"results/compare/{name}.json").read_text())["seeds"]

@@ -3,7 +3,6 @@ each decision rule's constraint, thread independence, and the evidence beside th
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import subprocess
@@ -21,8 +20,8 @@ from regmix.sampling import make_generator
 from regmix.regression import FittedRegressor
 from regmix.regression.fitted import pair_confidence
 from regmix.sampling import accepted_draws
-from regmix.report import over_prior_text
-from regmix.search import (RULES, TopK, incumbent, incumbent_line, l1_nearest, proxy_spacing, search, select,
+from regmix.decision import decision_text
+from regmix.search import (RULES, TopK, incumbent, kl_to_prior, l1_nearest, proxy_spacing, search, select,
                            summary)
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
@@ -320,8 +319,8 @@ def confident_regressor(coef: dict[str, float], right: float) -> FittedRegressor
     return model
 
 
-@pytest.mark.parametrize("min_confidence, falls_back", [(0.0, False), (0.5, False), (0.99, True)])
-def test_search_keeps_the_prior_unless_the_gain_is_resolved(min_confidence, falls_back):
+@pytest.mark.parametrize("min_confidence, proposes", [(0.0, False), (0.5, False), (0.99, True)])
+def test_the_prior_guard_proposes_the_prior_and_never_replaces_the_choice(min_confidence, proposes):
     gen = generator(SampleConfig(method="uniform", max_epochs=5.0))
     model = confident_regressor({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": -3.0, "math": 1.0}, right=0.85)
     cfg = SearchConfig(n_simulations=5000, rule="top_k", top_k=20, chunk_size=1000, min_confidence=min_confidence)
@@ -329,16 +328,16 @@ def test_search_keeps_the_prior_unless_the_gain_is_resolved(min_confidence, fall
     judged = result.over_prior
     assert judged["gain"] > 0 and 0.5 < judged["probability"] < 0.99 and judged["min_confidence"] == min_confidence
     out = summary(result, model, baseline_mixtures(SHARE, {}))
-    if falls_back:
-        assert np.array_equal(result.chosen, gen.prior) and result.searched is not None
-        assert out["train"] == {d: round(w, 6) for d, w in SHARE.items()}
-        assert out["fallback"]["over_prior"] == judged and out["fallback"]["searched"]["wiki"] > 0.4
-        assert out["fallback"]["searched_predicted"] < out["predicted_target"]
-        assert out["confidence"]["prior"]["probability"] == 0.5  # the prior against itself
+    assert out["train"]["wiki"] > 0.4 and out["decision"]["decided_by"] == "rule"  # the regression's choice stays
+    guard = out["decision"]["steps"][2]
+    assert guard["step"] == "prior_guard" and not guard["changed"] and guard["probability"] == judged["probability"]
+    assert out["confidence"]["prior"] == {k: v for k, v in judged.items() if k != "min_confidence"}
+    if proposes:
+        assert np.array_equal(result.nominees["prior_guard"], gen.prior) and guard["proposed"] == "prior"
+        assert out["proposals"]["prior_guard"] == {d: round(w, 6) for d, w in SHARE.items()}
+        assert guard["predicted_change"] == judged["gain"] and guard["l1"] > 0.5
     else:
-        assert result.searched is None and "fallback" not in out and out["train"]["wiki"] > 0.4
-        assert out["confidence"]["prior"] == {k: v for k, v in judged.items() if k != "min_confidence"}
-        assert out["confidence"]["uniform"]["probability"] > 0.5
+        assert not result.nominees and "proposed" not in guard and out["proposals"] == {}
 
 
 def test_a_regressor_without_out_of_fold_predictions_is_not_judged():
@@ -346,8 +345,9 @@ def test_a_regressor_without_out_of_fold_predictions_is_not_judged():
     model = fitted({"web": 1.0, "code": 0.0, "books": 0.0, "wiki": 0.0, "math": 0.0})
     result = search(model, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500,
                                              min_confidence=0.99), seed=0)
-    assert result.over_prior is None and result.searched is None
-    assert summary(result, model, baseline_mixtures(SHARE, {}))["confidence"] == {}
+    assert result.over_prior is None and not result.nominees
+    out = summary(result, model, baseline_mixtures(SHARE, {}))
+    assert out["confidence"] == {} and "not weighed" in out["decision"]["steps"][2]["says"]
 
 
 def measured_regressor(coef: dict[str, float], seed_std: float | None = 0.1) -> tuple[FittedRegressor, np.ndarray]:
@@ -370,7 +370,7 @@ def test_incumbent_shrinks_the_measurement_by_hand(predicted, wins):
     gen = generator(SampleConfig(max_epochs=5.0))  # caps: wiki 0.5 of the large run, so pure wiki is out
     model, proxies = measured_regressor({d: predicted for d in SHARE})  # predicts `predicted` everywhere
     ids, uncapped = ["p0", "p1", "p2", "p3"], dataclasses.replace(gen, caps=np.full(5, gen.units))
-    info, proxy = incumbent(model, proxies, ids, uncapped, gen.prior)
+    info, proxy = incumbent(model, proxies, ids, uncapped, gen.prior, margin=0.0)
     assert info["proxy"] == "p3" and info["estimate"] == pytest.approx(ESTIMATE)
     assert info["weight_on_measurement"] == pytest.approx(0.185 / 0.195)
     assert info["error_std"] == pytest.approx(0.185 ** 0.5) and info["versus_predicted"] == pytest.approx(predicted)
@@ -382,10 +382,24 @@ def test_incumbent_shrinks_the_measurement_by_hand(predicted, wins):
     assert info["proxy"] == "p0" and info["estimate"] == pytest.approx(1.2 - 0.2 * 0.185 / 0.195) and info["proxies"] == 3
 
 
+@pytest.mark.parametrize("margin", [0.5, 1.0, 2.0])
+def test_incumbent_needs_its_margin_in_the_fits_resolution(margin):
+    gen = generator(SampleConfig(max_epochs=None))
+    model, proxies = measured_regressor({d: 0.25 for d in SHARE})
+    resolution = model.resolution()
+    assert resolution == pytest.approx(1.6448536 * model.beats(0.1)["scale"])  # the fit's own unit
+    ids = ["p0", "p1", "p2", "p3"]
+    for gap, wins in ((margin * resolution * 0.99, False), (margin * resolution * 1.01, True)):
+        model.base = fitted({d: ESTIMATE + gap for d in SHARE}).base  # the choice predicted `gap` above p3
+        info, proxy = incumbent(model, proxies, ids, gen, gen.prior, margin=margin)
+        assert info["margin_nats"] == pytest.approx(margin * resolution) and info["chosen"] is wins
+        assert (proxy is not None) is wins
+
+
 def test_incumbent_matches_rows_by_id_and_says_why_it_is_not_weighed():
     gen = generator(SampleConfig(max_epochs=None))
     model, proxies = measured_regressor({d: 0.25 for d in SHARE})
-    info, _ = incumbent(model, proxies[::-1], ["p3", "p2", "p1", "p0"], gen, gen.prior)  # the table in another order
+    info, _ = incumbent(model, proxies[::-1], ["p3", "p2", "p1", "p0"], gen, gen.prior, margin=0.0)
     assert info["proxy"] == "p3" and info["chosen"] and info["versus_predicted"] == pytest.approx(0.25)
     assert "no seed noise" in incumbent(measured_regressor({d: 1.0 for d in SHARE}, None)[0], proxies,
                                         ["p0", "p1", "p2", "p3"], gen, gen.prior)[0]["skipped"]
@@ -393,52 +407,55 @@ def test_incumbent_matches_rows_by_id_and_says_why_it_is_not_weighed():
     model.proxy_ids = None
     skipped, proxy = incumbent(model, proxies, ["p0", "p1", "p2", "p3"], gen, gen.prior)
     assert "out-of-fold" in skipped["skipped"] and proxy is None
-    assert incumbent_line(skipped).startswith("incumbent: not weighed")
 
 
-def test_a_proxy_measured_below_the_prediction_replaces_the_choice():
+def test_a_proxy_measured_below_the_prediction_is_proposed_never_chosen_by_the_search():
     gen = generator(SampleConfig(method="uniform", max_epochs=None))
     # the regression prefers code (predicted 0.5 pure); pure wiki measured 0.2, estimated 0.241
     model, proxies = measured_regressor({"web": 2.0, "code": 0.5, "books": 2.0, "wiki": 1.0, "math": 2.0})
-    cfg = SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000)
-    result = search(model, gen, cfg, seed=0, proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
-    assert np.array_equal(result.chosen, proxies[3]) and result.replaced[1] > 0.7  # code-heavy, replaced
-    assert result.incumbent["versus_predicted"] > ESTIMATE and result.over_prior["gain"] == pytest.approx(
-        float(model.predict(gen.prior[[4, 2, 0, 3, 1]][None, :])[0]) - ESTIMATE)
-    out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ["p0", "p1", "p2", "p3"])
-    assert out["train"]["wiki"] == 1.0 and out["incumbent"]["proxy"] == "p3" and out["incumbent"]["chosen"]
-    assert out["incumbent"]["replaced_mixture"]["code"] > 0.7
-    assert (out["predicted_target"], out["predicted_by"]) == (pytest.approx(ESTIMATE), "incumbent")  # what verify tests
-    judged = out["confidence"]["prior"]  # the prior guard's figures: the incumbent's estimate, not its prediction
-    assert (judged["gain"], judged["probability"]) == pytest.approx((result.over_prior["gain"],
-                                                                      result.over_prior["probability"]))
-    assert incumbent_line(result.incumbent).startswith("CHOSE A TRAINED PROXY: trained proxy p3 measured 0.2000")
-    assert over_prior_text(out).startswith(" The search's choice is trained proxy p3's mixture: measured 0.2000 nats")
-    off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies,
-                 proxy_ids=["p0", "p1", "p2", "p3"])
-    assert off.incumbent is None and off.replaced is None and off.chosen[1] > 0.7
+    ids = ["p0", "p1", "p2", "p3"]
+    cfg = SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000, incumbent=True, incumbent_margin=0.0)
+    result = search(model, gen, cfg, seed=0, proxies=proxies, proxy_ids=ids)
+    assert result.chosen[1] > 0.7 and np.array_equal(result.nominees["incumbent"], proxies[3])  # code-heavy, kept
+    assert result.incumbent["versus_predicted"] > ESTIMATE
+    out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ids)
+    assert out["train"]["code"] > 0.7 and out["incumbent"]["proxy"] == "p3" and out["proposals"]["incumbent"]["wiki"] == 1.0
+    assert out["predicted_target"] == pytest.approx(float(model.predict(result.chosen[[4, 2, 0, 3, 1]][None, :])[0]))
+    rule, inc, guard = out["decision"]["steps"]
+    assert (rule["step"], inc["step"], guard["step"]) == ("rule", "incumbent", "prior_guard")
+    assert inc["proposed"] == "incumbent" and not inc["changed"] and out["decision"]["decided_by"] == "rule"
+    assert inc["predicted_change"] == pytest.approx(ESTIMATE - result.incumbent["versus_predicted"])
+    assert inc["l1"] == pytest.approx(np.abs(result.chosen[[4, 2, 0, 3, 1]] - proxies[3]).sum(), abs=1e-5)
+    assert "to be confirmed on fresh seeds" in decision_text(out["decision"])
+    # a margin above the gap (in units of the fit's resolution): no proposal
+    strict = search(model, gen, dataclasses.replace(cfg, incumbent_margin=1000.0), seed=0, proxies=proxies,
+                    proxy_ids=ids)
+    assert "incumbent" not in strict.nominees and strict.incumbent["margin_nats"] > strict.incumbent["versus_predicted"] - ESTIMATE
+    off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies, proxy_ids=ids)
+    assert off.incumbent is None and not off.nominees and np.array_equal(off.chosen, result.chosen)
     plain = summary(off, model, baseline_mixtures(SHARE, {}))
-    assert "incumbent" not in plain and plain["predicted_by"] == "regression"
-    # the prior guard keeps the prior: its prediction is the figure, the incumbent's estimate the searched one's
-    unsure = copy.copy(model)
-    unsure.beats = lambda gain: {"gain": gain, "probability": 0.3, "pairs": 6, "scale": 1.0}
-    kept = search(unsure, gen, cfg, seed=0, proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
-    assert np.array_equal(kept.searched, proxies[3]) and kept.estimate is None
-    out = summary(kept, unsure, baseline_mixtures(SHARE, {}))
-    assert (out["predicted_target"], out["predicted_by"]) == (
-        pytest.approx(out["baselines"]["prior"]["predicted_target"]), "regression")
-    assert out["fallback"]["searched_predicted"] == pytest.approx(ESTIMATE)
-    assert out["confidence"]["prior"]["gain"] == 0.0  # the prior against itself
+    assert "incumbent" not in plain and plain["decision"]["steps"][1]["says"].startswith("off")
 
 
-def test_a_proxy_measured_above_the_prediction_leaves_the_choice():
+def test_a_proxy_measured_above_the_prediction_proposes_nothing():
     gen = generator(SampleConfig(method="uniform", max_epochs=None))
     model, proxies = measured_regressor({"web": 2.0, "code": -1.0, "books": 2.0, "wiki": 1.0, "math": 2.0})
-    result = search(model, gen, SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000), seed=0,
-                    proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
-    assert result.replaced is None and result.chosen[1] > 0.7 and result.incumbent["chosen"] is False
+    result = search(model, gen, SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000,
+                                             incumbent=True, incumbent_margin=0.0), seed=0, proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
+    assert not result.nominees and result.chosen[1] > 0.7 and result.incumbent["chosen"] is False
     assert result.incumbent["versus_predicted"] < ESTIMATE
-    assert "is not below the rule's choice's" in incumbent_line(result.incumbent)
+
+
+def test_the_prior_penalty_pulls_the_choice_toward_the_prior():
+    gen = generator(SampleConfig(method="uniform", max_epochs=None))
+    model = fitted({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": 0.7, "math": 1.0})  # wiki a little better
+    cfg = SearchConfig(n_simulations=5000, rule="top_k", top_k=20, chunk_size=1000)
+    free = search(model, gen, cfg, seed=0).chosen
+    pulled = search(model, gen, dataclasses.replace(cfg, prior_penalty=1.0), seed=0).chosen
+    assert kl_to_prior(pulled[None, :], gen.prior)[0] < kl_to_prior(free[None, :], gen.prior)[0]
+    assert kl_to_prior(gen.prior[None, :], gen.prior)[0] == pytest.approx(0.0)
+    assert kl_to_prior(np.array([[0.5, 0.5]]), np.array([0.25, 0.75]))[0] == pytest.approx(
+        0.5 * np.log(2) + 0.5 * np.log(2 / 3))
 
 
 RELEASED = REPO.parent / "shared" / "regmix_data"
@@ -463,12 +480,28 @@ def test_bench_confidence_prints_json_last():
         assert 0 <= run["probability"] <= 1 and run["pairs"] > 0 and run["best"] <= min(run["pick"], run["reference"])
 
 
-@pytest.mark.slow  # a few LightGBM fits
 @pytest.mark.skipif(not (RELEASED / "train_mixture_1m.csv").exists(), reason="RegMix's released CSVs not in ../shared")
-def test_bench_incumbent_prints_json_last():
-    result = bench_json("bench_incumbent", "--noise", "0.05")
+def test_bench_decision_prints_json_last():
+    result = bench_json("bench_decision", "--noise", "0.05", "--seeds", "1", "--random", "0", "--targets", "mean,arxiv")
+    assert result["targets"] == ["mean"]  # arxiv's best test proxy is a corner: not replayed
     (row,) = result["rows"]
-    assert row["noise"] == 0.05 and row["runs"] == 2 and 0 < row["seed_std_estimated"] < 0.2
-    for arm in ("rule", "incumbent", "best_measured"):
+    assert row["noise"] == 0.05 and row["runs"] == 1 and row["rule"]["minus_rule"] == 0
+    for arm in ("rule", "rule_kl0.1", "incumbent_m0", "best_proxy", "verified_lowest", "verified_welch"):
         assert row[arm]["regret"] >= 0
-    assert row["incumbent_better_runs"] + row["incumbent_worse_runs"] <= row["incumbent_chosen"] <= 2
+    assert row["verified_welch_replaced"] <= row["verified_lowest_replaced"] + 1
+
+
+def test_committed_decision_record_backs_the_defaults():
+    """The search's defaults are what benchmarks/results/decision.json measured: no gain, no step."""
+    record = json.loads((REPO / "benchmarks/results/decision.json").read_text())
+    assert len(record["targets"]) >= 6 and {row["noise"] for row in record["rows"]} == {0.03, 0.1}
+    defaults = SearchConfig()
+    for row in record["rows"]:
+        # the prior penalty never lowered the regret by more than its standard error: off
+        assert all(row[f"rule_kl{lam:g}"]["minus_rule"] > -row[f"rule_kl{lam:g}"]["minus_rule_se"]
+                   for lam in (0.01, 0.03, 0.1))
+        # the incumbent at its margin: within noise of the rule alone, so off
+        assert abs(row["incumbent_m1"]["minus_rule"]) < 2 * row["incumbent_m1"]["minus_rule_se"]
+        # verifying on fresh seeds lowered the regret by more than 1.5 standard errors: on
+        assert row["verified_welch"]["minus_rule"] < -1.5 * row["verified_welch"]["minus_rule_se"]
+    assert defaults.prior_penalty == 0 and defaults.incumbent is False and defaults.min_confidence == 0

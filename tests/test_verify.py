@@ -26,7 +26,8 @@ from regmix.report import readme_results
 from regmix.swarm import run_seeds
 from regmix.target import Target
 from regmix.verdict import compare, pooled_noise
-from regmix.verify import doubts, judge, measured_targets, trained, verify_seeds, verify_text
+from regmix.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
+                           verify_text)
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
@@ -80,20 +81,44 @@ def test_doubts_name_what_speaks_against_the_choice():
     assert not any(line.startswith("`best_proxy` measured") for line in taken)
 
 
-def test_the_lowest_verified_mixture_is_trained_as_regmix():
+def test_a_verified_mixture_replaces_the_choice_only_when_distinguishably_lower():
     candidates = {"regmix": {"a": 1.0, "b": 0.0}, "uniform": {"a": 0.5, "b": 0.5}, "prior": {"a": 0.8, "b": 0.2}}
+    # uniform lower by 0.1 on seeds that spread 0.14: lowest, not distinguishable: the choice stays (a warning)
     lower = judge({"regmix": [2.0, 2.2], "uniform": [1.9, 2.1], "prior": [2.5, 2.7]}, {}, PREDICTED)
-    assert lower["choice"]["mixture"] == "uniform" and lower["choice"]["by"] == "measured"
-    assert lower["mixtures"]["uniform"]["vs_regmix"]["difference"] == pytest.approx(-0.1)
-    assert lower["mixtures"]["uniform"]["vs_regmix"]["verdict"] == "not distinguishable"  # lower, noise or not
-    final = trained(candidates, lower)
-    assert final == {"regmix": candidates["uniform"], "uniform": candidates["uniform"], "prior": candidates["prior"]}
-    assert "The large runs train `uniform`'s mixture as `regmix`" in verify_text(lower)
+    assert lower["choice"] == {"mixture": "regmix", "by": "search", "lowest": "uniform"}
+    assert lower["mixtures"]["uniform"]["vs_regmix"]["verdict"] == "not distinguishable"
+    assert trained(candidates, lower) == candidates
+    assert any(line.startswith("`uniform` measured lower than `regmix`") and "the search's choice is kept" in line
+               for line in doubts(lower))
+    step = verified_step(lower, candidates, PREDICTED, choose=True)
+    assert (step["step"], step["changed"], step["mixture"]) == ("verified_pick", False, "regmix")
+    assert "not distinguishable, Holm-adjusted p" in step["says"]
+    assert "No verified mixture measured distinguishably lower" in verify_text(lower)
+    # distinguishably lower (Welch, Holm over two comparisons): replaced, and the step says by how much
+    clear = judge({"regmix": [2.0, 2.02, 2.04], "uniform": [1.5, 1.52, 1.54], "prior": [2.5, 2.52, 2.54]}, {}, PREDICTED)
+    assert clear["choice"] == {"mixture": "uniform", "by": "measured", "lowest": "uniform"}
+    assert clear["mixtures"]["uniform"]["vs_regmix"]["p_holm"] < 0.05
+    assert trained(candidates, clear) == {**candidates, "regmix": candidates["uniform"]}
+    step = verified_step(clear, candidates, {**PREDICTED, "uniform": 1.4}, choose=True)
+    assert step["changed"] and step["l1"] == pytest.approx(1.0) and step["mixture"] == "uniform"
+    assert step["predicted_change"] == pytest.approx(1.4 - PREDICTED["regmix"])
+    assert "The large runs train `uniform`'s mixture as `regmix`" in verify_text(clear)
+    # a proposal that is not a candidate is trained from the verified mixtures' weights
+    proposal = judge({"regmix": [2.0, 2.02, 2.04], "incumbent": [1.5, 1.52, 1.54]}, {}, PREDICTED)
+    assert trained(candidates, proposal, {"incumbent": {"a": 0.1, "b": 0.9}})["regmix"] == {"a": 0.1, "b": 0.9}
     for kept in (judge({"regmix": [2.0, 2.2], "uniform": [2.0, 2.2]}, {}, PREDICTED),  # a tie keeps the search's
-                 judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, choose=False),
+                 judge({"regmix": [2.0, 2.02, 2.04], "uniform": [1.0, 1.02, 1.04]}, {}, PREDICTED, choose=False),
                  judge({"uniform": [1.0, 1.2], "prior": [2.0, 2.2]}, {}, PREDICTED)):  # regmix not verified
         assert kept["choice"]["mixture"] == "regmix" and trained(candidates, kept) == candidates
-    assert "The search's choice measured the lowest" in verify_text(judge(MEASURED, {}, PREDICTED))
+
+
+def test_proposals_are_verified_once_under_their_own_name():
+    verified = {"regmix": {"a": 1.0, "b": 0.0}, "best_proxy": {"a": 0.2, "b": 0.8}, "prior": {"a": 0.6, "b": 0.4}}
+    choice = {"proposals": {"incumbent": {"a": 0.2, "b": 0.8}, "prior_guard": {"a": 0.6, "b": 0.4}}}
+    assert proposed_mixtures(choice, verified) == {}  # the incumbent's proxy is best_proxy; the prior is verified
+    choice = {"proposals": {"incumbent": {"a": 0.3, "b": 0.7}, "prior_guard": {"a": 0.6, "b": 0.4}}}
+    assert proposed_mixtures(choice, {"regmix": verified["regmix"]}) == {"incumbent": {"a": 0.3, "b": 0.7},
+                                                                        "prior": {"a": 0.6, "b": 0.4}}
 
 
 def test_unknown_noise_judges_nothing():

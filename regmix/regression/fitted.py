@@ -69,6 +69,14 @@ class FittedRegressor:
         the out-of-fold predictions of the training proxies (None without them): see `pair_confidence`."""
         return None if self.out_of_fold is None else pair_confidence(*self.out_of_fold, gain)
 
+    def resolution(self) -> Optional[float]:
+        """The smallest predicted difference that is real with probability RESOLVED (nats), judged on the
+        out-of-fold predictions; None without them. The unit every step that overrides the fit is held to."""
+        if self.out_of_fold is None:
+            return None
+        scale, _ = pair_scale(*self.out_of_fold)
+        return None if scale is None else float(norm.ppf(RESOLVED) * scale)
+
     def compile(self) -> None:
         """A LightGBM base predicts through native code from now on (its bootstrap members stay
         with LightGBM: search runs them on a small prefix of the pool only)."""
