@@ -12,6 +12,13 @@ as `regmix`, its loss and rank, and each baseline minus it with the evaluation's
     .venv/bin/python -m benchmarks.bench_large_targets --targets bible,dialogue   # 8 to 10 min a target on 2 cores
     .venv/bin/python -m benchmarks.bench_large_targets --table
 
+Targets with interior optima (their best proxies are broad mixtures: evaluation sets, tasks,
+aggregates), where the regression must find a trade-off, are recorded under
+`benchmarks/results/interior_targets/<name>/`, and `--table` prints their own table (which step
+decided, `regmix` minus `best_proxy`, the best cheap baseline, `uniform` and `prior`, with 95% intervals):
+
+    .venv/bin/python -m benchmarks.bench_large_targets --interior milton_bpb -S target=milton -S target_metric=bpb
+
 Any other experiment is recorded the same way under `benchmarks/results/held_out_targets/<name>/`
 (with its `metrics/proxies.json` and `metrics/fit.json`, and the seconds it took), e.g. a target held
 out of training:
@@ -35,6 +42,7 @@ from regmix.verify import replaced
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
 HELD_OUT_RECORDS = Path("benchmarks/results/held_out_targets")
+INTERIOR_RECORDS = Path("benchmarks/results/interior_targets")
 RECORDED = {"verify.json": "metrics/verify.json", "evaluate.json": "metrics/evaluate.json",
             "report.md": "results/report.md"}
 EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "metrics/proxies.json", "fit.json": "metrics/fit.json"}
@@ -53,7 +61,8 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
     (with the experiment's seconds), the workspace restored: the record's folder."""
     # The experiment runs the workspace as it is; only the records themselves may differ from HEAD.
     if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RECORDS}",
-                       f":!{HELD_OUT_RECORDS}"], capture_output=True, text=True, check=True).stdout.strip():
+                       f":!{HELD_OUT_RECORDS}", f":!{INTERIOR_RECORDS}"], capture_output=True, text=True,
+                      check=True).stdout.strip():
         raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
     try:
         start = time.perf_counter()
@@ -89,15 +98,72 @@ def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
 
 
 def sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
-    """Each measured target's verify and evaluate metrics, by its label in the table: the committed
-    demo run's, the `mean` study's default experiment (benchmarks/results/mean_target/; a recorded
-    `mean` takes its place), and the recorded targets."""
-    demo, mean = f"`{load_params(root / 'params.yaml')['target']}` (the demo)", root / MEAN_STUDY
-    found = {demo: (root / "metrics/verify.json", root / "metrics/evaluate.json"),
-             "`mean`": (mean / "verify.json", mean / "evaluate.json")}
+    """Each measured domain target's verify and evaluate metrics, by its label in the table: the `mean`
+    study's default experiment (benchmarks/results/mean_target/; a recorded `mean` takes its place)
+    and the recorded targets (`wikipedia`: the demo's target until it moved to the task)."""
+    mean = root / MEAN_STUDY
+    found = {"`mean`": (mean / "verify.json", mean / "evaluate.json")}
     for folder in sorted(p for p in (root / RECORDS).iterdir() if p.is_dir()):
         found[f"`{folder.name}`"] = (folder / "verify.json", folder / "evaluate.json")
     return found
+
+
+def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
+    """The targets with interior optima: the committed demo run's, then each recorded one."""
+    demo = f"`{load_params(root / 'params.yaml')['target']}` (the demo)"
+    found = {demo: (root / "metrics/verify.json", root / "metrics/evaluate.json")}
+    for folder in sorted(p for p in (root / INTERIOR_RECORDS).iterdir() if p.is_dir()):
+        found[f"`{folder.name}`"] = (folder / "verify.json", folder / "evaluate.json")
+    return found
+
+
+def _versus(evaluation: dict[str, Any], name: str) -> str:
+    """`regmix` minus a compared mixture, with its interval and verdict (from `regmix`'s side)."""
+    if name not in evaluation:
+        return "not compared"
+    vs = evaluation[name].get("vs_regmix")
+    if vs is None:
+        return "its mixture"
+    low, high = vs["ci95"]
+    said = {"worse": "better", "better": "worse"}.get(vs["verdict"], vs["verdict"])
+    interval = "" if low is None else f" [{-high:+.3f}, {-low:+.3f}]"
+    return f"{-vs['difference']:+.3f}{interval} {said}"
+
+
+def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    """One interior target's line: who decided, regmix's rank, regmix minus each rival (95%)."""
+    summary, regmix = evaluation["summary"], evaluation["regmix"]
+    decided = verify.get("decision", {}).get("decided_by", "unrecorded")
+    ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
+    cheap = summary.get("best_cheap")
+    cells = [label, f"`{decided}`", f"{regmix['target_loss']:.3f}, {summary['regmix_rank']} of {ranked}",
+             _versus(evaluation, "best_proxy"),
+             f"{_versus(evaluation, cheap['mixture'])} (`{cheap['mixture']}`)" if cheap else "none compared",
+             _versus(evaluation, "uniform"), _versus(evaluation, "prior")]
+    return "| " + " | ".join(cells) + " |"
+
+
+def interior_table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The README's table of the targets with interior optima."""
+    lines = ["| target | decided by | `regmix` loss, rank | minus `best_proxy` | minus the best cheap baseline | "
+             "minus `uniform` | minus `prior` |", "|---|---|---|---|---|---|---|"]
+    lines += [interior_row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
+    return "\n".join(lines)
+
+
+def interior_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The README's sentence over the interior targets: how often the regression's own choice was
+    trained, and the verdicts against the rivals."""
+    n = len(measured)
+    own = sum(v.get("decision", {}).get("decided_by") == "rule" for v, _ in measured.values())
+    evaluations = [e for _, e in measured.values()]
+    beaten = sum(bool(e["summary"]["verdict"]["better"]) for e in evaluations)
+    both = sum(all(e[m].get("vs_regmix", {}).get("verdict") == "worse" for m in ("uniform", "prior"))
+               for e in evaluations)
+    over_best = sum(e.get("best_proxy", {}).get("vs_regmix", {}).get("verdict") == "worse" for e in evaluations)
+    return (f"On these {n} targets the large runs trained the regression's own choice on {own}; a compared mixture "
+            f"measured distinguishably better than `regmix` on {beaten}; `regmix` measured distinguishably better "
+            f"than both `uniform` and `prior` on {both}, and than `best_proxy` on {over_best}.")
 
 
 def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -131,6 +197,8 @@ def main() -> None:
     parser.add_argument("--targets", default="", help="comma list of targets to run and record")
     parser.add_argument("--table", action="store_true", help="print the README's table from the records")
     parser.add_argument("--name", help="record any experiment under benchmarks/results/held_out_targets/<name>")
+    parser.add_argument("--interior", help="record a target with an interior optimum (its -S overrides) under "
+                                           "benchmarks/results/interior_targets/<name>")
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="the experiment's params (-S k=v)")
     args = parser.parse_args()
     for target in filter(None, args.targets.split(",")):
@@ -138,9 +206,14 @@ def main() -> None:
     if args.name:
         folder = run_experiment(args.name, args.overrides, HELD_OUT_RECORDS / args.name, EXPERIMENT_RECORDED)
         print(f"{args.name}: recorded in {folder}", flush=True)
-    if args.table or not (args.targets or args.name):
+    if args.interior:
+        folder = run_experiment(args.interior, args.overrides, INTERIOR_RECORDS / args.interior, EXPERIMENT_RECORDED)
+        print(f"{args.interior}: recorded in {folder}", flush=True)
+    if args.table or not (args.targets or args.name or args.interior):
         measured = load(sources())
         print(table(measured), summary(measured), sep="\n\n")
+        interior = load(interior_sources())
+        print("", interior_table(interior), interior_summary(interior), sep="\n\n")
 
 
 if __name__ == "__main__":

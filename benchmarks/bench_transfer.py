@@ -20,7 +20,8 @@ budget (the transfer check) asks the same of the choice before its large runs.
 The last line is one JSON object: {"mixtures": [...], "budgets": {"<steps>": {"spearman": mean,
 "regret": mean, "seed_noise": {...}, "targets": {target: {"spearman", "ci95", "n", "regret",
 "proxy_pick", "large_best"}}}}}; `--out` writes it too. `make bench-transfer` (32, 128 and 512
-steps, 4 seeds) writes benchmarks/results/transfer.json, whose figures the README states.
+steps, 4 seeds) wrote benchmarks/results/large_targets/wikipedia/transfer.json for the demo's run while its
+target was `wikipedia`, whose figures the README states.
 
     .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR] [--out FILE]
     # needs the committed run (`make demo`): data/tokens, results/compare, metrics/evaluate.json;
@@ -49,7 +50,8 @@ from regmix.verdict import pooled_noise, spearman_interval
 from regmix.verify import verify_seeds
 
 TOKENS, COMPARE, EVALUATION = "data/tokens", "results/compare", "metrics/evaluate.json"
-COMMITTED = "benchmarks/results/transfer.json"  # the committed run's, written by `make bench-transfer`
+# the demo's run while its target was `wikipedia` (its records beside it), written by `make bench-transfer`
+COMMITTED = "benchmarks/results/large_targets/wikipedia/transfer.json"
 
 
 def large_losses(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -102,7 +104,7 @@ def lines(steps: int, result: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def readme_sentences(result: Mapping[str, Any], target: str) -> str:
+def readme_sentences(result: Mapping[str, Any], target: str, run: str = "the committed demo run") -> str:
     """What the README says of a result (its last JSON line); a test checks the README against the committed one."""
     budgets = result["budgets"]
     per_budget = []
@@ -112,7 +114,7 @@ def readme_sentences(result: Mapping[str, Any], target: str) -> str:
                           f"runs' best on {picked} of {len(b['targets'])} targets")
     ours = [f"{b['targets'][target]['spearman']:.2f} [{b['targets'][target]['ci95'][0]:.2f}, "
             f"{b['targets'][target]['ci95'][1]:.2f}] at {steps} steps" for steps, b in budgets.items()]
-    return (f"On the committed demo run ({len(result['mixtures'])} distinct mixtures, {result['seeds']} fresh seeds "
+    return (f"On {run} ({len(result['mixtures'])} distinct mixtures, {result['seeds']} fresh seeds "
             f"each): {'; '.join(per_budget)}. For its target `{target}`: {', '.join(ours)}.")
 
 

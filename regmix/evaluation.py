@@ -22,10 +22,9 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from regmix.config import EvaluateConfig
+from regmix.config import PRECISIONS, EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta, task_path
 from regmix.errors import UserError
 from regmix.export import load_hf
@@ -35,7 +34,8 @@ from regmix.progress import progress, say
 from regmix.sources import code_digest
 from regmix.target import Target
 from regmix.scores import ScoringData, score_model, scoring_data
-from regmix.training import config_hash
+from regmix.training import autocast, config_hash, native_bf16
+from regmix.tasks import answer_logp
 
 TASKS = ("last_word", "continuation")
 # A word preceded by one space and followed by something that is not part of a word, so the
@@ -163,12 +163,16 @@ def last_word_accuracy(model: torch.nn.Module, examples: list[LastWord], batch_s
         seqs = [e.context + e.word[:-1] for e in batch]
         # Right padding: a causal model's earlier positions never see it.
         x = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
-        for r, s in enumerate(seqs):
+        where = torch.zeros(x.shape, dtype=torch.bool)
+        for r, (s, e) in enumerate(zip(seqs, batch)):
             x[r, : len(s)] = torch.tensor(s)
-        pred = model(x.to(device)).argmax(-1).cpu()
-        for r, e in enumerate(batch):
-            first = len(e.context) - 1
-            correct += pred[r, first: first + len(e.word)].tolist() == e.word
+            where[r, len(e.context) - 1: len(e.context) - 1 + len(e.word)] = True  # the positions that predict the word
+        # the head at the word's positions alone (row-major: each example's positions in order)
+        pred = model.lm_head(model.hidden_states(x.to(device))[where.to(device)]).argmax(-1).cpu().tolist()
+        start = 0
+        for e in batch:
+            correct += pred[start: start + len(e.word)] == e.word
+            start += len(e.word)
     return correct / max(1, len(examples))
 
 
@@ -181,10 +185,11 @@ def continuation_accuracy(model: torch.nn.Module, examples: list[Choice], batch_
     for b in range(0, len(examples), per_batch):
         batch = examples[b: b + per_batch]
         x = torch.tensor([e.context + end for e in batch for end in e.endings], device=device)
-        logp = F.log_softmax(model(x[:, :-1]).float(), dim=-1)
-        token_logp = logp.gather(-1, x[:, 1:, None]).squeeze(-1)
         n_end = len(batch[0].endings[0])
-        scores = token_logp[:, -n_end:].sum(-1).view(len(batch), -1).cpu()
+        where = torch.zeros(x[:, :-1].shape, dtype=torch.bool, device=device)
+        where[:, -n_end:] = True  # the positions that predict the ending
+        token_logp = answer_logp(model, x[:, :-1], where, x[:, -n_end:].reshape(-1))
+        scores = token_logp.view(len(x), n_end).sum(-1).view(len(batch), -1).cpu()
         norm = torch.tensor([e.ending_bytes for e in batch], dtype=torch.float32)
         picks = (scores / norm).argmax(-1)
         correct += sum(int(p) == e.label for p, e in zip(picks, batch))
@@ -237,7 +242,8 @@ def score_key(model_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed
     meta = read_meta(tokens_dir)
     tasks = {t: file_digest(task_path(tokens_dir, t, "test")) for t in meta.tasks}
     return config_hash(model=model, data=data_signature(tokens_dir, meta.scored, "test"), tasks=tasks,
-                       cfg=cfg, seed=seed, device=device.type, torch=torch.__version__,
+                       cfg=cfg, seed=seed, device=device.type, precision=scoring_precision(cfg, device),
+                       torch=torch.__version__,
                        lm_eval=_version("lm_eval") if cfg.lm_eval_tasks else None, code=code_digest(__name__))
 
 
@@ -259,10 +265,12 @@ def score_run(run_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: 
         inputs[context] = (scoring_data(str(tokens_dir), "test", context, cfg.windows_per_domain),
                            build_tasks(tokens_dir, cfg, context, seed))
     data, tasks = inputs[context]
-    flat = score_model(model, data, cfg.batch_size)
+    precision = scoring_precision(cfg, device)
+    flat = score_model(model, data, cfg.batch_size, precision)
+    with autocast(precision, device):
+        built_in = downstream(model, tasks, cfg.batch_size)
     scores = {"scores": flat, "domain_loss": {s: flat[f"loss.{s}"] for s in data.windows},
-              "bpb": {s: flat[f"bpb.{s}"] for s in data.windows},
-              "downstream": downstream(model, tasks, cfg.batch_size)}
+              "bpb": {s: flat[f"bpb.{s}"] for s in data.windows}, "downstream": built_in}
     for name in data.tasks:
         scores["downstream"][f"task:{name}"] = {"bpb": flat[f"task.{name}"], "accuracy": flat[f"acc.{name}"],
                                                 "examples": len(data.tasks[name])}
@@ -270,6 +278,13 @@ def score_run(run_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: 
         scores["downstream"]["lm_eval"] = run_lm_eval(run_dir / HF_DIR, cfg.lm_eval_tasks, cfg.lm_eval_include_path,
                                                       cfg.batch_size, seed)
     return scores
+
+
+def scoring_precision(cfg: EvaluateConfig, device: torch.device) -> str:
+    """`evaluate.precision` made concrete for `device` (`auto`: bf16 where native, else fp32)."""
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"evaluate.precision: {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return cfg.precision if cfg.precision != "auto" else ("bf16" if native_bf16(device) else "fp32")
 
 
 def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: EvaluateConfig,

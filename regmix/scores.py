@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 from regmix.data.shards import TOKENIZER_FILE, data_signature, read_meta, task_path
 from regmix.files import file_digest
 from regmix.tasks import EncodedExample, encode_examples, read_task, score_task
-from regmix.training import eval_windows, evaluate_loss
+from regmix.training import autocast, eval_windows, evaluate_loss
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def score_model(model: torch.nn.Module, data: ScoringData, batch_size: int, prec
     scores = {f"loss.{s}": v for s, v in losses.items()}
     scores.update({f"bpb.{s}": bits_per_byte(v, data.tokens_per_byte[s]) for s, v in losses.items()})
     for name, examples in data.tasks.items():
-        result = score_task(model, examples, batch_size)
+        with autocast(precision, next(model.parameters()).device):
+            result = score_task(model, examples, batch_size)
         scores[f"task.{name}"], scores[f"acc.{name}"] = result["bpb"], result["accuracy"]
     return scores
 

@@ -459,9 +459,13 @@ def decision_steps(result: SearchResult, model: FittedRegressor) -> list[dict[st
     else:
         proposed = PRIOR_GUARD in result.nominees
         prior = dict(zip(result.domains, map(float, result.nominees[PRIOR_GUARD]))) if proposed else None
-        says = f"the choice is {gain_text(judged)}, against search.min_confidence={judged['min_confidence']:g}"
-        steps.append(step(PRIOR_GUARD, says + (": the prior proposed, to be confirmed on fresh seeds" if proposed
-                                               else ": kept the choice"),
+        says = f"the choice is {gain_text(judged)}"
+        if judged["min_confidence"] == 0:
+            says = f"off (search.min_confidence: 0); {says}"
+        else:
+            says += f", against search.min_confidence={judged['min_confidence']:g}" + (
+                ": the prior proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice")
+        steps.append(step(PRIOR_GUARD, says,
                           proposed="prior" if proposed else None, l1_change=l1(chosen, prior) if proposed else None,
                           predicted_change=judged["gain"] if proposed else None, probability=judged["probability"]))
     return steps

@@ -143,10 +143,19 @@ def choice_loglik(model: torch.nn.Module, seqs: list[tuple[list[int], list[int]]
             x[r, : len(s)] = torch.tensor(s)
             mask[r, len(ctx) - 1: len(s) - 1] = True  # the positions that predict the choice
         x, mask = x.to(device), mask.to(device)
-        logp = F.log_softmax(model(x[:, :-1]).float(), dim=-1)
-        token_logp = logp.gather(-1, x[:, 1:, None]).squeeze(-1)
-        out += token_logp.masked_fill(~mask, 0.0).sum(-1).tolist()
+        token_logp = torch.zeros(mask.shape, device=device)
+        token_logp[mask] = answer_logp(model, x[:, :-1], mask, x[:, 1:][mask])
+        out += token_logp.sum(-1).tolist()
     return out
+
+
+def answer_logp(model: torch.nn.Module, inputs: torch.Tensor, where: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) at the positions `where` of `inputs` (float32). The output head and its
+    softmax run at those positions alone: an answer is a few tokens of a long passage, and the
+    head over the whole vocabulary is about half a small model's compute per position."""
+    logits = model.lm_head(model.hidden_states(inputs)[where])
+    return F.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
 
 
 def score_task(model: torch.nn.Module, examples: list[EncodedExample], batch_size: int) -> dict[str, float]:
