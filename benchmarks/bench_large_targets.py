@@ -19,6 +19,14 @@ decided, `regmix` minus `best_proxy`, the best cheap baseline, `uniform` and `pr
 
     .venv/bin/python -m benchmarks.bench_large_targets --interior milton_bpb -S target=milton -S target_metric=bpb
 
+Rank transfer where it matters, near the top of the proxies' ranking: the trained proxies with the
+2nd to 13th lowest measured target loss (`proxy_<k>`) trained at the large scale beside `best_proxy`,
+recorded under `benchmarks/results/near_top_transfer/<name>/`; `--table` prints the Spearman between
+the proxies' order and the large runs' over them (and the regression's out-of-fold predictions'):
+
+    .venv/bin/python -m benchmarks.bench_large_targets --near-top demo \
+        -S 'large.mixtures=[regmix,best_proxy,prior,uniform,nearest,proxy_2,...,proxy_13]'
+
 Any other experiment is recorded the same way under `benchmarks/results/held_out_targets/<name>/`
 (with its `metrics/proxies.json` and `metrics/fit.json`, and the seconds it took), e.g. a target held
 out of training:
@@ -36,13 +44,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from regmix.compare import BEST_PROXY, PROXY_PREFIX
 from regmix.files import load_params
+from regmix.verdict import spearman_interval
 from regmix.verify import replaced
 
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
 HELD_OUT_RECORDS = Path("benchmarks/results/held_out_targets")
 INTERIOR_RECORDS = Path("benchmarks/results/interior_targets")
+NEAR_TOP_RECORDS = Path("benchmarks/results/near_top_transfer")
 RECORDED = {"verify.json": "metrics/verify.json", "evaluate.json": "metrics/evaluate.json",
             "report.md": "results/report.md"}
 EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "metrics/proxies.json", "fit.json": "metrics/fit.json"}
@@ -61,7 +72,8 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
     (with the experiment's seconds), the workspace restored: the record's folder."""
     # The experiment runs the workspace as it is; only the records themselves may differ from HEAD.
     if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RECORDS}",
-                       f":!{HELD_OUT_RECORDS}", f":!{INTERIOR_RECORDS}"], capture_output=True, text=True,
+                       f":!{HELD_OUT_RECORDS}", f":!{INTERIOR_RECORDS}", f":!{NEAR_TOP_RECORDS}"],
+                      capture_output=True, text=True,
                       check=True).stdout.strip():
         raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
     try:
@@ -127,7 +139,8 @@ def _versus(evaluation: dict[str, Any], name: str) -> str:
     low, high = vs["ci95"]
     said = {"worse": "better", "better": "worse"}.get(vs["verdict"], vs["verdict"])
     interval = "" if low is None else f" [{-high:+.3f}, {-low:+.3f}]"
-    return f"{-vs['difference']:+.3f}{interval} {said}"
+    holm = "" if vs.get("p_holm") is None else f", Holm p {vs['p_holm']:.2g}"
+    return f"{-vs['difference']:+.3f}{interval} {said} ({evaluation[name]['seeds']} seeds{holm})"
 
 
 def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
@@ -136,9 +149,9 @@ def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any])
     decided = verify.get("decision", {}).get("decided_by", "unrecorded")
     ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
     cheap = summary.get("best_cheap")
-    cells = [label, f"`{decided}`", f"{regmix['target_loss']:.3f}, {summary['regmix_rank']} of {ranked}",
+    cells = [label, f"`{decided}`", f"{regmix['target_loss']:.3f} ({regmix['seeds']} seeds), {summary['regmix_rank']} of {ranked}",
              _versus(evaluation, "best_proxy"),
-             f"{_versus(evaluation, cheap['mixture'])} (`{cheap['mixture']}`)" if cheap else "none compared",
+             f"`{cheap['mixture']}`: {_versus(evaluation, cheap['mixture'])}" if cheap else "none compared",
              _versus(evaluation, "uniform"), _versus(evaluation, "prior")]
     return "| " + " | ".join(cells) + " |"
 
@@ -164,6 +177,42 @@ def interior_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]])
     return (f"On these {n} targets the large runs trained the regression's own choice on {own}; a compared mixture "
             f"measured distinguishably better than `regmix` on {beaten}; `regmix` measured distinguishably better "
             f"than both `uniform` and `prior` on {both}, and than `best_proxy` on {over_best}.")
+
+
+def near_top(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Proxy -> large rank transfer over the near-top proxies a run trained at the large scale
+    (`best_proxy` is rank 1, `proxy_<k>` rank k): Spearman between the proxies' rank and the large
+    runs' mean target loss, the same for the regression's out-of-fold predictions, how far apart the
+    large losses lie against the large runs' seed noise, and the regret of taking the best proxy."""
+    ranks = {1: BEST_PROXY, **{int(n[len(PROXY_PREFIX):]): n for n in evaluation if n.startswith(PROXY_PREFIX)}}
+    ks = sorted(k for k, n in ranks.items() if n in evaluation)
+    large = [evaluation[ranks[k]]["target_loss"] for k in ks]
+    predicted = [evaluation[ranks[k]]["predicted"] for k in ks]
+    rho, low, high, n = spearman_interval(ks, large)
+    fit_rho, fit_low, fit_high, _ = spearman_interval(predicted, large)
+    return {"mixtures": n, "ranks": ks, "large_loss": large,
+            "proxy_rank": {"rho": rho, "ci95": [low, high]}, "regression": {"rho": fit_rho, "ci95": [fit_low, fit_high]},
+            "large_range": max(large) - min(large), "seed_std": evaluation["summary"]["seed_noise"]["std"],
+            "large_best_rank": ks[large.index(min(large))], "regret_of_best_proxy": large[0] - min(large)}
+
+
+def near_top_sentence(label: str, t: dict[str, Any]) -> str:
+    """The README's sentence on one near-top transfer record."""
+    def rho(r: dict[str, Any]) -> str:
+        return f"{r['rho']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+    return (f"On {label}, over the {t['mixtures']} trained proxies with the lowest measured target loss, the "
+            f"proxies' order and the large runs' agree with Spearman {rho(t['proxy_rank'])} (95% bootstrap), "
+            f"the regression's out-of-fold predictions with {rho(t['regression'])}; their large losses span "
+            f"{t['large_range']:.3f} nats against a large-run seed std of {t['seed_std']:.3f}, the best of them "
+            f"at the large scale is the proxies' number {t['large_best_rank']}, and taking the best proxy costs "
+            f"{t['regret_of_best_proxy']:.3f} nats there.")
+
+
+def near_top_records(root: Path = Path(".")) -> dict[str, dict[str, Any]]:
+    """Each recorded near-top transfer, by label, from its evaluation."""
+    folder = root / NEAR_TOP_RECORDS
+    return {f"`{p.name}`": near_top(json.loads((p / "evaluate.json").read_text()))
+            for p in sorted(folder.iterdir()) if p.is_dir()} if folder.is_dir() else {}
 
 
 def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -199,6 +248,8 @@ def main() -> None:
     parser.add_argument("--name", help="record any experiment under benchmarks/results/held_out_targets/<name>")
     parser.add_argument("--interior", help="record a target with an interior optimum (its -S overrides) under "
                                            "benchmarks/results/interior_targets/<name>")
+    parser.add_argument("--near-top", help="record a run with near-top proxies (`proxy_<k>` in large.mixtures) "
+                                           "under benchmarks/results/near_top_transfer/<name>")
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="the experiment's params (-S k=v)")
     args = parser.parse_args()
     for target in filter(None, args.targets.split(",")):
@@ -209,11 +260,16 @@ def main() -> None:
     if args.interior:
         folder = run_experiment(args.interior, args.overrides, INTERIOR_RECORDS / args.interior, EXPERIMENT_RECORDED)
         print(f"{args.interior}: recorded in {folder}", flush=True)
-    if args.table or not (args.targets or args.name or args.interior):
+    if args.near_top:
+        folder = run_experiment(args.near_top, args.overrides, NEAR_TOP_RECORDS / args.near_top, EXPERIMENT_RECORDED)
+        print(f"{args.near_top}: recorded in {folder}", flush=True)
+    if args.table or not (args.targets or args.name or args.interior or args.near_top):
         measured = load(sources())
         print(table(measured), summary(measured), sep="\n\n")
         interior = load(interior_sources())
         print("", interior_table(interior), interior_summary(interior), sep="\n\n")
+        for label, transfer in near_top_records().items():
+            print("", near_top_sentence(label, transfer), sep="\n")
 
 
 if __name__ == "__main__":

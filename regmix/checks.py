@@ -132,10 +132,10 @@ def check_names(params: Mapping[str, Any], large: LargeConfig, target: Target, d
     # large.replicate may name mixtures large.mixtures leaves out (they train nothing), not unknown ones
     for key, names in (("large.mixtures", large.mixtures), ("large.replicate", list(large.replicate)),
                        ("verify.mixtures", params["verify"]["mixtures"])):
-        unknown = [n for n in names if n not in valid and not n.startswith("random_")]
+        unknown = [n for n in names if n not in valid and not n.startswith(("random_", "proxy_"))]
         if unknown:
             raise UserError(f"{key}: unknown mixture(s) {', '.join(unknown)}; valid: "
-                            f"{', '.join([*valid, 'random_<k>'])}")
+                            f"{', '.join([*valid, 'random_<k>', 'proxy_<k>'])}")
     if TARGET_ONLY in large.mixtures and not set(target.names or domains) & set(domains):
         raise UserError(f"large.mixtures: `{TARGET_ONLY}` needs a target over training domains; `{target.name}` has "
                         f"none (use `{NEAREST}`, which reads the target's text)")

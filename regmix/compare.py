@@ -3,8 +3,10 @@
 `large.mixtures` lists names: `regmix` (the search's choice), `best_proxy` (the swarm mixture
 whose proxy measured the lowest target loss: the strongest cheap alternative, the one the
 regression must beat to be worth it), `uniform`, `prior` (the swarm's centre: the token share or `sample.prior`),
-`target_only` and `nearest` (made without proxies: regmix.baselines), any `human_mixtures` entry, and `random_<k>` (the k-th row of a seeded permutation of the proxy
-swarm, for the rank check). Each resolved mixture is written to its own small file with the
+`target_only` and `nearest` (made without proxies: regmix.baselines), any `human_mixtures` entry,
+`random_<k>` (the k-th row of a seeded permutation of the proxy swarm, for the rank check) and
+`proxy_<k>` (the trained proxy with the k-th lowest measured target loss: `proxy_1` is `best_proxy`;
+the near-top mixtures on which rank transfer matters). Each resolved mixture is written to its own small file with the
 seeds it is trained with, so a DVC item that trains it depends on that mixture alone: a new
 search result changes `regmix.json` and nothing else, and only `train@regmix` reruns.
 """
@@ -27,6 +29,17 @@ from regmix.tables import weight_columns, write_csv
 CHOSEN = "regmix"
 BEST_PROXY = "best_proxy"
 RANDOM_PREFIX = "random_"
+PROXY_PREFIX = "proxy_"
+
+
+def _rank(name: str, prefix: str, n_rows: int) -> int:
+    """k of `<prefix><k>`, checked against the swarm's `n_rows`."""
+    suffix = name[len(prefix):]
+    if not suffix.isdigit() or int(suffix) < 1:
+        raise UserError(f"large.mixtures: {name!r} must be {prefix}<k> with k >= 1")
+    if int(suffix) > n_rows:
+        raise UserError(f"large.mixtures: {name} but the proxy swarm has only {n_rows} mixtures")
+    return int(suffix)
 
 
 def random_row(name: str, n_rows: int, seed: int) -> int:
@@ -35,24 +48,20 @@ def random_row(name: str, n_rows: int, seed: int) -> int:
     The k-th pick does not depend on how many random mixtures are compared, so adding
     `random_5` leaves `random_1..4` (and their trained models) as they were.
     """
-    suffix = name[len(RANDOM_PREFIX):]
-    if not suffix.isdigit() or int(suffix) < 1:
-        raise UserError(f"large.mixtures: {name!r} must be {RANDOM_PREFIX}<k> with k >= 1")
-    k = int(suffix)
-    if k > n_rows:
-        raise UserError(f"large.mixtures: {name} but the proxy swarm has only {n_rows} mixtures")
+    k = _rank(name, RANDOM_PREFIX, n_rows)
     return int(np.random.default_rng([seed, 0x7A11]).permutation(n_rows)[k - 1])
 
 
-def resolve(names: Sequence[str], chosen: Mapping[str, float], best_proxy: Mapping[str, float],
+def resolve(names: Sequence[str], chosen: Mapping[str, float], ranked_proxies: Sequence[Mapping[str, float]],
             prior: Mapping[str, float], swarm: pd.DataFrame,
             human: Mapping[str, Mapping[str, float]] | None, seed: int,
             cheap: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
-    """Weights over every domain of `prior` for each name in `names`, in that order. `cheap`: the
+    """Weights over every domain of `prior` for each name in `names`, in that order. `ranked_proxies`:
+    the trained proxies' mixtures, lowest measured target loss first (ProxyTable.ranked). `cheap`: the
     cheap baselines computed for the target (regmix.baselines: `target_only`, `nearest`)."""
     domains = list(prior)
     named = {CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
-             BEST_PROXY: validate_mixture(best_proxy, domains, "the best proxy's mixture", tol=1e-4),
+             BEST_PROXY: validate_mixture(ranked_proxies[0], domains, "the best proxy's mixture", tol=1e-4),
              **baseline_mixtures(prior, human),
              **{name: validate_mixture(m, domains, f"the {name} baseline", tol=1e-4) for name, m in (cheap or {}).items()}}
     if len(set(names)) != len(names):
@@ -63,10 +72,13 @@ def resolve(names: Sequence[str], chosen: Mapping[str, float], best_proxy: Mappi
             row = swarm.iloc[random_row(name, len(swarm), seed)]
             weights = {c: float(row[c]) for c in weight_columns(swarm)}
             out[name] = validate_mixture(weights, domains, f"proxy swarm mixture id {row['id']}", tol=1e-4)
+        elif name.startswith(PROXY_PREFIX):
+            k = _rank(name, PROXY_PREFIX, len(ranked_proxies))
+            out[name] = validate_mixture(ranked_proxies[k - 1], domains, f"the {k}-th best proxy's mixture", tol=1e-4)
         elif name in named:
             out[name] = named[name]
         else:
-            valid = [*named, f"{RANDOM_PREFIX}<k>"]
+            valid = [*named, f"{RANDOM_PREFIX}<k>", f"{PROXY_PREFIX}<k>"]
             raise UserError(f"large.mixtures: unknown mixture {name!r}; valid: {', '.join(valid)}")
     return out
 

@@ -16,7 +16,8 @@ import pandas as pd
 
 from regmix.compare import CHOSEN
 from regmix.mixtures import NO_PROXY
-from regmix.verdict import SeedNoise, compare, holm, interval, pooled_noise, spearman_interval, spread, wilson
+from regmix.verdict import (POWER, SeedNoise, compare, holm, interval, pooled_noise, resolvable, spearman_interval,
+                            spread, wilson)
 
 TASKS = ("last_word", "continuation")
 SUMMARY = "summary"  # the key of metrics/evaluate.json that holds no mixture
@@ -130,7 +131,19 @@ def _summary(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise, seed: i
                     for kind in ("better", "worse", "not distinguishable", "unknown")},
         "spearman": {"rho": rho, "ci95": [low, high], "n": n},
         "best_cheap": best_cheap(entries),
+        "resolves": resolves(entries, noise),
     }
+
+
+def resolves(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise) -> dict[str, Any] | None:
+    """The smallest difference from `regmix` the verdict calls with 80% power, at the pooled seed std,
+    `regmix`'s seeds and the fewest seeds of a compared mixture. None without `regmix`, a comparison or noise."""
+    compared = [e["seeds"] for e in entries.values() if "vs_regmix" in e]
+    if CHOSEN not in entries or not compared or not noise.known:
+        return None
+    seeds, fewest = entries[CHOSEN]["seeds"], min(compared)
+    return {"difference": resolvable(noise.std, seeds, fewest, len(compared)), "power": POWER,
+            "tests": len(compared), "seeds": seeds, "fewest_seeds": fewest}
 
 
 def best_cheap(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:

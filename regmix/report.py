@@ -29,6 +29,7 @@ from regmix.plots import plt, save
 from regmix.regression import gain_text, resolved_text
 from regmix.tables import write_csv
 from regmix.verify import replaced, verify_text
+from regmix.verdict import seeds_to_resolve
 
 TASK_TEXT = {
     "last_word": "`last_word`: greedy decoding must reproduce the last word of a passage (LAMBADA-style)",
@@ -88,7 +89,20 @@ def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
                  f"each mixture on its own seed noise (a mixture trained once borrows the noise pooled over the "
                  f"others: std {noise['std']:.3f}, {noise['df']} degrees of freedom), Holm-adjusted over the "
                  f"{others} comparisons at a 5% family-wise level.")
-    return lines
+    return lines + ([sizing_line(summary)] if summary.get("resolves") else [])
+
+
+def sizing_line(summary: Mapping[str, Any]) -> str:
+    """What these seeds can resolve, and the seeds that would resolve the gain predicted over `prior`."""
+    r, noise = summary["resolves"], summary["seed_noise"]
+    text = (f"With {r['seeds']} seeds of `{CHOSEN}`, as few as {r['fewest_seeds']} of a compared mixture and seed "
+            f"std {noise['std']:.3f}, the verdict calls a difference of {r['difference']:.3f} nats or more with "
+            f"{r['power']:.0%} power; smaller ones mostly read `not distinguishable`.")
+    gain = (summary.get("over_prior") or {}).get("gain")
+    if gain:
+        text += (f" Calling the gain the regression predicted over `prior` ({gain:.3f} nats) would take about "
+                 f"{seeds_to_resolve(noise['std'], gain, r['tests'])} seeds of each (`large.replicate`).")
+    return text
 
 
 def spearman_line(results: Mapping[str, Any]) -> str:

@@ -7,7 +7,8 @@ variance pooled over the others. Each mixture's target loss gets a Student-t 95%
 each other mixture is compared with `regmix` by Welch's two-sided t-test; within one report the
 p-values are adjusted by Holm's method, and the verdict reads the adjusted p at the 5% level:
 `better`, `worse` or `not distinguishable`. Two names for the same runs are `same runs`, never
-tested. Accuracies get Wilson intervals; a rank correlation gets a bootstrap interval over mixtures.
+tested. `resolvable` and `seeds_to_resolve` size the seeds: what difference a verdict can call.
+Accuracies get Wilson intervals; a rank correlation gets a bootstrap interval over mixtures.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
+POWER = 0.8  # the chance of calling a real difference that seed sizing aims for
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,24 @@ def holm(comparisons: Mapping[str, Comparison]) -> dict[str, Comparison]:
         running = max(running, min(1.0, (len(tested) - i) * p))
         out[name] = _judged(comparisons[name], running)
     return out
+
+
+def _z_sum(tests: int, power: float) -> float:
+    """z of the strictest Holm step (5% / `tests`, two-sided) plus z of `power`."""
+    return float(stats.norm.ppf(1 - (1 - LEVEL) / (2 * max(tests, 1))) + stats.norm.ppf(power))
+
+
+def resolvable(std: float, seeds: int, other_seeds: int, tests: int, power: float = POWER) -> float:
+    """The smallest difference of mean losses between a mixture of `seeds` seeds and one of `other_seeds`
+    that the verdict calls with probability `power`, at seed std `std` and a 5% family-wise level over
+    `tests` comparisons (normal approximation: with few seeds Welch's t needs somewhat more)."""
+    return _z_sum(tests, power) * std * math.sqrt(1 / seeds + 1 / other_seeds)
+
+
+def seeds_to_resolve(std: float, difference: float, tests: int, power: float = POWER) -> int:
+    """Seeds of each of two mixtures for the verdict to call `difference` with probability `power`
+    (the inverse of `resolvable` with equal seeds)."""
+    return max(2, math.ceil(2 * (_z_sum(tests, power) * std / abs(difference)) ** 2))
 
 
 def wilson(correct: float, n: int) -> tuple[float, float]:

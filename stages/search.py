@@ -60,9 +60,8 @@ def main() -> None:
     write_csv(args.top, top)
     plot_choice(args.plot, result, baselines)
     large = params["large"]
-    _, best_proxy = proxies.best(target)
     cheap = cheap_baselines(large["mixtures"], args.tokens, target, gen)
-    compared = resolve(large["mixtures"], out["train"], best_proxy, prior, read_csv(args.swarm), human, params["seed"],
+    compared = resolve(large["mixtures"], out["train"], proxies.ranked(target), prior, read_csv(args.swarm), human, params["seed"],
                        cheap)
     write_all(args.candidates, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
     best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])

@@ -18,6 +18,7 @@ from regmix.errors import UserError
 PRIOR = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
 CHOSEN = {"alpha": 0.1, "beta": 0.1, "gamma": 0.8}
 BEST = {"alpha": 0.7, "beta": 0.2, "gamma": 0.1}
+SECOND = {"alpha": 0.6, "beta": 0.2, "gamma": 0.2}
 SWARM = pd.DataFrame(np.random.default_rng(0).dirichlet(np.ones(3), size=6), columns=list(PRIOR))
 SWARM.insert(0, "id", range(10, 16))
 HUMAN = {"code_heavy": {"gamma": 1.0}}
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def get(*names: str) -> dict:
-    return resolve(names, CHOSEN, BEST, PRIOR, SWARM, HUMAN, seed=0)
+    return resolve(names, CHOSEN, [BEST, SECOND], PRIOR, SWARM, HUMAN, seed=0)
 
 
 def test_every_kind_of_name():
@@ -39,6 +40,11 @@ def test_every_kind_of_name():
     assert out["random_1"] != out["random_2"]
 
 
+def test_proxy_k_is_the_k_th_best_trained_proxy():
+    out = get("best_proxy", "proxy_1", "proxy_2")
+    assert out["proxy_1"] == out["best_proxy"] == BEST and out["proxy_2"] == SECOND
+
+
 def test_random_k_does_not_depend_on_how_many_are_compared():
     assert get("random_1", "random_2")["random_2"] == get("random_2")["random_2"]
     picks = {random_row(f"random_{k}", len(SWARM), 0) for k in range(1, 7)}
@@ -47,7 +53,8 @@ def test_random_k_does_not_depend_on_how_many_are_compared():
 
 @pytest.mark.parametrize("names, message", [
     (("random_7",), "only 6 mixtures"), (("random_0",), "k >= 1"), (("random_x",), "random_<k>"),
-    (("best",), "unknown mixture 'best'; valid: regmix, best_proxy, uniform, prior, code_heavy, random_<k>"),
+    (("proxy_3",), "only 2 mixtures"), (("proxy_0",), "k >= 1"),
+    (("best",), "unknown mixture 'best'; valid: regmix, best_proxy, uniform, prior, code_heavy, random_<k>, proxy_<k>"),
     (("uniform", "uniform"), "twice"),
 ])
 def test_bad_names(names, message):
@@ -81,7 +88,7 @@ def test_files_round_trip_and_stale_ones_go(tmp_path):
 
 def test_a_mixture_with_regmix_weights_and_seeds_shares_its_runs(tmp_path):
     names = ["regmix", "best_proxy", "prior", "uniform"]
-    mixtures = resolve(names, BEST, BEST, PRIOR, SWARM, HUMAN, seed=0)  # the choice is the best proxy
+    mixtures = resolve(names, BEST, [BEST], PRIOR, SWARM, HUMAN, seed=0)  # the choice is the best proxy
     mixtures["prior"] = {d: w + (5e-7 if d == "alpha" else 0.0) for d, w in BEST.items()}  # within the rounding
     seeds = seeds_of(names, 1, {"regmix": 3, "best_proxy": 3}, base=0)
     assert shared_runs(mixtures, seeds) == {"best_proxy": "regmix", "prior": "regmix"}

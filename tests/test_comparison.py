@@ -10,6 +10,7 @@ import pytest
 from regmix.comparison import SUMMARY, best_cheap, out_of_fold, over_prior, summarise
 from regmix.report import (README_BEGIN, README_END, comparison_table, proxy_scale_line, readme_results,
                            readme_with_results, verdict_lines, write_report)
+from regmix.verdict import resolvable, seeds_to_resolve
 
 
 def run(loss: float, correct: int = 50) -> dict:
@@ -150,3 +151,13 @@ def test_regmix_minus_the_best_cheap_baseline():
     assert best_cheap(entries) == {"mixture": "nearest", "regmix_minus": -0.2, "ci95": [-0.3, -0.1],
                                    "p_holm": 0.01, "verdict": "regmix better"}  # best_proxy needs proxies: not cheap
     assert best_cheap({"regmix": {"target_loss": 2.0}, "best_proxy": entries["best_proxy"]}) is None
+
+
+def test_the_verdict_says_what_its_seeds_can_resolve():
+    out = summarise(RUNS, PREDICTED, {n: "regressor" for n in RUNS})
+    resolves = out[SUMMARY]["resolves"]
+    assert resolves["seeds"] == 3 and resolves["fewest_seeds"] == 1 and resolves["tests"] == 3
+    assert resolves["difference"] == pytest.approx(resolvable(0.1, 3, 1, 3))
+    out[SUMMARY]["over_prior"] = {"gain": 0.1}
+    line = verdict_lines(out, "alpha")[-1]
+    assert f"{resolves['difference']:.3f} nats" in line and f"{seeds_to_resolve(0.1, 0.1, 3)} seeds" in line

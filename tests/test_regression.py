@@ -214,6 +214,14 @@ def test_targets_mean_and_weighted():
     assert np.allclose(t.target_values(weighted), 0.75 * t.losses["web"] + 0.25 * t.losses["code"])
 
 
+def test_proxies_ranked_by_measured_target_loss():
+    t, target = table(50, 0), Target.parse("mean")
+    ranked, values = t.ranked(target), t.target_values(target)
+    assert len(ranked) == 50 and ranked[0] == t.best(target)[1]
+    order = np.argsort(values)
+    assert np.allclose([list(m.values()) for m in ranked[:3]], t.weights[order[:3]])
+
+
 def test_target_of_named_losses():
     losses = {"a": {"loss.alpha": 1.0, "loss.beta": 2.0, "loss.gamma": 4.0},
               "b": {"loss.alpha": 2.0, "loss.beta": 2.0, "loss.gamma": 2.0}}

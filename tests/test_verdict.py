@@ -9,7 +9,8 @@ import pytest
 
 from scipy import stats
 
-from regmix.verdict import Comparison, SeedNoise, compare, holm, interval, pooled_noise, spearman_interval, wilson
+from regmix.verdict import (Comparison, SeedNoise, compare, holm, interval, pooled_noise, resolvable, seeds_to_resolve,
+                            spearman_interval, wilson)
 
 APART = {"regmix": [1.0, 1.1, 0.9], "uniform": [2.0, 2.1, 1.9], "prior": [1.5]}
 CLOSE = {"regmix": [1.0, 1.2], "best_proxy": [1.1, 1.3]}
@@ -99,3 +100,26 @@ def test_holm_on_a_hand_computed_case():
     assert {n: adjusted[n].verdict for n in base} == {"a": "better", "c": "not distinguishable",
                                                       "b": "not distinguishable"}
     assert adjusted["same"].verdict == "same runs" and {n: adjusted[n].p_value for n in base} == base
+
+
+def test_seed_sizing_on_a_hand_computed_case():
+    """One test at 80% power: (z_0.975 + z_0.8) * std * sqrt(2 / n) = (1.960 + 0.842) * 0.1 * 0.5 for n = 8;
+    eight comparisons move the first quantile to Holm's strictest step, z_(1 - 0.05/16) = 2.734."""
+    assert resolvable(0.1, 8, 8, tests=1) == pytest.approx(0.1401, abs=1e-4)
+    assert resolvable(0.1, 8, 8, tests=8) == pytest.approx((2.734 + 0.8416) * 0.05, abs=1e-3)
+    assert resolvable(0.1, 3, 2, tests=1) > resolvable(0.1, 3, 3, tests=1)  # the fewer seeds, the coarser
+
+
+def test_seeds_to_resolve_inverts_resolvable_and_testing_confirms_it():
+    std, tests = 0.04, 4
+    n = seeds_to_resolve(std, 0.05, tests)
+    assert resolvable(std, n, n, tests) <= 0.05 < resolvable(std, n - 1, n - 1, tests)
+    # simulated: a true gap of that size is called (after Holm with three null rivals) about 80% of the time
+    rng = np.random.default_rng(0)
+    called = 0
+    for _ in range(400):
+        reference = rng.normal(0, std, n)
+        tested = holm({"gap": compare(rng.normal(0.05, std, n), reference, SeedNoise(std, n)),
+                       **{f"same{i}": compare(rng.normal(0, std, n), reference, SeedNoise(std, n)) for i in range(3)}})
+        called += tested["gap"].verdict == "worse"
+    assert 0.7 <= called / 400 <= 0.95

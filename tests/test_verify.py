@@ -15,7 +15,8 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from benchmarks.bench_large_targets import load, sources, summary, table
+from benchmarks.bench_large_targets import (interior_sources, interior_summary, interior_table, load, near_top,
+                                            near_top_records, near_top_sentence, sources, summary, table)
 from benchmarks.bench_transfer import COMMITTED, large_losses, readme_sentences, transfer
 from regmix.checks import check_params
 from regmix.compose import composed
@@ -341,3 +342,35 @@ def test_readme_shows_the_targets_measured_at_scale():
 
 def _interval(pair) -> str:
     return f" [{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def test_readme_shows_the_targets_with_interior_optima():
+    """The README's table of targets with interior optima (which step decided, regmix minus each rival)
+    is the one the committed run and the records give, and every record names its decision."""
+    measured = load(interior_sources(REPO))
+    assert len(measured) >= 2
+    assert all("decided_by" in verify["decision"] for verify, _ in measured.values())
+    readme = (REPO / "README.md").read_text()
+    assert interior_table(measured) in readme
+    assert interior_summary(measured) in " ".join(readme.split())
+
+
+def test_near_top_transfer_on_a_hand_made_evaluation():
+    """best_proxy is rank 1, proxy_<k> rank k; the large runs reverse ranks 2 and 3."""
+    def entry(loss, predicted):
+        return {"target_loss": loss, "predicted": predicted}
+    evaluation = {"regmix": entry(2.0, 1.0), "best_proxy": entry(2.1, 1.1), "proxy_2": entry(2.3, 1.2),
+                  "proxy_3": entry(2.2, 1.3), "proxy_4": entry(2.4, 1.4), "uniform": entry(2.9, 2.0),
+                  "summary": {"seed_noise": {"std": 0.05, "df": 4}}}
+    t = near_top(evaluation)
+    assert t["ranks"] == [1, 2, 3, 4] and t["mixtures"] == 4
+    assert t["proxy_rank"]["rho"] == pytest.approx(0.8) and t["regression"]["rho"] == pytest.approx(0.8)
+    assert t["large_range"] == pytest.approx(0.3) and t["large_best_rank"] == 1 and t["regret_of_best_proxy"] == 0
+
+
+def test_readme_states_each_near_top_transfer_record():
+    records = near_top_records(REPO)
+    readme = " ".join((REPO / "README.md").read_text().split())
+    for label, transfer in records.items():
+        assert transfer["mixtures"] >= 12
+        assert near_top_sentence(label, transfer) in readme

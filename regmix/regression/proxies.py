@@ -51,6 +51,11 @@ class ProxyTable:
         i = int(np.argmin(self.target_values(target)))
         return self.ids[i], dict(zip(self.domains, map(float, self.weights[i])))
 
+    def ranked(self, target: Target) -> list[dict[str, float]]:
+        """Every proxy's weights, lowest measured target loss first (ties in table order)."""
+        order = np.argsort(self.target_values(target), kind="stable")
+        return [dict(zip(self.domains, map(float, self.weights[i]))) for i in order]
+
 
 def _check_loss_domains(loss_domains: list[str], source: str) -> None:
     if not loss_domains:
