@@ -284,6 +284,7 @@ def proxy_rates(folder: Path) -> list[float]:
 def train_proxies(figures: dict[str, Any], mixtures: pd.DataFrame, cfg: ProxyConfig, tokens: Path, out: Path,
                   workers: int) -> list[float]:
     """The swarm of `mixtures` in `workers` workers, as the proxies stage runs it; the proxies' tokens/s."""
+    os.environ["REGMIX_STORE"] = str(out.with_name(f"{out.name}.store"))  # each measurement trains all of them
     _, stats = run_swarm(mixtures, cfg, tokens, out, SEED, Placement(workers=workers), max_epochs=None)
     rates = proxy_rates(out)
     figures.update(trained=stats["trained"], workers=stats["workers"], tokens_per_s=[round(r, 1) for r in rates],

@@ -1,5 +1,7 @@
 """Checkpoints of the large run: the fingerprint of what decides the trained weights, and an
-atomic save / a load that resumes only from a checkpoint with the same fingerprint."""
+atomic save / a load that resumes only from a checkpoint with the same fingerprint. Each saved
+checkpoint is also kept in the machine store under its fingerprint (regmix.store), where a run
+whose folder DVC reset finds it."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from typing import Any, Mapping
 
 import torch
 
+from regmix import store as machine_store
 from regmix.config import LargeConfig
 from regmix.files import atomic_path
 from regmix.training import config_hash
+
+STORE_KIND = "checkpoints"  # in the machine store, by fingerprint
 
 
 def fingerprint(cfg: LargeConfig, mixture: Mapping[str, float], seed: int, world_size: int,
@@ -31,12 +36,14 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
              "optimizer": optimizer.state_dict()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+    machine_store.keep(path, STORE_KIND, f"{fp}.pt")
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     fp: str) -> int:
-    """Restore a matching checkpoint and return its step; 0 when there is none or it is stale."""
-    if not path.exists():
+    """Restore a matching checkpoint (from `path`, else the machine store) and return its step; 0
+    when there is none or it is stale."""
+    if not machine_store.restore(path, STORE_KIND, f"{fp}.pt"):
         return 0
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("fingerprint") != fp:

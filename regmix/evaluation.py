@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from regmix import store as machine_store
 from regmix.config import PRECISIONS, EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta, task_path
 from regmix.errors import UserError
@@ -38,6 +39,7 @@ from regmix.training import autocast, config_hash, native_bf16
 from regmix.tasks import answer_logp
 
 TASKS = ("last_word", "continuation")
+SCORES_KIND = "scores"  # in the machine store
 # A word preceded by one space and followed by something that is not part of a word, so the
 # passage cut never ends inside a word.
 WORD = re.compile(r" ([A-Za-z]{2,})(?=[^A-Za-z0-9_'-])")
@@ -291,13 +293,14 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
                   target: Target, seed: int, store: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Score every trained run (data/large/<name>/hf/) on the same windows and tasks.
 
-    With a `store`, each run's scores are kept there under its `score_key` and a run scored
-    before is read back, not scored again: a change to the report, the target or the compared
-    mixtures costs no evaluation. Returns {name: {"target_loss", "domain_loss", "downstream"}}.
+    With a `store`, each run's scores are kept there (and in the machine store, regmix.store) under
+    its `score_key` and a run scored before is read back, not scored again: a change to the report,
+    the target or the compared mixtures costs no evaluation. Returns {name: {"target_loss", "domain_loss", "downstream"}}.
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     keys = {n: score_key(Path(d) / HF_DIR, tokens_dir, cfg, seed, device) for n, d in run_dirs.items()} if store else {}
-    stored = {n: read_json(Path(store) / f"{k}.json") for n, k in keys.items() if (Path(store) / f"{k}.json").exists()}
+    stored = {n: read_json(Path(store) / f"{k}.json") for n, k in keys.items()
+              if machine_store.restore(Path(store) / f"{k}.json", SCORES_KIND)}
     todo = [n for n in run_dirs if n not in stored]
     if stored:
         say(f"evaluate: {len(stored)} of {len(run_dirs)} runs scored before (in {store}), {len(todo)} to score")
@@ -307,6 +310,7 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
         scores[name] = score_run(Path(run_dirs[name]), tokens_dir, cfg, seed, device, inputs)
         if store:
             write_json(Path(store) / f"{keys[name]}.json", scores[name])
+            machine_store.keep(Path(store) / f"{keys[name]}.json", SCORES_KIND)
     # the rule the regression was fitted to
     targets = target.by_name({n: s["scores"] for n, s in scores.items()}, "the large runs' test scores")
     return {n: {"target_loss": targets[n], **scores[n]} for n in run_dirs}

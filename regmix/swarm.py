@@ -48,6 +48,7 @@ from safetensors.torch import load_file, save_file
 from regmix.config import ProxyConfig, SampleConfig
 from regmix.data.shards import data_signature, open_tokens, read_meta
 from regmix import runtime, slurm
+from regmix import store as machine_store
 from regmix.errors import UserError
 from regmix.files import atomic_path, read_json, write_json
 from regmix.model import LLaMA
@@ -142,6 +143,9 @@ def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str 
 
 
 # ---------------------------------------------------------------------- the store
+STORE_KIND = "proxies"  # in the machine store: the swarm's and verify's proxies (a key says all)
+
+
 def proxy_path(out_dir: str | Path, key: str) -> Path:
     return Path(out_dir) / f"{key}.json"
 
@@ -160,12 +164,22 @@ def store_proxy(out_dir: str | Path, job: ProxyJob, cfg: ProxyConfig, seed: int,
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
     write_json(proxy_path(out_dir, job.key), {"key": job.key, "mixture": job.mixture, "seed": seed,
                                                "config": dataclasses.asdict(cfg), **result})
+    keep_proxy(out_dir, job.key)
+
+
+def keep_proxy(out_dir: str | Path, key: str) -> None:
+    """Keep a stored proxy's files in the machine store too (regmix.store): weights, then record."""
+    if weights_path(out_dir, key).exists():
+        machine_store.keep(weights_path(out_dir, key), STORE_KIND)
+    machine_store.keep(proxy_path(out_dir, key), STORE_KIND)
 
 
 def stored(out_dir: str | Path, key: str, tokens_dir: str | Path) -> str:
     """`scored` when the proxy's record has every set and task of the token data, `weights` when
-    it lacks some but its weights are kept (it is scored again), else `missing` (it trains)."""
-    if not proxy_path(out_dir, key).exists():
+    it lacks some but its weights are kept (it is scored again), else `missing` (it trains). A
+    proxy missing from `out_dir` is brought back from the machine store when it is there."""
+    machine_store.restore(weights_path(out_dir, key), STORE_KIND)
+    if not machine_store.restore(proxy_path(out_dir, key), STORE_KIND):
         return "missing"
     if not missing_scores(read_json(proxy_path(out_dir, key)), tokens_dir):
         return "scored"
@@ -182,6 +196,7 @@ def rescore(out_dir: str | Path, key: str, cfg: ProxyConfig, tokens_dir: str | P
                         **score_proxy(model.to(default_device()), cfg, tokens_dir, missing)}
     record["scored_on"] = {**record.get("scored_on", {}), **{k: scored_on(str(tokens_dir))[k] for k in missing}}
     write_json(proxy_path(out_dir, key), record)
+    machine_store.keep(proxy_path(out_dir, key), STORE_KIND)
 
 
 def store_each(results: Generator[tuple[ProxyJob, dict], None, None], cfg: ProxyConfig, seed: int,

@@ -28,6 +28,13 @@ def private_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def private_store(tmp_path, monkeypatch):
+    """Each test its own machine store (REGMIX_STORE): one test's finished proxies never stand in
+    for another's training."""
+    monkeypatch.setenv("REGMIX_STORE", str(tmp_path / "machine_store"))
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny models run fastest (and steadiest on a busy machine) on one thread."""

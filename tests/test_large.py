@@ -113,6 +113,7 @@ def test_plan_before_the_run(tokens, tmp_path, monkeypatch, capsys):
     assert err[0] == "train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at 0.001 tokens/s (last run): ETA 5.9 days"
     assert err[1].startswith("warning: train plan (seed 0): ETA 5.9 days on CPU: this shape is sized for GPUs")
     monkeypatch.setattr(large, "remembered_rate", remembered_rate)
+    monkeypatch.setenv("REGMIX_STORE", str(tmp_path / "empty_store"))  # trained again, not resumed from the store
     large.train_large("plan", MIX, tiny_cfg(steps=4), 0, tokens, tmp_path / "b", tmp_path / "curves_b", threads=1)
     line = capsys.readouterr().err.splitlines()[0]
     assert line.startswith("train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at ")

@@ -17,11 +17,12 @@ import yaml
 
 from conftest import REPO
 import regmix.swarm as swarm_module
+from regmix import store as machine_store
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.data.shards import open_tokens, read_meta, write_meta
 from regmix.errors import UserError
 from regmix.progress import remembered_rate
-from regmix.swarm import (Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
+from regmix.swarm import (STORE_KIND, Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
                           train_proxy)
 from regmix.tables import LOSS_PREFIX, read_csv
 from tiny_data import SENTENCES, build_tokens, write_domains
@@ -87,6 +88,7 @@ def test_resume_retrains_only_the_missing_proxy(tokens, tmp_path):
     before = snapshot(out)
     victim = sorted(before)[1]
     (out / victim).unlink()
+    (machine_store.root() / STORE_KIND / victim).unlink()  # gone from the machine store too: trained again
 
     again, stats = run_swarm(swarm(4), CFG, tokens, out, seed=0, placement=Placement(workers=1))
     after = snapshot(out)
@@ -164,7 +166,7 @@ def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
     assert "proxies (seed 0): all 3 stored, nothing to train" in capsys.readouterr().err
 
 
-def test_measured_rate_is_the_next_plans(tokens, tmp_path, capsys):
+def test_measured_rate_is_the_next_plans(tokens, tmp_path, capsys, monkeypatch):
     """No rate remembered: a timed warm-up; after the run its measured rate is the next plan's."""
     cfg = resolve_config(CFG, tokens)
     key = rate_key(cfg, Placement(workers=1), swarm_module.where_it_runs(Placement()))
@@ -173,6 +175,7 @@ def test_measured_rate_is_the_next_plans(tokens, tmp_path, capsys):
     assert "1 worker(s) x " in capsys.readouterr().err.splitlines()[0]
     rate = remembered_rate(key)
     assert rate > 0
+    monkeypatch.setenv("REGMIX_STORE", str(tmp_path / "empty_store"))  # trained again, not taken from the store
     run_swarm(swarm(2), CFG, tokens, tmp_path / "b", seed=0, placement=Placement(workers=1))
     assert f"at {swarm_module.amount(rate)} tokens/s (last run)" in capsys.readouterr().err.splitlines()[0]
 
@@ -219,9 +222,10 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     assert (spread["seed_std"] > 0).all()
 
 
-def test_ray_backend_matches_local(tokens, tmp_path):
+def test_ray_backend_matches_local(tokens, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     local, _ = run_swarm(swarm(2), CFG, tokens, tmp_path / "local", seed=0, placement=Placement(workers=1))
+    monkeypatch.setenv("REGMIX_STORE", str(tmp_path / "empty_store"))  # trained again, not taken from the store
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         remote, stats = run_swarm(swarm(2), CFG, tokens, tmp_path / "ray", seed=0, placement=Placement(backend="ray"))

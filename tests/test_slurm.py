@@ -45,8 +45,9 @@ def stored(folder) -> dict[str, dict]:
             for p in sorted(folder.glob("*.json"))}
 
 
-def test_slurm_backend_matches_local_bit_for_bit(tokens, tmp_path, on_local_cluster, submissions):
+def test_slurm_backend_matches_local_bit_for_bit(tokens, tmp_path, on_local_cluster, submissions, monkeypatch):
     local, _ = run_swarm(swarm(3), CFG, tokens, tmp_path / "local", seed=0, placement=Placement(workers=1))
+    monkeypatch.setenv("REGMIX_STORE", str(tmp_path / "empty_store"))  # trained again, not taken from the store
     placement = Placement(**{**vars(on_local_cluster), "slurm_chunk": 2})
     remote, stats = run_swarm(swarm(3), CFG, tokens, tmp_path / "slurm", seed=0, placement=placement)
     pd.testing.assert_frame_equal(local, remote)
