@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from regmix.config import (ACQUISITION_RULES, PRECISIONS, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
+from regmix.config import (ACQUISITION_RULES, PRECISIONS, SEARCH_RULES, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
                            ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            VerifyConfig, eval_set_specs, from_dict, slug)
 from regmix.errors import UserError
@@ -85,8 +85,12 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
     for name in ("proxy", "large"):
         check_model(cfg[name].model, f"{name}.model")
         check_optim(cfg[name].optim, f"{name}.optim")
+    check_counts(cfg)
     check_active(cfg["active"])
     check_verify(cfg["verify"], cfg["proxy"])
+    if cfg["search"].rule not in SEARCH_RULES:
+        raise UserError(f"search.rule: unknown rule {cfg['search'].rule!r}; choose one of {', '.join(SEARCH_RULES)}")
+    check_human_sums(params.get("human_mixtures") or {})
     if cfg["proxy"].replicates > cfg["sample"].n_mixtures:
         raise UserError(f"proxy.replicates {cfg['proxy'].replicates} is more than sample.n_mixtures "
                         f"{cfg['sample'].n_mixtures}")
@@ -99,6 +103,32 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
                           list(domains) if domains is not None else None)
     if domains is not None:
         check_names(params, cfg["large"], target, list(domains), [*held_out], tasks)
+
+
+# (section, key, smallest value): counts whose nonsense value would otherwise surface as another key's error
+COUNTS = (("sample", "n_mixtures", 1), ("proxy", "replicates", 0), ("search", "n_simulations", 1),
+          ("search", "top_k", 1), ("large", "seeds", 1), ("verify", "seeds", 0))
+
+
+def check_counts(cfg: Mapping[str, Any]) -> None:
+    for section, key, least in COUNTS:
+        value = getattr(cfg[section], key)
+        if value < least:
+            raise UserError(f"{section}.{key} must be at least {least}, got {value}")
+
+
+def check_human_sums(human: Mapping[str, Any]) -> None:
+    """Each hand-made mixture's weights are numbers >= 0 that sum to 1 (their names need the domains:
+    check_names)."""
+    if not isinstance(human, Mapping):
+        raise UserError(f"human_mixtures: expected {{name: {{domain: weight}}}}, got {human!r}")
+    for name, weights in human.items():
+        if not isinstance(weights, Mapping) or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights.values()):
+            raise UserError(f"human_mixtures.{name}: expected {{domain: weight >= 0}}, got {weights!r}")
+        total = sum(weights.values())
+        if abs(total - 1) > 1e-6:
+            raise UserError(f"human_mixtures.{name}: weights sum to {total:.6g}, not 1")
 
 
 def check_evaluation(params: Mapping[str, Any], data: DataConfig) -> None:

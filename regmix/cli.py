@@ -1,5 +1,6 @@
-"""The `regmix` command. `regmix export` writes a compared mixture for another trainer
-(Megatron-LM / NeMo, OLMo-core, litdata, Hugging Face datasets): see regmix.handoff."""
+"""The `regmix` command. `regmix check -S key=value ...` checks the params that `dvc exp run` with
+the same overrides would compose, before any compute; `regmix export` writes a compared mixture for
+another trainer (Megatron-LM / NeMo, OLMo-core, litdata, Hugging Face datasets): see regmix.handoff."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 from regmix import handoff
+from regmix.checks import check_params
 from regmix.compare import CHOSEN
+from regmix.compose import CONF_DIR, composed
 from regmix.errors import UserError
-from regmix.files import PARAMS_FILE, run_stage, write_text
+from regmix.files import PARAMS_FILE, load_params, run_stage, write_text
 from regmix.tables import read_domains
 
 COMPARE_DIR = "results/compare"  # the compared-mixture files the large runs train from (verify, dvc.yaml)
@@ -86,7 +92,28 @@ def parser() -> argparse.ArgumentParser:
                         help="megatron: one --<split>-data-path line per --split (default one --data-path)")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default stdout)")
     export.set_defaults(run=export_command)
+    check = commands.add_parser("check", help="check params before any compute (the overrides `dvc exp run -S` takes)",
+                                description="Compose conf/ with the overrides, as `dvc exp run -S` does, and check "
+                                            "every key; with no -S, check params.yaml as it is.")
+    check.add_argument("-S", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
+                       help="a Hydra override, as `dvc exp run -S` takes it (repeatable)")
+    check.add_argument("--conf", default=CONF_DIR, type=Path, metavar="DIR", help=f"config folder (default {CONF_DIR})")
+    check.set_defaults(run=check_command)
     return top
+
+
+def check_command(args: argparse.Namespace) -> None:
+    """Compose (or read params.yaml) and check; a Hydra error is shown as a one-line UserError."""
+    if args.overrides is None:
+        params, what = load_params(PARAMS_FILE), PARAMS_FILE
+    else:
+        try:
+            params = composed(args.overrides, args.conf)
+        except (HydraException, OmegaConfBaseException) as e:
+            raise UserError(f"-S {' -S '.join(args.overrides)}: {str(e).splitlines()[0]}") from None
+        what = f"conf/ with -S {' -S '.join(args.overrides)}" if args.overrides else "conf/"
+    check_params(params)
+    print(f"params ok: {what}")
 
 
 def export_command(args: argparse.Namespace) -> None:
@@ -97,7 +124,7 @@ def export_command(args: argparse.Namespace) -> None:
     domains = read_domains(args.domains)
     budget, cap, cap_source = handoff.budget_and_cap(args.params, args.tokens, args.max_epochs)
     plan = handoff.plan(compared.name, compared.mixture, domains, budget, cap, cap_source)
-    mapping = handoff.read_prefix_map(args.prefixes) if args.prefixes is not None else None
+    mapping = handoff.read_prefix_map(args.prefixes, list(domains)) if args.prefixes is not None else None
 
     def paths(split: str | None) -> dict[str, str]:
         return handoff.prefixes(plan.domains, split, list(domains), args.prefix_template, mapping,

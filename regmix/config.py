@@ -33,11 +33,46 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         sub = _dataclass_in(hints[name])
         if sub is not None and isinstance(value, dict):
             value = from_dict(sub, value, f"{where}{name}.")
+        else:
+            _check_type(value, hints[name], f"{where}{name}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise UserError(f"bad config section {where or cls.__name__}: {e}") from None
+
+
+_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+             dict: "a mapping", list: "a list"}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether `value` is of the plain type `hint` (int, float, bool, str, dict, list, their
+    Optional and Union forms); other hints are left to the section's own checks."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    base = origin or hint
+    if base is type(None):
+        return value is None
+    if base is bool:
+        return isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base in (str, dict, list):
+        return isinstance(value, base)
+    return True
+
+
+def _check_type(value: Any, hint: Any, key: str) -> None:
+    """A UserError naming `key` when `value` is not of its field's type (`n_mixtures=abc`)."""
+    if not _fits(value, hint):
+        kinds = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
+        expected = " or ".join(_EXPECTED.get(typing.get_origin(a) or a, str(a)) for a in kinds)
+        optional = ", or null" if type(None) in typing.get_args(hint) else ""
+        raise UserError(f"{key}: expected {expected}{optional}, got {value!r}")
 
 
 def _dataclass_in(hint: Any) -> type | None:
@@ -142,6 +177,9 @@ class SampleConfig:
     max_epochs: Optional[float] = 4.0
     minimum: float = 2e-4  # weights below this become 0; weights round to this grid
     min_distance: float = 0.01  # L1 distance under which a draw is a near-duplicate
+
+
+SEARCH_RULES = ("top_k", "lower_confidence", "trust_region", "band")  # regmix.search
 
 
 @dataclass

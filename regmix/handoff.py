@@ -185,9 +185,16 @@ def max_repetition(epochs: float) -> float:
 
 
 # ---------------------------------------------------------------------- prefixes
-def read_prefix_map(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON file: domain -> prefix, or domain -> {split: prefix}."""
-    text = existing(path).read_text(encoding="utf-8")
+def read_prefix_map(path: str | Path, domains: Sequence[str] = ()) -> dict[str, Any]:
+    """A YAML or JSON file: domain -> prefix, or domain -> {split: prefix}. A missing file is
+    explained with an example over `domains` (the file is the user's, no stage writes it)."""
+    if not Path(path).exists():
+        example = "\n".join(f"  {d}: /data/{d}" for d in list(domains)[:3] or ["web", "code"])
+        raise UserError(f"--prefixes {path}: no such file. It is yours to write: a YAML (or JSON) map from each "
+                        f"domain to where your trainer reads it (a litdata input_dir, a datasets name or path, a "
+                        f"Megatron prefix), for example\n{example}\nor per split, `<domain>: {{train: ..., valid: "
+                        f"...}}`; or give no file and --prefix-template '/data/{{domain}}'")
+    text = Path(path).read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)  # JSON is YAML
     except yaml.YAMLError as e:

@@ -67,13 +67,14 @@ import numpy as np
 
 from regmix.config import SearchConfig
 from regmix.decision import INCUMBENT, PRIOR_GUARD, RULE, l1, record, step
+from regmix.config import SEARCH_RULES
 from regmix.errors import UserError
 from regmix.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
 from regmix.progress import progress
 from regmix.regression import FittedRegressor, Predictor, gain_text, predict_mixtures
 
-RULES = ("top_k", "lower_confidence", "trust_region", "band")
+RULES = SEARCH_RULES
 MEMBER_RULES = ("lower_confidence", "band")  # need bootstrap members
 NEAREST = 3  # nearest trained proxies reported beside the choice
 L1_BLOCK = 4_000_000  # elements of one (rows x proxies x domains) block of L1 distances

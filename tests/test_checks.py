@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -38,8 +40,15 @@ def test_the_default_params_pass():
     ("proxy.replicates", 100, "proxy.replicates 100 is more than sample.n_mixtures"),
     ("target", 3, "target: expected a domain"),
     ("regression.n_bootstrap", 0, "search.rule=lower_confidence needs the regression's bootstrap members"),
+    ("sample.n_mixtures", "abc", "sample.n_mixtures: expected an integer, got 'abc'"),
+    ("sample.n_mixtures", -3, "sample.n_mixtures must be at least 1, got -3"),
+    ("sample.max_epochs", "4x", r"sample.max_epochs: expected a number, or null, got '4x'"),
+    ("proxy.optim.lr", True, "proxy.optim.lr: expected a number"),
+    ("search.rule", "lower_confidenc", "search.rule: unknown rule 'lower_confidenc'; choose one of"),
+    ("human_mixtures", {"mine": {"legal": 0.5, "news": 0.2}}, "human_mixtures.mine: weights sum to 0.7, not 1"),
 ])
 def test_structure(path, value, message):
+    """Each mistake is caught with no domains known: before `prepare` tokenises anything."""
     with pytest.raises(UserError, match=message):
         check_params(changed(path, value))
 
@@ -49,7 +58,6 @@ def test_structure(path, value, message):
     ("target", {"legal": 1, "web": 1}, r"target: web is no domain"),
     ("target", {"aggregate": "zmean", "over": ["legal", "held"]}, r"target: held is no domain"),
     ("human_mixtures", {"mine": {"legal": 0.5, "nope": 0.5}}, "human_mixtures.mine: unknown domain"),
-    ("human_mixtures", {"mine": {"legal": 0.5}}, "human_mixtures.mine: weights sum to 0.5"),
     ("large.mixtures", ["regmix", "best_proxy", "best"], "large.mixtures: unknown mixture"),
     ("large.replicate", {"nope": 2}, r"large.replicate: unknown mixture\(s\) nope"),
 ])
@@ -85,3 +93,19 @@ def test_held_out_sets_and_tasks_are_target_names():
 def test_evaluation_settings_are_refused_before_compute(path, value, message):
     with pytest.raises(UserError, match=message):
         check_params(changed(path, value))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sample.n_mixtures=abc", "error: sample.n_mixtures: expected an integer, got 'abc'"),
+    ("proxy=nosuch", "error: -S proxy=nosuch: In 'config': Could not find 'proxy/nosuch'"),
+])
+def test_regmix_check_names_the_key_in_one_line(override, message):
+    run = subprocess.run([sys.executable, "-m", "regmix.cli", "check", "-S", override], cwd=REPO,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip() == message
+
+
+def test_regmix_check_passes_the_demo_and_the_tiny_preset():
+    for command in (["check"], ["check", "-S", "experiment=tiny"]):
+        run = subprocess.run([sys.executable, "-m", "regmix.cli", *command], cwd=REPO, capture_output=True, text=True)
+        assert run.returncode == 0 and run.stdout.startswith("params ok"), run.stderr

@@ -268,3 +268,13 @@ def test_export_of_the_committed_results(capsys):
     assert sum(weights) == pytest.approx(1.0) and min(weights) > 0
     chosen = json.loads((compare / "regmix.json").read_text())["mixture"]
     assert line[2::2] == [d for d, w in chosen.items() if w > 0]
+
+
+def test_a_missing_prefixes_file_is_explained_with_an_example_that_reads_back(tmp_path):
+    with pytest.raises(UserError) as missing:
+        handoff.read_prefix_map(tmp_path / "my_dirs.yaml", ["a", "b"])
+    message = str(missing.value)
+    assert message.startswith(f"--prefixes {tmp_path / 'my_dirs.yaml'}: no such file. It is yours to write")
+    example = "\n".join(line for line in message.splitlines() if line.startswith("  "))
+    (tmp_path / "my_dirs.yaml").write_text(example.replace("  ", "", 1).replace("\n  ", "\n"))
+    assert handoff.read_prefix_map(tmp_path / "my_dirs.yaml") == {"a": "/data/a", "b": "/data/b"}

@@ -277,7 +277,8 @@ def test_bad_zstd_file(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing path", "does not exist"),
-    ("empty domain", "'delta' has no train documents"),
+    ("empty domain", "train/delta-0.jsonl: no text in field 'text'"),
+    ("zero-byte file", "train/alpha-9.jsonl: no text in field 'text' \\(an empty file"),
     ("no valid data", "domain 'delta' has 0 held-out document"),
     ("ambiguous", "ambiguous domain names.*gamma-0.jsonl.*gamma-news-0.jsonl"),
     ("same slug", "both name domain 'gamma'"),
@@ -292,6 +293,8 @@ def test_bad_corpus(tmp_path, case, message):
     elif case == "empty domain":
         write_jsonl(root / "train" / "delta-0.jsonl", ["", ""])
         write_jsonl(root / "valid" / "delta-0.jsonl", ["x"])
+    elif case == "zero-byte file":  # beside the domain's good files: still a broken export, never skipped silently
+        (root / "train" / "alpha-9.jsonl").write_bytes(b"")
     elif case == "no valid data":
         write_jsonl(root / "train" / "delta-0.jsonl", ["x"])
     elif case == "ambiguous":

@@ -133,11 +133,16 @@ class JsonlSource:
     def _file_records(self, split: Optional[str], domain: str, paths: list[Path], bad: BadRecords,
                       holdout: Optional[Holdout]) -> Iterator[Record]:
         for path in paths:
+            texts = 0
             for lineno, line in enumerate(read_lines(path), 1):
                 record = parse_line(line, path, lineno, self.text_field, bad, domain)
                 if record is not None:
                     text = field_of(record, self.text_field)
+                    texts += bool(text)
                     yield Record(split or holdout.split(domain), domain, text)
+            if not texts and not bad.per_file[str(path)]:  # a broken export, not a domain with nothing to say
+                raise UserError(f"{path}: no text in field {self.text_field!r} (an empty file, or only empty "
+                                "texts): fill it or remove it")
 
     def records(self, bad: BadRecords, keep: Callable[[str], bool]) -> Iterator[Record]:
         holdout = None if self.valid is not None else Holdout(self.valid_fraction, self.seed)
