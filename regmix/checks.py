@@ -107,7 +107,7 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
 
 # (section, key, smallest value): counts whose nonsense value would otherwise surface as another key's error
 COUNTS = (("sample", "n_mixtures", 1), ("proxy", "replicates", 0), ("search", "n_simulations", 1),
-          ("search", "top_k", 1), ("large", "seeds", 1), ("verify", "seeds", 0))
+          ("search", "top_k", 1), ("large", "seeds", 1))
 
 
 def check_counts(cfg: Mapping[str, Any]) -> None:

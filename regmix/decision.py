@@ -76,3 +76,15 @@ def decision_text(decision: Mapping[str, Any]) -> str:
     tail = ("the regression's own choice is what the large runs train" if by == RULE
             else f"`{by}` replaced the regression's choice")
     return "; ".join(parts) + f". Decided by `{by}`: {tail}."
+
+
+def answer(final: Optional[Mapping[str, float]], search: Mapping[str, Any], decision: Mapping[str, Any]) -> dict:
+    """results/answer.yaml, the one file a user takes the mixture from: `mixture` is what the large
+    runs train as `regmix` and `regmix export` hands on (None when `regmix` is not compared), with
+    the decision beside it; the search's own choice is kept as `search_proposal`, named as such."""
+    proposal = dict(search["train"])
+    return {"mixture": None if final is None else dict(final),
+            "decided_by": decision.get("decided_by", RULE),
+            "decision": decision_text(decision),
+            "search_proposal": proposal,
+            "is_search_proposal": final is not None and l1(final, proposal) < 1e-6}

@@ -160,7 +160,8 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
     entries = mixtures_of(results)
     weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
     losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
-    lines = ["# Large-model comparison", "", "## Verdict", "", *verdict_lines(results, target), "",
+    lines = ["# Large-model comparison", "", plain_verdict(results, mixtures, target), "",
+             "## Verdict", "", *verdict_lines(results, target), "",
              spearman_line(results), "", proxy_scale_line(results, mixtures, verify), "",
              *([verify_text(verify), ""] if verify is not None else []),
              "## How `regmix` was decided", "", decision_line(verify), "",
@@ -171,6 +172,36 @@ def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float
              markdown_table(losses), ""]
     lines += [f"![{Path(link).stem}]({link})" for link in plot_links]
     return "\n".join(lines) + "\n"
+
+
+USUAL = ("uniform", "prior")  # the choices a team makes without this pipeline
+GLOSSARY = "../docs/glossary.md"  # from results/report.md
+
+
+def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str) -> str:
+    """Two or three sentences for a reader who has not read the paper: the mixture to use, how it
+    measured against the usual choices, and how sure that is."""
+    entries = mixtures_of(results)
+    if CHOSEN not in entries or CHOSEN not in mixtures:
+        return f"No `{CHOSEN}` mixture was trained at the large scale: there is no answer to give yet."
+    top = sorted(mixtures[CHOSEN].items(), key=lambda kv: -kv[1])
+    weights = ", ".join(f"{d} {w:.0%}" for d, w in top[:4] if w >= 0.005)
+    text = (f"**The pipeline's answer is the mixture `{CHOSEN}`** ({weights}{', ...' if len(top) > 4 else ''}; `regmix export` "
+            f"writes it for your trainer). On `{target}` (lower is better) its large models measured "
+            f"{entries[CHOSEN]['target_loss']:.3f}")
+    usual = [n for n in USUAL if "vs_regmix" in entries.get(n, {})]
+    if not usual:
+        return text + "; no usual choice (`uniform`, `prior`) was trained beside it to compare."
+    said = {"worse": "lower than", "better": "higher than", "not distinguishable": "within seed noise of"}
+    parts = [f"{entries[n]['target_loss']:.3f} for `{n}`" for n in usual]
+    verdicts = [said.get(entries[n]["vs_regmix"]["verdict"], "not comparable with") for n in usual]
+    text += f", against {' and '.join(parts)} ({'; '.join(f'`{CHOSEN}` {v} `{n}`' for n, v in zip(usual, verdicts))})."
+    if all(v == "lower than" for v in verdicts):
+        return text + (" The differences are larger than the seeds' spread explains (Welch's test, Holm-adjusted "
+                       "over the report, 5%): on this evidence it is the better choice.")
+    return text + (" On this evidence it is not shown to beat both usual choices: telling such differences apart "
+                   "would take more seeds or a target the mixtures move more (the verdict below says how many; "
+                   f"terms are explained in the [glossary]({GLOSSARY})).")
 
 
 def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],

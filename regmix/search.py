@@ -503,8 +503,8 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
         ax.bar(x + (i - (len(bars) - 1) / 2) * width, w, width, label=name, yerr=err if name == "chosen" else None)
     ax.set_xticks(x, domains, rotation=60, ha="right")
     ax.set_ylabel("weight")
-    ax.set_title(f"chosen mixture ({result.rule}): mean of {result.averaged or len(result.top.pred):,} "
-                 f"of {result.n_simulations:,} simulated")
+    ax.set_title(f"the search's proposal ({result.rule}): mean of {result.averaged or len(result.top.pred):,} "
+                 f"of {result.n_simulations:,} simulated\n(verify decides what trains: results/answer.yaml)")
     ax.legend()
     save(fig, path, dpi=120)
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 from regmix.compare import BEST_PROXY, CHOSEN, read_all, write_all
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
-from regmix.files import read_yaml, run_stage, write_json
+from regmix.files import read_yaml, run_stage, write_json, write_yaml
 from regmix.noise import target_pairs
 from regmix.progress import say, warn
 from regmix.regression import load_regressor, predict_mixtures, read_proxies
 from regmix.swarm import placement_from_env, run_seeds
 from regmix.tables import read_csv, write_csv
 from regmix.target import run_target
-from regmix.decision import decision_text, record
+from regmix.decision import answer, decision_text, record
 from regmix.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
                            verify_text)
 from stages import arguments
@@ -36,7 +36,8 @@ def main() -> None:
                              regressor="fitted regressor (fit)",
                              store="folder of finished verify proxies (kept across runs)",
                              table="table (CSV) of every verify proxy to write", metrics="metrics (JSON) to write",
-                             compare="folder of the compared-mixture files the large runs train from, to write")
+                             compare="folder of the compared-mixture files the large runs train from, to write",
+                             answer="the mixture to use (YAML), with how it was decided, to write")
     cfg = from_dict(VerifyConfig, params["verify"], "verify.")
     domains = read_meta(args.tokens).domains
     target = run_target(params, domains, read_csv(args.proxies))
@@ -62,8 +63,9 @@ def main() -> None:
     result["decision"] = record(steps)
     write_csv(args.table, table)
     write_json(args.metrics, result)
-    write_all(args.compare, trained({name: c.mixture for name, c in candidates.items()}, result, mixtures),
-              {name: c.seeds for name, c in candidates.items()})
+    final = trained({name: c.mixture for name, c in candidates.items()}, result, mixtures)
+    write_all(args.compare, final, {name: c.seeds for name, c in candidates.items()})
+    write_yaml(args.answer, answer(final.get(CHOSEN), choice, result["decision"]))
     say(verify_text(result))
     say(decision_text(result["decision"]))
     for line in doubts(result):

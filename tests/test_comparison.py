@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from regmix.comparison import SUMMARY, best_cheap, out_of_fold, over_prior, summarise
-from regmix.report import (README_BEGIN, README_END, comparison_table, proxy_scale_line, readme_results,
-                           readme_with_results, verdict_lines, write_report)
+from regmix.report import (README_BEGIN, README_END, comparison_table, plain_verdict, proxy_scale_line,
+                           readme_results, readme_with_results, verdict_lines, write_report)
 from regmix.verdict import resolvable, seeds_to_resolve
 
 
@@ -161,3 +161,17 @@ def test_the_verdict_says_what_its_seeds_can_resolve():
     out[SUMMARY]["over_prior"] = {"gain": 0.1}
     line = verdict_lines(out, "alpha")[-1]
     assert f"{resolves['difference']:.3f} nats" in line and f"{seeds_to_resolve(0.1, 0.1, 3)} seeds" in line
+
+
+def test_the_report_opens_in_plain_words():
+    """uniform measured worse (distinguishable); with a prior within the noise the answer is not shown to beat both."""
+    runs = {**RUNS, "prior": {0: run(2.05), 1: run(1.95)}}
+    out = summarise(runs, {**PREDICTED, "prior": 1.1}, {})
+    mixtures = {**MIXTURES, "prior": {"alpha": 0.3, "beta": 0.7}}
+    opening = plain_verdict(out, mixtures, "mean")
+    assert opening.startswith("**The pipeline's answer is the mixture `regmix`** (alpha 50%, beta 50%; `regmix export`")
+    assert ("its large models measured 2.000, against 2.600 for `uniform` and 2.000 for `prior` (`regmix` lower than "
+            "`uniform`; `regmix` within seed noise of `prior`)") in opening
+    assert "not shown to beat both usual choices" in opening
+    beaten = summarise({n: r for n, r in RUNS.items() if n != "random_1"}, PREDICTED, {})
+    assert plain_verdict(beaten, MIXTURES, "mean").endswith("on this evidence it is the better choice.")

@@ -123,7 +123,7 @@ def test_repro_writes_every_output(project):
     stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
     assert stored == pytest.approx({d: best[d] for d in domains})
     report = (project / "results/report.md").read_text()
-    assert report.startswith("# Large-model comparison\n\n## Verdict")
+    assert report.startswith("# Large-model comparison\n\n**The pipeline's answer is the mixture `regmix`**")
     # verify: each of its mixtures trained again with fresh seeds, judged, and in the report
     verify = json.loads((project / "metrics/verify.json").read_text())
     checked = pd.read_csv(project / "results/verify.csv")
@@ -141,6 +141,10 @@ def test_repro_writes_every_output(project):
     assert verify["decision"]["decided_by"] == ("rule" if choice == "regmix" else "verified_pick")
     candidate = json.loads((project / f"results/candidates/{choice}.json").read_text())["mixture"]
     assert json.loads((project / "results/compare/regmix.json").read_text())["mixture"] == candidate
+    # one answer: the file a user takes the mixture from is what trains as regmix and what export hands on
+    answer = yaml.safe_load((project / "results/answer.yaml").read_text())
+    assert answer["mixture"] == pytest.approx(candidate) and answer["decided_by"] == verify["decision"]["decided_by"]
+    assert answer["search_proposal"] == chosen and answer["is_search_proposal"] == (choice == "regmix")
     assert choice == "regmix" or choice in shared  # the mixture whose weights regmix took trains once
     assert "Measured again at the proxy scale (3 fresh seeds each" in report
 
