@@ -11,9 +11,14 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo readme test test-slow bench bench-train bench-search gpu-check bench-active bench-confidence bench-transfer params dag paper-regression
+.PHONY: setup dev demo readme test test-slow bench bench-train bench-search gpu-check bench-active bench-confidence bench-transfer params dag paper-regression
 
+# `setup`: what running the pipeline needs; `dev`: also the test suite's extras (pytest, Ray,
+# submitit, lm-eval). Both say how to put `dvc` and `regmix` on the PATH.
 setup: $(VENV)/.installed .dvc/config
+	@echo "set up: put dvc and regmix on your PATH with  source $(VENV)/bin/activate  (or export PATH=\"$(CURDIR)/$(BIN):\$$PATH\")"
+
+dev: $(VENV)/.installed-dev .dvc/config
 
 # The set-up's seconds go to $(VENV)/.setup_seconds: `make demo`'s stage table shows them.
 $(VENV)/.installed: pyproject.toml
@@ -21,8 +26,12 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e .
 	@echo $$(( $$(date +%s) - $$(cat .setup_started) )) > $(VENV)/.setup_seconds && rm -f .setup_started
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
 .dvc/config:
@@ -38,10 +47,10 @@ demo: setup
 readme: setup
 	$(BIN)/python -m regmix.report
 
-test: setup
+test: dev
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: setup
+test-slow: dev
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 # Benchmarks (benchmarks/): speed goals live here, never in timed tests.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, TextI
 from tqdm import tqdm
 
 from regmix import runtime
+from regmix.errors import UserError
 from regmix.files import write_json
 
 if TYPE_CHECKING:  # torch is imported where a rate is measured: stages that only show bars never load it
@@ -35,6 +37,7 @@ LOG_EVERY_S = 60.0  # a plain line at least this often while a bar is running in
 LOG_GAP_S = 1.0  # ...and lines for each tenth of the total at most this often
 RATES_FILE = "rates.json"  # under runtime.cache_root(): measured tokens/s, per run shape and machine
 SLOW_ON_CPU_S = 24 * 3600  # a CPU plan longer than this gets a warning
+CONFIRM_ON_CPU_S = 3600  # ...and one longer than this stops before its work unless REGMIX_YES=1
 # FLOPs of one timed warm-up pass: well under a second on any device of its kind.
 WARMUP_FLOPS = {"cuda": 2e12, "cpu": 1e10}
 WARMUP_PASSES = 2  # timed forward + backward passes, after one untimed
@@ -165,10 +168,20 @@ class Plan:
         return []
 
     def announce(self, *more_warnings: str) -> None:
-        """The plan's line, then its warnings and `more_warnings`, one line each on stderr."""
+        """The plan's line, then its warnings and `more_warnings`, one line each on stderr. A CPU
+        plan over an hour stops here, before its work, unless the user confirmed it (REGMIX_YES=1):
+        a preset sized for GPUs (`proxy=regmix_1m`) run on a laptop by mistake costs nothing."""
         say(self.line())
         for line in [*self.warnings(), *more_warnings]:
             warn(line)
+        if self.device == "cpu" and self.eta_s is not None and self.eta_s > CONFIRM_ON_CPU_S and not confirmed():
+            raise UserError(f"{self.what}: ETA {duration(self.eta_s)} on CPU, over an hour: nothing trained. Set "
+                            f"REGMIX_YES=1 to run it anyway, or {self.hint}")
+
+
+def confirmed() -> bool:
+    """REGMIX_YES=1: the user accepts long plans."""
+    return os.environ.get("REGMIX_YES", "") not in ("", "0")
 
 
 def device_name(device: torch.device) -> str:

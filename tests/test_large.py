@@ -108,6 +108,7 @@ def test_plan_before_the_run(tokens, tmp_path, monkeypatch, capsys):
     Afterwards the measured rate is what the next plan of this shape uses."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU run, on any machine
     monkeypatch.setattr(large, "remembered_rate", lambda key: 0.001)
+    monkeypatch.setenv("REGMIX_YES", "1")  # confirmed: a plan over an hour on CPU stops otherwise
     large.train_large("plan", MIX, tiny_cfg(steps=4), 0, tokens, tmp_path / "a", tmp_path / "curves_a", threads=1)
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at 0.001 tokens/s (last run): ETA 5.9 days"

@@ -6,9 +6,11 @@ import io
 import subprocess
 import sys
 
+import pytest
 from tqdm import tqdm
 
 from conftest import REPO
+from regmix.errors import UserError
 from regmix.progress import LogBar, Plan, Rate, duration, progress, remember_rate, remembered_rate
 
 HINT = "use a GPU"
@@ -98,8 +100,22 @@ def test_plan_line_and_eta():
                               "Slurm (slurm); tokens/s and ETA once the first results are in")
 
 
-def test_a_plan_over_a_day_on_cpu_warns(capsys):
+def test_a_plan_over_an_hour_on_cpu_stops_unless_confirmed(monkeypatch):
+    # 36 proxies x 1e7 tokens at 100k tokens/s: 3,600 s is an hour; one more proxy is over it
+    hour = Plan("proxies (seed 0)", "36 x 10M", 36e7, "cpu", Rate(1e5, "last run"), HINT)
+    hour.announce()  # an hour: runs
+    over = Plan("proxies (seed 0)", "37 x 10M", 37e7, "cpu", Rate(1e5, "last run"), HINT)
+    with pytest.raises(UserError, match=r"proxies \(seed 0\): ETA 1h01m on CPU, over an hour: nothing trained\. Set "
+                                        r"REGMIX_YES=1 to run it anyway, or use a GPU"):
+        over.announce()
+    Plan("proxies (seed 0)", "37 x 10M", 37e7, "NVIDIA H200", Rate(1e5, "last run"), HINT).announce()  # its hardware
+    monkeypatch.setenv("REGMIX_YES", "1")
+    over.announce()
+
+
+def test_a_plan_over_a_day_on_cpu_warns(capsys, monkeypatch):
     # 512 proxies x 1e9 tokens at 100k tokens/s: 5.12e6 s = 59.3 days
+    monkeypatch.setenv("REGMIX_YES", "1")  # confirmed: it runs, with its warning
     slow = Plan("proxies (seed 0)", "512 to train (0 stored) x 1.00G tokens", 512e9, "cpu", Rate(1e5, "last run"), HINT)
     assert slow.warnings() == ["proxies (seed 0): ETA 59.3 days on CPU: use a GPU"]
     slow.announce("another warning")

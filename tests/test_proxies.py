@@ -147,6 +147,11 @@ def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
     = 1,536 tokens) = 4,608 tokens; at 0.01 tokens/s that is 460,800 s = 5.3 days on CPU."""
     monkeypatch.setattr(swarm_module, "default_device", lambda: torch.device("cpu"))
     monkeypatch.setattr(swarm_module, "remembered_rate", lambda key: 0.01)
+    with pytest.raises(UserError, match="ETA 5.3 days on CPU, over an hour: nothing trained"):
+        run_swarm(swarm(3), CFG, tokens, tmp_path / "stopped", seed=0, placement=Placement(workers=1))
+    assert not list((tmp_path / "stopped").glob("*.json"))
+    capsys.readouterr()
+    monkeypatch.setenv("REGMIX_YES", "1")  # confirmed
     run_swarm(swarm(3), CFG, tokens, tmp_path / "proxies", seed=0, placement=Placement(workers=1), max_epochs=0.1)
     err = capsys.readouterr().err.splitlines()
     assert err[0] == ("proxies (seed 0): 3 to train (0 stored) x 1.54k tokens = 4.61k tokens on cpu at "
