@@ -45,8 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from regmix.compare import BEST_PROXY, PROXY_PREFIX
+from regmix.comparison import resolves
 from regmix.files import load_params
-from regmix.verdict import spearman_interval
+from regmix.verdict import SeedNoise, spearman_interval
 from regmix.verify import replaced
 
 RECORDS = Path("benchmarks/results/large_targets")
@@ -88,7 +89,8 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
                                                                indent=2) + "\n")
         return folder
     finally:
-        subprocess.run(["git", "checkout", "--", *RUN_OUTPUTS], check=True)
+        # data/'s tracked files too: the .gitignore entries DVC added for a new mixture's runs
+        subprocess.run(["git", "checkout", "--", *RUN_OUTPUTS, "data"], check=True)
         subprocess.run(["git", "clean", "-fdq", *RUN_OUTPUTS[2:]], check=True)
         subprocess.run(["dvc", "checkout", "-q"], check=True)
 
@@ -152,14 +154,22 @@ def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any])
     cells = [label, f"`{decided}`", f"{regmix['target_loss']:.3f} ({regmix['seeds']} seeds), {summary['regmix_rank']} of {ranked}",
              _versus(evaluation, "best_proxy"),
              f"`{cheap['mixture']}`: {_versus(evaluation, cheap['mixture'])}" if cheap else "none compared",
-             _versus(evaluation, "uniform"), _versus(evaluation, "prior")]
+             _versus(evaluation, "uniform"), _versus(evaluation, "prior"), _resolves(evaluation)]
     return "| " + " | ".join(cells) + " |"
+
+
+def _resolves(evaluation: dict[str, Any]) -> str:
+    """The difference the run's seeds call with 80% power (regmix.comparison.resolves), from its records."""
+    noise = evaluation["summary"]["seed_noise"]
+    entries = {n: e for n, e in evaluation.items() if n != "summary"}
+    found = resolves(entries, SeedNoise(noise["std"], noise["df"]))
+    return "unknown" if found is None else f"{found['difference']:.3f} (seed std {noise['std']:.3f})"
 
 
 def interior_table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
     """The README's table of the targets with interior optima."""
     lines = ["| target | decided by | `regmix` loss, rank | minus `best_proxy` | minus the best cheap baseline | "
-             "minus `uniform` | minus `prior` |", "|---|---|---|---|---|---|---|"]
+             "minus `uniform` | minus `prior` | resolves (80% power) |", "|---|---|---|---|---|---|---|---|"]
     lines += [interior_row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
     return "\n".join(lines)
 
@@ -211,7 +221,8 @@ def near_top_sentence(label: str, t: dict[str, Any]) -> str:
 def near_top_records(root: Path = Path(".")) -> dict[str, dict[str, Any]]:
     """Each recorded near-top transfer, by label, from its evaluation."""
     folder = root / NEAR_TOP_RECORDS
-    return {f"`{p.name}`": near_top(json.loads((p / "evaluate.json").read_text()))
+    return {f"`{json.loads((p / 'fit.json').read_text())['target']}` (record `{p.name}`)":
+            near_top(json.loads((p / "evaluate.json").read_text()))
             for p in sorted(folder.iterdir()) if p.is_dir()} if folder.is_dir() else {}
 
 
