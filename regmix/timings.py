@@ -5,7 +5,8 @@ The stages' own output passes through as it comes (progress bars on stderr untou
 "Running stage" and "didn't change, skipping" lines mark where each stage starts and ends. The
 table goes to results/stage_seconds.csv (stage, status, seconds) with the total and, when `make
 setup` recorded it on this machine, the set-up's seconds (.venv/.setup_seconds). `make demo`
-runs the pipeline this way. The command's exit code is this one's.
+runs the pipeline this way; a rerun in which no stage ran leaves the table as it was. The command's
+exit code is this one's.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ def run(command: list[str], out: Path = TABLE, setup_file: Path = SETUP_SECONDS)
             sys.stdout.flush()
             seen.append((time.perf_counter(), line))
     end = time.perf_counter()
+    rows = stage_seconds(seen, end)
+    if not any(r["status"] == "ran" for r in rows):  # a no-op rerun keeps the last run's seconds
+        print(f"\nno stage ran: {out} keeps the seconds of the last run that did")
+        return proc.returncode
     setup = float(setup_file.read_text().strip()) if setup_file.exists() else None
-    frame = table(stage_seconds(seen, end), end - start, setup)
+    frame = table(rows, end - start, setup)
     write_csv(out, frame)
     print(f"\nseconds per stage -> {out}\n" + frame.to_string(index=False))
     return proc.returncode

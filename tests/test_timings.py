@@ -30,3 +30,6 @@ def test_the_command_runs_and_its_table_is_written(tmp_path, capsys):
     frame = pd.read_csv(tmp_path / "seconds.csv")
     assert list(frame["stage"]) == ["a", "b", "total (this command)"] and list(frame["status"])[:2] == ["ran", "skipped"]
     assert run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "seconds.csv", tmp_path / "none") == 3
+    noop = "print(\"Stage 'a' didn't change, skipping\")"  # `make demo` again after a finished run
+    assert run([sys.executable, "-c", noop], tmp_path / "seconds.csv", tmp_path / "none") == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "seconds.csv"), frame)  # the measured run's seconds kept
