@@ -93,3 +93,24 @@ def test_a_rerun_keeps_every_finished_proxy(project, command, sig):
     metrics = trained_by(command, project)
     assert metrics["proxies"] == PROXIES
     assert metrics["trained"] == PROXIES - done  # the finished ones came back from the store
+
+
+def test_a_failed_prepare_keeps_the_last_good_tokens(project):
+    """A corpus file that stops prepare (a line that is not JSON) leaves the last good data/tokens and
+    results/domains.json in place: fixing the file costs no tokenisation."""
+    dvc = [sys.executable, "-m", "dvc", "repro"]
+    prepared = subprocess.run([*dvc, "prepare"], cwd=project, env=environment(project), capture_output=True, text=True)
+    assert prepared.returncode == 0, prepared.stderr
+    before = {p: p.read_bytes() for p in [project / "results/domains.json", *sorted((project / "data/tokens").rglob("*"))]
+              if p.is_file()}
+    corpus = sorted((project / "tests/fixtures/tiny_corpus/train").glob("*.jsonl"))[0]
+    good = corpus.read_text()
+    corpus.write_text(good + "not json\n")
+    failed = subprocess.run([*dvc, "-f", "prepare"], cwd=project, env=environment(project), capture_output=True,
+                            text=True)
+    assert failed.returncode != 0 and f"{corpus.name}:" in failed.stdout + failed.stderr
+    assert {p: p.read_bytes() for p in before if p.exists()} == before  # every file there, unchanged
+    corpus.write_text(good)
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=project, env=environment(project),
+                            capture_output=True, text=True)
+    assert "prepare:" not in status.stdout, status.stdout  # nothing to tokenise again (the later stages never ran)
