@@ -13,7 +13,7 @@ from regmix.config import (ACQUISITION_RULES, PRECISIONS, SEARCH_RULES, ActiveCo
                            ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            VerifyConfig, eval_set_specs, from_dict, slug)
 from regmix.errors import UserError
-from regmix.mixtures import NEAREST, TARGET_ONLY, baseline_mixtures
+from regmix.mixtures import NEAREST, TARGET_ONLY, baseline_mixtures, validate_mixture
 from regmix.target import TASK, Target
 
 SECTIONS = {"data": DataConfig, "sample": SampleConfig, "proxy": ProxyConfig, "active": ActiveConfig,
@@ -118,17 +118,12 @@ def check_counts(cfg: Mapping[str, Any]) -> None:
 
 
 def check_human_sums(human: Mapping[str, Any]) -> None:
-    """Each hand-made mixture's weights are numbers >= 0 that sum to 1 (their names need the domains:
-    check_names)."""
+    """Each hand-made mixture's weights are numbers >= 0 that sum to 1, checked before the domains are
+    known (over its own names; check_names checks them against the corpus)."""
     if not isinstance(human, Mapping):
         raise UserError(f"human_mixtures: expected {{name: {{domain: weight}}}}, got {human!r}")
     for name, weights in human.items():
-        if not isinstance(weights, Mapping) or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights.values()):
-            raise UserError(f"human_mixtures.{name}: expected {{domain: weight >= 0}}, got {weights!r}")
-        total = sum(weights.values())
-        if abs(total - 1) > 1e-6:
-            raise UserError(f"human_mixtures.{name}: weights sum to {total:.6g}, not 1")
+        validate_mixture(weights, list(weights) if isinstance(weights, Mapping) else [], f"human_mixtures.{name}")
 
 
 def check_evaluation(params: Mapping[str, Any], data: DataConfig) -> None:

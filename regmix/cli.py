@@ -111,7 +111,7 @@ def check_command(args: argparse.Namespace) -> None:
             params = composed(args.overrides, args.conf)
         except (HydraException, OmegaConfBaseException) as e:
             raise UserError(f"-S {' -S '.join(args.overrides)}: {str(e).splitlines()[0]}") from None
-        what = f"conf/ with -S {' -S '.join(args.overrides)}" if args.overrides else "conf/"
+        what = f"conf/ with -S {' -S '.join(args.overrides)}"
     check_params(params)
     print(f"params ok: {what}")
 
