@@ -93,5 +93,5 @@ paper-regression: setup
 	mkdir -p $(PAPER_OUT)
 	$(BIN)/python -c 'import sys; from regmix.compose import compose; compose(sys.argv[1], sys.argv[2:])' \
 		$(PAPER_OUT)/params.yaml experiment=paper_regression $(OVERRIDES)
-	$(BIN)/python -m stages.fit results/proxies.csv results/proxy_replicates.csv $(PAPER_OUT)/data/regression $(PAPER_OUT)/metrics/fit.json \
-		$(PAPER_OUT)/results/fit_predictions.csv $(PAPER_OUT)/plots/fit --params $(PAPER_OUT)/params.yaml
+	$(BIN)/python -m stages.fit results/proxies.csv results/proxy_replicates.csv $(PAPER_OUT)/data/regression $(PAPER_OUT)/results/fit.json \
+		$(PAPER_OUT)/results/fit_predictions.csv $(PAPER_OUT)/plots/fit $(PAPER_OUT)/metrics/fit.json --params $(PAPER_OUT)/params.yaml

@@ -2,7 +2,7 @@
 
 For each target, one `dvc exp run -S target=<target>` of the whole pipeline from the committed
 run (same corpus, swarm and large settings: only the fit, search, check, the new mixtures' large
-runs and the evaluation rerun), whose `metrics/verify.json`, `metrics/evaluate.json` and
+runs and the evaluation rerun), whose `results/verify.json`, `results/evaluation.json` and
 `results/report.md` are recorded in `benchmarks/results/large_targets/<target>/`; the workspace is
 then restored to the committed run. `--table` prints the table the README shows (a test checks
 the README against it), from the committed demo run, the `mean` study
@@ -28,7 +28,7 @@ the proxies' order and the large runs' over them (and the regression's out-of-fo
         -S 'large.mixtures=[regmix,best_proxy,prior,uniform,nearest,proxy_2,...,proxy_13]'
 
 Any other experiment is recorded the same way under `benchmarks/results/held_out_targets/<name>/`
-(with its `metrics/proxies.json` and `metrics/fit.json`, and the seconds it took), e.g. a target held
+(with its `results/proxy_run.json` and `results/fit.json`, and the seconds it took), e.g. a target held
 out of training:
 
     .venv/bin/python -m benchmarks.bench_large_targets --name news_held_out -S 'data.eval_only=[news]' -S target=news
@@ -55,9 +55,9 @@ MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
 HELD_OUT_RECORDS = Path("benchmarks/results/held_out_targets")
 INTERIOR_RECORDS = Path("benchmarks/results/interior_targets")
 NEAR_TOP_RECORDS = Path("benchmarks/results/near_top_transfer")
-RECORDED = {"verify.json": "metrics/verify.json", "evaluate.json": "metrics/evaluate.json",
+RECORDED = {"verify.json": "results/verify.json", "evaluate.json": "results/evaluation.json",
             "report.md": "results/report.md"}
-EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "metrics/proxies.json", "fit.json": "metrics/fit.json"}
+EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "results/proxy_run.json", "fit.json": "results/fit.json"}
 BASELINES = ("best_proxy", "uniform", "prior")
 # What an experiment rewrites; the committed run's come back from git and the DVC cache.
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
@@ -125,7 +125,7 @@ def sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
 def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
     """The targets with interior optima: the committed demo run's, then each recorded one."""
     demo = f"`{load_params(root / 'params.yaml')['target']}` (the demo)"
-    found = {demo: (root / "metrics/verify.json", root / "metrics/evaluate.json")}
+    found = {demo: (root / "results/verify.json", root / "results/evaluation.json")}
     for folder in sorted(p for p in (root / INTERIOR_RECORDS).iterdir() if p.is_dir()):
         found[f"`{folder.name}`"] = (folder / "verify.json", folder / "evaluate.json")
     return found

@@ -2,7 +2,7 @@
 
 RegMix rests on rank invariance: a mixture better for a tiny proxy is better for the large
 model. The committed run has large runs of several distinct mixtures (`large.mixtures`; one on
-another's runs counts once), each scored on every domain (metrics/evaluate.json; the mean over
+another's runs counts once), each scored on every domain (results/evaluation.json; the mean over
 its large seeds, often one: the large runs' own noise is not in these figures). Each of them
 is trained again as a proxy with fresh seeds at every budget in --steps (default: the proxy's
 own optim.steps and 4x), and for every target (each domain and `mean`):
@@ -24,7 +24,7 @@ steps, 4 seeds) wrote benchmarks/results/large_targets/wikipedia/transfer.json f
 target was `wikipedia`, whose figures the README states.
 
     .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR] [--out FILE]
-    # needs the committed run (`make demo`): data/tokens, results/compare, metrics/evaluate.json;
+    # needs the committed run (`make demo`): data/tokens, results/compare, results/evaluation.json;
     # about 7 minutes on 2 cores for the demo's 6 mixtures with an empty store (make bench-transfer: 20)
 """
 
@@ -49,7 +49,7 @@ from regmix.target import MEAN, Target
 from regmix.verdict import pooled_noise, spearman_interval
 from regmix.verify import verify_seeds
 
-TOKENS, COMPARE, EVALUATION = "data/tokens", "results/compare", "metrics/evaluate.json"
+TOKENS, COMPARE, EVALUATION = "data/tokens", "results/compare", "results/evaluation.json"
 # the demo's run while its target was `wikipedia` (its records beside it), written by `make bench-transfer`
 COMMITTED = "benchmarks/results/large_targets/wikipedia/transfer.json"
 

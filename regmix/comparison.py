@@ -20,7 +20,7 @@ from regmix.verdict import (POWER, SeedNoise, compare, holm, interval, pooled_no
                             spread, wilson)
 
 TASKS = ("last_word", "continuation")
-SUMMARY = "summary"  # the key of metrics/evaluate.json that holds no mixture
+SUMMARY = "summary"  # the key of results/evaluation.json that holds no mixture
 
 
 def out_of_fold(mixtures: Mapping[str, Mapping[str, float]], swarm: pd.DataFrame,
@@ -65,7 +65,7 @@ def _downstream(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
               predicted: Mapping[str, float], prediction_source: Mapping[str, str],
               seed: int = 0, runs_of: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """metrics/evaluate.json: one entry per mixture, then `summary` (noise, rank, verdict, rho).
+    """results/evaluation.json: one entry per mixture, then `summary` (noise, rank, verdict, rho).
 
     `runs`: {mixture: {seed: {"target_loss", "domain_loss", "downstream"}}} from evaluate_runs.
     `runs_of`: {mixture: `regmix`} for mixtures scored on `regmix`'s runs (regmix.compare.shared_runs):

@@ -54,7 +54,7 @@ def decided_by(steps: Sequence[Mapping[str, Any]]) -> str:
 
 
 def record(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The decision as the mixture file and metrics/verify.json hold it."""
+    """The decision as the mixture file and results/verify.json hold it."""
     return {"steps": [dict(s) for s in steps], "decided_by": decided_by(steps)}
 
 

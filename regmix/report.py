@@ -50,7 +50,7 @@ def _signed(v: float, digits: int = 3) -> str:
 
 
 def mixtures_of(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The per-mixture entries of metrics/evaluate.json, best mean target loss first."""
+    """The per-mixture entries of results/evaluation.json, best mean target loss first."""
     return {n: results[n] for n in results[SUMMARY]["ranking"]}
 
 
@@ -207,7 +207,7 @@ def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str
 def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
                      verify: Mapping[str, Any] | None = None) -> str:
     """What the regression said of the search's choice against `prior` before any large run, and
-    whether the check (`verify`: metrics/verify.json) replaced that choice as `regmix`."""
+    whether the check (`verify`: results/verify.json) replaced that choice as `regmix`."""
     judged = results[SUMMARY].get("over_prior")
     if judged is None:
         return "The regression's confidence over `prior` is not known (no `prior`, or a fit without its CV)."
@@ -237,7 +237,7 @@ def proxies_line(proxies: Mapping[str, Any], fit: Mapping[str, Any], mixture: Ma
 
 
 def decision_line(verify: Mapping[str, Any] | None, mixture: Mapping[str, Any] | None = None) -> str:
-    """The decision's record in words: metrics/verify.json's (every step), else the search's own."""
+    """The decision's record in words: results/verify.json's (every step), else the search's own."""
     decision = (verify or {}).get("decision") or (mixture or {}).get("decision")
     return "How `regmix` was decided: " + decision_text(decision) if decision else \
         "How `regmix` was decided: not recorded (rerun the search and verify stages)."
@@ -296,10 +296,10 @@ def committed_results(root: str | Path = ".") -> str:
     root = Path(root)
     read = lambda rel: json.loads((root / rel).read_text())  # noqa: E731
     mixture = yaml.safe_load((root / "results/mixture.yaml").read_text())
-    optional = {rel: read(rel) if (root / rel).exists() else None for rel in ("metrics/evaluate.json",
-                                                                             "metrics/verify.json")}
-    return readme_results(optional["metrics/evaluate.json"], read("metrics/proxies.json"), read("metrics/fit.json"),
-                          mixture, optional["metrics/verify.json"], read("results/domains.json"))
+    optional = {rel: read(rel) if (root / rel).exists() else None for rel in ("results/evaluation.json",
+                                                                             "results/verify.json")}
+    return readme_results(optional["results/evaluation.json"], read("results/proxy_run.json"), read("results/fit.json"),
+                          mixture, optional["results/verify.json"], read("results/domains.json"))
 
 
 if __name__ == "__main__":  # make readme
@@ -350,7 +350,7 @@ def plot_predicted_vs_measured(results: Mapping[str, Any], target: str, path: Pa
 
 def write_report(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
                  report_path: str | Path, plots_dir: str | Path, verify: Mapping[str, Any] | None = None) -> None:
-    """Write the markdown report and its plots (`verify`: metrics/verify.json, the proxy-scale check)."""
+    """Write the markdown report and its plots (`verify`: results/verify.json, the proxy-scale check)."""
     plots_dir = Path(plots_dir)
     plots = {"target_loss.png": plot_target_loss, "predicted_vs_measured.png": plot_predicted_vs_measured}
     for name, plot in plots.items():

@@ -49,7 +49,7 @@ def measured_targets(table: pd.DataFrame) -> dict[str, list[float]]:
 def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequence[float]],
           predicted: Mapping[str, float], swarm: Mapping[str, float] | None = None,
           scale: Mapping[str, Any] | None = None, choose: bool = True) -> dict[str, Any]:
-    """metrics/verify.json from each mixture's target loss per fresh seed (`measured`), the swarm's
+    """results/verify.json from each mixture's target loss per fresh seed (`measured`), the swarm's
     (proxy, replicate) target pairs (`replicates`: {id: [loss, loss again]}), the regression's
     predictions and, for swarm members, the loss the swarm measured (`swarm`). `scale`: the
     changes to the proxy config the seeds trained with (`verify.model`, `verify.optim`; empty:
@@ -211,7 +211,7 @@ def _ci(pair: Sequence[float | None]) -> str:
 
 
 def verify_text(result: Mapping[str, Any]) -> str:
-    """metrics/verify.json in words: the README's, the report's and the stage's line."""
+    """results/verify.json in words: the README's, the report's and the stage's line."""
     entries = result.get("mixtures", {})
     if not entries:
         return "The compared mixtures were not measured again at the proxy scale (`verify.seeds: 0`)."

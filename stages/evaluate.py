@@ -16,6 +16,7 @@ from regmix.curves import valid_curves
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.evaluation import evaluate_runs
+from regmix import headline
 from regmix.files import read_json, read_yaml, run_stage, write_json
 from regmix.large import HF_DIR
 from regmix.progress import say
@@ -36,8 +37,9 @@ def main() -> None:
                              fit_predictions="fit's predictions table (fit)",
                              verify="the compared mixtures measured again at the proxy scale (verify)",
                              curves="folder of training curves (train); folders of mixtures no longer compared go",
-                             metrics="metrics (JSON) to write", report="report (markdown) to write",
-                             plots="plots folder to write", comparison="folder of the comparison charts' data to write")
+                             record="the evaluation's record (JSON) to write", report="report (markdown) to write",
+                             plots="plots folder to write", comparison="folder of the comparison charts' data to write",
+                             headline="its headline metrics (JSON) to write")
     cfg = from_dict(EvaluateConfig, params["evaluate"], "evaluate.")
     compared = read_all(args.compare, params["large"]["mixtures"])
     stale = remove_other_mixtures(args.curves, list(compared))
@@ -62,7 +64,8 @@ def main() -> None:
     results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"],
                         {c.name: c.runs_of for c in compared.values() if c.runs_of})
     results[SUMMARY]["over_prior"] = over_prior(read_yaml(args.choice))
-    write_json(args.metrics, results)
+    write_json(args.record, results)
+    write_json(args.headline, headline.evaluate(results, results[SUMMARY]))
     write_report(results, mixtures, target.name, args.report, args.plots, read_json(args.verify))
     curves = valid_curves({c.name: [run_dir(args.curves / c.trained_as, s) for s in c.seeds]
                            for c in compared.values()})

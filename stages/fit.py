@@ -11,6 +11,7 @@ difference between two predictions that the regression can resolve.
 from __future__ import annotations
 
 from regmix.config import RegressionConfig, from_dict
+from regmix import headline
 from regmix.files import run_stage, write_json
 from regmix.noise import seed_noise
 from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
@@ -24,8 +25,8 @@ def main() -> None:
     args, params = arguments(__doc__, proxies="proxies table (proxies)",
                              replicates="replicates table (proxies; unused with regression.train_set)",
                              regressor="regressor folder to write",
-                             metrics="metrics (JSON) to write", predictions="predictions table (CSV) to write",
-                             plots="plots folder to write")
+                             record="the fit's record (JSON) to write", predictions="predictions table (CSV) to write",
+                             plots="plots folder to write", headline="its headline metrics (JSON) to write")
     cfg = from_dict(RegressionConfig, params["regression"], "regression.")
     train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else read_proxies(args.proxies)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
@@ -37,7 +38,8 @@ def main() -> None:
     save_regressor(report.regressor, args.regressor)
     report.regressor.compile()  # warms this machine's lleaves cache for search, and times search's path
     report.metrics["predict_seconds_per_1m"] = round(predict_seconds(report.regressor, seed=params["seed"]), 3)
-    write_json(args.metrics, report.metrics)
+    write_json(args.record, report.metrics)
+    write_json(args.headline, headline.fit(report.metrics))
     write_csv(args.predictions, report.predictions)
     plot_fit(report, train.weights, args.plots)
     print(describe(report.metrics))

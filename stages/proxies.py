@@ -18,6 +18,7 @@ from regmix.checks import check_params
 from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, SampleConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
+from regmix import headline
 from regmix.files import run_stage, write_json
 from regmix.noise import REPLICATE_SEED_OFFSET, domain_spread, seed_noise
 from regmix.sampling import swarm_generator
@@ -33,7 +34,7 @@ def main() -> None:
                              store="folder of finished proxies (kept across runs)", table="proxies table (CSV) to write",
                              replicates="replicates table (CSV) to write",
                              spread="per-domain loss spread and seed noise (CSV) to write",
-                             metrics="metrics (JSON) to write")
+                             record="the run's record (JSON) to write", headline="its headline metrics (JSON) to write")
     meta = read_meta(args.tokens)
     check_params(params, meta.domains, meta.held_out, meta.tasks)
     cfg = from_dict(ProxyConfig, params["proxy"], "proxy.")
@@ -62,9 +63,10 @@ def main() -> None:
     write_csv(args.replicates, again)
     noise = seed_noise(table, again, target)
     write_csv(args.spread, domain_spread(table, noise))
-    # Metrics hold the figures compared across experiments; per-domain detail is in the table.
+    # per-domain detail is in the spread table
     stats["seed_noise"] = {k: v for k, v in noise.items() if k != "domain_std"}
-    write_json(args.metrics, stats)
+    write_json(args.record, stats)
+    write_json(args.headline, headline.proxies(stats))
 
 
 if __name__ == "__main__":

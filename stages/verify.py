@@ -15,6 +15,7 @@ from __future__ import annotations
 from regmix.compare import BEST_PROXY, CHOSEN, read_all, write_all
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
+from regmix import headline
 from regmix.files import read_yaml, run_stage, write_json, write_yaml
 from regmix.noise import target_pairs
 from regmix.progress import say, warn
@@ -35,9 +36,10 @@ def main() -> None:
                              proxies="proxies table (proxies)", replicates="replicates table (proxies)",
                              regressor="fitted regressor (fit)",
                              store="folder of finished verify proxies (kept across runs)",
-                             table="table (CSV) of every verify proxy to write", metrics="metrics (JSON) to write",
+                             table="table (CSV) of every verify proxy to write", record="the check's record (JSON) to write",
                              compare="folder of the compared-mixture files the large runs train from, to write",
-                             answer="the mixture to use (YAML), with how it was decided, to write")
+                             answer="the mixture to use (YAML), with how it was decided, to write",
+                             headline="its headline metrics (JSON) to write")
     cfg = from_dict(VerifyConfig, params["verify"], "verify.")
     domains = read_meta(args.tokens).domains
     target = run_target(params, domains, read_csv(args.proxies))
@@ -62,7 +64,8 @@ def main() -> None:
     steps = [*choice.get("decision", {}).get("steps", []), verified_step(result, mixtures, predicted, cfg.choose)]
     result["decision"] = record(steps)
     write_csv(args.table, table)
-    write_json(args.metrics, result)
+    write_json(args.record, result)
+    write_json(args.headline, headline.verify(result))
     final = trained({name: c.mixture for name, c in candidates.items()}, result, mixtures)
     write_all(args.compare, final, {name: c.seeds for name, c in candidates.items()})
     write_yaml(args.answer, answer(final.get(CHOSEN), choice, result["decision"]))

@@ -160,12 +160,12 @@ def test_stage_with_rounds(tokens, tmp_path, monkeypatch):
     monkeypatch.setenv("REGMIX_WORKERS", "1")
     monkeypatch.setattr(sys, "argv", ["proxies", str(tokens), "results/domains.json", "results/mixtures.csv",
                                       "data/proxies", "results/proxies.csv", "results/replicates.csv",
-                                      "results/spread.csv", "metrics/proxies.json"])
+                                      "results/spread.csv", "results/proxy_run.json", "metrics/proxies.json"])
     from stages.proxies import main
 
     main()
     table = read_csv("results/proxies.csv")
-    metrics = json.loads((tmp_path / "metrics" / "proxies.json").read_text())
+    metrics = json.loads((tmp_path / "results" / "proxy_run.json").read_text())
     assert list(table.columns[:2]) == ["id", ROUND] and table[ROUND].tolist() == [0] * 5 + [1] * 2 + [2] * 2
     assert metrics["proxies"] == metrics["trained"] == 9
     assert [r["trained"] for r in metrics["rounds"]] == [5, 2, 2]

@@ -96,7 +96,7 @@ def test_evaluate_runs_json_shape(tokens, models):
         assert all(r["scores"][f"loss.{d}"] == r["domain_loss"][d] for d in MIX)
         assert {"last_word", "continuation"} == set(r["downstream"])
     assert results["trained"]["target_loss"] < results["random"]["target_loss"] - 2
-    json.dumps(results)  # plain JSON: what metrics/evaluate.json holds
+    json.dumps(results)  # plain JSON: what results/evaluation.json holds
 
 
 def test_scores_are_kept_and_a_run_scored_before_is_not_scored_again(tokens, models, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from regmix import headline
 from regmix.compose import compose
 from conftest import REPO
 
@@ -98,11 +99,11 @@ def test_repro_writes_every_output(project):
     assert {"task.true_ending", "acc.true_ending", "bpb.milton"} <= set(proxies.columns)
     chosen = yaml.safe_load((project / "results/mixture.yaml").read_text())["train"]
     assert abs(sum(chosen.values()) - 1) < 1e-6 and set(chosen) == set(domains)
-    fit = json.loads((project / "metrics/fit.json").read_text())
+    fit = json.loads((project / "results/fit.json").read_text())
     cv = pd.read_csv(project / "results/fit_predictions.csv").query("set == 'cv'")
     assert fit["cv"]["n"] == len(cv) == 8
     assert fit["cv"]["spearman"] == pytest.approx(cv["true"].corr(cv["predicted"], method="spearman"))
-    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    evaluation = json.loads((project / "results/evaluation.json").read_text())
     mixtures = {n: e for n, e in evaluation.items() if "target_loss" in e}
     assert set(mixtures) == {"regmix", "best_proxy", "uniform", "prior", "nearest", "random_1"}
     assert {n: e["seeds"] for n, e in mixtures.items()} == {"regmix": 2, "best_proxy": 2, "uniform": 2,
@@ -125,7 +126,7 @@ def test_repro_writes_every_output(project):
     report = (project / "results/report.md").read_text()
     assert report.startswith("# Large-model comparison\n\n**The pipeline's answer is the mixture `regmix`**")
     # verify: each of its mixtures trained again with fresh seeds, judged, and in the report
-    verify = json.loads((project / "metrics/verify.json").read_text())
+    verify = json.loads((project / "results/verify.json").read_text())
     checked = pd.read_csv(project / "results/verify.csv")
     verified = {"best_proxy", "nearest", "prior", "regmix", "uniform"}  # and a step's proposal, when one made it
     assert set(verify["mixtures"]) == set(checked["mixture"].unique()) and verified <= set(verify["mixtures"])
@@ -208,7 +209,7 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     mixture = yaml.safe_load((project / "results/mixture.yaml").read_text())
     guard = mixture["decision"]["steps"][2]
     assert guard["proposed"] == "prior" and not guard["changed"] and mixture["decision"]["decided_by"] == "rule"
-    verify = json.loads((project / "metrics/verify.json").read_text())
+    verify = json.loads((project / "results/verify.json").read_text())
     choice = verify["choice"]["mixture"]
     assert choice == "regmix" or verify["mixtures"][choice]["vs_regmix"]["verdict"] == "better"
 
@@ -219,7 +220,7 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     assert "train@copy" in stages_run(out), out
     shared = [n for n in [*kept, "copy"] if "runs_of" in json.loads((project / f"results/compare/{n}.json").read_text())]
     assert "copy" in shared
-    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    evaluation = json.loads((project / "results/evaluation.json").read_text())
     for name in shared:
         seeds = json.loads((project / f"results/compare/{name}.json").read_text())["seeds"]
         for folder in (f"data/large/{name}", f"results/train/{name}"):
@@ -237,6 +238,23 @@ def readme_command(prefix: str) -> list[str]:
     return shlex.split(line.group(0), comments=True)
 
 
+def test_metrics_are_each_stages_headline_within_200_columns(project):
+    """metrics/ holds each stage's few headline figures, taken from its full record in results/,
+    and `dvc metrics show` prints them all within 200 columns."""
+    record = lambda rel: json.loads((project / rel).read_text())  # noqa: E731
+    evaluation = record("results/evaluation.json")
+    assert record("metrics/proxies.json") == headline.proxies(record("results/proxy_run.json"))
+    assert record("metrics/fit.json") == headline.fit(record("results/fit.json"))
+    assert record("metrics/verify.json") == headline.verify(record("results/verify.json"))
+    assert record("metrics/evaluate.json") == headline.evaluate(evaluation, evaluation["summary"])
+    shown = record("metrics/evaluate.json")
+    assert shown["regmix_loss"] == evaluation["regmix"]["target_loss"]
+    assert shown["baseline_loss"] == evaluation[shown["baseline"]]["target_loss"]
+    out = run([sys.executable, "-m", "dvc", "metrics", "show"], project, COLUMNS="200")
+    assert max(map(len, out.splitlines())) <= 200 and "…" not in out, out
+    assert "regmix_loss" in out.splitlines()[0], out
+
+
 def test_readme_exp_show_fits_200_columns(project):
     """The README's `dvc exp show` over the committed run and its experiments: every line within
     200 columns and no cell squeezed to `…`, with the headline figures among the columns."""
@@ -247,7 +265,7 @@ def test_readme_exp_show_fits_200_columns(project):
     assert max(map(len, lines)) <= 200, out
     assert "…" not in out, out
     header = lines[1].split()
-    assert {"Experiment", "cv.spearman", "cv.rmse"} <= set(header), out  # regression=linear moves both
+    assert {"Experiment", "cv_spearman", "cv_rmse"} <= set(header), out  # regression=linear moves both
     drop = command[command.index("--drop") + 1]
-    for headline in ("regmix.target_loss", "summary.regmix_rank", "choice.mixture", "over_prior.measured"):
-        assert not re.search(drop, headline), headline  # shown whenever an experiment moves it
+    for figure in ("regmix_loss", "baseline_loss", "regmix_rank", "decided_by", "gain_over_prior", "target"):
+        assert not re.search(drop, figure), figure  # shown whenever an experiment moves it

@@ -200,17 +200,17 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/domains.json", "results/mixtures.csv",
                                       "data/proxies",
                                       "results/proxies.csv", "results/replicates.csv", "results/spread.csv",
-                                      "metrics/proxies.json"])
+                                      "results/proxy_run.json", "metrics/proxies.json"])
     from stages.proxies import main
 
     main()
     table = read_csv("results/proxies.csv")
-    metrics = json.loads((tmp_path / "metrics" / "proxies.json").read_text())
+    metrics = json.loads((tmp_path / "results" / "proxy_run.json").read_text())
     assert len(table) == 3 and table[[LOSS_PREFIX + d for d in DOMAINS]].notna().all().all()
     assert metrics["proxies"] == metrics["trained"] == 3 and metrics["params"] > 0
     assert metrics["proxy_seconds"] > 0 and metrics["proxy_tokens_per_s"] > 0
     main()  # every proxy stored: this run trains none, the swarm's own speed stays
-    again = json.loads((tmp_path / "metrics" / "proxies.json").read_text())
+    again = json.loads((tmp_path / "results" / "proxy_run.json").read_text())
     assert again["trained"] == 0 and again["tokens_per_s"] is None and again["workers"] is None
     assert (again["proxy_seconds"], again["proxy_tokens_per_s"]) == (metrics["proxy_seconds"],
                                                                     metrics["proxy_tokens_per_s"])

@@ -493,7 +493,7 @@ def write_params(folder: Path, **regression) -> None:
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-OUTPUTS = ("data/regression", "metrics/fit.json", "results/fit_predictions.csv", "plots/fit")
+OUTPUTS = ("data/regression", "results/fit.json", "results/fit_predictions.csv", "plots/fit", "metrics/fit.json")
 
 
 def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
@@ -512,7 +512,7 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
         tmp_path / "results/replicates.csv", index=False)  # every pair 0.01 apart: seed std 0.01 / sqrt(2)
     monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *OUTPUTS])
     fit.main()
-    metrics = json.loads((tmp_path / "metrics/fit.json").read_text())
+    metrics = json.loads((tmp_path / "results/fit.json").read_text())
     assert metrics["cv"]["n"] == 64 and metrics["cv"]["spearman"] > 0.8 and metrics["target"] == "mean"
     r = metrics["resolution"]
     assert r["seed_std"] == pytest.approx(0.01 / 2 ** 0.5) and r["cv_rmse"] == pytest.approx(metrics["cv"]["rmse"])
@@ -531,7 +531,7 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *(f"other/{p}" for p in OUTPUTS),
                                       "--params", "results/params.yaml"])
     fit.main()
-    assert json.loads((tmp_path / "other/metrics/fit.json").read_text())["cv"]["folds"] == 3
+    assert json.loads((tmp_path / "other/results/fit.json").read_text())["cv"]["folds"] == 3
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["target"] = "pile_cc"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -228,14 +228,13 @@ def test_bench_transfer_on_a_tiny_run(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     mixtures = {"regmix": [0.6, 0.2, 0.2], "uniform": [1 / 3, 1 / 3, 1 / 3], "prior": [0.2, 0.2, 0.6]}
     (tmp_path / "results" / "compare").mkdir(parents=True)
-    (tmp_path / "metrics").mkdir()
     evaluation = {}
     for i, (name, weights) in enumerate(mixtures.items()):
         mixture = dict(zip(SENTENCES, weights))
         (tmp_path / "results" / "compare" / f"{name}.json").write_text(
             json.dumps({"name": name, "seeds": [0], "mixture": mixture}))
         evaluation[name] = {"domain_loss": {d: 3.0 + i + j for j, d in enumerate(SENTENCES)}}
-    (tmp_path / "metrics" / "evaluate.json").write_text(json.dumps(evaluation))
+    (tmp_path / "results" / "evaluation.json").write_text(json.dumps(evaluation))
     run = subprocess.run([sys.executable, "-m", "benchmarks.bench_transfer", "--steps", "4,8", "--seeds", "2",
                           "--store", str(tmp_path / "store")], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO), "REGMIX_WORKERS": "1"})
