@@ -43,7 +43,7 @@ demo: setup
 	$(BIN)/python -m regmix.timings $(BIN)/dvc repro
 	$(MAKE) readme
 
-# The README's results section, regenerated from the committed metrics/ and results/.
+# The results sections of README.md and docs/results.md, regenerated from the committed metrics/ and results/.
 readme: setup
 	$(BIN)/python -m regmix.report
 

@@ -4,8 +4,8 @@ For each target, one `dvc exp run -S target=<target>` of the whole pipeline from
 run (same corpus, swarm and large settings: only the fit, search, check, the new mixtures' large
 runs and the evaluation rerun), whose `results/verify.json`, `results/evaluation.json` and
 `results/report.md` are recorded in `benchmarks/results/large_targets/<target>/`; the workspace is
-then restored to the committed run. `--table` prints the table the README shows (a test checks
-the README against it), from the committed demo run, the `mean` study
+then restored to the committed run. `--table` prints the tables docs/benchmarks.md shows (a test checks
+the page against them), from the committed demo run, the `mean` study
 (`benchmarks/results/mean_target/`) and the recorded targets: which mixture the large runs trained
 as `regmix`, its loss and rank, and each baseline minus it with the evaluation's verdict.
 
@@ -167,7 +167,7 @@ def _resolves(evaluation: dict[str, Any]) -> str:
 
 
 def interior_table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    """The README's table of the targets with interior optima."""
+    """docs/benchmarks.md's table of the targets with interior optima."""
     lines = ["| target | decided by | `regmix` loss, rank | minus `best_proxy` | minus the best cheap baseline | "
              "minus `uniform` | minus `prior` | resolves (80% power) |", "|---|---|---|---|---|---|---|---|"]
     lines += [interior_row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
@@ -175,7 +175,7 @@ def interior_table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -
 
 
 def interior_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    """The README's sentence over the interior targets: how often the regression's own choice was
+    """docs/benchmarks.md's sentence over the interior targets: how often the regression's own choice was
     trained, and the verdicts against the rivals."""
     n = len(measured)
     own = sum(v.get("decision", {}).get("decided_by") == "rule" for v, _ in measured.values())
@@ -207,7 +207,7 @@ def near_top(evaluation: dict[str, Any]) -> dict[str, Any]:
 
 
 def near_top_sentence(label: str, t: dict[str, Any]) -> str:
-    """The README's sentence on one near-top transfer record."""
+    """docs/benchmarks.md's sentence on one near-top transfer record."""
     def rho(r: dict[str, Any]) -> str:
         return f"{r['rho']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
     return (f"On {label}, over the {t['mixtures']} trained proxies with the lowest measured target loss, the "
@@ -232,7 +232,7 @@ def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any],
 
 
 def table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    """The README's table: one row per target."""
+    """docs/benchmarks.md's table of the targets measured at the large scale: one row per target."""
     lines = ["| target | large runs train as `regmix` | `regmix` loss [95%], seeds | rank | seed noise, df | "
              + " | ".join(f"`{n}`, seeds" for n in BASELINES) + " |",
              "|---|---|---|---|---|" + "---|" * len(BASELINES)]
@@ -241,7 +241,7 @@ def table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
 
 
 def summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    """The README's sentence over the table's targets, by the evaluation's verdicts."""
+    """docs/benchmarks.md's sentence over the table's targets, by the evaluation's verdicts."""
     evaluations = [evaluation for _, evaluation in measured.values()]
     first = sum(e["summary"]["regmix_rank"] == 1 for e in evaluations)
     beaten = sum(bool(e["summary"]["verdict"]["better"]) for e in evaluations)
@@ -255,7 +255,7 @@ def summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="", help="comma list of targets to run and record")
-    parser.add_argument("--table", action="store_true", help="print the README's table from the records")
+    parser.add_argument("--table", action="store_true", help="print docs/benchmarks.md's tables and sentences from the records")
     parser.add_argument("--name", help="record any experiment under benchmarks/results/held_out_targets/<name>")
     parser.add_argument("--interior", help="record a target with an interior optimum (its -S overrides) under "
                                            "benchmarks/results/interior_targets/<name>")

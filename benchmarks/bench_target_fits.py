@@ -58,8 +58,8 @@ def line(row: dict[str, Any]) -> str:
             f"{b['top_domain']} {b['top_weight']:.2f}, {b['domains_at_5pct']} domains >= 5%")
 
 
-def readme_table(record: dict[str, Any]) -> str:
-    """The README's table of a committed record (a test checks the README against it)."""
+def docs_table(record: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table of a committed record (a test checks the page against it)."""
     lines = ["| target | CV Spearman | CV RMSE | seed std | RMSE / seed std | resolves | best proxy's mixture |",
              "|---|---|---|---|---|---|---|"]
     for row in record["rows"]:
@@ -76,10 +76,10 @@ def main() -> None:
     parser.add_argument("--proxies", type=Path, default=Path("results/proxies.csv"))
     parser.add_argument("--replicates", type=Path, default=Path("results/proxy_replicates.csv"))
     parser.add_argument("--out", type=Path, help="JSON record to write")
-    parser.add_argument("--table", type=Path, help="print the README's table of this record instead")
+    parser.add_argument("--table", type=Path, help="print docs/benchmarks.md's table of this record instead")
     args = parser.parse_args()
     if args.table:
-        print(readme_table(json.loads(args.table.read_text())))
+        print(docs_table(json.loads(args.table.read_text())))
         return
     params = load_params("params.yaml")
     rows = []

@@ -21,7 +21,7 @@ The last line is one JSON object: {"mixtures": [...], "budgets": {"<steps>": {"s
 "regret": mean, "seed_noise": {...}, "targets": {target: {"spearman", "ci95", "n", "regret",
 "proxy_pick", "large_best"}}}}}; `--out` writes it too. `make bench-transfer` (32, 128 and 512
 steps, 4 seeds) wrote benchmarks/results/large_targets/wikipedia/transfer.json for the demo's run while its
-target was `wikipedia`, whose figures the README states.
+target was `wikipedia`, whose figures docs/benchmarks.md states.
 
     .venv/bin/python -m benchmarks.bench_transfer [--steps 128,512] [--seeds 2] [--store DIR] [--out FILE]
     # needs the committed run (`make demo`): data/tokens, results/compare, results/evaluation.json;
@@ -104,8 +104,8 @@ def lines(steps: int, result: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def readme_sentences(result: Mapping[str, Any], target: str, run: str = "the committed demo run") -> str:
-    """What the README says of a result (its last JSON line); a test checks the README against the committed one."""
+def docs_sentences(result: Mapping[str, Any], target: str, run: str = "the committed demo run") -> str:
+    """What docs/benchmarks.md says of a result (its last JSON line); a test checks the page against the committed one."""
     budgets = result["budgets"]
     per_budget = []
     for steps, b in budgets.items():
@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default="", help="comma list of proxy budgets (optim.steps; default: x1 and x4)")
     add_fresh_seed_arguments(parser, "bench_transfer", seeds=2)
-    parser.add_argument("--out", type=Path, help="also write the JSON here (the README's figures come from "
+    parser.add_argument("--out", type=Path, help="also write the JSON here (docs/benchmarks.md's figures come from "
                         f"{COMMITTED})")
     args = parser.parse_args()
     params = load_params("params.yaml")

@@ -6,7 +6,7 @@ the same inputs. Configs are the dataclasses of `regmix.config` or dicts of the 
 differ from their defaults (a nested section as a dict changes only the fields it names);
 None means the defaults, which equal the default composition of `conf/`. Where work runs
 comes from the environment, as for the stages (REGMIX_BACKEND, REGMIX_WORKERS, ...: see
-README.md), or from a `regmix.swarm.Placement`.
+docs/configuration.md), or from a `regmix.swarm.Placement`.
 
     prepare      a corpus -> token shards in a folder; the domains table
     sample       the proxy swarm: a DataFrame of mixtures around the token share

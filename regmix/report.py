@@ -5,7 +5,8 @@ The report opens with the verdict (regmix.comparison, regmix.verdict): where `re
 and for every other mixture whether it is better, worse or not distinguishable given the
 measured seed noise. Then each mixture's target loss with its interval, downstream accuracy
 with binomial intervals, the weights of every mixture and its loss on every domain.
-The same verdict, shorter, is the README's results section (`readme_results`).
+The same verdict, shorter, is the README's results section, and in full docs/results.md's
+(`readme_results`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -178,15 +179,19 @@ USUAL = ("uniform", "prior")  # the choices a team makes without this pipeline
 GLOSSARY = "../docs/glossary.md"  # from results/report.md
 
 
-def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str) -> str:
+def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
+                  glossary: str = GLOSSARY, verdict: str | None = None) -> str:
     """Two or three sentences for a reader who has not read the paper: the mixture to use, how it
-    measured against the usual choices, and how sure that is."""
+    measured against the usual choices, and how sure that is (`glossary`, `verdict`: links to the
+    glossary and to the full verdict, relative to the page; without `verdict` it follows below;
+    `regmix`'s weights empty: not named)."""
     entries = mixtures_of(results)
     if CHOSEN not in entries or CHOSEN not in mixtures:
         return f"No `{CHOSEN}` mixture was trained at the large scale: there is no answer to give yet."
     top = sorted(mixtures[CHOSEN].items(), key=lambda kv: -kv[1])
     weights = ", ".join(f"{d} {w:.0%}" for d, w in top[:4] if w >= 0.005)
-    text = (f"**The pipeline's answer is the mixture `{CHOSEN}`** ({weights}{', ...' if len(top) > 4 else ''}; `regmix export` "
+    weights += ", ...; " if len(top) > 4 else "; " if weights else ""
+    text = (f"**The pipeline's answer is the mixture `{CHOSEN}`** ({weights}`regmix export` "
             f"writes it for your trainer). On `{target}` (lower is better) its large models measured "
             f"{entries[CHOSEN]['target_loss']:.3f}")
     usual = [n for n in USUAL if "vs_regmix" in entries.get(n, {})]
@@ -199,9 +204,10 @@ def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str
     if all(v == "lower than" for v in verdicts):
         return text + (" The differences are larger than the seeds' spread explains (Welch's test, Holm-adjusted "
                        "over the report, 5%): on this evidence it is the better choice.")
+    where = f"the [verdict]({verdict})" if verdict else "the verdict below"
     return text + (" On this evidence it is not shown to beat both usual choices: telling such differences apart "
-                   "would take more seeds or a target the mixtures move more (the verdict below says how many; "
-                   f"terms are explained in the [glossary]({GLOSSARY})).")
+                   f"would take more seeds or a target the mixtures move more ({where} says how many; "
+                   f"terms are explained in the [glossary]({glossary})).")
 
 
 def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
@@ -267,18 +273,38 @@ def sets_text(sets: Mapping[str, Mapping[str, Any]]) -> str:
             "both.\n\n" + markdown_table(pd.DataFrame(rows)))
 
 
+class Sections(NamedTuple):
+    """The results sections of one run: the README's (`readme`: the answer in plain words, the
+    comparison table, how `regmix` was decided) and docs/results.md's (`page`: every figure)."""
+
+    readme: str
+    page: str
+
+
+README_PAGE = "docs/results.md"  # the README's link to the full section; the page's own path
+
+
 def readme_results(results: Mapping[str, Any] | None, proxies: Mapping[str, Any], fit: Mapping[str, Any],
                    mixture: Mapping[str, Any], verify: Mapping[str, Any] | None = None,
-                   sets: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The README's results section, made from the committed metrics and results only
-    (`results` None: no large-scale comparison committed; `verify` None: no proxy-scale check;
-    `sets`: results/domains.json)."""
+                   sets: Mapping[str, Mapping[str, Any]] | None = None) -> Sections:
+    """The README's results section and docs/results.md's, made from the committed metrics and
+    results only (`results` None: no large-scale comparison committed; `verify` None: no proxy-scale
+    check; `sets`: results/domains.json)."""
     head = [proxies_line(proxies, fit, mixture), "", *([verify_text(verify), ""] if verify is not None else []),
             decision_line(verify, mixture), "", *([sets_text(sets), ""] if sets else [])]
     if results is None:
-        return "\n".join([*head, NOT_COMPARED]) + "\n"
-    return "\n".join([*head, *verdict_lines(results, fit["target"]), "",
-                      spearman_line(results), "", comparison_table(results), "", tasks_text(results)]) + "\n"
+        page = "\n".join([*head, NOT_COMPARED]) + "\n"
+        return Sections("\n".join([proxies_line(proxies, fit, mixture), "", NOT_COMPARED, "",
+                                    decision_line(verify, mixture)]) + "\n", page)
+    # regmix's weights are the search's choice unless the check replaced it (then not named here)
+    chosen = {CHOSEN: {} if replaced(verify or {}) else mixture["train"]}
+    page = "\n".join([plain_verdict(results, chosen, fit["target"], glossary="glossary.md"), "", *head,
+                      *verdict_lines(results, fit["target"]), "", spearman_line(results), "",
+                      comparison_table(results), "", tasks_text(results)]) + "\n"
+    readme = "\n".join([plain_verdict(results, chosen, fit["target"], glossary="docs/glossary.md",
+                                      verdict=README_PAGE), "", comparison_table(results), "",
+                        decision_line(verify, mixture)]) + "\n"
+    return Sections(readme, page)
 
 
 README_BEGIN = "<!-- results: generated by `make readme` from metrics/ and results/; do not edit -->"
@@ -291,8 +317,9 @@ def readme_with_results(readme: str, section: str) -> str:
     return readme[:start] + "\n" + section + readme[end:]
 
 
-def committed_results(root: str | Path = ".") -> str:
-    """The README results section from the committed metrics/ and results/ under `root`."""
+def committed_results(root: str | Path = ".") -> Sections:
+    """The README's and docs/results.md's results sections from the committed metrics/ and results/
+    under `root`."""
     root = Path(root)
     read = lambda rel: json.loads((root / rel).read_text())  # noqa: E731
     mixture = yaml.safe_load((root / "results/mixture.yaml").read_text())
@@ -302,9 +329,9 @@ def committed_results(root: str | Path = ".") -> str:
                           mixture, optional["results/verify.json"], read("results/domains.json"))
 
 
-if __name__ == "__main__":  # make readme
-    readme = Path("README.md")
-    write_text(readme, readme_with_results(readme.read_text(), committed_results()))
+if __name__ == "__main__":  # make readme: README.md's and docs/results.md's results sections
+    for path, section in zip(("README.md", README_PAGE), committed_results()):
+        write_text(Path(path), readme_with_results(Path(path).read_text(), section))
 
 
 def plot_target_loss(results: Mapping[str, Any], target: str, path: Path) -> None:

@@ -96,15 +96,21 @@ def test_report_opens_with_the_verdict(tmp_path):
     proxies = {"proxies": 64, "params": 1000, "tokens_per_proxy": 2048, "seed_noise": {"pairs": 8, "target_std": 0.03}}
     fit = {"model": "lightgbm", "target": "mean", "cv": {"spearman": 0.9, "rmse": 0.1, "n": 64, "folds": 5},
            "resolution": {"smallest_resolved_difference": 0.277, "pairs": 2016}}
-    readme = readme_results(out, proxies, fit, {"train": {"alpha": 0.8, "beta": 0.2}})
+    sections = readme_results(out, proxies, fit, {"train": {"alpha": 0.8, "beta": 0.2}})
+    readme = sections.page
     assert "Seed noise of a proxy's target loss: 0.030 nats (8 mixtures trained twice)" in readme
     assert ("Predicted differences below 0.28 nats are real with less than 95% probability (fitted to how the "
             "cross-validation ordered 2,016 pairs of proxies).") in readme and "alpha 80%, beta 20%" in readme
     assert ("`regmix` ranks 2 of 4 by mean target loss (not distinguishable from some of the others: see below)."
             in readme.splitlines())
-    assert "is not part of the committed run" in readme_results(None, proxies, fit, {"train": {"alpha": 1.0}})
+    # the README's: the plain verdict (links from the repository root), the table, the decision
+    assert sections.readme.startswith("**The pipeline's answer is the mixture `regmix`** (alpha 80%, beta 20%;")
+    assert comparison_table(out) in sections.readme and comparison_table(out) in sections.page
+    assert sections.readme.rstrip().splitlines()[-1].startswith("How `regmix` was decided:")
+    assert "Seed noise" not in sections.readme
+    assert all("is not part of the committed run" in s for s in readme_results(None, proxies, fit, {"train": {"alpha": 1.0}}))
     judged = {"gain": 0.52, "probability": 0.934, "pairs": 223, "scale": 0.34}
-    kept = readme_results(None, proxies, fit, {"train": {"alpha": 1.0}, "confidence": {"prior": judged}})
+    kept = readme_results(None, proxies, fit, {"train": {"alpha": 1.0}, "confidence": {"prior": judged}}).page
     assert ("It is predicted 0.520 nats below the prior, a gain that is real with probability 93.4% (fitted to how "
             "the cross-validation ordered 223 pairs of proxies).") in kept
     marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
@@ -173,5 +179,9 @@ def test_the_report_opens_in_plain_words():
     assert ("its large models measured 2.000, against 2.600 for `uniform` and 2.000 for `prior` (`regmix` lower than "
             "`uniform`; `regmix` within seed noise of `prior`)") in opening
     assert "not shown to beat both usual choices" in opening
+    assert "(the verdict below says how many; terms are explained in the [glossary](../docs/glossary.md))" in opening
+    linked = plain_verdict(out, {"regmix": {}}, "mean", glossary="glossary.md", verdict="results.md")
+    assert linked.startswith("**The pipeline's answer is the mixture `regmix`** (`regmix export` writes it")
+    assert "(the [verdict](results.md) says how many; terms are explained in the [glossary](glossary.md))" in linked
     beaten = summarise({n: r for n, r in RUNS.items() if n != "random_1"}, PREDICTED, {})
     assert plain_verdict(beaten, MIXTURES, "mean").endswith("on this evidence it is the better choice.")
