@@ -1,5 +1,6 @@
 """The `regmix` command. `regmix check -S key=value ...` checks the params that `dvc exp run` with
-the same overrides would compose, before any compute; `regmix export` writes a compared mixture for
+the same overrides would compose, before any compute; `regmix plan -S ...` prints what that run
+would train and its ETA here, without running it; `regmix export` writes a compared mixture for
 another trainer (Megatron-LM / NeMo, OLMo-core, litdata, Hugging Face datasets): see regmix.handoff."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Sequence
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from regmix import handoff
+from regmix import cost, handoff
 from regmix.checks import check_params
 from regmix.compare import CHOSEN
 from regmix.compose import CONF_DIR, composed
@@ -95,15 +96,27 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check params before any compute (the overrides `dvc exp run -S` takes)",
                                 description="Compose conf/ with the overrides, as `dvc exp run -S` does, and check "
                                             "every key; with no -S, check params.yaml as it is.")
-    check.add_argument("-S", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
-                       help="a Hydra override, as `dvc exp run -S` takes it (repeatable)")
-    check.add_argument("--conf", default=CONF_DIR, type=Path, metavar="DIR", help=f"config folder (default {CONF_DIR})")
+    params_options(check)
     check.set_defaults(run=check_command)
+    plan = commands.add_parser("plan", help="what a run trains and how long it takes here, without running it",
+                               description="The proxies', verify's and the large runs' tokens, devices and ETA for "
+                                           "the params `dvc exp run -S` would compose (no -S: params.yaml), rated by "
+                                           "the last run of the same shape here or a timed warm-up (seconds). Nothing "
+                                           "is trained or written; work kept in the machine store is not counted off.")
+    params_options(plan)
+    plan.set_defaults(run=plan_command)
     return top
 
 
-def check_command(args: argparse.Namespace) -> None:
-    """Compose (or read params.yaml) and check; a Hydra error is shown as a one-line UserError."""
+def params_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("-S", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
+                         help="a Hydra override, as `dvc exp run -S` takes it (repeatable)")
+    command.add_argument("--conf", default=CONF_DIR, type=Path, metavar="DIR", help=f"config folder (default {CONF_DIR})")
+
+
+def checked_params(args: argparse.Namespace) -> tuple[dict, str]:
+    """Composed (or params.yaml) and checked params, and what they came from; a Hydra error is
+    shown as a one-line UserError."""
     if args.overrides is None:
         params, what = load_params(PARAMS_FILE), PARAMS_FILE
     else:
@@ -113,7 +126,18 @@ def check_command(args: argparse.Namespace) -> None:
             raise UserError(f"-S {' -S '.join(args.overrides)}: {str(e).splitlines()[0]}") from None
         what = f"conf/ with -S {' -S '.join(args.overrides)}"
     check_params(params)
-    print(f"params ok: {what}")
+    return params, what
+
+
+def check_command(args: argparse.Namespace) -> None:
+    print(f"params ok: {checked_params(args)[1]}")
+
+
+def plan_command(args: argparse.Namespace) -> None:
+    params, what = checked_params(args)
+    print(f"plan for {what} (nothing runs):")
+    for line in cost.describe(cost.pipeline_plan(params)):
+        print(line)
 
 
 def export_command(args: argparse.Namespace) -> None:

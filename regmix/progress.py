@@ -167,6 +167,11 @@ class Plan:
             return [f"{self.what}: ETA {duration(self.eta_s)} on CPU: {self.hint}"]
         return []
 
+    @property
+    def needs_confirmation(self) -> bool:
+        """A CPU plan over an hour: `announce` stops it unless the user confirmed (REGMIX_YES=1)."""
+        return self.device == "cpu" and self.eta_s is not None and self.eta_s > CONFIRM_ON_CPU_S
+
     def announce(self, *more_warnings: str) -> None:
         """The plan's line, then its warnings and `more_warnings`, one line each on stderr. A CPU
         plan over an hour stops here, before its work, unless the user confirmed it (REGMIX_YES=1):
@@ -174,7 +179,7 @@ class Plan:
         say(self.line())
         for line in [*self.warnings(), *more_warnings]:
             warn(line)
-        if self.device == "cpu" and self.eta_s is not None and self.eta_s > CONFIRM_ON_CPU_S and not confirmed():
+        if self.needs_confirmation and not confirmed():
             raise UserError(f"{self.what}: ETA {duration(self.eta_s)} on CPU, over an hour: nothing trained. Set "
                             f"REGMIX_YES=1 to run it anyway, or {self.hint}")
 

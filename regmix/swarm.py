@@ -458,21 +458,21 @@ def swarm_rate(key: str, mixture: Mapping[str, float], cfg: ProxyConfig, tokens_
         return Rate(remembered, "last run")
     if placement.backend != "local":
         return None  # its nodes are not this machine
-    one = measure_proxy(cfg, tokens_dir, mixture, seed, placement.threads_per_worker)
+    sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed)
+    one = measure_proxy(cfg, sampler, placement.threads_per_worker)
     return Rate(one * workers, f"{workers} worker(s) x {amount(one)}, timed warm-up")
 
 
-def measure_proxy(cfg: ProxyConfig, tokens_dir: str | Path, mixture: Mapping[str, float], seed: int,
-                  threads: int) -> float:
+def measure_proxy(cfg: ProxyConfig, sampler: Any, threads: int) -> float:
     """Tokens/s of one proxy process here: forward + backward passes of a fresh proxy model on
-    `threads` threads. The global random state is left as it was."""
+    `threads` threads, on the first batch of `sampler` (progress.warmup_rate). The global random
+    state is left as it was."""
     device, before = default_device(), torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.random.fork_rng(devices=[]):
             model = LLaMA(cfg.model).to(device)
-        return warmup_rate(model, MixtureSampler(tokens_dir, mixture, cfg.model.context, seed),
-                           min(cfg.optim.micro_batch_size or cfg.optim.batch_size, cfg.optim.batch_size),
+        return warmup_rate(model, sampler, min(cfg.optim.micro_batch_size or cfg.optim.batch_size, cfg.optim.batch_size),
                            functools.partial(autocast, cfg.optim.precision, device))
     finally:
         torch.set_num_threads(before)
