@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from regmix import runtime
-from regmix.regression import FittedRegressor, ProxyTable, cross_validate, fit_regressor, read_released
+from regmix.choose.regression import FittedRegressor, ProxyTable, cross_validate, fit_regressor, read_released
 from regmix.config import RegressionConfig, SearchConfig, from_dict
 from regmix.target import Target
 

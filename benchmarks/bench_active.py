@@ -6,7 +6,7 @@ and their measured losses the oracle: each seed starts from the same `--start` r
 grows to `--start + rounds x batch` two ways, by the same counts:
 
   random   the next proxies drawn at random from the pool (a bigger one-shot swarm)
-  active   each round, `regmix.active.propose` (the pipeline's own code, params.yaml's `active`
+  active   each round, `regmix.choose.active.propose` (the pipeline's own code, params.yaml's `active`
            section: its rule, kappa, spacing and acquisition model) picks the batch among the
            pool proxies not trained yet; every rule of `active.rule` is replayed
 
@@ -37,11 +37,11 @@ from scipy.stats import spearmanr
 
 from benchmarks import add_released_argument, released_swarm
 from benchmarks.bench_choice import TARGET, stats
-from regmix.active import fit_acquisition, propose
+from regmix.choose.active import fit_acquisition, propose
 from regmix.checks import check_active
 from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, from_dict
 from regmix.files import load_params
-from regmix.regression import fit_regressor
+from regmix.choose.regression import fit_regressor
 from regmix.target import Target
 
 

@@ -1,6 +1,6 @@
 """Which steps of the decision earn their place? A replay on RegMix's released swarm, on targets with interior optima.
 
-The measurement behind the defaults of regmix.decision's steps (`search.prior_penalty`,
+The measurement behind the defaults of regmix.choose.decision's steps (`search.prior_penalty`,
 `search.incumbent`, `search.incumbent_margin`, `verify.choose`'s test). The corpus is the
 Pile (RegMix's 512 training and 256 test 1M-parameter proxies), the released losses are taken
 as true, and the targets are those whose best test proxy is interior (no weight above 0.7, at
@@ -21,7 +21,7 @@ decides among the 256 test proxies (k = 1, as in bench_choice) and the swarm:
   verified_lowest  fresh seeds (`--fresh`, same noise) for the rule's pick, best_proxy and the incumbent's
                    proposal at margin 1: the lowest mean wins
   verified_welch   the same seeds: another replaces the rule's pick only when distinguishably lower
-                   (regmix.verify.judge: Welch, Holm), the pipeline's verified pick
+                   (regmix.choose.verify.judge: Welch, Holm), the pipeline's verified pick
 
 Regret = the final choice's true loss minus the best true loss among the test proxies and the
 swarm (nats). Per noise level, over targets and seeds: each arm's mean regret with its standard
@@ -50,10 +50,10 @@ from benchmarks.bench_choice import stats
 from benchmarks.bench_confidence import targets
 from regmix.config import SampleConfig, from_dict
 from regmix.files import load_params, write_json
-from regmix.sampling import pile_generator
-from regmix.search import incumbent, select
-from regmix.verdict import pooled_noise
-from regmix.verify import judge
+from regmix.choose.sampling import pile_generator
+from regmix.choose.search import incumbent, select
+from regmix.statistics import pooled_noise
+from regmix.choose.verify import judge
 
 REPLICATES = 8  # replicate pairs the seed noise is estimated from, as in the demo's swarm
 PENALTIES = (0.01, 0.03, 0.1)  # prior_penalty values replayed beside the rule alone

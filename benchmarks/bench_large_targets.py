@@ -44,11 +44,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from regmix.compare import BEST_PROXY, PROXY_PREFIX
-from regmix.comparison import resolves
+from regmix.choose.mixture_files import BEST_PROXY, PROXY_PREFIX
+from regmix.judge.comparison import resolves
 from regmix.files import load_params
-from regmix.verdict import SeedNoise, spearman_interval
-from regmix.verify import replaced
+from regmix.statistics import SeedNoise, spearman_interval
+from regmix.choose.verify import replaced
 
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
@@ -159,7 +159,7 @@ def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any])
 
 
 def _resolves(evaluation: dict[str, Any]) -> str:
-    """The difference the run's seeds call with 80% power (regmix.comparison.resolves), from its records."""
+    """The difference the run's seeds call with 80% power (regmix.judge.comparison.resolves), from its records."""
     noise = evaluation["summary"]["seed_noise"]
     entries = {n: e for n, e in evaluation.items() if n != "summary"}
     found = resolves(entries, SeedNoise(noise["std"], noise["df"]))

@@ -3,7 +3,7 @@
 Fits the `regression` section of params.yaml (LightGBM by default, early-stopped, with its
 bootstrap members) on the 512 released RegMix 1M-proxy runs, target pile_cc, saves and loads
 it as the fit and search stages do, compiles it with lleaves (LightGBM: the cache under
-$REGMIX_CACHE/lleaves, built on a miss), then times `regmix.search.search` with and without
+$REGMIX_CACHE/lleaves, built on a miss), then times `regmix.choose.search.search` with and without
 the members on REGMIX_THREADS threads. Prints one JSON line, with the load average.
 
     .venv/bin/python -m benchmarks.bench_search [--n 1000000] [--model linear] [--no-compile]
@@ -23,9 +23,9 @@ from typing import Any, Callable
 from regmix import runtime
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.sampling import pile_generator
-from regmix.regression import fit_regressor, load_regressor, read_released, save_regressor
-from regmix.search import search
+from regmix.choose.sampling import pile_generator
+from regmix.choose.regression import fit_regressor, load_regressor, read_released, save_regressor
+from regmix.choose.search import search
 from regmix.target import Target
 
 TARGET = Target.parse("pile_cc")

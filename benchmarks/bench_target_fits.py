@@ -25,7 +25,7 @@ import yaml
 
 from regmix import api
 from regmix.files import load_params, write_json
-from regmix.regression import proxy_table
+from regmix.choose.regression import proxy_table
 from regmix.tables import read_csv
 from regmix.target import run_target
 

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from regmix.compose import composed
 from regmix.config import ModelConfig, ProxyConfig, from_dict
 from regmix.data.shards import read_meta
-from regmix.model import LLaMA
+from regmix.train.model import LLaMA
 from regmix.progress import progress
-from regmix.training import make_optimizer, tokens_per_step, train_steps
+from regmix.train.training import make_optimizer, tokens_per_step, train_steps
 
 TOKENS = Path("data/tokens")
 DEMO_VOCAB = 4096  # the demo tokenizer's size, used before data/tokens exists

@@ -38,16 +38,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from benchmarks import add_fresh_seed_arguments
-from regmix.compare import read_all
-from regmix.comparison import no_nan
+from regmix.choose.mixture_files import read_all
+from regmix.files import no_nan
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.files import load_params, write_json
-from regmix.swarm import placement_from_env, run_seeds
+from regmix.train.swarm import placement_from_env, run_seeds
 from regmix.tables import domain_losses
 from regmix.target import MEAN, Target
-from regmix.verdict import pooled_noise, spearman_interval
-from regmix.verify import verify_seeds
+from regmix.statistics import pooled_noise, spearman_interval
+from regmix.choose.verify import verify_seeds
 
 TOKENS, COMPARE, EVALUATION = "data/tokens", "results/compare", "results/evaluation.json"
 # the demo's run while its target was `wikipedia` (its records beside it), written by `make bench-transfer`

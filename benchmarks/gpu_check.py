@@ -72,23 +72,23 @@ import torch.distributed as dist
 
 from benchmarks.bench_train import matmul_peak
 from regmix import runtime
-from regmix.checkpoints import save_checkpoint
-from regmix.compare import read_one, run_dir, write_all
+from regmix.train.checkpoints import save_checkpoint
+from regmix.choose.mixture_files import read_one, run_dir, write_all
 from regmix.compose import composed
 from regmix.config import (DataConfig, EvaluateConfig, LargeConfig, ProxyConfig, TokenizerConfig, from_dict, slug,
                            train_tokens)
-from regmix.curves import METRICS_DIR
+from regmix.train.curves import METRICS_DIR
 from regmix.data.prepare import prepare
 from regmix.data.shards import read_meta
-from regmix.evaluation import evaluate_runs
+from regmix.judge.evaluation import evaluate_runs
 from regmix.files import load_params, read_json, write_json, write_yaml
-from regmix.large import CHECKPOINT_FILE, RUN_FILE, setup
-from regmix.model import LLaMA
+from regmix.train.large import CHECKPOINT_FILE, RUN_FILE, setup
+from regmix.train.model import LLaMA
 from regmix.progress import say
-from regmix.swarm import Placement, default_device, resolve_config, run_swarm
+from regmix.train.swarm import Placement, default_device, resolve_config, run_swarm
 from regmix.tables import mixture_frame
 from regmix.target import Target
-from regmix.training import resolve_precision, resolve_vocab, train_steps
+from regmix.train.training import resolve_precision, resolve_vocab, train_steps
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "results" / "gpu"

@@ -6,7 +6,7 @@ the same inputs. Configs are the dataclasses of `regmix.config` or dicts of the 
 differ from their defaults (a nested section as a dict changes only the fields it names);
 None means the defaults, which equal the default composition of `conf/`. Where work runs
 comes from the environment, as for the stages (REGMIX_BACKEND, REGMIX_WORKERS, ...: see
-docs/configuration.md), or from a `regmix.swarm.Placement`.
+docs/configuration.md), or from a `regmix.train.swarm.Placement`.
 
     prepare      a corpus -> token shards in a folder; the domains table
     sample       the proxy swarm: a DataFrame of mixtures around the token share
@@ -62,7 +62,7 @@ from typing import Any, Mapping, Sequence, TypeVar
 import pandas as pd
 
 from regmix import handoff, runtime
-from regmix.compare import BEST_PROXY, CHOSEN
+from regmix.choose.mixture_files import BEST_PROXY, CHOSEN
 from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            from_dict)
 from regmix.data.prepare import prepare as prepare_tokens
@@ -70,15 +70,15 @@ from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import write_text
 from regmix.mixtures import baseline_mixtures
-from regmix.noise import seed_noise, target_pairs
-from regmix.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, predict_mixtures,
+from regmix.choose.noise import seed_noise, target_pairs
+from regmix.choose.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, predict_mixtures,
                                read_proxies, record_seed_noise, released_pair)
-from regmix.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
-from regmix.search import SearchResult, search as search_mixtures, summary
-from regmix.swarm import Placement, placement_from_env, run_seeds, run_swarm
+from regmix.choose.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
+from regmix.choose.search import SearchResult, search as search_mixtures, summary
+from regmix.train.swarm import Placement, placement_from_env, run_seeds, run_swarm
 from regmix.tables import mixture_frame, read_csv, write_csv
 from regmix.target import Target
-from regmix.verify import judge, measured_targets, verify_seeds
+from regmix.choose.verify import judge, measured_targets, verify_seeds
 
 __all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm",
            "verify"]
@@ -261,7 +261,7 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
            regressor: FittedRegressor | None = None, proxies: pd.DataFrame | None = None,
            replicates: pd.DataFrame | None = None, choice: Choice | None = None) -> dict[str, Any]:
     """Train each named mixture's proxy again with `seeds` seeds the swarm never used (`seed + 2`,
-    ...) and judge them (regmix.verify): each mixture's mean and interval, `regmix` against the
+    ...) and judge them (regmix.choose.verify): each mixture's mean and interval, `regmix` against the
     others, and its gain over `prior` measured beside the one `regressor` predicts (for `regmix`,
     `choice`'s own figure when given: a trained proxy's estimate when the search chose one).
     `proxies` and `replicates` (the swarm's tables) add their seed-noise pairs and `best_proxy`'s swarm loss.

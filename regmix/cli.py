@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from regmix import cost, handoff
 from regmix.checks import check_params
-from regmix.compare import CHOSEN
+from regmix.choose.mixture_files import CHOSEN
 from regmix.compose import CONF_DIR, composed
 from regmix.errors import UserError
 from regmix.files import PARAMS_FILE, load_params, run_stage, write_text

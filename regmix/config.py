@@ -179,13 +179,13 @@ class SampleConfig:
     min_distance: float = 0.01  # L1 distance under which a draw is a near-duplicate
 
 
-SEARCH_RULES = ("top_k", "lower_confidence", "trust_region", "band")  # regmix.search
+SEARCH_RULES = ("top_k", "lower_confidence", "trust_region", "band")  # regmix.choose.search
 
 
 @dataclass
 class SearchConfig:
     n_simulations: int = 1_000_000  # mixtures simulated through the regressor
-    rule: str = "lower_confidence"  # lower_confidence | top_k (RegMix) | trust_region | band (regmix.search)
+    rule: str = "lower_confidence"  # lower_confidence | top_k (RegMix) | trust_region | band (regmix.choose.search)
     top_k: int = 100  # best mixtures averaged into the choice (top_k, lower_confidence, trust_region)
     kappa: float = 1.0  # lower_confidence: minimise the members' mean + kappa x their std
     trust_radius: float = 1.0  # trust_region: max L1 to a trained proxy, x the proxies' median nearest-neighbour L1
@@ -193,12 +193,12 @@ class SearchConfig:
     candidates: int = 10_000  # the base's best mixtures that the members and the trust rule score
     chunk_size: int = 100_000  # simulated mixtures per chunk (memory stays flat)
     spread_simulations: Optional[int] = 100_000  # pool prefix the bootstrap members search (null: all)
-    # The steps after the rule propose, verify's fresh seeds decide (regmix.decision). Defaults measured
+    # The steps after the rule propose, verify's fresh seeds decide (regmix.choose.decision). Defaults measured
     # by benchmarks.bench_decision on targets with interior optima (conf/search/default.yaml says how): all off.
     # propose the prior unless the choice beats it with this probability (FittedRegressor.beats; 0: never)
     min_confidence: float = 0.0
     # propose the trained proxy with the lowest estimated loss (measured, shrunk to the regression) when
-    # estimated lower than the choice by more than `incumbent_margin` x the fit's resolution (regmix.search)
+    # estimated lower than the choice by more than `incumbent_margin` x the fit's resolution (regmix.choose.search)
     incumbent: bool = False
     incumbent_margin: float = 1.0
     # minimise the rule's score + prior_penalty x KL(mixture || prior) (nats per nat; 0: off)
@@ -255,7 +255,7 @@ class ProxyConfig:
 
 @dataclass
 class LargeConfig:
-    # names trained and compared (see regmix.compare)
+    # names trained and compared (see regmix.choose.mixture_files)
     mixtures: list[str] = field(default_factory=lambda: [
         "regmix", "best_proxy", "uniform", "prior", "nearest", "random_1", "random_2", "random_3", "random_4"])
     seeds: int = 1  # seeds each compared mixture is trained with (seed, seed + 1, ...)
@@ -297,11 +297,11 @@ ACQUISITION_RULES = ("lower_confidence", "disagreement")
 
 @dataclass
 class ActiveConfig:
-    """Rounds of proxies after the initial swarm, placed where they decide (regmix.active)."""
+    """Rounds of proxies after the initial swarm, placed where they decide (regmix.choose.active)."""
 
     rounds: int = 0  # rounds after the initial swarm (0: RegMix's one-shot swarm)
     batch_size: int = 16  # proxies per round: the candidate optimum first, then the rule's picks
-    rule: str = "lower_confidence"  # lower_confidence | disagreement (regmix.active)
+    rule: str = "lower_confidence"  # lower_confidence | disagreement (regmix.choose.active)
     kappa: float = 1.0  # members' std multiplier: optimum mean + kappa x std, lower_confidence mean - kappa x std
     promising: float = 0.1  # disagreement: the fraction of candidates, lowest members' mean first, it picks from
     explore: float = 0.75  # share of a batch (after the optimum) at the largest members' std over all candidates
@@ -314,7 +314,7 @@ class ActiveConfig:
 
 @dataclass
 class VerifyConfig:
-    """The compared mixtures' proxies trained again with fresh seeds after the search (regmix.verify)."""
+    """The compared mixtures' proxies trained again with fresh seeds after the search (regmix.choose.verify)."""
 
     seeds: int = 3  # fresh seeds per mixture (0: off)
     # those among large.mixtures are verified; regmix against each, and its gain over prior measured

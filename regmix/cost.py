@@ -4,7 +4,7 @@ The three training stages (proxies, verify, train) are nearly all of a run's tim
 The plan counts their tokens from the params alone and rates them as the stages do before their
 own work: the tokens/s of the last run of the same shape on this machine, else a timed warm-up of
 the bare model on random tokens (seconds). Nothing is trained and no file is written. Work kept in
-the machine store (regmix.store) is not counted off: the plan is that of a run from nothing.
+the machine store (regmix.train.store) is not counted off: the plan is that of a run from nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any, Mapping
 
 import torch
 
-from regmix import large, swarm
-from regmix.compare import seeds_of
+from regmix.train import large, swarm
+from regmix.choose.mixture_files import seeds_of
 from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, VerifyConfig, from_dict, train_tokens
 from regmix.data.shards import read_meta
-from regmix.distributed import Dist
-from regmix.model import LLaMA
+from regmix.train.distributed import Dist
+from regmix.train.model import LLaMA
 from regmix.progress import Plan, Rate, amount, device_name, duration, remembered_rate, warmup_rate
-from regmix.training import autocast, resolve_precision
+from regmix.train.training import autocast, resolve_precision
 
 OTHER_STAGES = "prepare, sample, fit, search and evaluate are not counted: minutes at the demo's scale"
 
@@ -55,7 +55,7 @@ def proxy_config(proxy: ProxyConfig, vocab: int) -> ProxyConfig:
 
 
 def swarm_plan(what: str, count: int, cfg: ProxyConfig, placement: swarm.Placement) -> Plan:
-    """`count` proxies of `cfg` where the swarm runs (regmix.swarm's placement and rate)."""
+    """`count` proxies of `cfg` where the swarm runs (regmix.train.swarm's placement and rate)."""
     device = swarm.where_it_runs(placement)
     pool = placement.workers or swarm.default_workers(placement.threads_per_worker)
     workers = min(pool, max(1, count))

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from regmix.compare import Compared, read_one
+from regmix.choose.mixture_files import Compared, read_one
 from regmix.config import LargeConfig, SampleConfig, from_dict, tokens_per_step, train_tokens
 from regmix.errors import UserError
 from regmix.files import existing, load_params

@@ -42,7 +42,7 @@ def validate_mixture(
     return out
 
 
-TARGET_ONLY, NEAREST = "target_only", "nearest"  # computed for the target (regmix.baselines)
+TARGET_ONLY, NEAREST = "target_only", "nearest"  # computed for the target (regmix.choose.baselines)
 NO_PROXY = ("uniform", "prior", TARGET_ONLY, NEAREST)  # the cheap baselines: made without a single proxy
 
 

@@ -8,7 +8,7 @@ DVC-tracked params: a user on a bigger machine keeps the cache valid.
     REGMIX_PROXY_THREADS  torch threads in each proxy worker (default 1: on CPU, one-thread
                           processes beat fewer many-thread ones)
     REGMIX_CACHE          this machine's cache, outside every DVC output: demo downloads,
-                          compiled regressors, the store of finished work (regmix.store)
+                          compiled regressors, the store of finished work (regmix.train.store)
                           (default ~/.cache/regmix)
     REGMIX_STORE          that store elsewhere, e.g. on a file system every node sees
                           (default $REGMIX_CACHE/store)

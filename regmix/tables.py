@@ -6,8 +6,8 @@
   also has "corpus_train_tokens" (before the cut: what its prior share counts; "train_tokens",
   what the shards hold, is what caps and epochs count)
 - results/mixtures.csv: `id` and one weight column per domain (rows sum to 1)
-- results/proxies.csv:  `id`, `round` (0: the initial swarm; regmix.active), weight columns, and the
-                        scores of every scored set and task (regmix.scores): `loss.<set>`, `bpb.<set>`,
+- results/proxies.csv:  `id`, `round` (0: the initial swarm; regmix.choose.active), weight columns, and the
+                        scores of every scored set and task (regmix.train.scores): `loss.<set>`, `bpb.<set>`,
                         `task.<name>`, `acc.<name>`
 """
 

@@ -2,7 +2,7 @@
 
 Every model (proxy, replicate, verify proxy, large run) is scored on every scored set (each
 training domain, each `data.eval_only` domain, each evaluation set) and every task, as one
-flat record of prefixed scores (see regmix.scores): `loss.<set>` (nats per token), `bpb.<set>`
+flat record of prefixed scores (see regmix.train.scores): `loss.<set>` (nats per token), `bpb.<set>`
 (bits per byte) and `task.<name>` (the gold answers' bits per byte). A target reads terms from
 it; params' `target` is one of
 

@@ -4,24 +4,24 @@ charts (every mixture's validation curves side by side, predicted vs measured).
 
 Per run: target loss, validation loss per domain, downstream accuracy (and lm-eval when
 configured). Per mixture: the mean over its seeds with a 95% interval from the pooled seed
-noise, and a test against `regmix` (regmix.verdict).
+noise, and a test against `regmix` (regmix.statistics).
 """
 
 from __future__ import annotations
 
-from regmix.compare import read_all, remove_other_mixtures, run_dir
-from regmix.comparison import SUMMARY, out_of_fold, over_prior, summarise
+from regmix.choose.mixture_files import read_all, remove_other_mixtures, run_dir
+from regmix.judge.comparison import SUMMARY, out_of_fold, over_prior, summarise
 from regmix.config import EvaluateConfig, from_dict
-from regmix.curves import valid_curves
+from regmix.train.curves import valid_curves
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
-from regmix.evaluation import evaluate_runs
-from regmix import headline
+from regmix.judge.evaluation import evaluate_runs
+from regmix.judge import headline
 from regmix.files import read_json, read_yaml, run_stage, write_json
-from regmix.large import HF_DIR
+from regmix.train.large import HF_DIR
 from regmix.progress import say
-from regmix.regression import load_regressor, predict_mixtures
-from regmix.report import write_comparison, write_report
+from regmix.choose.regression import load_regressor, predict_mixtures
+from regmix.judge.report import write_comparison, write_report
 from regmix.tables import read_csv
 from regmix.target import run_target
 from stages import arguments

@@ -11,10 +11,10 @@ difference between two predictions that the regression can resolve.
 from __future__ import annotations
 
 from regmix.config import RegressionConfig, from_dict
-from regmix import headline
+from regmix.judge import headline
 from regmix.files import run_stage, write_json
-from regmix.noise import seed_noise
-from regmix.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
+from regmix.choose.noise import seed_noise
+from regmix.choose.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
                                record_seed_noise, released_pair, save_regressor)
 from regmix.tables import read_csv, write_csv
 from regmix.target import run_target

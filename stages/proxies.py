@@ -1,28 +1,28 @@
 """proxies: train one small model per mixture of the swarm (the RegMix proxies), then `active.rounds`
-rounds of proxies placed where they decide (regmix.active), and a few swarm mixtures again with
+rounds of proxies placed where they decide (regmix.choose.active), and a few swarm mixtures again with
 another seed (the seed noise).
 
 Each proxy is stored in the proxies folder as it finishes (kept across runs: a rerun trains only
 what is missing); then the proxies table, the replicates table, each domain's loss spread beside
 its seed noise, and the run's metrics. Where the
 proxies run is set by the environment (REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS,
-REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/swarm.py), never by params.
+REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/train/swarm.py), never by params.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from regmix.active import combine_stats, run_rounds
+from regmix.choose.active import combine_stats, run_rounds
 from regmix.checks import check_params
 from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, SampleConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
-from regmix import headline
+from regmix.judge import headline
 from regmix.files import run_stage, write_json
-from regmix.noise import REPLICATE_SEED_OFFSET, domain_spread, seed_noise
-from regmix.sampling import swarm_generator
-from regmix.swarm import placement_from_env, run_swarm
+from regmix.choose.noise import REPLICATE_SEED_OFFSET, domain_spread, seed_noise
+from regmix.choose.sampling import swarm_generator
+from regmix.train.swarm import placement_from_env, run_swarm
 from regmix.tables import read_csv, read_domains, write_csv
 from regmix.target import run_target
 from stages import arguments

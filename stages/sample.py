@@ -3,7 +3,7 @@
 from regmix.checks import check_params
 from regmix.config import LargeConfig, SampleConfig, from_dict
 from regmix.files import run_stage
-from regmix.sampling import plot_swarm, sample_mixtures, swarm_generator
+from regmix.choose.sampling import plot_swarm, sample_mixtures, swarm_generator
 from regmix.tables import held_out_sets, mixture_frame, read_domains, token_prior, write_csv
 from stages import arguments
 

@@ -1,28 +1,28 @@
 """search: the regressor's chosen mixture (by search.rule), its evidence, the averaged mixtures and
 plot, and every compared mixture's file (the candidates `verify` measures and decides among).
 
-The cheap baselines (`target_only`, `nearest`: regmix.baselines) are made here from the target
+The cheap baselines (`target_only`, `nearest`: regmix.choose.baselines) are made here from the target
 and the token data, without proxies.
 
 The trained proxies (results/proxies.csv) are where the regression has evidence: the chosen
 mixture's L1 distance to the nearest of them is reported, and `trust_region` chooses within reach
 of them.
 
-Each name in `large.mixtures` gets its own small file (regmix.compare), so a train item that
+Each name in `large.mixtures` gets its own small file (regmix.choose.mixture_files), so a train item that
 depends on it reruns only when its own mixture changed.
 """
 
 from regmix import runtime
-from regmix.baselines import cheap_baselines
-from regmix.compare import resolve, seeds_of, write_all
+from regmix.choose.baselines import cheap_baselines
+from regmix.choose.mixture_files import resolve, seeds_of, write_all
 from regmix.config import LargeConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import run_stage, write_yaml
 from regmix.mixtures import baseline_mixtures
-from regmix.sampling import swarm_generator
-from regmix.regression import load_regressor, read_proxies
-from regmix.decision import decision_text
+from regmix.choose.sampling import swarm_generator
+from regmix.choose.regression import load_regressor, read_proxies
+from regmix.choose.decision import decision_text
 from regmix.progress import warn
-from regmix.search import plot_choice, search, summary
+from regmix.choose.search import plot_choice, search, summary
 from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
 from regmix.target import run_target
 from stages import arguments

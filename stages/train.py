@@ -8,10 +8,10 @@ Data parallel: `torchrun --nproc_per_node N -m stages.train <same arguments>`.
 from __future__ import annotations
 
 from regmix import runtime
-from regmix.compare import RUNS_OF_FILE, read_one, remove_other_runs, run_dir
+from regmix.choose.mixture_files import RUNS_OF_FILE, read_one, remove_other_runs, run_dir
 from regmix.config import LargeConfig, from_dict
 from regmix.files import run_stage, write_json
-from regmix.large import train_large
+from regmix.train.large import train_large
 from regmix.progress import say
 from stages import arguments
 

@@ -1,5 +1,5 @@
 """verify: the compared mixtures' proxies trained again with fresh seeds, after the search and
-before any large run (regmix.verify): the choice and `best_proxy` measured without the
+before any large run (regmix.choose.verify): the choice and `best_proxy` measured without the
 selection that flatters their figures, and the choice's gain over `prior` measured beside the
 one the search claimed (results/mixture.yaml's `predicted_target` against the regression's
 prediction for the prior). Then the compared-mixture files the large runs train from: the search's
@@ -12,19 +12,19 @@ then the table of every proxy's losses and the verdict's metrics. `dvc repro ver
 
 from __future__ import annotations
 
-from regmix.compare import BEST_PROXY, CHOSEN, read_all, write_all
+from regmix.choose.mixture_files import BEST_PROXY, CHOSEN, read_all, write_all
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
-from regmix import headline
+from regmix.judge import headline
 from regmix.files import read_yaml, run_stage, write_json, write_yaml
-from regmix.noise import target_pairs
+from regmix.choose.noise import target_pairs
 from regmix.progress import say, warn
-from regmix.regression import load_regressor, predict_mixtures, read_proxies
-from regmix.swarm import placement_from_env, run_seeds
+from regmix.choose.regression import load_regressor, predict_mixtures, read_proxies
+from regmix.train.swarm import placement_from_env, run_seeds
 from regmix.tables import read_csv, write_csv
 from regmix.target import run_target
-from regmix.decision import answer, decision_text, record
-from regmix.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
+from regmix.choose.decision import answer, decision_text, record
+from regmix.choose.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
                            verify_text)
 from stages import arguments
 

@@ -13,7 +13,7 @@ import torch
 from regmix import api
 from regmix.config import ProxyConfig, SampleConfig
 from regmix.errors import UserError
-from regmix.regression import FitReport
+from regmix.choose.regression import FitReport
 from regmix.tables import loss_columns, weight_columns, write_csv
 from conftest import REPO
 

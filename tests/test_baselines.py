@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regmix.baselines import cheap_baselines, fit_mixture, hashed_counts, nearest, target_only, water_fill
+from regmix.choose.baselines import cheap_baselines, fit_mixture, hashed_counts, nearest, target_only, water_fill
 from regmix.config import SampleConfig
 from regmix.data.shards import open_tokens, shard_path
 from regmix.errors import UserError
-from regmix.sampling import make_generator
+from regmix.choose.sampling import make_generator
 from regmix.target import Target
 from tiny_data import SENTENCES, build_tokens
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regmix.compare import (RUNS_OF_FILE, random_row, read_one, remove_other_mixtures, remove_other_runs, resolve,
+from regmix.choose.mixture_files import (RUNS_OF_FILE, random_row, read_one, remove_other_mixtures, remove_other_runs, resolve,
                             run_dir, seeds_of, shared_runs, write_all)
 from regmix.errors import UserError
 

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from regmix.comparison import SUMMARY, best_cheap, out_of_fold, over_prior, summarise
-from regmix.report import (README_BEGIN, README_END, comparison_table, plain_verdict, proxy_scale_line,
+from regmix.judge.comparison import SUMMARY, best_cheap, out_of_fold, over_prior, summarise
+from regmix.judge.report import (README_BEGIN, README_END, comparison_table, plain_verdict, proxy_scale_line,
                            readme_results, readme_with_results, verdict_lines, write_report)
-from regmix.verdict import resolvable, seeds_to_resolve
+from regmix.statistics import resolvable, seeds_to_resolve
 
 
 def run(loss: float, correct: int = 50) -> dict:

@@ -11,7 +11,7 @@ import torch
 
 from conftest import REPO
 from regmix import cost
-from regmix.compare import seeds_of
+from regmix.choose.mixture_files import seeds_of
 from regmix.compose import composed
 
 TINY = composed(["experiment=tiny"], conf_dir=REPO / "conf")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from regmix.sources import closure, imports, module_file
+from regmix.code import closure, imports, module_file
 
 
 def stages() -> dict[str, dict]:

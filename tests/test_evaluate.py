@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-import regmix.evaluation as ev
+import regmix.judge.evaluation as ev
 from regmix.config import EvalWindowsConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig
 from regmix.errors import UserError
-from regmix.export import export_hf, load_hf
-from regmix.large import RUN_FILE, train_large
-from regmix.model import LLaMA
-from regmix.regression import FittedRegressor, predict_mixtures
+from regmix.train.hf_export import export_hf, load_hf
+from regmix.train.large import RUN_FILE, train_large
+from regmix.train.model import LLaMA
+from regmix.choose.regression import FittedRegressor, predict_mixtures
 from regmix.target import Target
 from tiny_data import build_tokens
 

@@ -12,11 +12,11 @@ from regmix.data.prepare import choose_test_documents, prepare
 from regmix.data.shards import open_tokens, read_meta, task_path
 from regmix.data.tokenizer import load_tokenizer
 from regmix.errors import UserError
-from regmix.sampling import swarm_generator
+from regmix.choose.sampling import swarm_generator
 from regmix.config import LargeConfig, SampleConfig
 from regmix.mixtures import baseline_mixtures
 from regmix.tables import read_domains, token_prior
-from regmix.training import MixtureSampler
+from regmix.train.training import MixtureSampler
 from test_prepare import config, corpus, docs, write_jsonl
 
 NEWS = [f"breaking news number {i}: the council voted on the budget for year {2000 + i}." for i in range(12)]

@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO
 from regmix.compose import composed
 from regmix.config import ProxyConfig, from_dict
-from regmix.swarm import plan, resolve_config
+from regmix.train.swarm import plan, resolve_config
 from tiny_data import SENTENCES, build_tokens, write_domains
 
 PROXIES = 40  # x 400 steps on 2 workers: SIGINT comes after the first, with most of the work left
@@ -45,7 +45,8 @@ def stage(tmp_path):
     def start(mixtures_csv: str = "mixtures.csv") -> subprocess.Popen:
         """The stage in a process group of its own (a terminal's Ctrl-C reaches the whole group)."""
         paths = [tokens, tmp_path / "domains.json", tmp_path / mixtures_csv, tmp_path / "store", tmp_path / "proxies.csv",
-                 tmp_path / "replicates.csv", tmp_path / "spread.csv", tmp_path / "metrics.json"]
+                 tmp_path / "replicates.csv", tmp_path / "spread.csv", tmp_path / "proxy_run.json",
+                 tmp_path / "metrics.json"]
         return subprocess.Popen([sys.executable, "-m", "stages.proxies", *map(str, paths),
                                  "--params", str(tmp_path / "params.yaml")],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

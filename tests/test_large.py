@@ -14,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-import regmix.large as large
+import regmix.train.large as large
 from regmix.config import EvalWindowsConfig, LargeConfig, ModelConfig, OptimConfig
 from regmix.errors import UserError
-from regmix.export import load_hf
+from regmix.train.hf_export import load_hf
 from regmix.progress import remembered_rate
 from tiny_data import build_results, build_tokens
 

@@ -8,7 +8,7 @@ import pytest
 from regmix.config import LargeConfig, ModelConfig, OptimConfig, SampleConfig
 from regmix.errors import UserError
 from regmix.mixtures import PILE_TOKEN_SHARE, baseline_mixtures, validate_mixture
-from regmix.sampling import (METHODS, PILE_CORPUS_TOKENS, PILE_LARGE_TOKENS, make_generator, pile_generator,
+from regmix.choose.sampling import (METHODS, PILE_CORPUS_TOKENS, PILE_LARGE_TOKENS, make_generator, pile_generator,
                              sample_mixtures, swarm_generator, to_grid)
 from regmix.tables import token_prior
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from regmix.config import ModelConfig, OptimConfig
-from regmix.model import LLaMA, causal_attention
-from regmix.training import make_optimizer
+from regmix.train.model import LLaMA, causal_attention
+from regmix.train.training import make_optimizer
 
 CFG = ModelConfig(n_layer=2, n_head=2, d_model=32, d_ff=64, context=16, vocab_size=50)
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from regmix.noise import seed_noise
+from regmix.choose.noise import seed_noise
 from regmix.target import Target
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from regmix import headline
+from regmix.judge import headline
 from regmix.compose import compose
 from conftest import REPO
 

@@ -16,13 +16,13 @@ import torch
 import yaml
 
 from conftest import REPO
-import regmix.swarm as swarm_module
-from regmix import store as machine_store
+import regmix.train.swarm as swarm_module
+from regmix.train import store as machine_store
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.data.shards import open_tokens, read_meta, write_meta
 from regmix.errors import UserError
 from regmix.progress import remembered_rate
-from regmix.swarm import (STORE_KIND, Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
+from regmix.train.swarm import (STORE_KIND, Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
                           train_proxy)
 from regmix.tables import LOSS_PREFIX, read_csv
 from tiny_data import SENTENCES, build_tokens, write_domains

@@ -21,7 +21,7 @@ from conftest import REPO
 from regmix.compose import composed
 from regmix.config import RegressionConfig, from_dict
 from regmix.errors import UserError
-from regmix.regression import (FittedRegressor, ProxyTable, compiled, cross_validate, fit_and_report, fit_regressor,
+from regmix.choose.regression import (FittedRegressor, ProxyTable, compiled, cross_validate, fit_and_report, fit_regressor,
                                load_regressor, make_model, pair_scale, predict_mixtures, read_proxies, read_released,
                                save_regressor)
 from regmix.target import Target
@@ -171,7 +171,7 @@ def test_loglinear_offset_stays_below_the_smallest_loss_and_failures_are_user_er
 
 
 def test_effects_plot_labels_centred_effects(tmp_path, monkeypatch):
-    from regmix.regression import figures
+    from regmix.choose.regression import figures
 
     t = table(60, 0)
     figs = []
@@ -626,7 +626,7 @@ def test_lightgbm_refit_trains_on_every_row():
     of them for those rounds (the default), which the 80% model is not."""
     import lightgbm as lgb
 
-    from regmix.regression.lightgbm import LightGBM
+    from regmix.choose.regression.lightgbm import LightGBM
 
     rng = np.random.default_rng(0)
     W = rng.dirichlet(np.ones(4), 60)

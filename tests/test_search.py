@@ -16,12 +16,12 @@ from conftest import REPO
 from regmix.config import SampleConfig, SearchConfig
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
-from regmix.sampling import make_generator
-from regmix.regression import FittedRegressor
-from regmix.regression.fitted import pair_confidence
-from regmix.sampling import accepted_draws
-from regmix.decision import decision_text
-from regmix.search import (RULES, TopK, incumbent, kl_to_prior, l1_nearest, proxy_spacing, search, select,
+from regmix.choose.sampling import make_generator
+from regmix.choose.regression import FittedRegressor
+from regmix.choose.regression.fitted import pair_confidence
+from regmix.choose.sampling import accepted_draws
+from regmix.choose.decision import decision_text
+from regmix.choose.search import (RULES, TopK, incumbent, kl_to_prior, l1_nearest, proxy_spacing, search, select,
                            summary)
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}

@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from regmix import slurm
+from regmix.train import slurm
 from regmix.errors import UserError
-from regmix.swarm import Placement, placement_from_env, plan, resolve_config, run_swarm, train_chunk
+from regmix.train.swarm import Placement, placement_from_env, plan, resolve_config, run_swarm, train_chunk
 from test_proxies import CFG, snapshot, swarm, tokens  # noqa: F401 (tokens: the shared fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,8 +6,8 @@ import os
 
 import torch
 
-from regmix import store
-from regmix.checkpoints import load_checkpoint, save_checkpoint
+from regmix.train import store
+from regmix.train.checkpoints import load_checkpoint, save_checkpoint
 
 
 def test_keep_and_restore(tmp_path):

@@ -12,9 +12,9 @@ import torch
 from tokenizers import Tokenizer
 
 from regmix.errors import UserError
-from regmix.scores import bits_per_byte, score_model, scoring_data, window_tokens_per_byte
+from regmix.train.scores import bits_per_byte, score_model, scoring_data, window_tokens_per_byte
 from regmix.target import Target, run_target
-from regmix.training import evaluate_loss
+from regmix.train.training import evaluate_loss
 from tiny_data import build_tokens
 
 SWARM = pd.DataFrame({
@@ -86,7 +86,7 @@ def test_tokens_per_byte_of_windows(tmp_path):
 
 def test_score_model_records_every_set_in_loss_and_bpb(tmp_path):
     from regmix.config import ModelConfig
-    from regmix.model import LLaMA
+    from regmix.train.model import LLaMA
 
     tokens = build_tokens(tmp_path / "tokens")
     torch.manual_seed(0)

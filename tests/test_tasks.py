@@ -14,8 +14,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from regmix.config import ModelConfig
 from regmix.errors import UserError
-from regmix.model import LLaMA
-from regmix.tasks import (EncodedExample, TaskExample, build_continuation_task, encode_examples,
+from regmix.train.model import LLaMA
+from regmix.data.tasks import (EncodedExample, TaskExample, build_continuation_task, encode_examples,
                           read_task, score_task, split_examples, write_task)
 
 SENTENCES = [

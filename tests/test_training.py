@@ -11,10 +11,10 @@ import torch
 from regmix.config import LargeConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.data.shards import TokenMeta
 from regmix.errors import UserError
-from regmix.large import fingerprint
-from regmix.model import LLaMA
-from regmix.swarm import proxy_key
-from regmix.training import MixtureSampler, lr_at, resolve_precision, resolve_vocab, train_steps
+from regmix.train.large import fingerprint
+from regmix.train.model import LLaMA
+from regmix.train.swarm import proxy_key
+from regmix.train.training import MixtureSampler, lr_at, resolve_precision, resolve_vocab, train_steps
 from tiny_data import SENTENCES, build_tokens
 
 MODEL = ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=16)

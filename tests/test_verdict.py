@@ -9,7 +9,7 @@ import pytest
 
 from scipy import stats
 
-from regmix.verdict import (Comparison, SeedNoise, compare, holm, interval, pooled_noise, resolvable, seeds_to_resolve,
+from regmix.statistics import (Comparison, SeedNoise, compare, holm, interval, pooled_noise, resolvable, seeds_to_resolve,
                             spearman_interval, wilson)
 
 APART = {"regmix": [1.0, 1.1, 0.9], "uniform": [2.0, 2.1, 1.9], "prior": [1.5]}

@@ -22,12 +22,12 @@ from regmix.checks import check_params
 from regmix.compose import composed
 from regmix.config import ProxyConfig, VerifyConfig
 from regmix.errors import UserError
-from regmix.noise import REPLICATE_SEED_OFFSET
-from regmix.report import readme_results
-from regmix.swarm import run_seeds
+from regmix.choose.noise import REPLICATE_SEED_OFFSET
+from regmix.judge.report import readme_results
+from regmix.train.swarm import run_seeds
 from regmix.target import Target
-from regmix.verdict import compare, pooled_noise
-from regmix.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
+from regmix.statistics import compare, pooled_noise
+from regmix.choose.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
                            verify_text)
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens

@@ -1,1 +1,5 @@
-"""Corpus sources, tokeniser and token shards."""
+"""Data: corpus sources, the tokeniser, token shards, evaluation sets and downstream task files,
+and the embedded demo corpus.
+
+May import only the shared helpers (regmix.config, files, tables, progress, ...).
+"""

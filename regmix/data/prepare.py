@@ -38,7 +38,7 @@ from regmix.errors import UserError
 from regmix.config import eval_set_specs
 from regmix.data.sources.evalset import EvalSetSource, check_eval_set
 from regmix.progress import progress, say
-from regmix.tasks import read_task, split_examples, write_task
+from regmix.data.tasks import read_task, split_examples, write_task
 
 CHUNK_CHARS = 1 << 20  # text per task sent to a tokeniser process
 CHUNK_DOCS = 1024
@@ -326,7 +326,7 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
     """Build `tokens_dir` (shards, tokenizer.json, meta.json, tasks/) and return the sets table.
 
     `eval_sets` and `tasks` are params' sections of the same names (regmix.data.sources.evalset,
-    regmix.tasks). Text is tokenised in `workers` local processes or, with `backend` "ray"
+    regmix.data.tasks). Text is tokenised in `workers` local processes or, with `backend` "ray"
     (default: the REGMIX_BACKEND of the proxies), as Ray tasks on the cluster at `ray_address`
     (see `encoders`); the shards depend on none of it."""
     source = open_source(cfg, seed, cache)

@@ -40,7 +40,7 @@ class TokenMeta:
     dtype: str
     domains: list[str]  # training domains: the mixtures' weights
     held_out: list[str] = field(default_factory=list)  # scored, never trained on
-    tasks: list[str] = field(default_factory=list)  # multiple-choice tasks (regmix.tasks)
+    tasks: list[str] = field(default_factory=list)  # multiple-choice tasks (regmix.data.tasks)
 
     @property
     def scored(self) -> list[str]:

@@ -1,11 +1,11 @@
 """The demo's shipped downstream task, `true_ending`: HellaSwag-like (the true ending of a passage
 among others), built offline from the demo corpus's held-out documents
-(regmix.tasks.build_continuation_task), every domain in turn.
+(regmix.data.tasks.build_continuation_task), every domain in turn.
 
     python -m regmix.data.demo.task data/tokens data/tasks/true_ending.jsonl
 
 Examples alternate: the even ones come from valid documents, the odd ones from test documents,
-so regmix.tasks.split_examples gives selection (valid) only examples of documents selection may
+so regmix.data.tasks.split_examples gives selection (valid) only examples of documents selection may
 read and the verdict (test) only examples of test documents. Made from the default demo run's
 split (seed 0, data.valid_fraction and data.test_fraction of conf/data/demo.yaml); another
 split still keeps every example out of training, not the valid/test correspondence.
@@ -20,7 +20,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta
-from regmix.tasks import TaskExample, build_continuation_task, write_task
+from regmix.data.tasks import TaskExample, build_continuation_task, write_task
 
 N_EXAMPLES = 240  # per split half: 120 valid, 120 test
 N_CHOICES = 4

@@ -16,7 +16,7 @@ Where proxies run is chosen outside the tracked params, so it never invalidates 
     REGMIX_SLURM_CPUS=N        CPUs per array task (default REGMIX_PROXY_THREADS)
     REGMIX_SLURM_CHUNK=N       proxies per array task (default 1)
     REGMIX_SLURM_PARALLELISM=N array tasks running at once (default: submitit's, 256)
-    REGMIX_SLURM_LOGS=DIR      submitit's folder: task pickles and logs (default .regmix/slurm)
+    REGMIX_SLURM_LOGS=DIR      submitit's folder: task pickles and logs (default .regmix/train/slurm)
     REGMIX_SLURM_CLUSTER=local run the array on this machine with submitit's local executor
                                (for testing; default slurm)
 
@@ -47,17 +47,18 @@ from safetensors.torch import load_file, save_file
 
 from regmix.config import ProxyConfig, SampleConfig
 from regmix.data.shards import data_signature, open_tokens, read_meta
-from regmix import runtime, slurm
-from regmix import store as machine_store
+from regmix import runtime
+from regmix.train import slurm
+from regmix.train import store as machine_store
 from regmix.errors import UserError
 from regmix.files import atomic_path, read_json, write_json
-from regmix.model import LLaMA
+from regmix.train.model import LLaMA
 from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, say,
                              warmup_rate)
-from regmix.scores import missing_scores, score_model, scored_on, scoring_data
+from regmix.train.scores import missing_scores, score_model, scored_on, scoring_data
 from regmix.tables import mixture_frame, weight_columns
 from regmix.target import Target
-from regmix.training import (MixtureSampler, autocast, config_hash, make_optimizer, resolve_precision,
+from regmix.train.training import (MixtureSampler, autocast, config_hash, make_optimizer, resolve_precision,
                              resolve_vocab, train_steps, train_tokens)
 
 BACKENDS = ("local", "ray", "slurm")
@@ -111,7 +112,7 @@ def default_device() -> torch.device:
 # ---------------------------------------------------------------------- one proxy
 def score_proxy(model: torch.nn.Module, cfg: ProxyConfig, tokens_dir: str | Path,
                 only: list[str] | None = None) -> dict[str, float]:
-    """A proxy's scores on the valid split of every scored set and task (regmix.scores), or of
+    """A proxy's scores on the valid split of every scored set and task (regmix.train.scores), or of
     those `only` names (`loss.<set>`, `task.<name>` keys)."""
     data = scoring_data(str(tokens_dir), "valid", cfg.model.context, cfg.eval.windows_per_domain)
     return score_model(model, data if only is None else data.subset(only), cfg.eval.batch_size, cfg.optim.precision)
@@ -168,7 +169,7 @@ def store_proxy(out_dir: str | Path, job: ProxyJob, cfg: ProxyConfig, seed: int,
 
 
 def keep_proxy(out_dir: str | Path, key: str) -> None:
-    """Keep a stored proxy's files in the machine store too (regmix.store): weights, then record."""
+    """Keep a stored proxy's files in the machine store too (regmix.train.store): weights, then record."""
     if weights_path(out_dir, key).exists():
         machine_store.keep(weights_path(out_dir, key), STORE_KIND)
     machine_store.keep(proxy_path(out_dir, key), STORE_KIND)
@@ -396,7 +397,7 @@ class Placement:
     slurm_cpus: int | None = None  # CPUs per array task (None: threads_per_worker)
     slurm_chunk: int = 1  # proxies per array task
     slurm_parallelism: int | None = None  # array tasks running at once (None: submitit's default)
-    slurm_logs: str = ".regmix/slurm"  # submitit's folder (task pickles, logs): outside DVC's outputs
+    slurm_logs: str = ".regmix/train/slurm"  # submitit's folder (task pickles, logs): outside DVC's outputs
     slurm_cluster: str = "slurm"  # "local": submitit's local executor on this machine, for testing
 
 
@@ -576,7 +577,7 @@ def run_seeds(mixtures: Mapping[str, Mapping[str, float]], cfg: ProxyConfig, tok
              max_epochs: float | None = SampleConfig.max_epochs) -> pd.DataFrame:
     """Train each named mixture's proxy once per seed (kept in `store` like any proxy: a rerun
     trains only what is missing); one row per (mixture, seed): `mixture`, `seed`, the `target`
-    loss, the weights and the scores (regmix.verify judges them)."""
+    loss, the weights and the scores (regmix.choose.verify judges them)."""
     weights = np.array([[m.get(d, 0.0) for d in domains] for m in mixtures.values()], dtype=float)
     frame = mixture_frame(list(mixtures), list(domains), weights.reshape(len(mixtures), len(domains)))
     tables = []

@@ -14,9 +14,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from regmix.compare import CHOSEN
+from regmix.choose.mixture_files import CHOSEN
+from regmix.files import no_nan
 from regmix.mixtures import NO_PROXY
-from regmix.verdict import (POWER, SeedNoise, compare, holm, interval, pooled_noise, resolvable, spearman_interval,
+from regmix.statistics import (POWER, SeedNoise, compare, holm, interval, pooled_noise, resolvable, spearman_interval,
                             spread, wilson)
 
 TASKS = ("last_word", "continuation")
@@ -68,7 +69,7 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
     """results/evaluation.json: one entry per mixture, then `summary` (noise, rank, verdict, rho).
 
     `runs`: {mixture: {seed: {"target_loss", "domain_loss", "downstream"}}} from evaluate_runs.
-    `runs_of`: {mixture: `regmix`} for mixtures scored on `regmix`'s runs (regmix.compare.shared_runs):
+    `runs_of`: {mixture: `regmix`} for mixtures scored on `regmix`'s runs (regmix.choose.mixture_files.shared_runs):
     listed, not compared with it, ranked or counted in the rank correlation.
     """
     runs_of = runs_of or {}
@@ -100,17 +101,6 @@ def over_prior(choice: Mapping[str, Any]) -> dict[str, Any] | None:
     """What the search said of `regmix` against `prior` before any large run: results/mixture.yaml's
     `confidence.prior` (on a chosen trained proxy's estimate, as the search judged it); None without it."""
     return choice.get("confidence", {}).get("prior")
-
-
-def no_nan(obj: Any) -> Any:
-    """nan -> None all through `obj` (JSON has no nan; DVC's metrics readers refuse it)."""
-    if isinstance(obj, dict):
-        return {k: no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [no_nan(v) for v in obj]
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
 
 
 def _summary(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise, seed: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ With `prior_penalty` > 0 every rule's score gains prior_penalty x KL(mixture || 
 toward the token share, as Olmix and Marin regularise their proposals.
 
 The rule's choice is the regression's answer (`train:` in the mixture file). Two steps weigh it
-and may only propose another mixture (regmix.decision; the `verify` stage's fresh seeds decide):
+and may only propose another mixture (regmix.choose.decision; the `verify` stage's fresh seeds decide):
 
   incumbent    the measured proxies compete: the rule's choice is only predicted, while each
                trained proxy was measured. Each proxy's loss is estimated from its measurement y
@@ -66,13 +66,13 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from regmix.config import SearchConfig
-from regmix.decision import INCUMBENT, PRIOR_GUARD, RULE, l1, record, step
+from regmix.choose.decision import INCUMBENT, PRIOR_GUARD, RULE, l1, record, step
 from regmix.config import SEARCH_RULES
 from regmix.errors import UserError
-from regmix.sampling import MixtureGenerator, accepted_draws
+from regmix.choose.sampling import MixtureGenerator, accepted_draws
 from regmix.plots import plt, save
 from regmix.progress import progress
-from regmix.regression import FittedRegressor, Predictor, gain_text, predict_mixtures
+from regmix.choose.regression import FittedRegressor, Predictor, gain_text, predict_mixtures
 
 RULES = SEARCH_RULES
 MEMBER_RULES = ("lower_confidence", "band")  # need bootstrap members
@@ -393,7 +393,7 @@ def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.
 def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]],
             proxies: Optional[np.ndarray] = None, proxy_ids: Optional[Sequence[str]] = None) -> dict:
     """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape), the decision so far
-    (regmix.decision: the rule, and what the incumbent and the prior guard propose) and the evidence."""
+    (regmix.choose.decision: the rule, and what the incumbent and the prior guard propose) and the evidence."""
     chosen = dict(zip(result.domains, map(float, result.chosen)))
     pred = result.top.pred
     spread: dict = {
@@ -430,7 +430,7 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
 
 
 def decision_steps(result: SearchResult, model: FittedRegressor) -> list[dict[str, Any]]:
-    """The search's part of the decision (regmix.decision): the rule's choice, then what the incumbent
+    """The search's part of the decision (regmix.choose.decision): the rule's choice, then what the incumbent
     and the prior guard say of it; neither changes it (verify's fresh seeds decide a proposal)."""
     chosen = dict(zip(result.domains, map(float, result.chosen)))
     predicted = predict_mixtures(model, {"chosen": chosen})["chosen"]

@@ -11,7 +11,7 @@ from the store before any work.
 
 Keys hash everything that decides the file (mixture, settings, seed, the data's digest), so one
 store serves every project and experiment on the machine. Nothing in DVC cleans it (`dvc gc` does
-not see it): `python -m regmix.store` prints its size, and deleting the folder only costs reruns.
+not see it): `python -m regmix.train.store` prints its size, and deleting the folder only costs reruns.
 """
 
 from __future__ import annotations

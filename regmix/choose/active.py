@@ -32,9 +32,9 @@ import pandas as pd
 
 from regmix.config import ActiveConfig
 from regmix.errors import UserError
-from regmix.regression import FittedRegressor, fit_regressor
-from regmix.sampling import MixtureGenerator, accepted_draws
-from regmix.search import l1_nearest, proxy_spacing
+from regmix.choose.regression import FittedRegressor, fit_regressor
+from regmix.choose.sampling import MixtureGenerator, accepted_draws
+from regmix.choose.search import l1_nearest, proxy_spacing
 from regmix.tables import ROUND, mixture_frame
 from regmix.target import Target
 
@@ -102,7 +102,7 @@ def run_rounds(initial: pd.DataFrame, gen: MixtureGenerator, cfg: ActiveConfig, 
 
 
 def combine_stats(rounds: list[dict]) -> dict:
-    """One swarm's stats (`regmix.swarm.run_swarm`) from those of its rounds, with each round's counts."""
+    """One swarm's stats (`regmix.train.swarm.run_swarm`) from those of its rounds, with each round's counts."""
     out = dict(rounds[0])
     if len(rounds) > 1:
         for key in ("proxies", "trained", "scored"):

@@ -1,6 +1,6 @@
 """Checkpoints of the large run: the fingerprint of what decides the trained weights, and an
 atomic save / a load that resumes only from a checkpoint with the same fingerprint. Each saved
-checkpoint is also kept in the machine store under its fingerprint (regmix.store), where a run
+checkpoint is also kept in the machine store under its fingerprint (regmix.train.store), where a run
 whose folder DVC reset finds it."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any, Mapping
 
 import torch
 
-from regmix import store as machine_store
+from regmix.train import store as machine_store
 from regmix.config import LargeConfig
 from regmix.files import atomic_path
-from regmix.training import config_hash
+from regmix.train.training import config_hash
 
 STORE_KIND = "checkpoints"  # in the machine store, by fingerprint
 

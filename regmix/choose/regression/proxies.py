@@ -68,7 +68,7 @@ def read_proxies(path: str | Path) -> ProxyTable:
 
 
 def proxy_table(frame: pd.DataFrame, source: str) -> ProxyTable:
-    """A proxies table (regmix.swarm.run_swarm's, or read from a CSV named `source`)."""
+    """A proxies table (regmix.train.swarm.run_swarm's, or read from a CSV named `source`)."""
     domains = weight_columns(frame)
     _check_loss_domains(list(domain_losses(frame).columns), source)
     ids = frame["id"].astype(str).tolist() if "id" in frame else [str(i) for i in range(len(frame))]

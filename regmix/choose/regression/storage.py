@@ -28,8 +28,8 @@ import numpy as np
 
 from regmix.errors import UserError
 from regmix.files import write_json, write_text
-from regmix.regression.fitted import FittedRegressor
-from regmix.regression.models import ReadText, restore_model
+from regmix.choose.regression.fitted import FittedRegressor
+from regmix.choose.regression.models import ReadText, restore_model
 from regmix.target import Target
 
 FORMAT, VERSION = "regmix-regressor", 1

@@ -15,7 +15,7 @@ import pandas as pd
 
 from regmix.tables import LOSS_PREFIX, domain_losses, loss_columns, score_columns
 from regmix.target import Target
-from regmix.verdict import pooled_noise
+from regmix.statistics import pooled_noise
 
 REPLICATE_SEED_OFFSET = 1  # replicates train with seed + 1
 

@@ -20,9 +20,9 @@ from sklearn.model_selection import KFold
 from regmix.config import RegressionConfig
 from regmix.errors import UserError
 from regmix.progress import progress
-from regmix.regression.lightgbm import LightGBM
-from regmix.regression.models import Model, make_model
-from regmix.regression.proxies import ProxyTable
+from regmix.choose.regression.lightgbm import LightGBM
+from regmix.choose.regression.models import Model, make_model
+from regmix.choose.regression.proxies import ProxyTable
 from regmix.target import Target
 
 

@@ -3,12 +3,12 @@
     loss.<set>   mean next-token loss on the set's fixed windows, nats per token
     bpb.<set>    the same in bits per byte of the text those tokens decode to
                  (loss x tokens / (ln 2 x bytes)): what compares across tokenizers
-    task.<name>  the gold answers' negative log-likelihood, bits per byte (regmix.tasks)
+    task.<name>  the gold answers' negative log-likelihood, bits per byte (regmix.data.tasks)
     acc.<name>   the share of examples whose gold answer is the likeliest per byte
 
 A set is a training domain or a held-out set (a `data.eval_only` domain, an evaluation set).
 Proxies, their replicates and the verify proxies read the `valid` split; the large runs' verdict
-reads `test` (regmix.evaluation): the windows and task examples depend only on the data, the
+reads `test` (regmix.judge.evaluation): the windows and task examples depend only on the data, the
 split and the context, so every model of a split is scored on the same tokens.
 """
 
@@ -25,8 +25,8 @@ from tokenizers import Tokenizer
 
 from regmix.data.shards import TOKENIZER_FILE, data_signature, read_meta, task_path
 from regmix.files import file_digest
-from regmix.tasks import EncodedExample, encode_examples, read_task, score_task
-from regmix.training import autocast, eval_windows, evaluate_loss
+from regmix.data.tasks import EncodedExample, encode_examples, read_task, score_task
+from regmix.train.training import autocast, eval_windows, evaluate_loss
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from tokenizers import Tokenizer
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta, task_path
 from regmix.errors import UserError
 from regmix.mixtures import NEAREST, TARGET_ONLY
-from regmix.sampling import MixtureGenerator
+from regmix.choose.sampling import MixtureGenerator
 from regmix.target import TASK, Target
-from regmix.tasks import encode_examples, read_task
+from regmix.data.tasks import encode_examples, read_task
 
 BUCKETS = 1 << 18  # hashed feature buckets (DSIR uses 10k-1M); collisions only blur the distributions
 MAX_TOKENS = 2_000_000  # tokens read per training domain (evenly spaced blocks of its train split)

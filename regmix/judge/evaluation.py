@@ -1,5 +1,5 @@
 """Scoring the trained large models on the test split (never read by selection): every set's
-loss and bits per byte, each task's gold likelihood and accuracy (regmix.scores), the target,
+loss and bits per byte, each task's gold likelihood and accuracy (regmix.train.scores), the target,
 built-in downstream tasks and lm-eval.
 
 Two zero-shot tasks are built offline from each domain's test tokens, the same examples for
@@ -24,19 +24,19 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from regmix import store as machine_store
+from regmix.train import store as machine_store
 from regmix.config import PRECISIONS, EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta, task_path
 from regmix.errors import UserError
-from regmix.export import load_hf
+from regmix.train.hf_export import load_hf
 from regmix.files import file_digest, read_json, write_json
-from regmix.large import HF_DIR
+from regmix.train.large import HF_DIR
 from regmix.progress import progress, say
-from regmix.sources import code_digest
+from regmix.code import code_digest
 from regmix.target import Target
-from regmix.scores import ScoringData, score_model, scoring_data
-from regmix.training import autocast, config_hash, native_bf16
-from regmix.tasks import answer_logp
+from regmix.train.scores import ScoringData, score_model, scoring_data
+from regmix.train.training import autocast, config_hash, native_bf16
+from regmix.data.tasks import answer_logp
 
 TASKS = ("last_word", "continuation")
 SCORES_KIND = "scores"  # in the machine store
@@ -259,7 +259,7 @@ def _version(package: str) -> str | None:
 def score_run(run_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device,
               inputs: dict[int, tuple[ScoringData, TaskSet]]) -> dict[str, Any]:
     """One run's test scores (`inputs`: scoring data and built-in tasks per context, built once
-    and shared by the runs): `scores` (regmix.scores' flat record), `domain_loss` and `bpb` per
+    and shared by the runs): `scores` (regmix.train.scores' flat record), `domain_loss` and `bpb` per
     set, and `downstream` accuracies."""
     model = load_hf(run_dir / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
     context = model.cfg.context
@@ -293,7 +293,7 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
                   target: Target, seed: int, store: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Score every trained run (data/large/<name>/hf/) on the same windows and tasks.
 
-    With a `store`, each run's scores are kept there (and in the machine store, regmix.store) under
+    With a `store`, each run's scores are kept there (and in the machine store, regmix.train.store) under
     its `score_key` and a run scored before is read back, not scored again: a change to the report,
     the target or the compared mixtures costs no evaluation. Returns {name: {"target_loss", "domain_loss", "downstream"}}.
     """

@@ -1,13 +1,13 @@
 """The large model: one mixture trained at scale, resumable, data parallel, exported for HF.
 
-Same model and data loader as the proxies (regmix.model, regmix.training). What this adds:
+Same model and data loader as the proxies (regmix.train.model, regmix.train.training). What this adds:
 mixture names -> weights, checkpoints that survive a kill (and refuse to resume from other
 params), torchrun data parallelism (NCCL on GPUs, gloo on CPU), bf16 on CUDA via the optim
 config, token/epoch accounting, DVCLive curves, and the Hugging Face export.
 
 This module is the run itself (setup -> train -> finish); its parts live beside it:
-regmix.checkpoints (fingerprint, save, load), regmix.distributed (torchrun set-up) and
-regmix.curves (DVCLive logging).
+regmix.train.checkpoints (fingerprint, save, load), regmix.train.distributed (torchrun set-up) and
+regmix.train.curves (DVCLive logging).
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from regmix.checkpoints import fingerprint, load_checkpoint, save_checkpoint
+from regmix.train.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from regmix.config import LargeConfig
-from regmix.curves import Curves, StepLogger
+from regmix.train.curves import Curves, StepLogger
 from regmix.data.shards import data_signature, read_meta, shard_path
-from regmix.distributed import Dist, init_distributed
+from regmix.train.distributed import Dist, init_distributed
 from regmix.errors import UserError
-from regmix.export import export_hf
+from regmix.train.hf_export import export_hf
 from regmix.files import write_json
-from regmix.model import LLaMA
+from regmix.train.model import LLaMA
 from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate,
                              warmup_rate)
-from regmix.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss, make_optimizer,
+from regmix.train.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss, make_optimizer,
                              resolve_precision, resolve_vocab, tokens_per_step, train_steps, train_tokens)
 
 SLOW_HINT = ("this shape is sized for GPUs: a GPU machine (torchrun --nproc_per_node N for several), "

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from regmix.plots import plt, save
-from regmix.regression.fitted import FitReport, FittedRegressor, resolved_text
+from regmix.choose.regression.fitted import FitReport, FittedRegressor, resolved_text
 
 DPI = 110
 EFFECTS = {  # regressor kind -> (title, x label) of its effects panel

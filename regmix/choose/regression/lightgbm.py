@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from regmix.regression.compiled import compiled_trees
+from regmix.choose.regression.compiled import compiled_trees
 
 PREDICT_THREADS = 2  # the search predicts millions of rows on this many cores
 

@@ -3,7 +3,7 @@
 `large.mixtures` lists names: `regmix` (the search's choice), `best_proxy` (the swarm mixture
 whose proxy measured the lowest target loss: the strongest cheap alternative, the one the
 regression must beat to be worth it), `uniform`, `prior` (the swarm's centre: the token share or `sample.prior`),
-`target_only` and `nearest` (made without proxies: regmix.baselines), any `human_mixtures` entry,
+`target_only` and `nearest` (made without proxies: regmix.choose.baselines), any `human_mixtures` entry,
 `random_<k>` (the k-th row of a seeded permutation of the proxy swarm, for the rank check) and
 `proxy_<k>` (the trained proxy with the k-th lowest measured target loss: `proxy_1` is `best_proxy`;
 the near-top mixtures on which rank transfer matters). Each resolved mixture is written to its own small file with the
@@ -58,7 +58,7 @@ def resolve(names: Sequence[str], chosen: Mapping[str, float], ranked_proxies: S
             cheap: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
     """Weights over every domain of `prior` for each name in `names`, in that order. `ranked_proxies`:
     the trained proxies' mixtures, lowest measured target loss first (ProxyTable.ranked). `cheap`: the
-    cheap baselines computed for the target (regmix.baselines: `target_only`, `nearest`)."""
+    cheap baselines computed for the target (regmix.choose.baselines: `target_only`, `nearest`)."""
     domains = list(prior)
     named = {CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
              BEST_PROXY: validate_mixture(ranked_proxies[0], domains, "the best proxy's mixture", tol=1e-4),

@@ -1,7 +1,7 @@
 """results/report.md and plots/evaluate/: does the mixture chosen at proxy scale win at scale,
 and how sure can we be?
 
-The report opens with the verdict (regmix.comparison, regmix.verdict): where `regmix` ranks,
+The report opens with the verdict (regmix.judge.comparison, regmix.statistics): where `regmix` ranks,
 and for every other mixture whether it is better, worse or not distinguishable given the
 measured seed noise. Then each mixture's target loss with its interval, downstream accuracy
 with binomial intervals, the weights of every mixture and its loss on every domain.
@@ -22,15 +22,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from regmix.compare import CHOSEN
-from regmix.decision import decision_text
-from regmix.comparison import SUMMARY, TASKS
+from regmix.choose.mixture_files import CHOSEN
+from regmix.choose.decision import decision_text
+from regmix.judge.comparison import SUMMARY, TASKS
 from regmix.files import write_text
 from regmix.plots import plt, save
-from regmix.regression import gain_text, resolved_text
+from regmix.choose.regression import gain_text, resolved_text
 from regmix.tables import write_csv
-from regmix.verify import replaced, verify_text
-from regmix.verdict import seeds_to_resolve
+from regmix.choose.verify import replaced, verify_text
+from regmix.statistics import seeds_to_resolve
 
 TASK_TEXT = {
     "last_word": "`last_word`: greedy decoding must reproduce the last word of a passage (LAMBADA-style)",
@@ -392,7 +392,7 @@ CURVES_DIR = "curves"  # inside the comparison folder: one table per validation 
 def write_comparison(folder: str | Path, results: Mapping[str, Any],
                      curves: Mapping[str, pd.DataFrame]) -> None:
     """The data of the comparison charts `dvc plots show` draws (dvc.yaml's top-level plots):
-    `curves/<series>.csv` (`regmix.curves.valid_curves`: every mixture's validation curve of a
+    `curves/<series>.csv` (`regmix.train.curves.valid_curves`: every mixture's validation curve of a
     domain or the mean, one column each) and `predicted_vs_measured.csv` (each mixture's
     predicted and measured target loss, with its 95% interval)."""
     folder = Path(folder)

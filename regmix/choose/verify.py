@@ -6,11 +6,11 @@ the lowest of a million predictions, so its errors were selected for (the winner
 mixture's proxy again with fresh seeds (`verify.seeds`, seeds the swarm never used) measures
 both without the selection, for a few proxies' time against the large runs' hours. Each mixture
 gets its mean with a 95% interval on its own seed noise and Welch's test against `regmix`, Holm-adjusted
-over the check's comparisons (regmix.verdict; a mixture with one seed borrows the noise pooled over
+over the check's comparisons (regmix.statistics; a mixture with one seed borrows the noise pooled over
 these seeds and the swarm's replicate pairs); the gain over `prior` is
 given measured beside predicted, so the search's optimism is in the outputs.
 
-Then the check takes the decision's last step (regmix.decision, `verify.choose`): a verified
+Then the check takes the decision's last step (regmix.choose.decision, `verify.choose`): a verified
 mixture (a step's proposal, `best_proxy`, `prior`, `uniform`) replaces the search's choice as
 `regmix` only when its fresh seeds measured it distinguishably lower (Welch's test, Holm-adjusted,
 at 5%). The lowest mean alone is not enough: with three seeds a mixture measures lowest by luck
@@ -27,10 +27,10 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from regmix.compare import CHOSEN
-from regmix.decision import INCUMBENT, PRIOR_GUARD, VERIFIED_PICK, l1, step
-from regmix.comparison import no_nan
-from regmix.verdict import Comparison, compare, holm, interval, pooled_noise, spread
+from regmix.choose.mixture_files import CHOSEN
+from regmix.choose.decision import INCUMBENT, PRIOR_GUARD, VERIFIED_PICK, l1, step
+from regmix.files import no_nan
+from regmix.statistics import Comparison, compare, holm, interval, pooled_noise, spread
 
 VERIFY_SEED_OFFSET = 2  # seed + 2, seed + 3, ...: the swarm trains with seed, its replicates with seed + 1
 PRIOR = "prior"
@@ -42,7 +42,7 @@ def verify_seeds(n: int, base: int) -> list[int]:
 
 
 def measured_targets(table: pd.DataFrame) -> dict[str, list[float]]:
-    """{mixture: its target loss per seed} of a `regmix.swarm.run_seeds` table."""
+    """{mixture: its target loss per seed} of a `regmix.train.swarm.run_seeds` table."""
     return {str(name): group["target"].astype(float).tolist() for name, group in table.groupby("mixture", sort=False)}
 
 
@@ -129,7 +129,7 @@ def trained(candidates: Mapping[str, Mapping[str, float]], result: Mapping[str, 
 
 def verified_step(result: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
                   predicted: Mapping[str, float], choose: bool) -> dict[str, Any]:
-    """The decision's last step (regmix.decision) from the check's `result` (judge's output)."""
+    """The decision's last step (regmix.choose.decision) from the check's `result` (judge's output)."""
     entries, choice = result.get("mixtures", {}), result.get("choice", {})
     if CHOSEN not in entries:
         return step(VERIFIED_PICK, "off: the search's choice was not measured again (verify.seeds: 0 or "

@@ -1,6 +1,6 @@
 """Hugging Face LlamaForCausalLM format: what `transformers` and `lm_eval --model hf` load.
 
-regmix.model.LLaMA already uses Hugging Face's parameter names and rotary convention, so the
+regmix.train.model.LLaMA already uses Hugging Face's parameter names and rotary convention, so the
 export is a `model.` prefix on the decoder weights, a config.json and the tokenizer files.
 """
 
@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from regmix.config import ModelConfig
 from regmix.data.shards import TOKENIZER_FILE, read_meta
 from regmix.errors import UserError
-from regmix.model import LLaMA
+from regmix.train.model import LLaMA
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -94,7 +94,7 @@ def export_hf(model: LLaMA, tokens_dir: str | Path, out_dir: str | Path) -> Path
 
 
 def load_hf(path: str | Path) -> LLaMA:
-    """Read an export back into regmix.model.LLaMA (fp32, CPU, eval mode)."""
+    """Read an export back into regmix.train.model.LLaMA (fp32, CPU, eval mode)."""
     path = Path(path)
     if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
         raise UserError(f"{path} is not an exported model (no {CONFIG_FILE} / {WEIGHTS_FILE}): "

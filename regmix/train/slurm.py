@@ -26,7 +26,7 @@ from regmix.progress import say
 if TYPE_CHECKING:
     from submitit import Job
 
-    from regmix.swarm import Placement
+    from regmix.train.swarm import Placement
 
 Item = TypeVar("Item")
 

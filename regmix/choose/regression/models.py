@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Union
 import numpy as np
 
 from regmix.errors import UserError
-from regmix.regression.lightgbm import LightGBM
+from regmix.choose.regression.lightgbm import LightGBM
 
 ReadText = Callable[[str], str]  # a stored file's text, by name (checked against its recorded hash)
 
