@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from regmix.data.prepare import choose_test_documents, prepare
+from regmix.data.prepare import prepare
+from regmix.data.shard_writer import choose_test_documents
 from regmix.data.shards import open_tokens, read_meta, task_path
 from regmix.data.tokenizer import load_tokenizer
 from regmix.errors import UserError

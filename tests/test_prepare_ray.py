@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from regmix.config import DataConfig, TokenizerConfig
-from regmix.data import prepare as prep
+from regmix.data import encoding
 from regmix.data.prepare import prepare
 from conftest import REPO
 
@@ -38,7 +38,7 @@ def files(tokens: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_shards_are_byte_identical(local_ray, reference, tmp_path, monkeypatch, workers):
-    monkeypatch.setattr(prep, "CHUNK_DOCS", 16)  # dozens of chunks: several in flight, out of order on Ray
+    monkeypatch.setattr(encoding, "CHUNK_DOCS", 16)  # dozens of chunks: several in flight, out of order on Ray
     table = prepare(CFG, 0, tmp_path / "tokens", workers=workers, backend="ray")
     assert files(tmp_path / "tokens") == files(reference)
     assert sorted(table) == ["arithmetic", "code", "logs", "prose"]
@@ -50,13 +50,13 @@ def test_environment_selects_ray(local_ray, reference, tmp_path, monkeypatch):
     in this process, which one local worker would use (broken here; Ray's workers import their own)."""
     monkeypatch.setenv("REGMIX_BACKEND", "ray")
     monkeypatch.setenv("REGMIX_WORKERS", "1")
-    monkeypatch.setattr(prep.tok, "Encoder", None)
+    monkeypatch.setattr(encoding.tok, "Encoder", None)
     prepare(CFG, 0, tmp_path / "tokens", workers=None)
     assert files(tmp_path / "tokens") == files(reference)
 
 
 def test_local_processes_match(reference, tmp_path, monkeypatch):
     """The same chunks through the local process pool (the executor `encoders` picks otherwise)."""
-    monkeypatch.setattr(prep, "CHUNK_DOCS", 16)
+    monkeypatch.setattr(encoding, "CHUNK_DOCS", 16)
     prepare(CFG, 0, tmp_path / "tokens", workers=2, backend="local")
     assert files(tmp_path / "tokens") == files(reference)
