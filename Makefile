@@ -45,7 +45,7 @@ demo: setup
 
 # The results sections of README.md and docs/results.md, regenerated from the committed metrics/ and results/.
 readme: setup
-	$(BIN)/python -m regmix.judge.report
+	$(BIN)/python -m regmix.judge.readme
 
 test: dev
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from regmix.judge.comparison import SUMMARY, best_cheap, out_of_fold, over_prior, summarise
-from regmix.judge.report import (README_BEGIN, README_END, comparison_table, plain_verdict, proxy_scale_line,
-                           readme_results, readme_with_results, verdict_lines, write_report)
+from regmix.judge.readme import README_BEGIN, README_END, readme_results, readme_with_results
+from regmix.judge.report import proxy_scale_line, write_report
+from regmix.judge.verdict_text import comparison_table, plain_verdict, verdict_lines
 from regmix.statistics import resolvable, seeds_to_resolve
 
 

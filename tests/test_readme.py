@@ -2,7 +2,7 @@
 prose that can drift (`make readme` writes both)."""
 
 from conftest import REPO
-from regmix.judge.report import README_BEGIN, README_END, README_PAGE, committed_results, readme_with_results
+from regmix.judge.readme import README_BEGIN, README_END, README_PAGE, committed_results, readme_with_results
 
 
 def test_readme_results_match_the_committed_run():

@@ -23,7 +23,7 @@ from regmix.compose import composed
 from regmix.config import ProxyConfig, VerifyConfig
 from regmix.errors import UserError
 from regmix.choose.noise import REPLICATE_SEED_OFFSET
-from regmix.judge.report import readme_results
+from regmix.judge.readme import readme_results
 from regmix.train.swarm import run_seeds
 from regmix.target import Target
 from regmix.statistics import compare, pooled_noise
