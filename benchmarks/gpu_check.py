@@ -75,8 +75,8 @@ from regmix import runtime
 from regmix.train.checkpoints import save_checkpoint
 from regmix.choose.mixture_files import read_one, run_dir, write_all
 from regmix.compose import composed
-from regmix.config import (DataConfig, EvaluateConfig, LargeConfig, ProxyConfig, TokenizerConfig, from_dict, slug,
-                           train_tokens)
+from regmix.config import DataConfig, EvaluateConfig, LargeConfig, ProxyConfig, TokenizerConfig, from_dict, train_tokens
+from regmix.target import slug
 from regmix.train.curves import METRICS_DIR
 from regmix.data.prepare import prepare
 from regmix.data.shards import read_meta

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from regmix.config import (ACQUISITION_RULES, PRECISIONS, SEARCH_RULES, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig,
-                           ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
-                           VerifyConfig, eval_set_specs, from_dict, slug)
+from regmix.config import ACQUISITION_RULES, PRECISIONS, SEARCH_RULES, ActiveConfig, DataConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig, VerifyConfig, from_dict
+from regmix.target import eval_set_specs, slug
 from regmix.errors import UserError
 from regmix.mixtures import NEAREST, TARGET_ONLY, baseline_mixtures, validate_mixture
 from regmix.target import TASK, Target
@@ -74,6 +73,17 @@ def check_verify(cfg: VerifyConfig, proxy: ProxyConfig) -> None:
     check_optim(scaled.optim, "verify.optim")
 
 
+def required_unset(params: Mapping[str, Any], where: str = "") -> list[str]:
+    """Keys a config option marks required (Hydra's `???`, e.g. data=jsonl's `path`) still unset."""
+    unset = []
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            unset += required_unset(value, f"{where}{key}.")
+        elif value == "???":
+            unset.append(f"{where}{key}")
+    return unset
+
+
 def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None, held_out: Sequence[str] = (),
                  tasks: Sequence[str] | None = None) -> None:
     """Every section builds its typed config and holds together; names are checked against the
@@ -81,6 +91,9 @@ def check_params(params: Mapping[str, Any], domains: Sequence[str] | None = None
     missing = sorted(set(SECTIONS) - set(params))
     if missing:
         raise UserError(f"params: missing section(s) {', '.join(missing)}")
+    unset = required_unset(params)
+    if unset:
+        raise UserError(f"{', '.join(unset)}: required by the chosen option, not set (e.g. -S {unset[0]}=...)")
     cfg = {name: from_dict(cls, params[name], f"{name}.") for name, cls in SECTIONS.items()}
     for name in ("proxy", "large"):
         check_model(cfg[name].model, f"{name}.model")

@@ -9,11 +9,10 @@ so `Config()` in code and `params.yaml` of a default run describe the same run.
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Optional, TypeVar, Union
+from dataclasses import dataclass, field
+from typing import Any, Optional, TypeVar, Union
 
 from regmix.errors import UserError
 
@@ -21,18 +20,22 @@ T = TypeVar("T")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build dataclass `cls` from a mapping, recursing into nested dataclass fields."""
+    """Build dataclass `cls` from a mapping, recursing into nested dataclass fields. A key left
+    out takes the field's default; a nested section changes only the keys it names of the
+    field's own default (the large run's optim is not the proxies')."""
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise UserError(f"unknown config key(s) {', '.join(where + k for k in unknown)}")
     kwargs = {}
     for name, value in data.items():
         sub = _dataclass_in(hints[name])
         if sub is not None and isinstance(value, dict):
-            value = from_dict(sub, value, f"{where}{name}.")
+            default = _default_of(fields[name])
+            base = dataclasses.asdict(default) if dataclasses.is_dataclass(default) else {}
+            value = from_dict(sub, {**base, **value}, f"{where}{name}.")
         else:
             _check_type(value, hints[name], f"{where}{name}")
         kwargs[name] = value
@@ -40,6 +43,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         return cls(**kwargs)
     except TypeError as e:
         raise UserError(f"bad config section {where or cls.__name__}: {e}") from None
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
 
 
 _EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
@@ -87,53 +96,6 @@ def _dataclass_in(hint: Any) -> type | None:
 
 
 # --------------------------------------------------------------------------- data
-def slug(name: str) -> str:
-    """The one spelling of a domain name: lowercase, non-alphanumerics to `_`, collapsed."""
-    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
-
-
-RESERVED = ("mean", "task")  # target words an evaluation set may not be called
-
-
-@dataclass(frozen=True)
-class EvalSetSpec:
-    name: str
-    path: Optional[str] = None  # a file or a folder of files
-    text_field: str = "text"
-    hf_name: Optional[str] = None  # a Hugging Face dataset (hub name), instead of `path`
-    hf_config: Optional[str] = None
-    split: str = "test"  # the Hugging Face split read
-
-    @property
-    def key(self) -> str:
-        return f"eval_sets.{self.name}"
-
-
-def eval_set_specs(value: Mapping[str, Any] | None, domains: list[str] | None = None) -> list[EvalSetSpec]:
-    """The sets of params' `eval_sets`, their names and keys checked (against `domains` when known)."""
-    specs = []
-    for name, spec in (value or {}).items():
-        key = f"eval_sets.{name}"
-        if not isinstance(name, str) or slug(name) != name or name in RESERVED:
-            raise UserError(f"{key}: a set's name must be lowercase letters, digits and `_` (as a domain "
-                            f"name is spelt), and not {' or '.join(RESERVED)}; try {slug(str(name))!r}")
-        if domains is not None and name in domains:
-            raise UserError(f"{key}: the name is a domain of the corpus too; rename the evaluation set")
-        if isinstance(spec, str):
-            spec = {"path": spec}
-        if not isinstance(spec, Mapping):
-            raise UserError(f"{key}: expected a path or {{path, text_field, hf_name, hf_config, split}}, got {spec!r}")
-        known = {f.name for f in fields(EvalSetSpec)} - {"name"}
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise UserError(f"{key}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        parsed = EvalSetSpec(name, **spec)
-        if bool(parsed.path) == bool(parsed.hf_name):
-            raise UserError(f"{key}: give exactly one of `path` (local files) and `hf_name` (a hub dataset)")
-        specs.append(parsed)
-    return specs
-
-
 @dataclass
 class TokenizerConfig:
     path: Optional[str] = None  # tokenizer.json or HF tokenizer name; None trains a BPE

@@ -19,7 +19,8 @@ large model's scores: one rule, here, for both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -154,3 +155,51 @@ def run_target(params: Mapping[str, Any], domains: Sequence[str], swarm: Optiona
     if swarm is not None and target.standardise:
         target = target.calibrate(swarm[swarm[ROUND] == 0] if ROUND in swarm else swarm)
     return target
+
+
+# ------------------------------------------------------- the names a target reads
+def slug(name: str) -> str:
+    """The one spelling of a domain name: lowercase, non-alphanumerics to `_`, collapsed."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+RESERVED = ("mean", "task")  # target words an evaluation set may not be called
+
+
+@dataclass(frozen=True)
+class EvalSetSpec:
+    name: str
+    path: Optional[str] = None  # a file or a folder of files
+    text_field: str = "text"
+    hf_name: Optional[str] = None  # a Hugging Face dataset (hub name), instead of `path`
+    hf_config: Optional[str] = None
+    split: str = "test"  # the Hugging Face split read
+
+    @property
+    def key(self) -> str:
+        return f"eval_sets.{self.name}"
+
+
+def eval_set_specs(value: Mapping[str, Any] | None, domains: list[str] | None = None) -> list[EvalSetSpec]:
+    """The sets of params' `eval_sets`, their names and keys checked (against `domains` when known)."""
+    specs = []
+    for name, spec in (value or {}).items():
+        key = f"eval_sets.{name}"
+        if not isinstance(name, str) or slug(name) != name or name in RESERVED:
+            raise UserError(f"{key}: a set's name must be lowercase letters, digits and `_` (as a domain "
+                            f"name is spelt), and not {' or '.join(RESERVED)}; try {slug(str(name))!r}")
+        if domains is not None and name in domains:
+            raise UserError(f"{key}: the name is a domain of the corpus too; rename the evaluation set")
+        if isinstance(spec, str):
+            spec = {"path": spec}
+        if not isinstance(spec, Mapping):
+            raise UserError(f"{key}: expected a path or {{path, text_field, hf_name, hf_config, split}}, got {spec!r}")
+        known = {f.name for f in fields(EvalSetSpec)} - {"name"}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise UserError(f"{key}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        parsed = EvalSetSpec(name, **spec)
+        if bool(parsed.path) == bool(parsed.hf_name):
+            raise UserError(f"{key}: give exactly one of `path` (local files) and `hf_name` (a hub dataset)")
+        specs.append(parsed)
+    return specs

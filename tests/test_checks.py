@@ -98,6 +98,7 @@ def test_evaluation_settings_are_refused_before_compute(path, value, message):
 @pytest.mark.parametrize("override, message", [
     ("sample.n_mixtures=abc", "error: sample.n_mixtures: expected an integer, got 'abc'"),
     ("proxy=nosuch", "error: -S proxy=nosuch: In 'config': Could not find 'proxy/nosuch'"),
+    ("data=jsonl", "error: data.path: required by the chosen option, not set (e.g. -S data.path=...)"),
 ])
 def test_regmix_check_names_the_key_in_one_line(override, message):
     run = subprocess.run([sys.executable, "-m", "regmix.cli", "check", "-S", override], cwd=REPO,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -59,14 +60,34 @@ def test_params_yaml_is_the_default_composition(tmp_path):
     assert (tmp_path / "params.yaml").read_text() == committed, "params.yaml drifted from conf/: run `make params`"
 
 
-def test_group_options_share_keys(tmp_path):
-    """Switching an option never drops a key a stage reads (`dvc exp run -S group=opt`)."""
+def test_group_options_keep_the_declared_params(tmp_path):
+    """Switching an option never drops a key that dvc.yaml declares as a stage's param
+    (`dvc exp run -S group=opt`); the other keys may differ: a left-out key takes its default."""
+    declared = _declared_params()
     for group in GROUPS:
-        keysets = {}
         for option in options(group):
             params = composed(tmp_path, [f"{group}={option}", *REQUIRED.get(f"{group}={option}", [])])
-            keysets[option] = set(params[group])
-        assert len({frozenset(k) for k in keysets.values()}) == 1, f"{group} options differ in keys: {keysets}"
+            known = _flatten(params)
+            missing = sorted(k for k in declared if k.split(".")[0] == group and k not in known)
+            assert not missing, f"{group}={option} drops declared params {missing}"
+
+
+def test_the_default_params_hold_only_chosen_options():
+    """A user reads about 70 settings, not every default: an option off by default (active rounds)
+    adds its keys only when chosen, and a left-out key is its dataclass default."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert _leaves(params) <= 80 and params["active"] == {"rounds": 0}
+    rounds = compose_dict(["active=rounds"], CONF)["active"]
+    assert len(rounds) > 1 and C.from_dict(C.ActiveConfig, rounds, "active.").rounds > 0
+
+
+def test_a_nested_section_changes_only_what_it_names_of_its_own_default():
+    large = C.from_dict(C.LargeConfig, {"optim": {"steps": 7}}, "large.")
+    assert large.optim == dataclasses.replace(C.LargeConfig().optim, steps=7)  # not the proxies' optim
+
+
+def _leaves(d) -> int:
+    return sum(map(_leaves, d.values())) if isinstance(d, dict) else 1
 
 
 def _flatten(d: dict, prefix: str = "") -> set[str]:
@@ -78,17 +99,22 @@ def _flatten(d: dict, prefix: str = "") -> set[str]:
     return keys
 
 
-def test_dvc_params_exist_in_params_yaml():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    known = _flatten(params)
+def _declared_params() -> list[str]:
+    """Every params key a stage of dvc.yaml declares."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert list(stages) == ["prepare", "sample", "proxies", "fit", "search", "verify", "train", "evaluate"]
-    for name, stage in stages.items():
-        body = stage.get("do", stage)
-        for entry in body.get("params", []):
+    declared = []
+    for stage in stages.values():
+        for entry in stage.get("do", stage).get("params", []):
             keys = entry if isinstance(entry, str) else next(iter(entry.values()))
-            for key in [keys] if isinstance(keys, str) else keys:
-                assert key in known, f"stage {name} declares param {key!r} missing from params.yaml"
+            declared += [keys] if isinstance(keys, str) else keys
+    return declared
+
+
+def test_dvc_params_exist_in_params_yaml():
+    known = _flatten(yaml.safe_load((REPO / "params.yaml").read_text()))
+    missing = [key for key in _declared_params() if key not in known]
+    assert not missing, f"stages declare params missing from params.yaml: {missing}"
 
 
 def test_conf_has_no_runtime_interpolations():

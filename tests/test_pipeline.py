@@ -195,7 +195,7 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     weights is compared: its train item trains nothing and evaluate scores it on `regmix`'s runs."""
     assert (project / "results/train/random_1").is_dir()
     out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior]",
-              "-S", "search.min_confidence=0.99", cwd=project)
+              "-S", "+search.min_confidence=0.99", cwd=project)
     assert "evaluate" in stages_run(out), out
     kept = ["regmix", "best_proxy", "uniform", "prior"]
     assert sorted(p.name for p in (project / "results/train").iterdir()) == sorted(kept)

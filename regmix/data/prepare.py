@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from regmix.config import DataConfig, eval_set_specs
+from regmix.config import DataConfig
+from regmix.target import eval_set_specs
 from regmix.data import tokenizer as tok
 from regmix.data.encoding import copy_tokens, tokenize
 from regmix.data.overlap import WARN_SHARE, overlap_share, train_ngrams

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
-from regmix.config import slug  # noqa: F401  (re-exported: the sources' one spelling)
+from regmix.target import slug  # noqa: F401  re-exported: the sources' one spelling
 from regmix.errors import UserError
 
 
