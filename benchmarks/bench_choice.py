@@ -5,7 +5,7 @@ proxies (1M parameters, 1B tokens each, Pile domains; target pile_cc). For each 
 size (64 and 128 random training proxies: the demo's regime; all 512: the paper's) and seed,
 the `regression` section of params.yaml (with its bootstrap members) is fitted on the training
 proxies, and every rule chooses among the 256 test proxies instead of simulated mixtures, with
-`regmix.choose.search.select`, the search's own code. A rule that averages several mixtures picks the
+`regmix.choose.rules.select`, the search's own code. A rule that averages several mixtures picks the
 test proxy nearest (L1) to its average. Regret = the picked proxy's true loss - the best true
 test loss (nats; lower is better). Over seeds: the mean regret, its standard error, and the
 paired difference to `top_k` (same fits, same pool) with its standard error.
@@ -54,7 +54,9 @@ from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dic
 from regmix.files import load_params
 from regmix.choose.regression import fit_regressor
 from regmix.choose.sampling import pile_generator
-from regmix.choose.search import RULES, evidence, l1_nearest, search, select
+from regmix.choose.choice import evidence
+from regmix.choose.rules import RULES, l1_nearest, select
+from regmix.choose.search import search
 from regmix.target import Target
 
 TARGET = "pile_cc"  # the paper's target; --target checks a rule on another

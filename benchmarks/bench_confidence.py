@@ -3,7 +3,7 @@
 The measurement behind `search.min_confidence`. On RegMix's released swarm (512 training and
 256 test proxies, 1M parameters, Pile domains) each run fits the `regression` section of
 params.yaml on a random subset of the training proxies (its CV gives the out-of-fold pairs),
-lets `search.rule` pick one of the 256 test proxies (regmix.choose.search.select, the search's own
+lets `search.rule` pick one of the 256 test proxies (regmix.choose.rules.select, the search's own
 code, k = 1 as in bench_choice) and judges the pick against a reference: the test proxy nearest
 (L1) the Pile's token share, the swarm's prior. The reported probability is
 `FittedRegressor.beats` at the pick's predicted gain over the reference; the truth is whether
@@ -37,7 +37,7 @@ from benchmarks import add_released_argument, add_target_arguments, fit_with_cv,
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
 from regmix.choose.sampling import pile_generator
-from regmix.choose.search import l1_nearest, select
+from regmix.choose.rules import l1_nearest, select
 from regmix.target import MEAN, Target
 
 THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)

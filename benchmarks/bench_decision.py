@@ -51,7 +51,8 @@ from benchmarks.bench_confidence import targets
 from regmix.config import SampleConfig, from_dict
 from regmix.files import load_params, write_json
 from regmix.choose.sampling import pile_generator
-from regmix.choose.search import incumbent, select
+from regmix.choose.rules import select
+from regmix.choose.search import incumbent
 from regmix.statistics import pooled_noise
 from regmix.choose.verify import judge
 

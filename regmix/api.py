@@ -55,13 +55,13 @@ import dataclasses
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 import pandas as pd
 
 from regmix import handoff, runtime
+from regmix.choose.choice import Choice, run_search
 from regmix.choose.mixture_files import BEST_PROXY, CHOSEN
 from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
                            from_dict)
@@ -69,12 +69,10 @@ from regmix.data.prepare import prepare as prepare_tokens
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import write_text
-from regmix.mixtures import baseline_mixtures
 from regmix.choose.noise import seed_noise, target_pairs
 from regmix.choose.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, predict_mixtures,
                                read_proxies, record_seed_noise, released_pair)
 from regmix.choose.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
-from regmix.choose.search import SearchResult, search as search_mixtures, summary
 from regmix.train.swarm import Placement, placement_from_env, run_seeds, run_swarm
 from regmix.tables import mixture_frame, read_csv, write_csv
 from regmix.target import Target
@@ -218,15 +216,6 @@ def _frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
     return table if isinstance(table, pd.DataFrame) else read_csv(table)
 
 
-@dataclass
-class Choice:
-    """The search's chosen mixture and what backs it."""
-
-    mixture: dict[str, float]  # domain -> weight over every domain, sums to 1 (results/mixture.yaml's `train`)
-    summary: dict[str, Any]  # results/mixture.yaml: predicted_target, baselines' predictions, spread, ...
-    result: SearchResult  # the top-k mixtures and predictions, each bootstrap member's choice
-
-
 def search(regressor: FittedRegressor, token_share: Domains,
            sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
            search_cfg: SearchConfig | Mapping[str, Any] | None = None, seed: int = 0,
@@ -244,15 +233,9 @@ def search(regressor: FittedRegressor, token_share: Domains,
     regressor fitted with `replicates`).
     """
     gen = _generator(token_share, sample_cfg, large_cfg)
-    table = None if proxies is None else _proxy_table(proxies)
-    trained = None if table is None else table.aligned(gen.domains)
-    baselines = baseline_mixtures(dict(zip(gen.domains, gen.prior)), human_mixtures)
-    regressor.compile()  # a LightGBM regressor predicts through machine code, cached per machine
-    result = search_mixtures(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
-                             threads=threads or runtime.threads(), proxies=trained,
-                             proxy_ids=None if table is None else table.ids)
-    out = summary(result, regressor, baselines, trained, None if table is None else table.ids)
-    return Choice(out["train"], out, result)
+    return run_search(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
+                      threads or runtime.threads(), None if proxies is None else _proxy_table(proxies),
+                      human_mixtures)
 
 
 def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, target: Any,

@@ -14,16 +14,15 @@ depends on it reruns only when its own mixture changed.
 
 from regmix import runtime
 from regmix.choose.baselines import cheap_baselines
+from regmix.choose.choice import choice_text, plot_choice, run_search, top_table
+from regmix.choose.decision import decision_text
 from regmix.choose.mixture_files import resolve, seeds_of, write_all
+from regmix.choose.regression import load_regressor, read_proxies
+from regmix.choose.sampling import swarm_generator
 from regmix.config import LargeConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import run_stage, write_yaml
-from regmix.mixtures import baseline_mixtures
-from regmix.choose.sampling import swarm_generator
-from regmix.choose.regression import load_regressor, read_proxies
-from regmix.choose.decision import decision_text
 from regmix.progress import warn
-from regmix.choose.search import plot_choice, search, summary
-from regmix.tables import mixture_frame, read_csv, read_domains, write_csv
+from regmix.tables import read_csv, read_domains, write_csv
 from regmix.target import run_target
 from stages import arguments
 
@@ -42,39 +41,22 @@ def main() -> None:
                           from_dict(LargeConfig, params["large"], "large."), domains)
     human = params.get("human_mixtures")
     prior = dict(zip(gen.domains, gen.prior))  # the token share, or sample.prior: one `prior` everywhere
-    baselines = baseline_mixtures(prior, human)
     target = run_target(params, gen.domains, read_csv(args.proxies))
     model = load_regressor(args.regressor, target, gen.domains)
-    model.compile()  # machine code from this machine's cache, built on a miss
     proxies = read_proxies(args.proxies)
-    trained = proxies.aligned(gen.domains)  # columns in the generator's domain order
-    result = search(model, gen, cfg, params["seed"], threads=runtime.threads(), proxies=trained, proxy_ids=proxies.ids)
+    choice = run_search(model, gen, cfg, params["seed"], runtime.threads(), proxies, human)
 
-    out = summary(result, model, baselines, trained, proxies.ids)
+    out = choice.summary
     write_yaml(args.chosen, out)
-    shown = min(cfg.top_k, len(result.top.pred))  # the first top_k averaged, in the rule's order
-    top = mixture_frame(range(shown), gen.domains, result.top.W[:shown])
-    top.insert(1, "predicted_target", result.top.pred[:shown])
-    if result.score is not None and result.rule == "lower_confidence":
-        top.insert(2, "score", result.score[:shown])
-    write_csv(args.top, top)
-    plot_choice(args.plot, result, baselines)
+    write_csv(args.top, top_table(choice.result, cfg.top_k))
+    plot_choice(args.plot, choice.result, choice.baselines)
     large = params["large"]
     cheap = cheap_baselines(large["mixtures"], args.tokens, target, gen)
-    compared = resolve(large["mixtures"], out["train"], proxies.ranked(target), prior, read_csv(args.swarm), human, params["seed"],
-                       cheap)
-    write_all(args.candidates, compared, seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"]))
-    best = min(out["baselines"].items(), key=lambda kv: kv[1]["predicted_target"])
-    ev = out["evidence"]
-    where = f"; L1 {ev['nearest_l1']:.3f} to the nearest proxy" if "nearest_l1" in ev else ""
-    if "proxy_spacing_l1" in ev:
-        where += f" (their median spacing {ev['proxy_spacing_l1']['median']:.3f})"
-    if "member_std" in ev:
-        where += f", members' std there {ev['member_std']:.4f}"
-    print(
-        f"chosen mixture ({cfg.rule}, {result.averaged} averaged, predicted): {out['predicted_target']:.4f} "
-        f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where} -> {args.chosen}"
-    )
+    compared = resolve(large["mixtures"], out["train"], proxies.ranked(target), prior, read_csv(args.swarm), human,
+                       params["seed"], cheap)
+    seeds = seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"])
+    write_all(args.candidates, compared, seeds)
+    print(f"{choice_text(choice)} -> {args.chosen}")
     print(decision_text(out["decision"]))
     for s in out["decision"]["steps"]:
         if s.get("proposed"):

@@ -19,7 +19,7 @@ from regmix.checks import check_active
 from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, SampleConfig
 from regmix.errors import UserError
 from regmix.choose.sampling import accepted_draws, make_generator, sample_mixtures
-from regmix.choose.search import l1_nearest, proxy_spacing
+from regmix.choose.rules import l1_nearest, proxy_spacing
 from regmix.train.swarm import Placement, run_swarm
 from regmix.tables import LOSS_PREFIX, ROUND, mixture_frame, read_csv
 from regmix.target import Target

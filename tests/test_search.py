@@ -10,19 +10,19 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 from scipy.stats import norm
 
-from conftest import REPO
+from regmix.choose.choice import summary
+from regmix.choose.decision import decision_text
+from regmix.choose.regression import FittedRegressor
+from regmix.choose.regression.fitted import pair_confidence
+from regmix.choose.rules import RULES, kl_to_prior, l1_nearest, proxy_spacing, select
+from regmix.choose.sampling import accepted_draws, make_generator
+from regmix.choose.search import TopK, incumbent, search
 from regmix.config import SampleConfig, SearchConfig
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures
-from regmix.choose.sampling import make_generator
-from regmix.choose.regression import FittedRegressor
-from regmix.choose.regression.fitted import pair_confidence
-from regmix.choose.sampling import accepted_draws
-from regmix.choose.decision import decision_text
-from regmix.choose.search import (RULES, TopK, incumbent, kl_to_prior, l1_nearest, proxy_spacing, search, select,
-                           summary)
 
 SHARE = {"web": 0.4, "code": 0.25, "books": 0.2, "wiki": 0.1, "math": 0.05}
 TOKENS = {d: 1000 * w for d, w in SHARE.items()}  # a large run of 1,000 tokens: max_epochs x share caps

@@ -30,11 +30,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from regmix.choose.regression import FittedRegressor, fit_regressor
+from regmix.choose.rules import l1_nearest, proxy_spacing
+from regmix.choose.sampling import MixtureGenerator, accepted_draws
 from regmix.config import ActiveConfig
 from regmix.errors import UserError
-from regmix.choose.regression import FittedRegressor, fit_regressor
-from regmix.choose.sampling import MixtureGenerator, accepted_draws
-from regmix.choose.search import l1_nearest, proxy_spacing
 from regmix.tables import ROUND, mixture_frame
 from regmix.target import Target
 

@@ -2,26 +2,10 @@
 
 RegMix's recipe: draw many mixtures from the same generator as the proxy swarm, predict the
 target loss of each, and average the `top_k` best into the chosen mixture (one prediction is
-noisy; the average of the best region is robust). That average can land where no proxy was
-trained, so the choice is reported with its evidence (`evidence`: L1 distance to the nearest
-trained proxies, beside the proxies' own nearest-neighbour spacing, and how much the
-bootstrap members disagree there), and `search.rule` offers decision rules that use the
-regression's uncertainty:
-
-  lower_confidence  (default) average the `top_k` lowest members' mean + `kappa` x members' std:
-                    pessimistic where the bootstrap members disagree (kappa = 0: the bagged mean).
-  top_k             RegMix: average the `top_k` lowest base predictions.
-  trust_region      only mixtures within L1 `trust_radius` x (median nearest-neighbour L1 among the
-                    trained proxies) of some trained proxy are eligible. The best eligible mixture's
-                    nearest proxy is the anchor; the `top_k` best eligible mixtures within the radius
-                    of that anchor are averaged (an L1 ball is convex, so the average stays inside;
-                    should snapping to the grid push it out, the best eligible mixture is chosen).
-  band              a k from the noise: average every simulated mixture whose base prediction is
-                    within `band` x sigma of the best, sigma = the members' median std at the base's
-                    `top_k` best (differences below it are not resolved by the regression).
-
-With `prior_penalty` > 0 every rule's score gains prior_penalty x KL(mixture || prior): a pull
-toward the token share, as Olmix and Marin regularise their proposals.
+noisy; the average of the best region is robust). `search.rule` says which of the best
+mixtures are averaged (regmix.choose.rules: lower_confidence, top_k, trust_region, band).
+That average can land where no proxy was trained, so the choice is reported with its evidence
+(regmix.choose.choice).
 
 The rule's choice is the regression's answer (`train:` in the mixture file). Two steps weigh it
 and may only propose another mixture (regmix.choose.decision; the `verify` stage's fresh seeds decide):
@@ -38,11 +22,6 @@ and may only propose another mixture (regmix.choose.decision; the `verify` stage
   prior_guard  where the out-of-fold evidence cannot tell the choice from the prior (the probability
                that a mixture predicted that much lower truly is lower, `FittedRegressor.beats`, is
                below `min_confidence`), the prior is proposed.
-
-The default is measured, not assumed: `python -m benchmarks.bench_choice` replays every rule on
-RegMix's released swarm (fit on 64, 128 or 512 training proxies, choose among the 256 test
-proxies, whose true losses are known); lower_confidence's regret is lower than top_k's at every
-size there (see that module).
 
 Cost: the base model predicts every simulated mixture (the compiled LightGBM: about a second
 per 1M). The members are slower (plain LightGBM), so the rules that need their predictions
@@ -61,23 +40,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from regmix.config import SearchConfig
-from regmix.choose.decision import INCUMBENT, PRIOR_GUARD, RULE, l1, record, step
-from regmix.config import SEARCH_RULES
-from regmix.errors import UserError
+from regmix.choose.decision import INCUMBENT, PRIOR_GUARD
+from regmix.choose.regression import FittedRegressor
+from regmix.choose.rules import MEMBER_RULES, RULES, Selection, select
 from regmix.choose.sampling import MixtureGenerator, accepted_draws
-from regmix.plots import plt, save
+from regmix.config import SearchConfig
+from regmix.errors import UserError
 from regmix.progress import progress
-from regmix.choose.regression import FittedRegressor, Predictor, gain_text, predict_mixtures
-
-RULES = SEARCH_RULES
-MEMBER_RULES = ("lower_confidence", "band")  # need bootstrap members
-NEAREST = 3  # nearest trained proxies reported beside the choice
-L1_BLOCK = 4_000_000  # elements of one (rows x proxies x domains) block of L1 distances
 
 
 @dataclass
@@ -98,18 +71,10 @@ class TopK:
 
 
 @dataclass
-class Selection:
-    """What a rule picked from a set of candidates: the rows it averages, best first."""
-
-    rows: np.ndarray  # indices into the candidates, in the rule's order
-    score: np.ndarray  # the rule's score of those rows (lower is better)
-    info: dict[str, Any] = field(default_factory=dict)  # the rule's resolved settings and counts
-    anchor: Optional[int] = None  # trust_region: the proxy whose ball holds the average
-    radius: Optional[float] = None  # trust_region: the L1 radius, in weight units
-
-
-@dataclass
 class SearchResult:
+    """What the search found: the rule's choice, the mixtures it averaged, the members' own choices and
+    what the incumbent and the prior guard say of it."""
+
     domains: list[str]
     chosen: np.ndarray  # (d,) the rule's choice, on the grid and within the caps: the regression's answer
     top: TopK  # the mixtures averaged into the choice (at most `candidates`), rule order; base predictions
@@ -123,99 +88,28 @@ class SearchResult:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)  # per domain: weight, cap, large-run epochs
     over_prior: Optional[dict[str, Any]] = None  # the choice against the prior (FittedRegressor.beats)
     incumbent: Optional[dict[str, Any]] = None  # the best-estimated trained proxy against the rule's choice
-    nominees: dict[str, np.ndarray] = field(default_factory=dict)  # step -> the mixture it proposes in the choice's place
+    # step -> the mixture it proposes in the choice's place
+    nominees: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """L1 distances from each row of A to its `k` nearest rows of B, nearest first, and their indices."""
-    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
-    k = min(k, len(B))
-    dist, idx = np.empty((len(A), k)), np.empty((len(A), k), dtype=np.int64)
-    step = max(1, L1_BLOCK // max(1, B.size))
-    for s in range(0, len(A), step):
-        D = np.abs(A[s:s + step, None, :] - B[None, :, :]).sum(axis=2)
-        part = np.argpartition(D, k - 1, axis=1)[:, :k] if len(B) > k else np.tile(np.arange(len(B)), (len(D), 1))
-        order = np.argsort(np.take_along_axis(D, part, axis=1), axis=1, kind="stable")
-        idx[s:s + step] = np.take_along_axis(part, order, axis=1)
-        dist[s:s + step] = np.take_along_axis(D, idx[s:s + step], axis=1)
-    return dist, idx
+class Pool:
+    """The simulated mixtures: `size` draws from `gen` in chunks of `chunk_size`, each chunk from
+    its own seed spawned from `seed`, so any chunk can be drawn again alike."""
 
+    def __init__(self, gen: MixtureGenerator, size: int, chunk_size: int, seed: int):
+        self.gen, self.size, self.chunk_size = gen, size, chunk_size
+        self.chunks = -(-size // chunk_size)
+        self.seeds = np.random.SeedSequence(seed).spawn(self.chunks)
 
-def proxy_spacing(P: np.ndarray) -> np.ndarray:
-    """Each trained proxy's L1 distance to its nearest other proxy (the swarm's own scale)."""
-    if len(P) < 2:
-        raise UserError(f"{len(P)} trained proxy: the swarm's spacing needs at least 2")
-    dist, _ = l1_nearest(P, P, 2)
-    return dist[:, 1]
-
-
-def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """KL(w || prior) of each row w of W, in nats (inf where w weighs a domain the prior does not)."""
-    W, prior = np.asarray(W, dtype=float), np.asarray(prior, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(W > 0, W * np.log(W / prior), 0.0)
-    return terms.sum(axis=1)
-
-
-def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Optional[np.ndarray] = None,
-           proxies: Optional[np.ndarray] = None, prior: Optional[np.ndarray] = None) -> Selection:
-    """Apply `cfg.rule` to candidate mixtures W (rows), their base predictions and, where the rule
-    needs them, the members' predictions (m, n) or the trained proxies (same columns as W). With
-    `cfg.prior_penalty` > 0, every score gains prior_penalty x KL(w || prior) (`prior`: same columns).
-
-    The search calls it on the base model's best `candidates` of the simulated pool (sorted,
-    best first; `band` reads the members only at the base's best `top_k`); the benchmark on a
-    pool of proxies whose true losses are known.
-    """
-    pred = np.asarray(pred, dtype=float)
-    penalty = 0.0
-    if cfg.prior_penalty > 0:
-        if prior is None:
-            raise UserError("search.prior_penalty needs the prior mixture")
-        penalty = cfg.prior_penalty * kl_to_prior(W, prior)
-        pred = pred + penalty
-    k = min(cfg.top_k, len(pred))
-    by_pred = np.argsort(pred, kind="stable")
-    if cfg.rule == "top_k":
-        rows = by_pred[:k]
-        return Selection(rows, pred[rows], {"top_k": cfg.top_k})
-    if cfg.rule in MEMBER_RULES:
-        if member_pred is None or len(member_pred) < 2:
-            raise UserError(f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
-                            "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
-        mean, std = member_pred.mean(axis=0), member_pred.std(axis=0)
-    if cfg.rule == "lower_confidence":
-        score = mean + cfg.kappa * std + penalty
-        rows = np.argsort(score, kind="stable")[:k]
-        return Selection(rows, score[rows], {"top_k": cfg.top_k, "kappa": cfg.kappa})
-    if cfg.rule == "band":
-        sigma = float(np.median(std[by_pred[:k]]))
-        threshold = float(pred[by_pred[0]] + cfg.band * sigma)
-        rows = by_pred[: int(np.count_nonzero(pred <= threshold))]
-        return Selection(rows, pred[rows], {"band": cfg.band, "sigma": sigma, "threshold": threshold})
-    if cfg.rule == "trust_region":
-        if proxies is None:
-            raise UserError("search.rule=trust_region needs the trained proxies (results/proxies.csv)")
-        spacing = float(np.median(proxy_spacing(proxies)))
-        radius = cfg.trust_radius * spacing
-        near, which = l1_nearest(W, proxies, 1)
-        eligible = by_pred[near[by_pred, 0] <= radius]
-        if len(eligible) == 0:
-            raise UserError(
-                f"search.rule=trust_region: none of the best {len(pred)} mixtures lies within L1 {radius:.4g} "
-                f"(search.trust_radius {cfg.trust_radius} x the proxies' median spacing {spacing:.4g}) of a "
-                f"trained proxy (nearest: {near.min():.4g}); raise search.candidates or search.trust_radius")
-        anchor = int(which[eligible[0], 0])
-        in_ball = eligible[np.abs(W[eligible] - proxies[anchor]).sum(axis=1) <= radius]
-        rows = in_ball[:k]
-        info = {"top_k": cfg.top_k, "trust_radius": cfg.trust_radius, "radius_l1": radius,
-                "proxy_spacing_median": spacing, "eligible": int(len(eligible)), "in_anchor_ball": int(len(in_ball))}
-        return Selection(rows, pred[rows], info, anchor, radius)
-    raise UserError(f"search.rule: unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
+    def draw(self, i: int) -> np.ndarray:
+        """Chunk `i`'s mixtures (rows, columns in `gen.domains` order)."""
+        size = min(self.chunk_size, self.size - i * self.chunk_size)
+        return self.gen.weights(accepted_draws(self.gen, np.random.default_rng(self.seeds[i]), size))
 
 
 def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: Optional[Sequence[str]],
-              gen: MixtureGenerator, chosen: np.ndarray, margin: float = 1.0) -> tuple[dict[str, Any], Optional[np.ndarray]]:
+              gen: MixtureGenerator, chosen: np.ndarray,
+              margin: float = 1.0) -> tuple[dict[str, Any], Optional[np.ndarray]]:
     """The trained proxy with the lowest estimated target loss (see the module docstring) against
     the predicted loss of `chosen`: (what was weighed, the proxy's weights when it wins). It wins
     only when estimated lower by more than `margin` x the fit's resolution (`FittedRegressor.resolution`):
@@ -246,7 +140,7 @@ def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: 
     if not eligible.any():
         return {"skipped": "every trained proxy is outside the caps"}, None
     best = int(np.flatnonzero(eligible)[np.argmin(estimate[eligible])])
-    versus = float(model.predict(chosen[_columns(model.domains, gen.domains)][None, :])[0])
+    versus = float(model.predict(chosen[regressor_columns(model.domains, gen.domains)][None, :])[0])
     resolution = model.resolution()
     needed = None if resolution is None else margin * resolution
     wins = needed is not None and bool(versus - estimate[best] > needed)
@@ -274,32 +168,42 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     if cfg.rule in MEMBER_RULES and len(model.members) < 2:
         raise UserError(f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
                         "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
-    cols = _columns(model.domains, gen.domains)
-    predictors: list[Predictor] = [model, *model.members]
-    n_chunks = -(-cfg.n_simulations // cfg.chunk_size)
-    seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+    cols = regressor_columns(model.domains, gen.domains)
+    pool = Pool(gen, cfg.n_simulations, cfg.chunk_size, seed)
     spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
+    tops, preds = _scan(model, pool, cfg, cols, spread_end, threads)
+    best = tops[0]
+    sel = select(cfg, best.W, best.pred, _member_predictions(model, best, cfg, cols), proxies, gen.prior)
+    chosen, rows, info = _average(cfg, sel, best, pool, preds, proxies, threads)
+    members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
+    spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
+    measured, over_prior, nominees = _nominate(model, gen, cfg, chosen, cols, proxies, proxy_ids)
+    return SearchResult(gen.domains, chosen, TopK(best.W[rows], best.pred[rows]), members, cfg.n_simulations,
+                        spread_n, cfg.rule, info["averaged"], sel.score[: len(rows)], info, gen.usage(chosen),
+                        over_prior, measured, nominees)
+
+
+def _scan(model: FittedRegressor, pool: Pool, cfg: SearchConfig, cols: list[int], spread_end: int,
+          threads: int) -> tuple[list[TopK], list[np.ndarray]]:
+    """Predict every chunk of the pool: [the base model's best rows, each member's top-k over the
+    first `spread_end` mixtures], and for `band` every base prediction, chunk by chunk."""
     keep = cfg.top_k if cfg.rule == "top_k" and not cfg.prior_penalty else max(cfg.top_k, cfg.candidates)
     keep_all = cfg.rule == "band"
 
-    def draw(i: int) -> np.ndarray:
-        size = min(cfg.chunk_size, cfg.n_simulations - i * cfg.chunk_size)
-        return gen.weights(accepted_draws(gen, np.random.default_rng(seeds[i]), size))
-
     def run_chunk(i: int) -> tuple[list[TopK], Optional[np.ndarray]]:
-        W = draw(i)
+        W = pool.draw(i)
         X = np.ascontiguousarray(W[:, cols])
         pred = np.asarray(model.predict(X), dtype=float)
         tops = [TopK.of(W, pred, keep)]
         if i * cfg.chunk_size < spread_end:
-            tops += [TopK.of(W, np.asarray(m.predict(X), dtype=float), cfg.top_k) for m in predictors[1:]]
+            tops += [TopK.of(W, np.asarray(m.predict(X), dtype=float), cfg.top_k) for m in model.members]
         return tops, (pred if keep_all else None)
 
     tops: list[TopK] | None = None
     preds: list[np.ndarray] = []
-    with ThreadPoolExecutor(threads) as pool:
-        done = pool.map(run_chunk, range(n_chunks))
-        for chunk, pred in progress(done, total=n_chunks, desc="search", unit="chunk", leave=False):
+    with ThreadPoolExecutor(threads) as workers:
+        done = workers.map(run_chunk, range(pool.chunks))
+        for chunk, pred in progress(done, total=pool.chunks, desc="search", unit="chunk", leave=False):
             if pred is not None:
                 preds.append(pred)
             if tops is None:
@@ -308,35 +212,61 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
                 tops[0] = tops[0].merge(chunk[0], keep)
                 tops[1: len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops[1:], chunk[1:])]
     assert tops is not None
-    best = tops[0]
+    return tops, preds
 
-    member_pred = None
-    if cfg.rule in MEMBER_RULES:
-        # band reads the members only at the base's best top_k (its sigma): the rest stay NaN, unread
-        scored = len(best.pred) if cfg.rule == "lower_confidence" else min(cfg.top_k, len(best.pred))
-        X = np.ascontiguousarray(best.W[:scored, cols])
-        member_pred = np.full((len(model.members), len(best.pred)), np.nan)
-        member_pred[:, :scored] = [np.asarray(m.predict(X), dtype=float) for m in model.members]
-    sel = select(cfg, best.W, best.pred, member_pred, proxies, gen.prior)
+
+def _member_predictions(model: FittedRegressor, best: TopK, cfg: SearchConfig,
+                        cols: list[int]) -> Optional[np.ndarray]:
+    """The members' predictions (m, n) of the base's best mixtures, for the rules that read them."""
+    if cfg.rule not in MEMBER_RULES:
+        return None
+    # band reads the members only at the base's best top_k (its sigma): the rest stay NaN, unread
+    scored = len(best.pred) if cfg.rule == "lower_confidence" else min(cfg.top_k, len(best.pred))
+    X = np.ascontiguousarray(best.W[:scored, cols])
+    member_pred = np.full((len(model.members), len(best.pred)), np.nan)
+    member_pred[:, :scored] = [np.asarray(m.predict(X), dtype=float) for m in model.members]
+    return member_pred
+
+
+def _average(cfg: SearchConfig, sel: Selection, best: TopK, pool: Pool, preds: list[np.ndarray],
+             proxies: Optional[np.ndarray], threads: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The choice: the mean of the selected mixtures on the grid (band: of every in-band mixture of
+    the pool), the rows of `best` it averages, and the rule's info with the count averaged."""
     info = dict(sel.info, candidates=len(best.pred))
     averaged = len(sel.rows)
     mean = best.W[sel.rows].mean(axis=0)
     if cfg.rule == "band":
         averaged = int(sum(np.count_nonzero(p <= sel.info["threshold"]) for p in preds))
         if averaged > len(sel.rows):  # the band spills past the candidates: draw its chunks again
-            mean = _band_sum(draw, preds, sel.info["threshold"], threads) / averaged
+            mean = _band_sum(pool, preds, sel.info["threshold"], threads) / averaged
             info["drawn_again"] = True
     rows = sel.rows
-    chosen = gen.project(mean)
+    chosen = pool.gen.project(mean)
     if sel.anchor is not None and np.abs(chosen - proxies[sel.anchor]).sum() > sel.radius:
         rows = rows[:1]  # snapping to the grid left the ball: its best mixture, on the grid already
         chosen, averaged = best.W[rows[0]].copy(), 1
         info["snapped_out_of_radius"] = True
     info["averaged"] = averaged
-    members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
-    spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
-    top = TopK(best.W[rows], best.pred[rows])
-    over_prior, measured, nominees = None, None, {}
+    return chosen, rows, info
+
+
+def _band_sum(pool: Pool, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
+    """The sum of every simulated mixture predicted at or under `threshold` (chunks drawn again)."""
+    hit = [i for i, p in enumerate(preds) if np.any(p <= threshold)]
+
+    def part(i: int) -> np.ndarray:
+        return pool.draw(i)[preds[i] <= threshold].sum(axis=0)
+
+    with ThreadPoolExecutor(threads) as workers:
+        return np.sum(list(workers.map(part, hit)), axis=0)
+
+
+def _nominate(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, chosen: np.ndarray,
+              cols: list[int], proxies: Optional[np.ndarray], proxy_ids: Optional[Sequence[str]],
+              ) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]], dict[str, np.ndarray]]:
+    """What the incumbent and the prior guard say of `chosen` (see the module docstring): (the
+    incumbent's record, the choice against the prior, step -> the mixture it proposes)."""
+    measured, over_prior, nominees = None, None, {}
     if cfg.incumbent:
         measured, proxy = incumbent(model, proxies, proxy_ids, gen, chosen, cfg.incumbent_margin)
         if proxy is not None:
@@ -346,167 +276,7 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
         over_prior = {**model.beats(gain), "min_confidence": cfg.min_confidence}
         if over_prior["probability"] < cfg.min_confidence:
             nominees[PRIOR_GUARD] = gen.prior.copy()
-    return SearchResult(gen.domains, chosen, top, members, cfg.n_simulations, spread_n, cfg.rule,
-                        averaged, sel.score[: len(rows)], info, gen.usage(chosen), over_prior, measured, nominees)
-
-
-def _band_sum(draw, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
-    """The sum of every simulated mixture predicted at or under `threshold` (chunks drawn again)."""
-    hit = [i for i, p in enumerate(preds) if np.any(p <= threshold)]
-
-    def part(i: int) -> np.ndarray:
-        return draw(i)[preds[i] <= threshold].sum(axis=0)
-
-    with ThreadPoolExecutor(threads) as pool:
-        return np.sum(list(pool.map(part, hit)), axis=0)
-
-
-def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.ndarray] = None,
-             proxy_ids: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    """Where the choice stands: L1 distance to the nearest trained proxies beside the proxies' own
-    nearest-neighbour spacing, and the members' disagreement there beside that at the proxies."""
-    out: dict[str, Any] = {}
-    cols = _columns(model.domains, result.domains)
-    if proxies is not None and len(proxies):
-        ids = list(proxy_ids) if proxy_ids is not None else [str(i) for i in range(len(proxies))]
-        dist, idx = l1_nearest(result.chosen[None, :], proxies, NEAREST)
-        out["nearest_proxies"] = [{"id": ids[j], "l1": round(float(d), 6)} for d, j in zip(dist[0], idx[0])]
-        out["nearest_l1"] = round(float(dist[0, 0]), 6)
-        if len(proxies) > 1:
-            spacing = proxy_spacing(proxies)
-            median = float(np.median(spacing))
-            out["proxy_spacing_l1"] = {"median": round(median, 6), "min": round(float(spacing.min()), 6),
-                                       "max": round(float(spacing.max()), 6), "n": int(len(proxies))}
-            out["nearest_over_spacing"] = round(float(dist[0, 0] / median), 4) if median > 0 else None
-    if model.members:
-        at = np.array([np.asarray(m.predict(result.chosen[cols][None, :]), dtype=float)[0] for m in model.members])
-        out["member_mean"] = float(at.mean())
-        out["member_std"] = float(at.std())
-        if proxies is not None and len(proxies):
-            at_proxies = model.spread(proxies[:, cols])
-            # in-sample for most members (each saw ~63% of the proxies): a floor, not a typical value
-            out["member_std_at_proxies_median"] = float(np.median(at_proxies))
-        out["members"] = len(model.members)
-    return out
-
-
-def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]],
-            proxies: Optional[np.ndarray] = None, proxy_ids: Optional[Sequence[str]] = None) -> dict:
-    """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape), the decision so far
-    (regmix.choose.decision: the rule, and what the incumbent and the prior guard propose) and the evidence."""
-    chosen = dict(zip(result.domains, map(float, result.chosen)))
-    pred = result.top.pred
-    spread: dict = {
-        "top_k_predicted": {"min": float(pred.min()), "max": float(pred.max()), "std": float(pred.std())},
-        "members": len(result.member_choices),
-        "members_searched": result.spread_simulations,
-    }
-    if len(result.member_choices) > 1:
-        std = result.member_choices.std(axis=0, ddof=1)
-        spread["weight_std"] = {d: round(float(s), 6) for d, s in zip(result.domains, std)}
-    out = {
-        "train": {d: round(w, 6) for d, w in chosen.items()},
-        # the search's figure for the choice: what verify's fresh seeds test, what `confidence` judges
-        "predicted_target": predict_mixtures(model, {"chosen": chosen})["chosen"],
-        "top_k_mean_predicted": float(pred.mean()),
-        "baselines": {
-            name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
-        },
-        "rule": {"name": result.rule, **_plain(result.info)},
-        "decision": record(decision_steps(result, model)),
-        "proposals": {name: {d: round(float(w), 6) for d, w in zip(result.domains, weights)}
-                      for name, weights in result.nominees.items()},
-        "confidence": confidence(model, chosen, baselines),
-        # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
-        "usage": result.usage,
-        "evidence": evidence(result, model, proxies, proxy_ids),
-        "spread": spread,
-        "n_simulations": result.n_simulations,
-        "top_k": len(pred),
-    }
-    if result.incumbent is not None:
-        out["incumbent"] = dict(result.incumbent)
-    return out
-
-
-def decision_steps(result: SearchResult, model: FittedRegressor) -> list[dict[str, Any]]:
-    """The search's part of the decision (regmix.choose.decision): the rule's choice, then what the incumbent
-    and the prior guard say of it; neither changes it (verify's fresh seeds decide a proposal)."""
-    chosen = dict(zip(result.domains, map(float, result.chosen)))
-    predicted = predict_mixtures(model, {"chosen": chosen})["chosen"]
-    resolution = model.resolution()
-    steps = [step(RULE, f"{result.rule} over {result.n_simulations:,} simulated mixtures, {result.averaged or len(result.top.pred):,} "
-                        f"averaged: predicted {predicted:.4f}", predicted=predicted, resolution=resolution)]
-    measured = result.incumbent
-    if measured is None:
-        steps.append(step(INCUMBENT, "off (search.incumbent: false)"))
-    elif "skipped" in measured:
-        steps.append(step(INCUMBENT, f"not weighed: {measured['skipped']}"))
-    else:
-        gap = measured["versus_predicted"] - measured["estimate"]
-        margin = measured["margin_nats"]
-        what = (f"trained proxy {measured['proxy']} estimated {measured['estimate']:.4f} against the choice's "
-                f"{measured['versus_predicted']:.4f} predicted: {gap:+.4f} nats in the proxy's favour, against a margin "
-                f"of {_nats(margin)} ({measured['margin']:g} x the fit's resolution {_nats(measured['resolution'])})")
-        proposed = INCUMBENT in result.nominees
-        weights = dict(zip(result.domains, map(float, result.nominees[INCUMBENT]))) if proposed else None
-        steps.append(step(INCUMBENT, what + (": proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice"),
-                          proposed=INCUMBENT if proposed else None,
-                          l1_change=l1(chosen, weights) if proposed else None,
-                          predicted_change=-gap if proposed else None, proxy=measured["proxy"]))
-    judged = result.over_prior
-    if judged is None:
-        steps.append(step(PRIOR_GUARD, "not weighed: the fit has no out-of-fold predictions"))
-    else:
-        proposed = PRIOR_GUARD in result.nominees
-        prior = dict(zip(result.domains, map(float, result.nominees[PRIOR_GUARD]))) if proposed else None
-        says = f"the choice is {gain_text(judged)}"
-        if judged["min_confidence"] == 0:
-            says = f"off (search.min_confidence: 0); {says}"
-        else:
-            says += f", against search.min_confidence={judged['min_confidence']:g}" + (
-                ": the prior proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice")
-        steps.append(step(PRIOR_GUARD, says,
-                          proposed="prior" if proposed else None, l1_change=l1(chosen, prior) if proposed else None,
-                          predicted_change=judged["gain"] if proposed else None, probability=judged["probability"]))
-    return steps
-
-
-def _nats(v: Optional[float]) -> str:
-    return "unknown" if v is None else f"{v:.4f} nats"
-
-
-def confidence(model: FittedRegressor, chosen: Mapping[str, float],
-               baselines: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """Per baseline: how much lower the choice is predicted, and how often a gain that large is real
-    among the proxies' out-of-fold pairs ({} without them)."""
-    if model.out_of_fold is None:
-        return {}
-    pred = predict_mixtures(model, {"chosen": chosen, **baselines})
-    return {name: model.beats(pred[name] - pred["chosen"]) for name in baselines}
-
-
-def _plain(info: Mapping[str, Any]) -> dict[str, Any]:
-    """Numbers as plain Python types, for YAML."""
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()}
-
-
-def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping[str, float]]) -> None:
-    """Bar chart per domain: the chosen mixture (with member spread) against the baselines."""
-    domains = result.domains
-    bars = {"chosen": result.chosen, **{n: np.array([m[d] for d in domains]) for n, m in baselines.items()}}
-    width = 0.8 / len(bars)
-    x = np.arange(len(domains))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(domains) + 2), 4.5))
-    err = result.member_choices.std(axis=0, ddof=1) if len(result.member_choices) > 1 else None
-    for i, (name, w) in enumerate(bars.items()):
-        ax.bar(x + (i - (len(bars) - 1) / 2) * width, w, width, label=name, yerr=err if name == "chosen" else None)
-    ax.set_xticks(x, domains, rotation=60, ha="right")
-    ax.set_ylabel("weight")
-    ax.set_title(f"the search's proposal ({result.rule}): mean of {result.averaged or len(result.top.pred):,} "
-                 f"of {result.n_simulations:,} simulated\n(verify decides what trains: results/answer.yaml)")
-    ax.legend()
-    save(fig, path, dpi=120)
+    return measured, over_prior, nominees
 
 
 def _check(cfg: SearchConfig, proxies: Optional[np.ndarray]) -> None:
@@ -529,7 +299,7 @@ def _check(cfg: SearchConfig, proxies: Optional[np.ndarray]) -> None:
         raise UserError("search.rule=trust_region needs at least 2 trained proxies (results/proxies.csv)")
 
 
-def _columns(fitted: Sequence[str], domains: Sequence[str]) -> list[int]:
+def regressor_columns(fitted: Sequence[str], domains: Sequence[str]) -> list[int]:
     """Column order taking mixtures over `domains` to the regressor's own domain order."""
     if sorted(fitted) != sorted(domains):
         raise UserError(
