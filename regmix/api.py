@@ -62,21 +62,27 @@ import pandas as pd
 
 from regmix import handoff, runtime
 from regmix.choose.choice import Choice, run_search
-from regmix.choose.mixture_files import BEST_PROXY, CHOSEN
-from regmix.config import (DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig,
-                           from_dict)
+from regmix.choose.noise import seed_noise
+from regmix.choose.regression import (
+    FitReport,
+    FittedRegressor,
+    ProxyTable,
+    fit_and_report,
+    proxy_table,
+    read_proxies,
+    record_seed_noise,
+    released_pair,
+)
+from regmix.choose.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
+from regmix.choose.verify import run_verify, verify_seeds
+from regmix.config import DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.data.prepare import prepare as prepare_tokens
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import write_text
-from regmix.choose.noise import seed_noise, target_pairs
-from regmix.choose.regression import (FitReport, FittedRegressor, ProxyTable, fit_and_report, predict_mixtures,
-                               read_proxies, record_seed_noise, released_pair)
-from regmix.choose.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
-from regmix.train.swarm import Placement, placement_from_env, run_seeds, run_swarm
 from regmix.tables import mixture_frame, read_csv, write_csv
 from regmix.target import Target
-from regmix.choose.verify import judge, measured_targets, verify_seeds
+from regmix.train.swarm import Placement, placement_from_env, run_seeds, run_swarm
 
 __all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm",
            "verify"]
@@ -198,8 +204,7 @@ def _target(target: Any, domains: list[str], swarm: pd.DataFrame | None) -> Targ
 
 
 def _proxy_table(proxies: pd.DataFrame | ProxyTable | str | Path | None) -> ProxyTable:
-    """A proxies table read as the fit stage reads results/proxies.csv (a DataFrame goes through
-    the same CSV, so the fit is the stage's to the digit)."""
+    """A proxies table read as the fit stage reads results/proxies.csv."""
     if isinstance(proxies, ProxyTable):
         return proxies
     if isinstance(proxies, (str, os.PathLike)):
@@ -207,9 +212,14 @@ def _proxy_table(proxies: pd.DataFrame | ProxyTable | str | Path | None) -> Prox
     if not isinstance(proxies, pd.DataFrame):
         raise UserError(f"proxies: expected train_swarm's DataFrame, a proxies.csv path or a ProxyTable, "
                         f"got {type(proxies).__name__}")
+    return proxy_table(_as_stored(proxies), "proxies")
+
+
+def _as_stored(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` as a stage reads it back from its CSV, so a step's numbers are its stage's to the digit."""
     with tempfile.TemporaryDirectory() as tmp:
-        write_csv(Path(tmp) / "proxies.csv", proxies)
-        return read_proxies(Path(tmp) / "proxies.csv")
+        write_csv(Path(tmp) / "table.csv", table)
+        return read_csv(Path(tmp) / "table.csv")
 
 
 def _frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
@@ -244,23 +254,30 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
            regressor: FittedRegressor | None = None, proxies: pd.DataFrame | None = None,
            replicates: pd.DataFrame | None = None, choice: Choice | None = None) -> dict[str, Any]:
     """Train each named mixture's proxy again with `seeds` seeds the swarm never used (`seed + 2`,
-    ...) and judge them (regmix.choose.verify): each mixture's mean and interval, `regmix` against the
-    others, and its gain over `prior` measured beside the one `regressor` predicts (for `regmix`,
-    `choice`'s own figure when given: a trained proxy's estimate when the search chose one).
-    `proxies` and `replicates` (the swarm's tables) add their seed-noise pairs and `best_proxy`'s swarm loss.
-    The dict is the verify stage's metrics; the proxies' table is in its `"table"` entry.
+    ...) and judge them as the verify stage does (regmix.choose.verify.run_verify): each mixture's
+    mean and interval, `regmix` against the others, and its gain over `prior` measured beside the
+    one `regressor` predicts. `proxies` and `replicates` (the swarm's tables) add their seed-noise
+    pairs and `best_proxy`'s swarm loss. With `choice` (search's), the mixtures its steps proposed
+    are measured beside `regmix`, and the decision ends with the verified pick.
+    The dict is the verify stage's record (results/verify.json); the proxies' table is in its
+    `"table"` entry and, with `choice`, the mixture to use (results/answer.yaml) in its `"answer"` entry.
     """
     domains = read_meta(tokens_dir).domains
     tgt = _target(target, domains, None if proxies is None else _proxy_table(proxies).scores)
     store = store if store is not None else runtime.cache_root() / "proxies"
-    table = run_seeds(mixtures, as_config(ProxyConfig, proxy_cfg, "proxy."), tokens_dir, store,
-                      verify_seeds(seeds, seed), tgt, domains, placement or placement_from_env())
-    pairs = {} if proxies is None or replicates is None else target_pairs(proxies, replicates, tgt)
-    swarm = {} if proxies is None else {BEST_PROXY: float(_proxy_table(proxies).target_values(tgt).min())}
-    predicted = {} if regressor is None else predict_mixtures(regressor, mixtures)
-    if choice is not None and CHOSEN in mixtures:
-        predicted[CHOSEN] = float(choice.summary["predicted_target"])
-    return {**judge(measured_targets(table), pairs, predicted, swarm), "table": table}
+    cfg = as_config(ProxyConfig, proxy_cfg, "proxy.")
+    placement = placement or placement_from_env()
+
+    def train(measured: dict[str, dict[str, float]]) -> pd.DataFrame:
+        return run_seeds(measured, cfg, tokens_dir, store, verify_seeds(seeds, seed), tgt, domains, placement)
+
+    verified = run_verify(mixtures, list(mixtures), train, tgt, regressor, None if choice is None else choice.summary,
+                          None if proxies is None else _as_stored(proxies),
+                          None if replicates is None else _as_stored(replicates))
+    out = {**verified.record, "table": verified.table}
+    if verified.answer is not None:
+        out["answer"] = verified.answer
+    return out
 
 
 def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]], to: str = "megatron", *,

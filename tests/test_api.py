@@ -110,6 +110,11 @@ def test_verify_measures_each_mixture_with_fresh_seeds(ran):
     assert entry["predicted"] == pytest.approx(ran["choice"].summary["baselines"]["uniform"]["predicted_target"])
     assert checked["mixtures"]["regmix"]["predicted"] == ran["choice"].summary["predicted_target"]  # the search's
     assert entry["vs_regmix"]["verdict"] in ("better", "worse", "not distinguishable")
+    # the search's decision steps, then verify's pick; the answer names the mixture to use
+    steps = [s["step"] for s in checked["decision"]["steps"]]
+    assert steps == ["rule", "incumbent", "prior_guard", "verified_pick"]
+    assert checked["answer"]["search_proposal"] == ran["choice"].mixture
+    assert checked["answer"]["mixture"] in (ran["choice"].mixture, {d: 1 / len(DOMAINS) for d in DOMAINS})
 
 
 def test_verify_with_the_swarm_tables(ran, one_torch_thread):

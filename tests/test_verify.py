@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -27,8 +28,8 @@ from regmix.judge.readme import readme_results
 from regmix.train.swarm import run_seeds
 from regmix.target import Target
 from regmix.statistics import compare, pooled_noise
-from regmix.choose.verify import (doubts, judge, measured_targets, proposed_mixtures, trained, verified_step, verify_seeds,
-                           verify_text)
+from regmix.choose.verify import (doubts, judge, measured_targets, proposed_mixtures, run_verify, trained,
+                                  verified_step, verify_seeds, verify_text)
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
@@ -120,6 +121,32 @@ def test_proposals_are_verified_once_under_their_own_name():
     choice = {"proposals": {"incumbent": {"a": 0.3, "b": 0.7}, "prior_guard": {"a": 0.6, "b": 0.4}}}
     assert proposed_mixtures(choice, {"regmix": verified["regmix"]}) == {"incumbent": {"a": 0.3, "b": 0.7},
                                                                         "prior": {"a": 0.6, "b": 0.4}}
+
+
+def test_run_verify_measures_the_proposals_decides_and_answers():
+    """The stage's check on a stand-in trainer: the prior guard's proposal measured beside the choice
+    replaces it when distinguishably lower, and the answer names the step that decided."""
+    compared = {"regmix": {"a": 1.0, "b": 0.0}, "uniform": {"a": 0.5, "b": 0.5}, "human": {"a": 0.9, "b": 0.1}}
+    losses = {"regmix": [2.0, 2.02, 2.04], "uniform": [2.1, 2.12, 2.14], "prior": [1.5, 1.52, 1.54]}
+    rule = {"step": "rule", "changed": False, "says": "top_k"}
+    choice = {"train": compared["regmix"], "decision": {"steps": [rule]},
+              "proposals": {"prior_guard": {"a": 0.6, "b": 0.4}}}
+    trained_on = []
+
+    def train(mixtures):
+        trained_on.append(dict(mixtures))
+        return pd.DataFrame([{"mixture": n, "seed": s, "target": losses[n][k]}
+                             for k, s in enumerate(verify_seeds(3, 0)) for n in mixtures])
+
+    verified = run_verify(compared, ["regmix", "uniform"], train, Target.parse("mean", domains=["a", "b"]),
+                          choice=choice)
+    assert trained_on == [{**{n: compared[n] for n in ("regmix", "uniform")}, "prior": {"a": 0.6, "b": 0.4}}]
+    assert len(verified.table) == 9 and verified.record["choice"]["mixture"] == "prior"
+    assert [s["step"] for s in verified.record["decision"]["steps"]] == ["rule", "verified_pick"]
+    assert verified.record["decision"]["decided_by"] == "verified_pick"
+    assert verified.compared == {**compared, "regmix": {"a": 0.6, "b": 0.4}}  # human is kept, not measured
+    assert verified.answer["mixture"] == {"a": 0.6, "b": 0.4} and not verified.answer["is_search_proposal"]
+    assert run_verify(compared, ["uniform"], train, Target.parse("mean", domains=["a", "b"])).answer is None
 
 
 def test_unknown_noise_judges_nothing():

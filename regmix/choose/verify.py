@@ -23,14 +23,18 @@ overtaking a concentrated one as the model learns more.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from regmix.choose.mixture_files import CHOSEN
-from regmix.choose.decision import INCUMBENT, PRIOR_GUARD, VERIFIED_PICK, l1, step
+from regmix.choose.decision import INCUMBENT, PRIOR_GUARD, VERIFIED_PICK, answer, l1, record, step
+from regmix.choose.mixture_files import BEST_PROXY, CHOSEN
+from regmix.choose.noise import target_pairs
+from regmix.choose.regression import FittedRegressor, predict_mixtures, proxy_table
 from regmix.files import no_nan
 from regmix.statistics import Comparison, compare, holm, interval, pooled_noise, spread
+from regmix.target import Target
 
 VERIFY_SEED_OFFSET = 2  # seed + 2, seed + 3, ...: the swarm trains with seed, its replicates with seed + 1
 PRIOR = "prior"
@@ -44,6 +48,51 @@ def verify_seeds(n: int, base: int) -> list[int]:
 def measured_targets(table: pd.DataFrame) -> dict[str, list[float]]:
     """{mixture: its target loss per seed} of a `regmix.train.swarm.run_seeds` table."""
     return {str(name): group["target"].astype(float).tolist() for name, group in table.groupby("mixture", sort=False)}
+
+
+@dataclass
+class Verified:
+    """What the check gives: the fresh seeds' table, its record, the mixtures the large runs train
+    and the answer."""
+
+    table: pd.DataFrame  # one row per (mixture, seed): the target loss, the weights and the scores
+    record: dict[str, Any]  # results/verify.json: each mixture judged against `regmix`, and the decision
+    compared: dict[str, dict[str, float]]  # the compared mixtures the large runs train, `regmix` the one chosen
+    answer: dict[str, Any] | None  # results/answer.yaml (None without the search's mixture file)
+
+
+def run_verify(compared: Mapping[str, Mapping[str, float]], names: Sequence[str],
+               train: Callable[[dict[str, dict[str, float]]], pd.DataFrame], target: Target,
+               regressor: FittedRegressor | None = None, choice: Mapping[str, Any] | None = None,
+               proxies: pd.DataFrame | None = None, replicates: pd.DataFrame | None = None,
+               scale: Mapping[str, Any] | None = None, choose: bool = True) -> Verified:
+    """The `verify` stage's check: the `names` among the `compared` mixtures measured again (with the
+    mixtures the search's steps proposed, when `regmix` is among them), judged (`judge`), the
+    decision's last step taken (`verified_step`) and the mixture the large runs train as `regmix`.
+
+    `train` trains a {name: mixture} dict's proxies on the fresh seeds and returns their table
+    (regmix.train.swarm.run_seeds). `choice`: the search's mixture file (results/mixture.yaml), its
+    decision steps and proposals. `regressor` predicts every measured mixture. At the proxies' own
+    scale (`scale` empty: the changes the seeds trained with) the swarm's tables add `best_proxy`'s
+    swarm loss (`proxies`) and the seed-noise pairs (with `replicates`).
+    """
+    mixtures = {name: dict(compared[name]) for name in names}
+    if choice is not None and CHOSEN in mixtures:  # a step's proposal is measured beside the choice
+        mixtures.update(proposed_mixtures(choice, mixtures))
+    table = train(mixtures)
+    swarm_loss, pairs = {}, {}
+    if not scale and proxies is not None:  # the swarm's loss and seed noise are measures of the proxies' own scale
+        swarm = proxy_table(proxies, "the swarm's proxies")
+        swarm_loss = {BEST_PROXY: float(swarm.target_values(target).min())}  # what chose it
+        if replicates is not None:
+            pairs = target_pairs(proxies, replicates, target)
+    predicted = {} if regressor is None else predict_mixtures(regressor, mixtures)
+    result = judge(measured_targets(table), pairs, predicted, swarm_loss, scale, choose)
+    steps = [*(choice or {}).get("decision", {}).get("steps", []), verified_step(result, mixtures, predicted, choose)]
+    result["decision"] = record(steps)
+    final = trained(compared, result, mixtures)
+    to_use = None if choice is None else answer(final.get(CHOSEN), choice, result["decision"])
+    return Verified(table, result, final, to_use)
 
 
 def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequence[float]],
@@ -82,7 +131,8 @@ def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequ
 PROPOSED_AS = {INCUMBENT: INCUMBENT, PRIOR_GUARD: PRIOR}  # a step's proposal, verified under this name
 
 
-def proposed_mixtures(choice: Mapping[str, Any], verified: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def proposed_mixtures(choice: Mapping[str, Any],
+                      verified: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
     """The mixtures the search's steps proposed in the choice's place (results/mixture.yaml's
     `proposals`), by the name verify measures them under, less those already among `verified`
     (under that name, or with the same weights: the incumbent's proxy is often `best_proxy`)."""
@@ -115,15 +165,15 @@ def replaced(result: Mapping[str, Any]) -> str | None:
     return None if name == CHOSEN else name
 
 
-def trained(candidates: Mapping[str, Mapping[str, float]], result: Mapping[str, Any],
+def trained(compared: Mapping[str, Mapping[str, float]], result: Mapping[str, Any],
             verified: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
-    """The compared mixtures the large runs train: the search's `candidates`, with `regmix` the
+    """The compared mixtures the large runs train: the search's (`compared`), with `regmix` the
     weights of the mixture the check chose (`result["choice"]`; among `verified` when it is a step's
-    proposal rather than a candidate)."""
-    out = {name: dict(weights) for name, weights in candidates.items()}
+    proposal rather than a compared mixture)."""
+    out = {name: dict(weights) for name, weights in compared.items()}
     other = replaced(result)
     if other:
-        out[CHOSEN] = dict({**(verified or {}), **candidates}[other])
+        out[CHOSEN] = dict({**(verified or {}), **compared}[other])
     return out
 
 
@@ -144,7 +194,8 @@ def verified_step(result: Mapping[str, Any], mixtures: Mapping[str, Mapping[str,
     if lowest == CHOSEN:
         return step(VERIFIED_PICK, "the choice measured the lowest on fresh seeds: kept", mixture=CHOSEN)
     vs = entries[lowest].get("vs_regmix", {})
-    why = "verify.choose: false" if not choose else f"not distinguishable, Holm-adjusted p {vs.get('p_holm', math.nan):.3g}"
+    why = ("verify.choose: false" if not choose else
+           f"not distinguishable, Holm-adjusted p {vs.get('p_holm', math.nan):.3g}")
     return step(VERIFIED_PICK, f"`{lowest}` measured {vs.get('difference', math.nan):+.4f} nats against the choice on "
                                f"fresh seeds ({why}): kept the choice", mixture=CHOSEN)
 
