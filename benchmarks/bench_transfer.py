@@ -43,7 +43,8 @@ from regmix.files import no_nan
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.files import load_params, write_json
-from regmix.train.swarm import placement_from_env, run_seeds
+from regmix.train.backends import placement_from_env
+from regmix.train.swarm import run_seeds
 from regmix.tables import domain_losses
 from regmix.target import MEAN, Target
 from regmix.statistics import pooled_noise, spearman_interval

@@ -85,7 +85,9 @@ from regmix.files import load_params, read_json, write_json, write_yaml
 from regmix.train.large import CHECKPOINT_FILE, RUN_FILE, setup
 from regmix.train.model import LLaMA
 from regmix.progress import say
-from regmix.train.swarm import Placement, default_device, resolve_config, run_swarm
+from regmix.train.backends import Placement
+from regmix.train.proxy import default_device, resolve_config
+from regmix.train.swarm import run_swarm
 from regmix.tables import mixture_frame
 from regmix.target import Target
 from regmix.train.training import resolve_precision, resolve_vocab, train_steps

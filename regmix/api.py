@@ -6,7 +6,7 @@ the same inputs. Configs are the dataclasses of `regmix.config` or dicts of the 
 differ from their defaults (a nested section as a dict changes only the fields it names);
 None means the defaults, which equal the default composition of `conf/`. Where work runs
 comes from the environment, as for the stages (REGMIX_BACKEND, REGMIX_WORKERS, ...: see
-docs/configuration.md), or from a `regmix.train.swarm.Placement`.
+docs/configuration.md), or from a `regmix.train.backends.Placement`.
 
     prepare      a corpus -> token shards in a folder; the domains table
     sample       the proxy swarm: a DataFrame of mixtures around the token share
@@ -82,7 +82,8 @@ from regmix.errors import UserError
 from regmix.files import write_text
 from regmix.tables import mixture_frame, read_csv, write_csv
 from regmix.target import Target
-from regmix.train.swarm import Placement, placement_from_env, run_seeds, run_swarm
+from regmix.train.backends import Placement, placement_from_env
+from regmix.train.swarm import run_seeds, run_swarm
 
 __all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm",
            "verify"]

@@ -17,12 +17,13 @@ from typing import Any, Mapping
 
 import torch
 
-from regmix.train import large, swarm
+from regmix.train import backends, large, swarm
 from regmix.choose.mixture_files import seeds_of
 from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, VerifyConfig, from_dict, train_tokens
 from regmix.data.shards import read_meta
 from regmix.train.distributed import Dist
 from regmix.train.model import LLaMA
+from regmix.train.proxy import default_device
 from regmix.progress import Plan, Rate, amount, device_name, duration, remembered_rate, warmup_rate
 from regmix.train.training import autocast, resolve_precision
 
@@ -51,13 +52,13 @@ def vocab_size(params: Mapping[str, Any], tokens_dir: Path) -> int:
 
 def proxy_config(proxy: ProxyConfig, vocab: int) -> ProxyConfig:
     model = proxy.model if proxy.model.vocab_size else dataclasses.replace(proxy.model, vocab_size=vocab)
-    return dataclasses.replace(proxy, model=model, optim=resolve_precision(proxy.optim, swarm.default_device(), "proxy"))
+    return dataclasses.replace(proxy, model=model, optim=resolve_precision(proxy.optim, default_device(), "proxy"))
 
 
-def swarm_plan(what: str, count: int, cfg: ProxyConfig, placement: swarm.Placement) -> Plan:
-    """`count` proxies of `cfg` where the swarm runs (regmix.train.swarm's placement and rate)."""
-    device = swarm.where_it_runs(placement)
-    pool = placement.workers or swarm.default_workers(placement.threads_per_worker)
+def swarm_plan(what: str, count: int, cfg: ProxyConfig, placement: backends.Placement) -> Plan:
+    """`count` proxies of `cfg` where the swarm runs (regmix.train.backends' placement, regmix.train.swarm's rate)."""
+    device = backends.where_it_runs(placement)
+    pool = placement.workers or backends.default_workers(placement.threads_per_worker)
     workers = min(pool, max(1, count))
     rate: Rate | None = None
     remembered = remembered_rate(swarm.rate_key(cfg, dataclasses.replace(placement, workers=pool), device))
@@ -74,7 +75,7 @@ def swarm_plan(what: str, count: int, cfg: ProxyConfig, placement: swarm.Placeme
 def large_plan(params: Mapping[str, Any], vocab: int) -> Plan:
     """Every compared mixture's seeds, one run after another, each in one process here."""
     cfg = from_dict(LargeConfig, params["large"], "large.")
-    ctx = Dist(rank=0, world_size=1, device=swarm.default_device())
+    ctx = Dist(rank=0, world_size=1, device=default_device())
     model_cfg = cfg.model if cfg.model.vocab_size else dataclasses.replace(cfg.model, vocab_size=vocab)
     cfg = dataclasses.replace(cfg, model=model_cfg, optim=resolve_precision(cfg.optim, ctx.device, "large"))
     runs = sum(map(len, seeds_of(cfg.mixtures, cfg.seeds, cfg.replicate, params["seed"]).values()))
@@ -93,9 +94,9 @@ def large_plan(params: Mapping[str, Any], vocab: int) -> Plan:
 
 
 def pipeline_plan(params: Mapping[str, Any], tokens_dir: str | Path = "data/tokens",
-                  placement: swarm.Placement | None = None) -> list[Plan]:
+                  placement: backends.Placement | None = None) -> list[Plan]:
     """The proxies', verify's and the large runs' plans for `params` (a composed params.yaml)."""
-    placement = placement or swarm.placement_from_env()
+    placement = placement or backends.placement_from_env()
     vocab = vocab_size(params, Path(tokens_dir))
     proxy = proxy_config(from_dict(ProxyConfig, params["proxy"], "proxy."), vocab)
     active = from_dict(ActiveConfig, params["active"], "active.")

@@ -6,7 +6,7 @@ Each proxy is stored in the proxies folder as it finishes (kept across runs: a r
 what is missing); then the proxies table, the replicates table, each domain's loss spread beside
 its seed noise, and the run's metrics. Where the
 proxies run is set by the environment (REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS,
-REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/train/swarm.py), never by params.
+REGMIX_RAY_ADDRESS, REGMIX_SLURM_*; see regmix/train/backends.py), never by params.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from regmix.judge import headline
 from regmix.files import run_stage, write_json
 from regmix.choose.noise import REPLICATE_SEED_OFFSET, domain_spread, seed_noise
 from regmix.choose.sampling import swarm_generator
-from regmix.train.swarm import placement_from_env, run_swarm
+from regmix.train.backends import placement_from_env
+from regmix.train.swarm import run_swarm
 from regmix.tables import read_csv, read_domains, write_csv
 from regmix.target import run_target
 from stages import arguments

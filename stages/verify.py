@@ -23,7 +23,8 @@ from regmix.judge import headline
 from regmix.progress import say, warn
 from regmix.tables import read_csv, write_csv
 from regmix.target import run_target
-from regmix.train.swarm import placement_from_env, run_seeds
+from regmix.train.backends import placement_from_env
+from regmix.train.swarm import run_seeds
 from stages import arguments
 
 

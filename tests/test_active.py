@@ -20,7 +20,8 @@ from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, Sam
 from regmix.errors import UserError
 from regmix.choose.sampling import accepted_draws, make_generator, sample_mixtures
 from regmix.choose.rules import l1_nearest, proxy_spacing
-from regmix.train.swarm import Placement, run_swarm
+from regmix.train.backends import Placement
+from regmix.train.swarm import run_swarm
 from regmix.tables import LOSS_PREFIX, ROUND, mixture_frame, read_csv
 from regmix.target import Target
 from test_proxies import CFG, snapshot

@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO
 from regmix.compose import composed
 from regmix.config import ProxyConfig, from_dict
-from regmix.train.swarm import plan, resolve_config
+from regmix.train.proxy import plan, resolve_config
 from tiny_data import SENTENCES, build_tokens, write_domains
 
 PROXIES = 40  # x 400 steps on 2 workers: SIGINT comes after the first, with most of the work left

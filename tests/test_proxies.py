@@ -17,13 +17,14 @@ import yaml
 
 from conftest import REPO
 import regmix.train.swarm as swarm_module
-from regmix.train import store as machine_store
+from regmix.train import backends, store as machine_store
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.data.shards import open_tokens, read_meta, write_meta
 from regmix.errors import UserError
 from regmix.progress import remembered_rate
-from regmix.train.swarm import (STORE_KIND, Placement, placement_from_env, plan, rate_key, resolve_config, run_swarm,
-                          train_proxy)
+from regmix.train.backends import Placement, placement_from_env
+from regmix.train.proxy import STORE_KIND, plan, resolve_config, train_proxy
+from regmix.train.swarm import rate_key, run_swarm
 from regmix.tables import LOSS_PREFIX, read_csv
 from tiny_data import SENTENCES, build_tokens, write_domains
 
@@ -145,7 +146,8 @@ def test_an_empty_swarm_has_no_speed(tokens, tmp_path):
 def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
     """The plan line and its warnings, with a remembered rate given: 3 proxies x (12 steps x 4 x 32
     = 1,536 tokens) = 4,608 tokens; at 0.01 tokens/s that is 460,800 s = 5.3 days on CPU."""
-    monkeypatch.setattr(swarm_module, "default_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr("regmix.train.backends.default_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr("regmix.train.proxy.default_device", lambda: torch.device("cpu"))
     monkeypatch.setattr(swarm_module, "remembered_rate", lambda key: 0.01)
     with pytest.raises(UserError, match="ETA 5.3 days on CPU, over an hour: nothing trained"):
         run_swarm(swarm(3), CFG, tokens, tmp_path / "stopped", seed=0, placement=Placement(workers=1))
@@ -174,7 +176,7 @@ def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
 def test_measured_rate_is_the_next_plans(tokens, tmp_path, capsys, monkeypatch):
     """No rate remembered: a timed warm-up; after the run its measured rate is the next plan's."""
     cfg = resolve_config(CFG, tokens)
-    key = rate_key(cfg, Placement(workers=1), swarm_module.where_it_runs(Placement()))
+    key = rate_key(cfg, Placement(workers=1), backends.where_it_runs(Placement()))
     assert remembered_rate(key) is None
     run_swarm(swarm(2), CFG, tokens, tmp_path / "a", seed=0, placement=Placement(workers=1))
     assert "1 worker(s) x " in capsys.readouterr().err.splitlines()[0]
@@ -256,10 +258,10 @@ def test_ray_failures_name_the_cause():
     auth = RuntimeError("Failed to connect to GCS. ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken")
     failure = ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379")
     failure.__cause__ = auth
-    text = swarm_module.ray_failure("REGMIX_RAY_ADDRESS=10.0.0.5:6379", failure, "2.60.0")
+    text = backends.ray_failure("REGMIX_RAY_ADDRESS=10.0.0.5:6379", failure, "2.60.0")
     assert "REGMIX_RAY_ADDRESS=10.0.0.5:6379 refused this client's authentication" in text
     assert "RAY_AUTH_MODE=token" in text and "RAY_AUTH_TOKEN" in text
-    other = swarm_module.ray_failure("REGMIX_RAY_ADDRESS=10.0.0.5:6379", ConnectionError("Failed"), "2.60.0")
+    other = backends.ray_failure("REGMIX_RAY_ADDRESS=10.0.0.5:6379", ConnectionError("Failed"), "2.60.0")
     assert other.startswith("cannot join the Ray cluster at REGMIX_RAY_ADDRESS=10.0.0.5:6379: ConnectionError: Failed")
     assert "token authentication" in other and "2.60.0" in other
 

@@ -11,7 +11,9 @@ import pytest
 
 from regmix.train import slurm
 from regmix.errors import UserError
-from regmix.train.swarm import Placement, placement_from_env, plan, resolve_config, run_swarm, train_chunk
+from regmix.train.backends import Placement, placement_from_env, train_chunk
+from regmix.train.proxy import plan, resolve_config
+from regmix.train.swarm import run_swarm
 from test_proxies import CFG, snapshot, swarm, tokens  # noqa: F401 (tokens: the shared fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,7 +13,7 @@ from regmix.data.shards import TokenMeta
 from regmix.errors import UserError
 from regmix.train.large import fingerprint
 from regmix.train.model import LLaMA
-from regmix.train.swarm import proxy_key
+from regmix.train.proxy import proxy_key
 from regmix.train.training import MixtureSampler, lr_at, resolve_precision, resolve_vocab, train_steps
 from tiny_data import SENTENCES, build_tokens
 

@@ -8,7 +8,7 @@ is kept, and a rerun submits only what is missing. When Slurm signals a preempti
 timeout, submitit requeues the task (after at most 3 timeouts it gives up); the task function
 must therefore skip what is already done.
 
-Where and how the array runs comes from `swarm.Placement` (the REGMIX_SLURM_* variables).
+Where and how the array runs comes from `backends.Placement` (the REGMIX_SLURM_* variables).
 submitit is an optional dependency (`pip install -e ".[slurm]"`), imported only to submit.
 """
 
@@ -26,7 +26,7 @@ from regmix.progress import say
 if TYPE_CHECKING:
     from submitit import Job
 
-    from regmix.train.swarm import Placement
+    from regmix.train.backends import Placement
 
 Item = TypeVar("Item")
 
