@@ -3,7 +3,7 @@ before any large run (regmix.choose.verify): the choice and `best_proxy` measure
 selection that flatters their figures, and the choice's gain over `prior` measured beside the
 one the search claimed (results/mixture.yaml's `predicted_target` against the regression's
 prediction for the prior). Then the compared-mixture files the large runs train from: the search's
-candidates, with `regmix` the verified mixture that measured lowest (`verify.choose`).
+compared mixtures, with `regmix` a verified mixture that measured distinguishably lower (`verify.choose`).
 
 Each proxy is stored in the verify folder as it finishes (kept across runs, like the swarm's);
 then the table of every proxy's losses and the verdict's metrics. `dvc repro verify` runs it

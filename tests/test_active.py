@@ -20,8 +20,7 @@ from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, Sam
 from regmix.errors import UserError
 from regmix.choose.sampling import accepted_draws, make_generator, sample_mixtures
 from regmix.choose.rules import l1_nearest, proxy_spacing
-from regmix.train.backends import Placement
-from regmix.train.swarm import run_swarm
+from regmix.train.swarm import Placement, run_swarm
 from regmix.tables import LOSS_PREFIX, ROUND, mixture_frame, read_csv
 from regmix.target import Target
 from test_proxies import CFG, snapshot
@@ -52,32 +51,32 @@ def test_proposals_respect_caps_and_keep_their_distance():
     assert (gen.caps < gen.units).sum() == 4
     trained = sample_mixtures(gen, SampleConfig(n_mixtures=24), seed=0)
     fitted = fit_acquisition(trained, losses(trained)["web"].to_numpy(), gen.domains, WEB, FAST, seed=0)
-    candidates = gen.weights(accepted_draws(gen, np.random.default_rng(1), FAST.candidates))
-    members = np.array([m.predict(candidates) for m in fitted.members])
+    draws = gen.weights(accepted_draws(gen, np.random.default_rng(1), FAST.candidates))
+    members = np.array([m.predict(draws) for m in fitted.members])
     radius = FAST.spacing * np.median(proxy_spacing(trained))
-    free = l1_nearest(candidates, trained, 1)[0][:, 0] >= radius
+    free = l1_nearest(draws, trained, 1)[0][:, 0] >= radius
     picks = {}
     for rule in ACQUISITION_RULES:
-        rows = propose(fitted, candidates, trained, dataclasses.replace(FAST, rule=rule))
+        rows = propose(fitted, draws, trained, dataclasses.replace(FAST, rule=rule))
         picks[rule] = set(rows.tolist())
-        chosen = candidates[rows]
+        chosen = draws[rows]
         assert len(rows) == FAST.batch_size == len(set(rows.tolist()))
         units = chosen * gen.units
         assert np.allclose(units, np.rint(units)) and (np.rint(units) <= gen.caps).all()  # grid and caps
         assert (l1_nearest(chosen, trained, 1)[0] >= radius).all()
         apart = np.abs(chosen[:, None] - chosen[None]).sum(axis=2)
         assert (apart[~np.eye(len(rows), dtype=bool)] >= radius).all()
-        # the first is the candidate optimum: the lowest members' mean + kappa x std among the free
-        score = members.mean(axis=0) + FAST.kappa * members.std(axis=0)
-        assert rows[0] == np.flatnonzero(free)[np.argmin(score[free])]
+        # the first is the draws' optimum: the lowest members' mean + kappa x std among the free
+        upper_bound = members.mean(axis=0) + FAST.kappa * members.std(axis=0)
+        assert rows[0] == np.flatnonzero(free)[np.argmin(upper_bound[free])]
     assert picks["lower_confidence"] != picks["disagreement"]
     # explore: after the optimum, that share of the batch where the members disagree most of all
-    rows = propose(fitted, candidates, trained, dataclasses.replace(FAST, batch_size=5, explore=0.5))
+    rows = propose(fitted, draws, trained, dataclasses.replace(FAST, batch_size=5, explore=0.5))
     std = members.std(axis=0)
     assert std[rows[1]] == std[free].max() and std[rows[2]] >= np.quantile(std[free], 0.99)
 
     with pytest.raises(UserError, match="active.spacing binds"):
-        propose(fitted, candidates, trained, dataclasses.replace(FAST, spacing=50.0))
+        propose(fitted, draws, trained, dataclasses.replace(FAST, spacing=50.0))
 
 
 @pytest.mark.parametrize("change, key", [({"rounds": -1}, "active.rounds"), ({"rule": "ucb"}, "active.rule"),

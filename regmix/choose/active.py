@@ -2,17 +2,19 @@
 
 RegMix trains one fixed swarm. A round fits the acquisition model (`active.regression`, with its
 bootstrap members) on every proxy so far, draws `active.candidates` mixtures from the swarm's own
-generator (same prior, caps and grid) and proposes `active.batch_size` of them:
+generator (same prior, caps and grid: the round's draws) and proposes `active.batch_size` of them:
 
-  1. the candidate optimum, the lowest members' mean + kappa x std (the search's default rule),
-     so its proxy-scale loss is measured, not only predicted;
-  2. the `active.explore` share of the rest where the members disagree most over all candidates:
+  1. the draws' optimum by the search's default rule (`search.rule: lower_confidence`): the lowest
+     upper bound of the loss, members' mean + kappa x std, so its proxy-scale loss is measured,
+     not only predicted;
+  2. the `active.explore` share of the rest where the members disagree most over all draws:
      they keep the regression good everywhere, not only near the choice;
   3. then by `active.rule`:
-     lower_confidence  the lowest members' mean - kappa x std: promising, or uncertain enough to be
-     disagreement      the largest members' std among the `promising` fraction of the candidates
-                       (those far enough from trained proxies) with the lowest members' mean: where
-                       the members disagree about a good region
+     lower_confidence  the lowest lower bound of the loss, members' mean - kappa x std (optimistic,
+                       unlike the search's rule of that name): promising, or uncertain enough to be
+     disagreement      the largest members' std among the `promising` fraction of the draws (those
+                       far enough from trained proxies) with the lowest members' mean: where the
+                       members disagree about a good region
 
 Every proposal keeps an L1 distance of at least `spacing` x the trained proxies' median
 nearest-neighbour L1 from every trained proxy and from each other (one proxy per place). The
@@ -46,34 +48,36 @@ def fit_acquisition(W: np.ndarray, y: np.ndarray, domains: list[str], target: Ta
         return fit_regressor(W, y, domains, target, cfg.regression, seed)
 
 
-def propose(fitted: FittedRegressor, candidates: np.ndarray, trained: np.ndarray, cfg: ActiveConfig) -> np.ndarray:
-    """Rows of `candidates` to train next (`cfg.batch_size`, the candidate optimum first).
+def propose(fitted: FittedRegressor, draws: np.ndarray, trained: np.ndarray, cfg: ActiveConfig) -> np.ndarray:
+    """Rows of `draws` to train next (`cfg.batch_size`, the draws' optimum first).
 
-    `candidates` and `trained` have the fitted model's columns; no row is within the minimum
+    `draws` and `trained` have the fitted model's columns; no row is within the minimum
     distance of a trained proxy or of another row proposed.
     """
-    members = np.array([m.predict(candidates) for m in fitted.members])
+    members = np.array([m.predict(draws) for m in fitted.members])
     mean, std = members.mean(axis=0), members.std(axis=0)
     radius = cfg.spacing * float(np.median(proxy_spacing(trained)))
-    free = l1_nearest(candidates, trained, 1)[0][:, 0] >= radius
+    free = l1_nearest(draws, trained, 1)[0][:, 0] >= radius
+    upper_bound = mean + cfg.kappa * std  # the search's lower_confidence score: its optimum comes first
     if cfg.rule == "lower_confidence":
-        ranking = np.argsort(mean - cfg.kappa * std, kind="stable")
+        lower_bound = mean - cfg.kappa * std
+        ranking = np.argsort(lower_bound, kind="stable")
     else:  # disagreement
-        eligible = np.flatnonzero(free)  # promising among the candidates a proposal may be
+        eligible = np.flatnonzero(free)  # promising among the draws a proposal may be
         promising = eligible[np.argsort(mean[eligible], kind="stable")][:int(np.ceil(cfg.promising * len(eligible)))]
         ranking = promising[np.argsort(-std[promising], kind="stable")]
     explore = int(round(cfg.explore * (cfg.batch_size - 1)))
     picked: list[int] = []
-    for order, wanted in ((np.argsort(mean + cfg.kappa * std, kind="stable"), 1),
+    for order, wanted in ((np.argsort(upper_bound, kind="stable"), 1),
                           (np.argsort(-std, kind="stable"), 1 + explore),
                           (ranking, cfg.batch_size)):
         for j in order:
             if len(picked) == wanted:
                 break
-            if free[j] and (not picked or np.abs(candidates[picked] - candidates[j]).sum(axis=1).min() >= radius):
+            if free[j] and (not picked or np.abs(draws[picked] - draws[j]).sum(axis=1).min() >= radius):
                 picked.append(int(j))
     if len(picked) < cfg.batch_size:
-        raise UserError(f"active.spacing binds: only {len(picked)} of {len(candidates)} candidates lie at L1 >= "
+        raise UserError(f"active.spacing binds: only {len(picked)} of {len(draws)} draws lie at L1 >= "
                         f"{radius:.4g} from the trained proxies and each other, active.batch_size is "
                         f"{cfg.batch_size}; lower active.spacing or raise active.candidates (or active.promising)")
     return np.array(picked)
@@ -92,9 +96,9 @@ def run_rounds(initial: pd.DataFrame, gen: MixtureGenerator, cfg: ActiveConfig, 
     for r in range(1, cfg.rounds + 1):
         W = table[gen.domains].to_numpy(float)
         fitted = fit_acquisition(W, target.values(table, "the proxies"), gen.domains, target, cfg, seed + r)
-        candidates = gen.weights(accepted_draws(gen, np.random.default_rng([seed, r]), cfg.candidates))
-        rows = propose(fitted, candidates, W, cfg)
-        batch = mixture_frame(range(len(table), len(table) + len(rows)), gen.domains, candidates[rows])
+        draws = gen.weights(accepted_draws(gen, np.random.default_rng([seed, r]), cfg.candidates))
+        rows = propose(fitted, draws, W, cfg)
+        batch = mixture_frame(range(len(table), len(table) + len(rows)), gen.domains, draws[rows])
         trained = train(batch)
         trained.insert(1, ROUND, r)
         table = pd.concat([table, trained], ignore_index=True)
