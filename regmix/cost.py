@@ -10,7 +10,6 @@ the machine store (regmix.train.store) is not counted off: the plan is that of a
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,13 +18,13 @@ import torch
 
 from regmix.train import backends, large, swarm
 from regmix.choose.mixture_files import seeds_of
-from regmix.config import ActiveConfig, LargeConfig, ProxyConfig, VerifyConfig, from_dict, train_tokens
+from regmix.config import ActiveConfig, LargeConfig, ModelConfig, ProxyConfig, VerifyConfig, from_dict, train_tokens
 from regmix.data.shards import read_meta
 from regmix.train.distributed import Dist
 from regmix.train.model import LLaMA
 from regmix.train.proxy import default_device
-from regmix.progress import Plan, Rate, amount, device_name, duration, remembered_rate, warmup_rate
-from regmix.train.training import autocast, resolve_precision
+from regmix.progress import Plan, amount, device_name, duration
+from regmix.train.training import resolve_precision
 
 OTHER_STAGES = "prepare, sample, fit, search and evaluate are not counted: minutes at the demo's scale"
 
@@ -60,16 +59,17 @@ def swarm_plan(what: str, count: int, cfg: ProxyConfig, placement: backends.Plac
     device = backends.where_it_runs(placement)
     pool = placement.workers or backends.default_workers(placement.threads_per_worker)
     workers = min(pool, max(1, count))
-    rate: Rate | None = None
-    remembered = remembered_rate(swarm.rate_key(cfg, dataclasses.replace(placement, workers=pool), device))
-    if remembered:
-        rate = Rate(remembered, "last run")
-    elif placement.backend == "local":
-        one = swarm.measure_proxy(cfg, RandomTokens(cfg.model.vocab_size, cfg.model.context),
-                                  placement.threads_per_worker)
-        rate = Rate(one * workers, f"{workers} worker(s) x {amount(one)}, timed warm-up")
+    key = swarm.rate_key(cfg, dataclasses.replace(placement, workers=pool), device)
+    rate = swarm.swarm_rate(key, cfg, lambda: RandomTokens(cfg.model.vocab_size, cfg.model.context), placement,
+                            workers)
     per_proxy = train_tokens(cfg.optim, cfg.model.context)
     return Plan(what, f"{count} proxies x {amount(per_proxy)} tokens", count * per_proxy, device, rate, swarm.SLOW_HINT)
+
+
+def fresh_model(cfg: ModelConfig, device: torch.device) -> LLaMA:
+    """A model to time, built without touching the global random state."""
+    with torch.random.fork_rng(devices=[]):
+        return LLaMA(cfg).to(device)
 
 
 def large_plan(params: Mapping[str, Any], vocab: int) -> Plan:
@@ -79,15 +79,7 @@ def large_plan(params: Mapping[str, Any], vocab: int) -> Plan:
     model_cfg = cfg.model if cfg.model.vocab_size else dataclasses.replace(cfg.model, vocab_size=vocab)
     cfg = dataclasses.replace(cfg, model=model_cfg, optim=resolve_precision(cfg.optim, ctx.device, "large"))
     runs = sum(map(len, seeds_of(cfg.mixtures, cfg.seeds, cfg.replicate, params["seed"]).values()))
-    remembered = remembered_rate(large.rate_key(cfg, ctx))
-    if remembered:
-        rate = Rate(remembered, "last run")
-    else:
-        with torch.random.fork_rng(devices=[]):
-            model = LLaMA(cfg.model).to(ctx.device)
-        rows = min(cfg.optim.micro_batch_size or cfg.optim.batch_size, cfg.optim.batch_size)
-        rate = Rate(warmup_rate(model, RandomTokens(vocab, cfg.model.context), rows,
-                                functools.partial(autocast, cfg.optim.precision, ctx.device)), "timed warm-up")
+    rate = large.run_rate(cfg, ctx, lambda: fresh_model(cfg.model, ctx.device), RandomTokens(vocab, cfg.model.context))
     per_run = train_tokens(cfg.optim, cfg.model.context)
     return Plan("train", f"{len(cfg.mixtures)} mixtures, {runs} runs x {amount(per_run)} tokens", runs * per_run,
                 device_name(ctx.device), rate, large.SLOW_HINT)

@@ -11,6 +11,7 @@ import torch
 
 from conftest import REPO
 from regmix import cost
+from regmix.train import large, swarm
 from regmix.choose.mixture_files import seeds_of
 from regmix.compose import composed
 
@@ -37,15 +38,21 @@ def test_the_plan_counts_every_training_stage_from_the_params(tmp_path):
     assert total.startswith("total: ETA ") and "evaluate are not counted" in total
 
 
+def remembered(monkeypatch, tokens_per_s: float) -> None:
+    """Every shape measured before on this machine at `tokens_per_s`."""
+    for module in (swarm, large):
+        monkeypatch.setattr(module, "remembered_rate", lambda key: tokens_per_s)
+
+
 def test_a_shape_run_before_is_rated_by_that_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(cost, "remembered_rate", lambda key: 1000.0)
+    remembered(monkeypatch, 1000.0)
     plans = cost.pipeline_plan(TINY, tmp_path)
     assert all(p.rate.source == "last run" and p.eta_s == p.tokens / 1000.0 for p in plans)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the confirmation is for CPU plans")
 def test_a_cpu_plan_over_an_hour_says_it_needs_confirming(tmp_path, monkeypatch):
-    monkeypatch.setattr(cost, "remembered_rate", lambda key: 0.01)  # 0.01 tokens/s: days
+    remembered(monkeypatch, 0.01)  # 0.01 tokens/s: days
     lines = cost.describe(cost.pipeline_plan(TINY, tmp_path))
     assert "REGMIX_YES=1" in lines[-1] and any(line.startswith("  warning: proxies: ETA") for line in lines)
 

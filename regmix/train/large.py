@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -145,18 +145,23 @@ def rate_key(cfg: LargeConfig, ctx: Dist) -> str:
                        device=device_name(ctx.device), threads=torch.get_num_threads())[:16]
 
 
+def run_rate(cfg: LargeConfig, ctx: Dist, model: Callable[[], LLaMA], sampler: Any) -> Rate:
+    """The run's tokens/s: the last run of this shape here, else a timed warm-up of the bare
+    `model()` on `sampler`'s first batch, times the processes."""
+    remembered = remembered_rate(rate_key(cfg, ctx))
+    if remembered:
+        return Rate(remembered, "last run")
+    one = warmup_rate(model(), sampler, min(cfg.optim.micro_batch_size or cfg.optim.batch_size,
+                                          cfg.optim.batch_size // ctx.world_size),
+                      functools.partial(autocast, cfg.optim.precision, ctx.device))
+    return Rate(one * ctx.world_size, f"{ctx.world_size} process(es) x {amount(one)}, timed warm-up")
+
+
 def announce(what: str, cfg: LargeConfig, ctx: Dist, model: LLaMA, sampler: MixtureSampler, start: int) -> None:
     """Print the run's plan: tokens to train, tokens/s (the last run of this shape here, else a
     timed warm-up of the bare model on this process), ETA; warn when it is unreasonable on CPU."""
     per_step = tokens_per_step(cfg.optim, cfg.model.context)
-    remembered = remembered_rate(rate_key(cfg, ctx))
-    if remembered:
-        rate = Rate(remembered, "last run")
-    else:
-        one = warmup_rate(model, sampler, min(cfg.optim.micro_batch_size or cfg.optim.batch_size,
-                                              cfg.optim.batch_size // ctx.world_size),
-                          functools.partial(autocast, cfg.optim.precision, ctx.device))
-        rate = Rate(one * ctx.world_size, f"{ctx.world_size} process(es) x {amount(one)}, timed warm-up")
+    rate = run_rate(cfg, ctx, lambda: model, sampler)
     steps = cfg.optim.steps - start
     resumed = f" from step {start}" if start else ""
     Plan(what, f"{steps} steps{resumed} x {amount(per_step)} tokens", steps * per_step,

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,17 +43,17 @@ def rate_key(cfg: ProxyConfig, placement: Placement, device: str) -> str:
                        device=device)[:16]
 
 
-def swarm_rate(key: str, mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str | Path, seed: int,
-               placement: Placement, workers: int) -> Rate | None:
+def swarm_rate(key: str, cfg: ProxyConfig, sampler: Callable[[], Any], placement: Placement,
+               workers: int) -> Rate | None:
     """The swarm's tokens/s: the last run's of the same key, else (local backend) a timed warm-up
-    of one proxy times the workers; None for a cluster not measured yet."""
+    of one proxy times the workers, on the batches `sampler()` gives; None for a cluster not
+    measured yet."""
     remembered = remembered_rate(key)
     if remembered:
         return Rate(remembered, "last run")
     if placement.backend != "local":
         return None  # its nodes are not this machine
-    sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed)
-    one = measure_proxy(cfg, sampler, placement.threads_per_worker)
+    one = measure_proxy(cfg, sampler(), placement.threads_per_worker)
     return Rate(one * workers, f"{workers} worker(s) x {amount(one)}, timed warm-up")
 
 
@@ -115,7 +115,8 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     device = where_it_runs(placement)
     key = rate_key(cfg, dataclasses.replace(placement, workers=pool), device)
     if todo:
-        rate = swarm_rate(key, todo[0].mixture, cfg, tokens_dir, seed, placement, workers)
+        first = functools.partial(MixtureSampler, tokens_dir, todo[0].mixture, cfg.model.context, seed)
+        rate = swarm_rate(key, cfg, first, placement, workers)
         Plan(what, f"{len(todo)} to train ({len(unique) - len(todo)} stored) x {amount(tokens_per_proxy)} tokens",
              len(todo) * tokens_per_proxy, device, rate, SLOW_HINT).announce(
             *repeat_warnings(what, todo, tokens_per_proxy, tokens_dir, max_epochs))
