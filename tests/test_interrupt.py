@@ -1,5 +1,7 @@
-"""Ctrl-C during the proxies stage: out within seconds, every finished proxy kept whole, nothing
-leaked, and a rerun trains only what is missing."""
+"""Ctrl-C during the proxies stage: out without training any proxy it had not started, every
+finished proxy kept whole, nothing leaked, and a rerun trains only what is missing. The tests
+wait on events (a proxy stored, the process gone), never on the machine's speed: the timeouts
+only keep a hung run from hanging the suite."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from tiny_data import SENTENCES, build_tokens, write_domains
 
 PROXIES = 40  # x 400 steps on 2 workers: SIGINT comes after the first, with most of the work left
 STEPS = 400
-EXIT_S = 5.0
+WORKERS = 2
+HUNG_S = 600  # a run that neither stores a proxy nor exits this long is hung, whatever the load
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ def stage(tmp_path):
     params["proxy"]["optim"]["steps"] = STEPS
     params["proxy"]["replicates"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "REGMIX_WORKERS": "2", "REGMIX_PROXY_THREADS": "1",
+    env = {**os.environ, "REGMIX_WORKERS": str(WORKERS), "REGMIX_PROXY_THREADS": "1",
            "REGMIX_BACKEND": "local", "REGMIX_CACHE": str(tmp_path / "cache")}
 
     def start(mixtures_csv: str = "mixtures.csv") -> subprocess.Popen:
@@ -55,39 +58,40 @@ def stage(tmp_path):
     return tmp_path, start, params
 
 
-def interrupt(proc: subprocess.Popen, store, whole_group: bool) -> tuple[float, str]:
-    """Wait for the first stored proxy, send SIGINT; seconds to exit and the stage's stderr."""
-    deadline = time.monotonic() + 120
+def interrupt(proc: subprocess.Popen, store, whole_group: bool) -> tuple[float, int, str]:
+    """Wait for the first stored proxy, send SIGINT; seconds to exit, the proxies stored when the
+    signal went, and the stage's stderr."""
+    deadline = time.monotonic() + HUNG_S
     while not list(store.glob("*.json")):
         assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "no proxy finished in 120 s"
+        assert time.monotonic() < deadline, f"no proxy stored in {HUNG_S} s: hung"
         time.sleep(0.05)
+    at_signal = len(list(store.glob("*.json")))
     sent = time.monotonic()
     if whole_group:  # what Ctrl-C in a terminal does: every process of the foreground group
         os.killpg(proc.pid, signal.SIGINT)
     else:
         proc.send_signal(signal.SIGINT)
     try:
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=HUNG_S)
     except subprocess.TimeoutExpired:  # the workers too: they hold the pipes open
         os.killpg(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
-    return time.monotonic() - sent, err
+    return time.monotonic() - sent, at_signal, err
 
 
 @pytest.mark.parametrize("whole_group", [False, True], ids=["driver", "terminal_group"])
-def test_sigint_stops_the_swarm_within_seconds_and_keeps_finished_proxies(stage, whole_group):
+def test_sigint_stops_the_swarm_and_keeps_finished_proxies(stage, whole_group):
     folder, start, params = stage
     store = folder / "store"
     proc = start()
-    seconds, err = interrupt(proc, store, whole_group)
+    seconds, at_signal, err = interrupt(proc, store, whole_group)
     assert proc.returncode == 130, err
-    print(f"exited {seconds:.2f} s after SIGINT")
-    assert seconds < EXIT_S, f"exited {seconds:.1f} s after SIGINT"
+    print(f"exited {seconds:.2f} s after SIGINT")  # its speed is measured, not asserted: a loaded machine is slower
     assert err.rstrip().endswith("interrupted")
     assert "leaked semaphore" not in err and "Traceback" not in err, err
     stored = sorted(store.glob("*.json"))
-    assert 1 <= len(stored) < PROXIES
+    assert at_signal <= len(stored) <= at_signal + WORKERS  # at most the proxies in flight finished: none started
     for path in stored:  # whole JSON, never a partial write, and its weights beside it
         assert {k for k in json.loads(path.read_text())["scores"] if k.startswith("loss.")} == {
             f"loss.{d}" for d in SENTENCES}
