@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup dev demo readme test test-slow bench bench-train bench-search gpu-check bench-active bench-confidence bench-transfer params dag paper-regression
+.PHONY: setup dev demo readme lint test test-slow bench bench-train bench-search gpu-check bench-active bench-confidence bench-transfer params dag paper-regression
 
 # `setup`: what running the pipeline needs; `dev`: also the test suite's extras (pytest, Ray,
 # submitit, lm-eval). Both say how to put `dvc` and `regmix` on the PATH.
@@ -46,6 +46,11 @@ demo: setup
 # The results sections of README.md and docs/results.md, regenerated from the committed metrics/ and results/.
 readme: setup
 	$(BIN)/python -m regmix.judge.readme
+
+# One formatter and linter (ruff, configured in pyproject.toml): CI runs it before the tests.
+lint: dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 test: dev
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -37,23 +37,40 @@ from scipy.stats import spearmanr
 
 from benchmarks import add_released_argument, released_swarm
 from benchmarks.bench_choice import TARGET, stats
-from regmix.choose.active import fit_acquisition, propose
 from regmix.checks import check_active
+from regmix.choose.active import fit_acquisition, propose
+from regmix.choose.regression import fit_regressor
 from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, from_dict
 from regmix.files import load_params
-from regmix.choose.regression import fit_regressor
 from regmix.target import Target
 
 
-def score(rows: np.ndarray, W: np.ndarray, y: np.ndarray, domains: list[str], pool: np.ndarray,
-          truth: np.ndarray, reg: RegressionConfig, target: Target, seed: int) -> dict[str, float]:
+def score(
+    rows: np.ndarray,
+    W: np.ndarray,
+    y: np.ndarray,
+    domains: list[str],
+    pool: np.ndarray,
+    truth: np.ndarray,
+    reg: RegressionConfig,
+    target: Target,
+    seed: int,
+) -> dict[str, float]:
     """Fit on the training proxies `rows`; Spearman on the test pool and the regret of its first-ranked proxy."""
     pred = fit_regressor(W[rows], y[rows], domains, target, reg, seed).predict(pool)
     return {"spearman": float(spearmanr(pred, truth)[0]), "regret": float(truth[int(np.argmin(pred))] - truth.min())}
 
 
-def grow(start: np.ndarray, W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, cfg: ActiveConfig,
-         rounds: int, seed: int) -> list[np.ndarray]:
+def grow(
+    start: np.ndarray,
+    W: np.ndarray,
+    y: np.ndarray,
+    domains: list[str],
+    target: Target,
+    cfg: ActiveConfig,
+    rounds: int,
+    seed: int,
+) -> list[np.ndarray]:
     """The training proxies after each active round (the start first): each round proposes among the rest."""
     rows, out = start, [start]
     for r in range(1, rounds + 1):
@@ -95,7 +112,7 @@ def main() -> None:
         grown = {"random": [order[:n] for n in counts]}
         for rule in ACQUISITION_RULES:
             cfg = dataclasses.replace(active, rule=rule)
-            grown[f"active ({rule})"] = grow(order[:args.start], W, y, domains, target, cfg, args.rounds, seed)
+            grown[f"active ({rule})"] = grow(order[: args.start], W, y, domains, target, cfg, args.rounds, seed)
         for name, sets in grown.items():
             runs[name].append([score(rows, W, y, domains, pool, truth, reg, target, seed) for rows in sets])
         print(f"seed {seed}: {time.perf_counter() - start_time:.0f} s", flush=True)
@@ -104,12 +121,16 @@ def main() -> None:
     def summary(name: str, i: int, key: str) -> tuple[float, float]:
         return stats(np.array([seed_runs[i][key] for seed_runs in runs[name]]))
 
-    print(f"\nActive rounds on RegMix's released swarm: pool {len(y)} training proxies, target {target.name}; "
-          f"scored on {len(pool)} test proxies (best test loss {truth.min():.4f}, std {truth.std():.4f}); "
-          f"{args.seeds} seeds; acquisition {active.regression.model} + {active.regression.n_bootstrap} members, "
-          f"kappa {active.kappa:g}, spacing {active.spacing:g}, explore {active.explore:g}; scored by {reg.model}")
-    print(f"{'proxies':>7} {'strategy':<28} {'spearman':>8} {'± se':>6} {'vs random':>9} {'± se':>6} "
-          f"{'regret':>8} {'± se':>7} {'vs random':>9} {'± se':>7}")
+    print(
+        f"\nActive rounds on RegMix's released swarm: pool {len(y)} training proxies, target {target.name}; "
+        f"scored on {len(pool)} test proxies (best test loss {truth.min():.4f}, std {truth.std():.4f}); "
+        f"{args.seeds} seeds; acquisition {active.regression.model} + {active.regression.n_bootstrap} members, "
+        f"kappa {active.kappa:g}, spacing {active.spacing:g}, explore {active.explore:g}; scored by {reg.model}"
+    )
+    print(
+        f"{'proxies':>7} {'strategy':<28} {'spearman':>8} {'± se':>6} {'vs random':>9} {'± se':>6} "
+        f"{'regret':>8} {'± se':>7} {'vs random':>9} {'± se':>7}"
+    )
 
     def paired(name: str, i: int, key: str) -> tuple[float, float]:  # strategy - random, same seed
         return stats(np.array([a[i][key] - b[i][key] for a, b in zip(runs[name], runs["random"])]))
@@ -119,14 +140,36 @@ def main() -> None:
         for name in strategies:
             (rho, rho_se), (regret, regret_se) = summary(name, i, "spearman"), summary(name, i, "regret")
             (rho_diff, rho_diff_se), (diff, diff_se) = paired(name, i, "spearman"), paired(name, i, "regret")
-            table.append({"proxies": n, "strategy": name, "spearman": round(rho, 4), "spearman_se": round(rho_se, 4),
-                          "spearman_vs_random": round(rho_diff, 4), "spearman_vs_random_se": round(rho_diff_se, 4),
-                          "regret": round(regret, 5), "regret_se": round(regret_se, 5),
-                          "regret_vs_random": round(diff, 5), "regret_vs_random_se": round(diff_se, 5)})
-            print(f"{n:>7} {name:<28} {rho:>8.4f} {rho_se:>6.4f} {rho_diff:>+9.4f} {rho_diff_se:>6.4f} "
-                  f"{regret:>8.4f} {regret_se:>7.4f} {diff:>+9.4f} {diff_se:>7.4f}")
-    print(json.dumps({"bench": "active", "seeds": args.seeds, "target": target.name, "rule": active.rule,
-                      "seconds": seconds, "table": table}))
+            table.append(
+                {
+                    "proxies": n,
+                    "strategy": name,
+                    "spearman": round(rho, 4),
+                    "spearman_se": round(rho_se, 4),
+                    "spearman_vs_random": round(rho_diff, 4),
+                    "spearman_vs_random_se": round(rho_diff_se, 4),
+                    "regret": round(regret, 5),
+                    "regret_se": round(regret_se, 5),
+                    "regret_vs_random": round(diff, 5),
+                    "regret_vs_random_se": round(diff_se, 5),
+                }
+            )
+            print(
+                f"{n:>7} {name:<28} {rho:>8.4f} {rho_se:>6.4f} {rho_diff:>+9.4f} {rho_diff_se:>6.4f} "
+                f"{regret:>8.4f} {regret_se:>7.4f} {diff:>+9.4f} {diff_se:>7.4f}"
+            )
+    print(
+        json.dumps(
+            {
+                "bench": "active",
+                "seeds": args.seeds,
+                "target": target.name,
+                "rule": active.rule,
+                "seconds": seconds,
+                "table": table,
+            }
+        )
+    )
 
     def final(name: str) -> dict[str, float]:
         return {k: round(summary(name, len(counts) - 1, k)[0], 5) for k in ("spearman", "regret")}

@@ -50,13 +50,13 @@ from scipy.stats import spearmanr
 
 from benchmarks import add_released_argument, released_swarm
 from regmix import runtime
+from regmix.choose.choice import evidence
+from regmix.choose.regression import fit_regressor
+from regmix.choose.rules import RULES, l1_nearest, select
+from regmix.choose.sampling import pile_generator
+from regmix.choose.search import search
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.choose.regression import fit_regressor
-from regmix.choose.sampling import pile_generator
-from regmix.choose.choice import evidence
-from regmix.choose.rules import RULES, l1_nearest, select
-from regmix.choose.search import search
 from regmix.target import Target
 
 TARGET = "pile_cc"  # the paper's target; --target checks a rule on another
@@ -78,8 +78,9 @@ def variants(default: SearchConfig) -> dict[str, SearchConfig]:
     for kappa in (0.0, 0.5, 1.0, 2.0):
         out[f"lower_confidence (kappa={kappa:g})"] = dataclasses.replace(whole, rule="lower_confidence", kappa=kappa)
     for kappa in (0.0, 1.0):
-        out[f"lower_confidence (kappa={kappa:g}, {frac})"] = dataclasses.replace(one, rule="lower_confidence",
-                                                                                 kappa=kappa)
+        out[f"lower_confidence (kappa={kappa:g}, {frac})"] = dataclasses.replace(
+            one, rule="lower_confidence", kappa=kappa
+        )
     for radius in (0.5, 1.0, 2.0):
         out[f"trust_region (radius={radius:g})"] = dataclasses.replace(whole, rule="trust_region", trust_radius=radius)
     for band in (0.25, 0.5, 1.0, 2.0):
@@ -87,8 +88,17 @@ def variants(default: SearchConfig) -> dict[str, SearchConfig]:
     return out
 
 
-def replay(rules: dict[str, SearchConfig], W_train: np.ndarray, y_train: np.ndarray, domains: list[str],
-           pool: np.ndarray, truth: np.ndarray, reg: RegressionConfig, seed: int, target: Target) -> dict[str, dict]:
+def replay(
+    rules: dict[str, SearchConfig],
+    W_train: np.ndarray,
+    y_train: np.ndarray,
+    domains: list[str],
+    pool: np.ndarray,
+    truth: np.ndarray,
+    reg: RegressionConfig,
+    seed: int,
+    target: Target,
+) -> dict[str, dict]:
     """Fit on the training rows, let every rule pick one pool row; its regret and where it stands."""
     with contextlib.redirect_stderr(io.StringIO()):  # the bootstrap's progress bar, once per fit
         fitted = fit_regressor(W_train, y_train, domains, target, reg, seed)
@@ -104,11 +114,16 @@ def replay(rules: dict[str, SearchConfig], W_train: np.ndarray, y_train: np.ndar
         sel = select(cfg, pool[cand], pred[cand], None if members is None else members[:, cand], W_train)
         rows = cand[sel.rows]
         pick = int(rows[0]) if len(rows) == 1 else int(l1_nearest(pool[rows].mean(axis=0)[None, :], pool)[1][0, 0])
-        out[name] = {"regret": float(truth[pick] - truth.min()), "averaged": len(rows),
-                     "nearest_l1": float(l1_nearest(pool[pick][None, :], W_train)[0][0, 0])}
+        out[name] = {
+            "regret": float(truth[pick] - truth.min()),
+            "averaged": len(rows),
+            "nearest_l1": float(l1_nearest(pool[pick][None, :], W_train)[0][0, 0]),
+        }
     out["random"] = {"regret": float(truth.mean() - truth.min()), "averaged": len(pool), "nearest_l1": float("nan")}
-    out["_fit"] = {"spearman": float(spearmanr(pred, truth)[0]),
-                   "member_std": float(np.median(members.std(axis=0))) if members is not None else float("nan")}
+    out["_fit"] = {
+        "spearman": float(spearmanr(pred, truth)[0]),
+        "member_std": float(np.median(members.std(axis=0))) if members is not None else float("nan"),
+    }
     return out
 
 
@@ -118,8 +133,16 @@ def stats(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), se
 
 
-def simulate(rules: dict[str, SearchConfig], W: np.ndarray, y: np.ndarray, domains: list[str],
-             reg: RegressionConfig, params: dict, n: int, target: Target) -> list[dict]:
+def simulate(
+    rules: dict[str, SearchConfig],
+    W: np.ndarray,
+    y: np.ndarray,
+    domains: list[str],
+    reg: RegressionConfig,
+    params: dict,
+    n: int,
+    target: Target,
+) -> list[dict]:
     """Each default-setting rule on `n` simulated Pile mixtures: where its choice lands."""
     with contextlib.redirect_stderr(io.StringIO()):
         fitted = fit_regressor(W, y, domains, target, reg, seed=0)
@@ -135,11 +158,18 @@ def simulate(rules: dict[str, SearchConfig], W: np.ndarray, y: np.ndarray, domai
         result = search(fitted, gen, cfg, seed=0, threads=runtime.threads(), proxies=P)
         seconds = time.perf_counter() - start
         ev = evidence(result, fitted, P)
-        rows.append({"rule": rule, "averaged": result.averaged, "seconds": round(seconds, 2),
-                     "predicted": float(fitted.predict(result.chosen[cols][None])[0]),
-                     "nearest_l1": ev["nearest_l1"], "nearest_over_spacing": ev["nearest_over_spacing"],
-                     "member_std": ev["member_std"],
-                     "member_std_at_proxies_median": ev["member_std_at_proxies_median"]})
+        rows.append(
+            {
+                "rule": rule,
+                "averaged": result.averaged,
+                "seconds": round(seconds, 2),
+                "predicted": float(fitted.predict(result.chosen[cols][None])[0]),
+                "nearest_l1": ev["nearest_l1"],
+                "nearest_over_spacing": ev["nearest_over_spacing"],
+                "member_std": ev["member_std"],
+                "member_std_at_proxies_median": ev["member_std_at_proxies_median"],
+            }
+        )
     return rows
 
 
@@ -179,40 +209,74 @@ def main() -> None:
             regret = np.array([r[name]["regret"] for r in runs])
             mean, se = stats(regret)
             diff, diff_se = stats(regret - ref)
-            table.append({"n_train": min(size, len(y)), "rule": name, "seeds": len(runs),
-                          "mean_regret": round(mean, 5), "se": round(se, 5),
-                          "diff_vs_top_k": round(diff, 5), "diff_se": round(diff_se, 5),
-                          "averaged": round(float(np.mean([r[name]["averaged"] for r in runs])), 1),
-                          "nearest_l1": round(float(np.mean([r[name]["nearest_l1"] for r in runs])), 4)})
+            table.append(
+                {
+                    "n_train": min(size, len(y)),
+                    "rule": name,
+                    "seeds": len(runs),
+                    "mean_regret": round(mean, 5),
+                    "se": round(se, 5),
+                    "diff_vs_top_k": round(diff, 5),
+                    "diff_se": round(diff_se, 5),
+                    "averaged": round(float(np.mean([r[name]["averaged"] for r in runs])), 1),
+                    "nearest_l1": round(float(np.mean([r[name]["nearest_l1"] for r in runs])), 4),
+                }
+            )
     replay_s = round(time.perf_counter() - start, 1)
 
-    print(f"Replay on RegMix's released swarm: {len(pool)} test proxies as the candidate pool, target {target.name}; "
-          f"regret in nats (best test loss {truth.min():.4f}, spread of the pool {truth.std():.4f} std)")
-    print(f"{'n_train':>7} {'rule':<40} {'seeds':>5} {'regret':>8} {'± se':>7} {'vs top_k':>9} {'± se':>7} "
-          f"{'avg':>6} {'L1 near':>7}")
+    print(
+        f"Replay on RegMix's released swarm: {len(pool)} test proxies as the candidate pool, target {target.name}; "
+        f"regret in nats (best test loss {truth.min():.4f}, spread of the pool {truth.std():.4f} std)"
+    )
+    print(
+        f"{'n_train':>7} {'rule':<40} {'seeds':>5} {'regret':>8} {'± se':>7} {'vs top_k':>9} {'± se':>7} "
+        f"{'avg':>6} {'L1 near':>7}"
+    )
     for row in table:
-        print(f"{row['n_train']:>7} {row['rule']:<40} {row['seeds']:>5} {row['mean_regret']:>8.4f} {row['se']:>7.4f} "
-              f"{row['diff_vs_top_k']:>+9.4f} {row['diff_se']:>7.4f} {row['averaged']:>6} {row['nearest_l1']:>7.3f}")
+        print(
+            f"{row['n_train']:>7} {row['rule']:<40} {row['seeds']:>5} {row['mean_regret']:>8.4f} {row['se']:>7.4f} "
+            f"{row['diff_vs_top_k']:>+9.4f} {row['diff_se']:>7.4f} {row['averaged']:>6} {row['nearest_l1']:>7.3f}"
+        )
     for size, fit in fits.items():
-        print(f"n_train {min(size, len(y))}: pool Spearman {fit['spearman']:.4f}, "
-              f"members' median std {fit['member_std']:.4f}")
+        print(
+            f"n_train {min(size, len(y))}: pool Spearman {fit['spearman']:.4f}, "
+            f"members' median std {fit['member_std']:.4f}"
+        )
 
     simulated = []
     if args.simulate > 0:
         defaults = {r: dataclasses.replace(default, rule=r) for r in RULES}
         simulated = simulate(defaults, W, y, domains, reg, params, args.simulate, target)
-        print(f"\nSearch on {args.simulate:,} simulated Pile mixtures, regressor on all {len(y)} proxies, "
-              f"rules at their params.yaml settings:")
-        print(f"{'rule':<18} {'averaged':>8} {'predicted':>9} {'L1 near':>7} {'/spacing':>8} {'member std':>10} "
-              f"{'at proxies':>10} {'s':>6}")
+        print(
+            f"\nSearch on {args.simulate:,} simulated Pile mixtures, regressor on all {len(y)} proxies, "
+            f"rules at their params.yaml settings:"
+        )
+        print(
+            f"{'rule':<18} {'averaged':>8} {'predicted':>9} {'L1 near':>7} {'/spacing':>8} {'member std':>10} "
+            f"{'at proxies':>10} {'s':>6}"
+        )
         for row in simulated:
-            print(f"{row['rule']:<18} {row['averaged']:>8} {row['predicted']:>9.4f} {row['nearest_l1']:>7.3f} "
-                  f"{row['nearest_over_spacing']:>8.2f} {row['member_std']:>10.4f} "
-                  f"{row['member_std_at_proxies_median']:>10.4f} {row['seconds']:>6}")
+            print(
+                f"{row['rule']:<18} {row['averaged']:>8} {row['predicted']:>9.4f} {row['nearest_l1']:>7.3f} "
+                f"{row['nearest_over_spacing']:>8.2f} {row['member_std']:>10.4f} "
+                f"{row['member_std_at_proxies_median']:>10.4f} {row['seconds']:>6}"
+            )
 
-    print(json.dumps({"bench": "choice", "pool": len(pool), "target": target.name, "model": reg.model,
-                      "members": reg.n_bootstrap, "replay_seconds": replay_s, "fits": fits,
-                      "replay": table, "simulated": simulated}))
+    print(
+        json.dumps(
+            {
+                "bench": "choice",
+                "pool": len(pool),
+                "target": target.name,
+                "model": reg.model,
+                "members": reg.n_bootstrap,
+                "replay_seconds": replay_s,
+                "fits": fits,
+                "replay": table,
+                "simulated": simulated,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,10 +34,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_choice: LightGB
 import numpy as np
 
 from benchmarks import add_released_argument, add_target_arguments, fit_with_cv, pool_replay
+from regmix.choose.rules import l1_nearest, select
+from regmix.choose.sampling import pile_generator
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.choose.sampling import pile_generator
-from regmix.choose.rules import l1_nearest, select
 from regmix.target import MEAN, Target
 
 THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -55,17 +55,32 @@ def targets(names: str, losses: list[str], n_random: int) -> dict[str, Target]:
     return out
 
 
-def run_once(W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, pool: np.ndarray,
-             truth: np.ndarray, reference: int, reg: RegressionConfig, rule: SearchConfig, seed: int) -> dict:
+def run_once(
+    W: np.ndarray,
+    y: np.ndarray,
+    domains: list[str],
+    target: Target,
+    pool: np.ndarray,
+    truth: np.ndarray,
+    reference: int,
+    reg: RegressionConfig,
+    rule: SearchConfig,
+    seed: int,
+) -> dict:
     """One fit, one pick, its reported probability of beating the reference and the truth."""
     fitted = fit_with_cv(W, y, domains, target, reg, seed)
     pred = fitted.predict(pool)
     members = np.array([m.predict(pool) for m in fitted.members]) if fitted.members else None
     pick = int(select(rule, pool, pred, members, W).rows[0])
     judged = fitted.beats(float(pred[reference] - pred[pick]))
-    return {"probability": judged["probability"], "pairs": judged["pairs"],
-            "predicted_gain": float(pred[reference] - pred[pick]), "pick": float(truth[pick]),
-            "reference": float(truth[reference]), "best": float(truth.min())}
+    return {
+        "probability": judged["probability"],
+        "pairs": judged["pairs"],
+        "predicted_gain": float(pred[reference] - pred[pick]),
+        "pick": float(truth[pick]),
+        "reference": float(truth[reference]),
+        "best": float(truth.min()),
+    }
 
 
 def fallback_table(runs: list[dict]) -> list[dict]:
@@ -74,10 +89,15 @@ def fallback_table(runs: list[dict]) -> list[dict]:
     for t in THRESHOLDS:
         final = np.array([r["reference"] if r["probability"] < t else r["pick"] for r in runs])
         regret = final - np.array([r["best"] for r in runs])
-        rows.append({"min_confidence": t, "regret": round(float(regret.mean()), 5),
-                     "se": round(float(regret.std(ddof=1) / np.sqrt(len(regret))), 5),
-                     "fell_back": int(sum(r["probability"] < t for r in runs)),
-                     "worse_than_reference": int(np.sum(final > np.array([r["reference"] for r in runs])))})
+        rows.append(
+            {
+                "min_confidence": t,
+                "regret": round(float(regret.mean()), 5),
+                "se": round(float(regret.std(ddof=1) / np.sqrt(len(regret))), 5),
+                "fell_back": int(sum(r["probability"] < t for r in runs)),
+                "worse_than_reference": int(np.sum(final > np.array([r["reference"] for r in runs]))),
+            }
+        )
     return rows
 
 
@@ -89,8 +109,14 @@ def calibration(runs: list[dict]) -> list[dict]:
     for lo, hi in zip(BINS[:-1], BINS[1:]):
         inside = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
         if inside.any():
-            rows.append({"bin": f"[{lo:g}, {hi:g}{']' if hi == 1 else ')'}", "runs": int(inside.sum()),
-                         "reported": round(float(p[inside].mean()), 4), "observed": round(float(won[inside].mean()), 4)})
+            rows.append(
+                {
+                    "bin": f"[{lo:g}, {hi:g}{']' if hi == 1 else ')'}",
+                    "runs": int(inside.sum()),
+                    "reported": round(float(p[inside].mean()), 4),
+                    "observed": round(float(won[inside].mean()), 4),
+                }
+            )
     return rows
 
 
@@ -118,34 +144,57 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             for seed in range(args.seeds):
                 rows = np.sort(np.random.default_rng([size, seed]).choice(len(y_all), size, replace=False))
-                run = run_once(train.weights[rows], y_all[rows], domains, target, pool, truth, reference, reg,
-                               rule, seed)
+                run = run_once(
+                    train.weights[rows], y_all[rows], domains, target, pool, truth, reference, reg, rule, seed
+                )
                 runs.append({"target": name, "n_train": size, "seed": seed, **run})
-                print(f"{name:<16} n {size:>3} seed {seed}: P(beats reference) {run['probability']:.3f} "
-                      f"(gain {run['predicted_gain']:+.3f}, {run['pairs']} pairs); true gain "
-                      f"{run['reference'] - run['pick']:+.3f}", flush=True)
+                print(
+                    f"{name:<16} n {size:>3} seed {seed}: P(beats reference) {run['probability']:.3f} "
+                    f"(gain {run['predicted_gain']:+.3f}, {run['pairs']} pairs); true gain "
+                    f"{run['reference'] - run['pick']:+.3f}",
+                    flush=True,
+                )
     seconds = round(time.perf_counter() - start, 1)
 
-    print(f"\nReference: test proxy {reference}, L1 {dist[0, 0]:.3f} from the Pile's token share; rule "
-          f"{rule.rule}; {len(runs)} runs ({len(goals)} targets x sizes {args.sizes} x {args.seeds} seeds)")
+    print(
+        f"\nReference: test proxy {reference}, L1 {dist[0, 0]:.3f} from the Pile's token share; rule "
+        f"{rule.rule}; {len(runs)} runs ({len(goals)} targets x sizes {args.sizes} x {args.seeds} seeds)"
+    )
     print("\nCalibration of the reported probability that the pick beats the reference:")
     print(f"{'bin':<14} {'runs':>5} {'reported':>9} {'observed':>9}")
     for row in calibration(runs):
         print(f"{row['bin']:<14} {row['runs']:>5} {row['reported']:>9.3f} {row['observed']:>9.3f}")
     hard = [r for r in runs if r["probability"] < 0.99]
-    print(f"\nFalling back to the reference below min_confidence (regret in nats, ± standard error over runs; "
-          f"all {len(runs)} runs, then the {len(hard)} reported below 0.99):")
-    print(f"{'min_confidence':>14} {'regret':>8} {'± se':>7} {'fell back':>9} {'lost':>5} | {'regret':>8} "
-          f"{'± se':>7} {'fell back':>9} {'lost':>5}")
+    print(
+        f"\nFalling back to the reference below min_confidence (regret in nats, ± standard error over runs; "
+        f"all {len(runs)} runs, then the {len(hard)} reported below 0.99):"
+    )
+    print(
+        f"{'min_confidence':>14} {'regret':>8} {'± se':>7} {'fell back':>9} {'lost':>5} | {'regret':>8} "
+        f"{'± se':>7} {'fell back':>9} {'lost':>5}"
+    )
     table, table_hard = fallback_table(runs), fallback_table(hard) if len(hard) > 1 else []
     for row, h in zip(table, table_hard or [None] * len(table)):
-        tail = (f" | {h['regret']:>8.4f} {h['se']:>7.4f} {h['fell_back']:>9} {h['worse_than_reference']:>5}"
-                if h else "")
-        print(f"{row['min_confidence']:>14g} {row['regret']:>8.4f} {row['se']:>7.4f} {row['fell_back']:>9} "
-              f"{row['worse_than_reference']:>5}{tail}")
-    print(json.dumps({"bench": "confidence", "runs": len(runs), "seconds": seconds, "reference_l1": float(dist[0, 0]),
-                      "calibration": calibration(runs), "fallback": table, "fallback_hard": table_hard,
-                      "targets": {n: t.name for n, t in goals.items()}, "per_run": runs}))
+        tail = f" | {h['regret']:>8.4f} {h['se']:>7.4f} {h['fell_back']:>9} {h['worse_than_reference']:>5}" if h else ""
+        print(
+            f"{row['min_confidence']:>14g} {row['regret']:>8.4f} {row['se']:>7.4f} {row['fell_back']:>9} "
+            f"{row['worse_than_reference']:>5}{tail}"
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "confidence",
+                "runs": len(runs),
+                "seconds": seconds,
+                "reference_l1": float(dist[0, 0]),
+                "calibration": calibration(runs),
+                "fallback": table,
+                "fallback_hard": table_hard,
+                "targets": {n: t.name for n, t in goals.items()},
+                "per_run": runs,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

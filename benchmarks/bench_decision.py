@@ -48,13 +48,13 @@ import numpy as np
 from benchmarks import add_released_argument, fit_with_cv, pool_replay
 from benchmarks.bench_choice import stats
 from benchmarks.bench_confidence import targets
+from regmix.choose.rules import select
+from regmix.choose.sampling import pile_generator
+from regmix.choose.search import incumbent
+from regmix.choose.verify import judge
 from regmix.config import SampleConfig, from_dict
 from regmix.files import load_params, write_json
-from regmix.choose.sampling import pile_generator
-from regmix.choose.rules import select
-from regmix.choose.search import incumbent
 from regmix.statistics import pooled_noise
-from regmix.choose.verify import judge
 
 REPLICATES = 8  # replicate pairs the seed noise is estimated from, as in the demo's swarm
 PENALTIES = (0.01, 0.03, 0.1)  # prior_penalty values replayed beside the rule alone
@@ -107,8 +107,14 @@ def run_once(W, y, domains, target, pool, truth, noise, reg, rule, gen, seed, fr
 
 
 def arms() -> list[str]:
-    return ["rule", *(f"rule_kl{lam:g}" for lam in PENALTIES), *(f"incumbent_m{m:g}" for m in MARGINS),
-            "best_proxy", "verified_lowest", "verified_welch"]
+    return [
+        "rule",
+        *(f"rule_kl{lam:g}" for lam in PENALTIES),
+        *(f"incumbent_m{m:g}" for m in MARGINS),
+        "best_proxy",
+        "verified_lowest",
+        "verified_welch",
+    ]
 
 
 def main() -> None:
@@ -128,8 +134,11 @@ def main() -> None:
     domains = train.domains
     gen = pile_generator(dataclasses.replace(from_dict(SampleConfig, params["sample"], "sample."), max_epochs=1.5))
     gen = dataclasses.replace(gen, caps=np.full(len(gen.domains), gen.units))  # released rows sit off the grid
-    chosen = {name: t for name, t in targets(args.targets, list(test.losses.columns), args.random).items()
-              if interior(pool[int(np.argmin(test.target_values(t)))])}
+    chosen = {
+        name: t
+        for name, t in targets(args.targets, list(test.losses.columns), args.random).items()
+        if interior(pool[int(np.argmin(test.target_values(t)))])
+    }
     print(f"targets with interior optima: {', '.join(chosen)}", flush=True)
 
     rows = []
@@ -139,27 +148,65 @@ def main() -> None:
             y_all, truth = train.target_values(target), test.target_values(target)
             for seed in range(args.seeds):
                 pick = np.sort(np.random.default_rng([args.size, seed]).choice(len(y_all), args.size, replace=False))
-                runs.append(run_once(train.weights[pick], y_all[pick], domains, target, pool, truth, noise, reg, rule,
-                                     gen, seed, args.fresh))
+                runs.append(
+                    run_once(
+                        train.weights[pick],
+                        y_all[pick],
+                        domains,
+                        target,
+                        pool,
+                        truth,
+                        noise,
+                        reg,
+                        rule,
+                        gen,
+                        seed,
+                        args.fresh,
+                    )
+                )
         row = {"noise": noise, "runs": len(runs)}
         for arm in arms():
             values = np.array([r[arm] for r in runs])
             paired = values - np.array([r["rule"] for r in runs])
-            row[arm] = {"regret": round(stats(values)[0], 5), "se": round(stats(values)[1], 5),
-                        "minus_rule": round(stats(paired)[0], 5), "minus_rule_se": round(stats(paired)[1], 5)}
+            row[arm] = {
+                "regret": round(stats(values)[0], 5),
+                "se": round(stats(values)[1], 5),
+                "minus_rule": round(stats(paired)[0], 5),
+                "minus_rule_se": round(stats(paired)[1], 5),
+            }
         for flag in ("incumbent_m0_fired", "incumbent_m1_fired", "verified_welch_replaced", "verified_lowest_replaced"):
             row[flag] = int(sum(r[flag] for r in runs))
         rows.append(row)
         print(f"noise {noise:g}, {len(runs)} runs:", flush=True)
         for arm in arms():
             a = row[arm]
-            print(f"  {arm:18s} regret {a['regret']:.4f} ± {a['se']:.4f}  minus rule {a['minus_rule']:+.4f} ± "
-                  f"{a['minus_rule_se']:.4f}", flush=True)
-        print("  fired/replaced: " + ", ".join(f"{f} {row[f]}" for f in ("incumbent_m0_fired", "incumbent_m1_fired",
-                                                                          "verified_lowest_replaced",
-                                                                          "verified_welch_replaced")), flush=True)
-    record = {"bench": "decision", "size": args.size, "seeds": args.seeds, "fresh": args.fresh,
-              "targets": list(chosen), "rule": rule.rule, "rows": rows}
+            print(
+                f"  {arm:18s} regret {a['regret']:.4f} ± {a['se']:.4f}  minus rule {a['minus_rule']:+.4f} ± "
+                f"{a['minus_rule_se']:.4f}",
+                flush=True,
+            )
+        print(
+            "  fired/replaced: "
+            + ", ".join(
+                f"{f} {row[f]}"
+                for f in (
+                    "incumbent_m0_fired",
+                    "incumbent_m1_fired",
+                    "verified_lowest_replaced",
+                    "verified_welch_replaced",
+                )
+            ),
+            flush=True,
+        )
+    record = {
+        "bench": "decision",
+        "size": args.size,
+        "seeds": args.seeds,
+        "fresh": args.fresh,
+        "targets": list(chosen),
+        "rule": rule.rule,
+        "rows": rows,
+    }
     if args.out:
         write_json(args.out, record)
     print(json.dumps(record))

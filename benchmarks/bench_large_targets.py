@@ -45,18 +45,21 @@ from pathlib import Path
 from typing import Any
 
 from regmix.choose.mixture_files import BEST_PROXY, PROXY_PREFIX
-from regmix.judge.comparison import resolves
-from regmix.files import load_params
-from regmix.statistics import SeedNoise, spearman_interval
 from regmix.choose.verify import replaced
+from regmix.files import load_params
+from regmix.judge.comparison import resolves
+from regmix.statistics import SeedNoise, spearman_interval
 
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
 HELD_OUT_RECORDS = Path("benchmarks/results/held_out_targets")
 INTERIOR_RECORDS = Path("benchmarks/results/interior_targets")
 NEAR_TOP_RECORDS = Path("benchmarks/results/near_top_transfer")
-RECORDED = {"verify.json": "results/verify.json", "evaluate.json": "results/evaluation.json",
-            "report.md": "results/report.md"}
+RECORDED = {
+    "verify.json": "results/verify.json",
+    "evaluate.json": "results/evaluation.json",
+    "report.md": "results/report.md",
+}
 EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "results/proxy_run.json", "fit.json": "results/fit.json"}
 BASELINES = ("best_proxy", "uniform", "prior")
 # What an experiment rewrites; the committed run's come back from git and the DVC cache.
@@ -72,10 +75,23 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
     """`dvc exp run -S <override>...` from the committed run, `recorded` files copied into `folder`
     (with the experiment's seconds), the workspace restored: the record's folder."""
     # The experiment runs the workspace as it is; only the records themselves may differ from HEAD.
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RECORDS}",
-                       f":!{HELD_OUT_RECORDS}", f":!{INTERIOR_RECORDS}", f":!{NEAR_TOP_RECORDS}"],
-                      capture_output=True, text=True,
-                      check=True).stdout.strip():
+    if subprocess.run(
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            f":!{RECORDS}",
+            f":!{HELD_OUT_RECORDS}",
+            f":!{INTERIOR_RECORDS}",
+            f":!{NEAR_TOP_RECORDS}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip():
         raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
     try:
         start = time.perf_counter()
@@ -85,8 +101,9 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
         for file, source in recorded.items():
             shutil.copyfile(source, folder / file)
         if recorded is not RECORDED:
-            (folder / "experiment.json").write_text(json.dumps({"overrides": overrides, "seconds": round(seconds, 1)},
-                                                               indent=2) + "\n")
+            (folder / "experiment.json").write_text(
+                json.dumps({"overrides": overrides, "seconds": round(seconds, 1)}, indent=2) + "\n"
+            )
         return folder
     finally:
         # data/'s tracked files too: the .gitignore entries DVC added for a new mixture's runs
@@ -102,12 +119,18 @@ def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
     ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
     low, high = regmix["target_loss_ci95"]
     noise = summary["seed_noise"]
-    cells = [label, trained, f"{regmix['target_loss']:.3f} [{low:.3f}, {high:.3f}], {regmix['seeds']}",
-             f"{summary['regmix_rank']} of {ranked}", f"{noise['std']:.3f}, {noise['df']}"]
+    cells = [
+        label,
+        trained,
+        f"{regmix['target_loss']:.3f} [{low:.3f}, {high:.3f}], {regmix['seeds']}",
+        f"{summary['regmix_rank']} of {ranked}",
+        f"{noise['std']:.3f}, {noise['df']}",
+    ]
     for name in BASELINES:
         vs = evaluation[name].get("vs_regmix")  # absent where the mixture's runs are regmix's
-        cells.append("its mixture" if vs is None
-                     else f"{vs['difference']:+.3f} {vs['verdict']}, {evaluation[name]['seeds']}")
+        cells.append(
+            "its mixture" if vs is None else f"{vs['difference']:+.3f} {vs['verdict']}, {evaluation[name]['seeds']}"
+        )
     return "| " + " | ".join(cells) + " |"
 
 
@@ -151,10 +174,16 @@ def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any])
     decided = verify.get("decision", {}).get("decided_by", "unrecorded")
     ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
     cheap = summary.get("best_cheap")
-    cells = [label, f"`{decided}`", f"{regmix['target_loss']:.3f} ({regmix['seeds']} seeds), {summary['regmix_rank']} of {ranked}",
-             _versus(evaluation, "best_proxy"),
-             f"`{cheap['mixture']}`: {_versus(evaluation, cheap['mixture'])}" if cheap else "none compared",
-             _versus(evaluation, "uniform"), _versus(evaluation, "prior"), _resolves(evaluation)]
+    cells = [
+        label,
+        f"`{decided}`",
+        f"{regmix['target_loss']:.3f} ({regmix['seeds']} seeds), {summary['regmix_rank']} of {ranked}",
+        _versus(evaluation, "best_proxy"),
+        f"`{cheap['mixture']}`: {_versus(evaluation, cheap['mixture'])}" if cheap else "none compared",
+        _versus(evaluation, "uniform"),
+        _versus(evaluation, "prior"),
+        _resolves(evaluation),
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -168,8 +197,11 @@ def _resolves(evaluation: dict[str, Any]) -> str:
 
 def interior_table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
     """docs/benchmarks.md's table of the targets with interior optima."""
-    lines = ["| target | decided by | `regmix` loss, rank | minus `best_proxy` | minus the best cheap baseline | "
-             "minus `uniform` | minus `prior` | resolves (80% power) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| target | decided by | `regmix` loss, rank | minus `best_proxy` | minus the best cheap baseline | "
+        "minus `uniform` | minus `prior` | resolves (80% power) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     lines += [interior_row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
     return "\n".join(lines)
 
@@ -181,12 +213,15 @@ def interior_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]])
     own = sum(v.get("decision", {}).get("decided_by") == "rule" for v, _ in measured.values())
     evaluations = [e for _, e in measured.values()]
     beaten = sum(bool(e["summary"]["verdict"]["better"]) for e in evaluations)
-    both = sum(all(e[m].get("vs_regmix", {}).get("verdict") == "worse" for m in ("uniform", "prior"))
-               for e in evaluations)
+    both = sum(
+        all(e[m].get("vs_regmix", {}).get("verdict") == "worse" for m in ("uniform", "prior")) for e in evaluations
+    )
     over_best = sum(e.get("best_proxy", {}).get("vs_regmix", {}).get("verdict") == "worse" for e in evaluations)
-    return (f"On these {n} targets the large runs trained the regression's own choice on {own}; a compared mixture "
-            f"measured distinguishably better than `regmix` on {beaten}; `regmix` measured distinguishably better "
-            f"than both `uniform` and `prior` on {both}, and than `best_proxy` on {over_best}.")
+    return (
+        f"On these {n} targets the large runs trained the regression's own choice on {own}; a compared mixture "
+        f"measured distinguishably better than `regmix` on {beaten}; `regmix` measured distinguishably better "
+        f"than both `uniform` and `prior` on {both}, and than `best_proxy` on {over_best}."
+    )
 
 
 def near_top(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -194,36 +229,55 @@ def near_top(evaluation: dict[str, Any]) -> dict[str, Any]:
     (`best_proxy` is rank 1, `proxy_<k>` rank k): Spearman between the proxies' rank and the large
     runs' mean target loss, the same for the regression's out-of-fold predictions, how far apart the
     large losses lie against the large runs' seed noise, and the regret of taking the best proxy."""
-    ranks = {1: BEST_PROXY, **{int(n[len(PROXY_PREFIX):]): n for n in evaluation if n.startswith(PROXY_PREFIX)}}
+    ranks = {1: BEST_PROXY, **{int(n[len(PROXY_PREFIX) :]): n for n in evaluation if n.startswith(PROXY_PREFIX)}}
     ks = sorted(k for k, n in ranks.items() if n in evaluation)
     large = [evaluation[ranks[k]]["target_loss"] for k in ks]
     predicted = [evaluation[ranks[k]]["predicted"] for k in ks]
     rho, low, high, n = spearman_interval(ks, large)
     fit_rho, fit_low, fit_high, _ = spearman_interval(predicted, large)
-    return {"mixtures": n, "ranks": ks, "large_loss": large,
-            "proxy_rank": {"rho": rho, "ci95": [low, high]}, "regression": {"rho": fit_rho, "ci95": [fit_low, fit_high]},
-            "large_range": max(large) - min(large), "seed_std": evaluation["summary"]["seed_noise"]["std"],
-            "large_best_rank": ks[large.index(min(large))], "regret_of_best_proxy": large[0] - min(large)}
+    return {
+        "mixtures": n,
+        "ranks": ks,
+        "large_loss": large,
+        "proxy_rank": {"rho": rho, "ci95": [low, high]},
+        "regression": {"rho": fit_rho, "ci95": [fit_low, fit_high]},
+        "large_range": max(large) - min(large),
+        "seed_std": evaluation["summary"]["seed_noise"]["std"],
+        "large_best_rank": ks[large.index(min(large))],
+        "regret_of_best_proxy": large[0] - min(large),
+    }
 
 
 def near_top_sentence(label: str, t: dict[str, Any]) -> str:
     """docs/benchmarks.md's sentence on one near-top transfer record."""
+
     def rho(r: dict[str, Any]) -> str:
         return f"{r['rho']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
-    return (f"On {label}, over the {t['mixtures']} trained proxies with the lowest measured target loss, the "
-            f"proxies' order and the large runs' agree with Spearman {rho(t['proxy_rank'])} (95% bootstrap), "
-            f"the regression's out-of-fold predictions with {rho(t['regression'])}; their large losses span "
-            f"{t['large_range']:.3f} nats against a large-run seed std of {t['seed_std']:.3f}, the best of them "
-            f"at the large scale is the proxies' number {t['large_best_rank']}, and taking the best proxy costs "
-            f"{t['regret_of_best_proxy']:.3f} nats there.")
+
+    return (
+        f"On {label}, over the {t['mixtures']} trained proxies with the lowest measured target loss, the "
+        f"proxies' order and the large runs' agree with Spearman {rho(t['proxy_rank'])} (95% bootstrap), "
+        f"the regression's out-of-fold predictions with {rho(t['regression'])}; their large losses span "
+        f"{t['large_range']:.3f} nats against a large-run seed std of {t['seed_std']:.3f}, the best of them "
+        f"at the large scale is the proxies' number {t['large_best_rank']}, and taking the best proxy costs "
+        f"{t['regret_of_best_proxy']:.3f} nats there."
+    )
 
 
 def near_top_records(root: Path = Path(".")) -> dict[str, dict[str, Any]]:
     """Each recorded near-top transfer, by label, from its evaluation."""
     folder = root / NEAR_TOP_RECORDS
-    return {f"`{json.loads((p / 'fit.json').read_text())['target']}` (record `{p.name}`)":
-            near_top(json.loads((p / "evaluate.json").read_text()))
-            for p in sorted(folder.iterdir()) if p.is_dir()} if folder.is_dir() else {}
+    return (
+        {
+            f"`{json.loads((p / 'fit.json').read_text())['target']}` (record `{p.name}`)": near_top(
+                json.loads((p / "evaluate.json").read_text())
+            )
+            for p in sorted(folder.iterdir())
+            if p.is_dir()
+        }
+        if folder.is_dir()
+        else {}
+    )
 
 
 def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -233,9 +287,12 @@ def load(found: dict[str, tuple[Path, Path]]) -> dict[str, tuple[dict[str, Any],
 
 def table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
     """docs/benchmarks.md's table of the targets measured at the large scale: one row per target."""
-    lines = ["| target | large runs train as `regmix` | `regmix` loss [95%], seeds | rank | seed noise, df | "
-             + " | ".join(f"`{n}`, seeds" for n in BASELINES) + " |",
-             "|---|---|---|---|---|" + "---|" * len(BASELINES)]
+    lines = [
+        "| target | large runs train as `regmix` | `regmix` loss [95%], seeds | rank | seed noise, df | "
+        + " | ".join(f"`{n}`, seeds" for n in BASELINES)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(BASELINES),
+    ]
     lines += [row(label, verify, evaluation) for label, (verify, evaluation) in measured.items()]
     return "\n".join(lines)
 
@@ -245,22 +302,33 @@ def summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
     evaluations = [evaluation for _, evaluation in measured.values()]
     first = sum(e["summary"]["regmix_rank"] == 1 for e in evaluations)
     beaten = sum(bool(e["summary"]["verdict"]["better"]) for e in evaluations)
-    both = sum(all(e[n].get("vs_regmix", {}).get("verdict") == "worse" for n in ("uniform", "prior"))
-               for e in evaluations)
-    return (f"Of these {len(evaluations)} targets, `regmix` ranks first on {first}, a compared mixture measured "
-            f"distinguishably better than it on {beaten}, and it measured distinguishably better than both "
-            f"`uniform` and `prior` on {both}.")
+    both = sum(
+        all(e[n].get("vs_regmix", {}).get("verdict") == "worse" for n in ("uniform", "prior")) for e in evaluations
+    )
+    return (
+        f"Of these {len(evaluations)} targets, `regmix` ranks first on {first}, a compared mixture measured "
+        f"distinguishably better than it on {beaten}, and it measured distinguishably better than both "
+        f"`uniform` and `prior` on {both}."
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="", help="comma list of targets to run and record")
-    parser.add_argument("--table", action="store_true", help="print docs/benchmarks.md's tables and sentences from the records")
+    parser.add_argument(
+        "--table", action="store_true", help="print docs/benchmarks.md's tables and sentences from the records"
+    )
     parser.add_argument("--name", help="record any experiment under benchmarks/results/held_out_targets/<name>")
-    parser.add_argument("--interior", help="record a target with an interior optimum (its -S overrides) under "
-                                           "benchmarks/results/interior_targets/<name>")
-    parser.add_argument("--near-top", help="record a run with near-top proxies (`proxy_<k>` in large.mixtures) "
-                                           "under benchmarks/results/near_top_transfer/<name>")
+    parser.add_argument(
+        "--interior",
+        help="record a target with an interior optimum (its -S overrides) under "
+        "benchmarks/results/interior_targets/<name>",
+    )
+    parser.add_argument(
+        "--near-top",
+        help="record a run with near-top proxies (`proxy_<k>` in large.mixtures) "
+        "under benchmarks/results/near_top_transfer/<name>",
+    )
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="the experiment's params (-S k=v)")
     args = parser.parse_args()
     for target in filter(None, args.targets.split(",")):

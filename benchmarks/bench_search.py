@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from regmix import runtime
+from regmix.choose.regression import fit_regressor, load_regressor, read_released, save_regressor
+from regmix.choose.sampling import pile_generator
+from regmix.choose.search import search
 from regmix.config import RegressionConfig, SampleConfig, SearchConfig, from_dict
 from regmix.files import load_params
-from regmix.choose.sampling import pile_generator
-from regmix.choose.regression import fit_regressor, load_regressor, read_released, save_regressor
-from regmix.choose.search import search
 from regmix.target import Target
 
 TARGET = Target.parse("pile_cc")
@@ -69,15 +69,27 @@ def main() -> None:
     _, main_s = timed(lambda: search(alone, gen, top_k, seed=0, threads=threads))
     _, all_s = timed(lambda: search(model, gen, cfg, seed=0, threads=threads))
 
-    print(json.dumps({
-        "bench": "search", "n_simulations": args.n, "model": reg_cfg.model,
-        "trees": getattr(model.base, "best_iteration", None),
-        "compiled": getattr(model.base, "compiled", None) is not None,
-        "members": len(model.members), "threads": threads, "chunk_size": cfg.chunk_size,
-        "fit_seconds": fit_s, "save_seconds": save_s, "load_seconds": load_s, "compile_seconds": compile_s,
-        "seconds": main_s, "seconds_with_members": all_s,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "search",
+                "n_simulations": args.n,
+                "model": reg_cfg.model,
+                "trees": getattr(model.base, "best_iteration", None),
+                "compiled": getattr(model.base, "compiled", None) is not None,
+                "members": len(model.members),
+                "threads": threads,
+                "chunk_size": cfg.chunk_size,
+                "fit_seconds": fit_s,
+                "save_seconds": save_s,
+                "load_seconds": load_s,
+                "compile_seconds": compile_s,
+                "seconds": main_s,
+                "seconds_with_members": all_s,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from regmix import api
-from regmix.files import load_params, write_json
 from regmix.choose.regression import proxy_table
+from regmix.files import load_params, write_json
 from regmix.tables import read_csv
 from regmix.target import run_target
 
@@ -35,8 +35,11 @@ DEFAULT_TARGETS = "wikipedia;mean;task:true_ending;{aggregate: zmean, over: mean
 def corner(mixture: dict[str, float]) -> dict[str, Any]:
     """The mixture's largest weight and how many domains get 5% or more."""
     top = max(mixture, key=mixture.get)
-    return {"top_domain": top, "top_weight": round(mixture[top], 4),
-            "domains_at_5pct": sum(w >= 0.05 for w in mixture.values())}
+    return {
+        "top_domain": top,
+        "top_weight": round(mixture[top], 4),
+        "domains_at_5pct": sum(w >= 0.05 for w in mixture.values()),
+    }
 
 
 def measure(value: Any, params: dict[str, Any], proxies: Path, replicates: Path) -> dict[str, Any]:
@@ -46,27 +49,39 @@ def measure(value: Any, params: dict[str, Any], proxies: Path, replicates: Path)
     report = api.fit(swarm, target, params["regression"], params["seed"], replicates=again)
     _, best = table.best(target)
     res = report.metrics["resolution"]
-    return {"target": target.name, "cv_spearman": report.metrics["cv"]["spearman"], "cv_rmse": res["cv_rmse"],
-            "seed_std": res.get("seed_std"), "rmse_over_seed_std": res.get("rmse_over_seed_std"),
-            "smallest_resolved_difference": res["smallest_resolved_difference"], "best_proxy": corner(best)}
+    return {
+        "target": target.name,
+        "cv_spearman": report.metrics["cv"]["spearman"],
+        "cv_rmse": res["cv_rmse"],
+        "seed_std": res.get("seed_std"),
+        "rmse_over_seed_std": res.get("rmse_over_seed_std"),
+        "smallest_resolved_difference": res["smallest_resolved_difference"],
+        "best_proxy": corner(best),
+    }
 
 
 def line(row: dict[str, Any]) -> str:
     b = row["best_proxy"]
-    return (f"{row['target']:40s} CV Spearman {row['cv_spearman']:.3f}  RMSE {row['cv_rmse']:.4f}  seed std "
-            f"{row['seed_std']:.4f}  resolves {row['smallest_resolved_difference']:.4f}  best proxy: "
-            f"{b['top_domain']} {b['top_weight']:.2f}, {b['domains_at_5pct']} domains >= 5%")
+    return (
+        f"{row['target']:40s} CV Spearman {row['cv_spearman']:.3f}  RMSE {row['cv_rmse']:.4f}  seed std "
+        f"{row['seed_std']:.4f}  resolves {row['smallest_resolved_difference']:.4f}  best proxy: "
+        f"{b['top_domain']} {b['top_weight']:.2f}, {b['domains_at_5pct']} domains >= 5%"
+    )
 
 
 def docs_table(record: dict[str, Any]) -> str:
     """docs/benchmarks.md's table of a committed record (a test checks the page against it)."""
-    lines = ["| target | CV Spearman | CV RMSE | seed std | RMSE / seed std | resolves | best proxy's mixture |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| target | CV Spearman | CV RMSE | seed std | RMSE / seed std | resolves | best proxy's mixture |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in record["rows"]:
         b = row["best_proxy"]
-        lines.append(f"| `{row['target']}` | {row['cv_spearman']:.2f} | {row['cv_rmse']:.3f} | {row['seed_std']:.3f} | "
-                     f"{row['rmse_over_seed_std']:.1f} | {row['smallest_resolved_difference']:.2f} | "
-                     f"{b['top_domain']} {b['top_weight']:.0%}, {b['domains_at_5pct']} domains at 5% or more |")
+        lines.append(
+            f"| `{row['target']}` | {row['cv_spearman']:.2f} | {row['cv_rmse']:.3f} | {row['seed_std']:.3f} | "
+            f"{row['rmse_over_seed_std']:.1f} | {row['smallest_resolved_difference']:.2f} | "
+            f"{b['top_domain']} {b['top_weight']:.0%}, {b['domains_at_5pct']} domains at 5% or more |"
+        )
     return "\n".join(lines)
 
 

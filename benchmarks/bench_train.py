@@ -24,11 +24,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from regmix.compose import composed
-from regmix.config import ModelConfig, ProxyConfig, from_dict
+from regmix.config import ModelConfig, ProxyConfig, from_dict, tokens_per_step
 from regmix.data.shards import read_meta
-from regmix.train.model import LLaMA
 from regmix.progress import progress
-from regmix.train.training import make_optimizer, tokens_per_step, train_steps
+from regmix.train.model import LLaMA
+from regmix.train.training import make_optimizer, train_steps
 
 TOKENS = Path("data/tokens")
 DEMO_VOCAB = 4096  # the demo tokenizer's size, used before data/tokens exists
@@ -53,12 +53,21 @@ class HFCausalLM(nn.Module):
         super().__init__()
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        self.hf = LlamaForCausalLM(LlamaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
-            num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
-            num_key_value_heads=cfg.n_head, max_position_embeddings=cfg.context,
-            rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_theta, tie_word_embeddings=False,
-            attn_implementation="sdpa"))
+        self.hf = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=cfg.vocab_size,
+                hidden_size=cfg.d_model,
+                intermediate_size=cfg.d_ff,
+                num_hidden_layers=cfg.n_layer,
+                num_attention_heads=cfg.n_head,
+                num_key_value_heads=cfg.n_head,
+                max_position_embeddings=cfg.context,
+                rms_norm_eps=cfg.norm_eps,
+                rope_theta=cfg.rope_theta,
+                tie_word_embeddings=False,
+                attn_implementation="sdpa",
+            )
+        )
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.hf(input_ids=idx).logits
@@ -91,8 +100,7 @@ class Candidate:
     def run(self, steps: int) -> float:
         """Seconds for the next `steps` optimiser steps."""
         start = time.perf_counter()
-        train_steps(self.net, self.optimizer, self.batches, self.optim, start=self.step,
-                    stop=self.step + steps)
+        train_steps(self.net, self.optimizer, self.batches, self.optim, start=self.step, stop=self.step + steps)
         self.step += steps
         return time.perf_counter() - start
 
@@ -121,22 +129,32 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="timed rounds per model (best one kept)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--modes", default="fp32,fp32+fused,bf16+fused,fp32+compile+fused,bf16+compile+fused",
-                   help="comma-separated modes of our trainer")
-    p.add_argument("--loss-chunk", type=int, help="rows per chunk in +fused modes (default: the "
-                   "preset's model.loss_chunk, else 256)")
+    p.add_argument(
+        "--modes",
+        default="fp32,fp32+fused,bf16+fused,fp32+compile+fused,bf16+compile+fused",
+        help="comma-separated modes of our trainer",
+    )
+    p.add_argument(
+        "--loss-chunk",
+        type=int,
+        help="rows per chunk in +fused modes (default: the preset's model.loss_chunk, else 256)",
+    )
     return p.parse_args()
 
 
 def load_config(args: argparse.Namespace) -> ProxyConfig:
     cfg = from_dict(ProxyConfig, composed([f"proxy={args.proxy}"])["proxy"], "proxy.")
-    model = {k: getattr(args, k) for k in ("n_layer", "n_head", "d_model", "d_ff", "context",
-                                           "vocab_size") if getattr(args, k) is not None}
+    model = {
+        k: getattr(args, k)
+        for k in ("n_layer", "n_head", "d_model", "d_ff", "context", "vocab_size")
+        if getattr(args, k) is not None
+    }
     if model.get("vocab_size", cfg.model.vocab_size) is None:
         model["vocab_size"] = read_meta(TOKENS).vocab_size if (TOKENS / "meta.json").exists() else DEMO_VOCAB
     optim = {"batch_size": args.batch_size} if args.batch_size else {}
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **model),
-                               optim=dataclasses.replace(cfg.optim, **optim))
+    return dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, **model), optim=dataclasses.replace(cfg.optim, **optim)
+    )
 
 
 def main() -> None:
@@ -171,18 +189,24 @@ def main() -> None:
     flops = LLaMA(cfg.model).flops_per_token()
     report = {
         # Headline: our fastest mode against Hugging Face as it comes (fp32, eager).
-        "mode": best, "tokens_per_s": round(ours[best], 1), "hf_mode": "fp32 (eager)",
-        "hf_tokens_per_s": round(hf["fp32"], 1), "speedup": round(ours[best] / hf["fp32"], 3),
+        "mode": best,
+        "tokens_per_s": round(ours[best], 1),
+        "hf_mode": "fp32 (eager)",
+        "hf_tokens_per_s": round(hf["fp32"], 1),
+        "speedup": round(ours[best] / hf["fp32"], 3),
         # Like for like on precision: Hugging Face under the same autocast as our fastest mode.
         "hf_same_precision_tokens_per_s": round(hf[same], 1),
         "speedup_same_precision": round(ours[best] / hf[same], 3),
         # MFU against the matmul peak of the precision the mode computes in (bf16 is ~2-4x fp32).
-        "flops_per_token": flops, "mfu": round(flops * ours[best] / peak[same], 4),
-        "fp32_peak_gflops": round(peak["fp32"] / 1e9, 1), "bf16_peak_gflops": round(peak["bf16"] / 1e9, 1),
-        "shape": dataclasses.asdict(cfg.model), "batch_size": cfg.optim.batch_size,
-        "threads": args.threads, "loss_chunk": loss_chunk,
-        "modes": {m: {"tokens_per_s": round(ours[m], 1), "warmup_s": round(candidates[m].warmup_s, 2)}
-                  for m in modes},
+        "flops_per_token": flops,
+        "mfu": round(flops * ours[best] / peak[same], 4),
+        "fp32_peak_gflops": round(peak["fp32"] / 1e9, 1),
+        "bf16_peak_gflops": round(peak["bf16"] / 1e9, 1),
+        "shape": dataclasses.asdict(cfg.model),
+        "batch_size": cfg.optim.batch_size,
+        "threads": args.threads,
+        "loss_chunk": loss_chunk,
+        "modes": {m: {"tokens_per_s": round(ours[m], 1), "warmup_s": round(candidates[m].warmup_s, 2)} for m in modes},
         "hf": {p: round(v, 1) for p, v in hf.items()},
     }
     exact = [m for m in modes if m.startswith("fp32")]

@@ -72,24 +72,23 @@ import torch.distributed as dist
 
 from benchmarks.bench_train import matmul_peak
 from regmix import runtime
-from regmix.train.checkpoints import save_checkpoint
 from regmix.choose.mixture_files import read_one, run_dir, write_all
 from regmix.compose import composed
 from regmix.config import DataConfig, EvaluateConfig, LargeConfig, ProxyConfig, TokenizerConfig, from_dict, train_tokens
-from regmix.target import slug
-from regmix.train.curves import METRICS_DIR
 from regmix.data.prepare import prepare
 from regmix.data.shards import read_meta
-from regmix.judge.evaluation import evaluate_runs
 from regmix.files import load_params, read_json, write_json, write_yaml
+from regmix.judge.evaluation import evaluate_runs
+from regmix.progress import say
+from regmix.tables import mixture_frame
+from regmix.target import Target, slug
+from regmix.train.backends import Placement
+from regmix.train.checkpoints import save_checkpoint
+from regmix.train.curves import METRICS_DIR
 from regmix.train.large import CHECKPOINT_FILE, RUN_FILE, setup
 from regmix.train.model import LLaMA
-from regmix.progress import say
-from regmix.train.backends import Placement
 from regmix.train.proxy import default_device, resolve_config
 from regmix.train.swarm import run_swarm
-from regmix.tables import mixture_frame
-from regmix.target import Target
 from regmix.train.training import resolve_precision, resolve_vocab, train_steps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,12 +98,20 @@ PROXIES = 8
 TARGET = "mean"  # what the large run's export is scored on: the mean test loss over the domains
 SEED = 0
 # Dense bf16 tensor-core peaks (TFLOP/s, NVIDIA datasheets), the first whose name is in the device's.
-BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H200 NVL", 835.0), ("GH200", 989.0),
-                    ("H100", 989.0), ("H200", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L40", 181.0),
-                    ("L4", 121.0))
+BF16_PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H200 NVL", 835.0),
+    ("GH200", 989.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L40", 181.0),
+    ("L4", 121.0),
+)
 # The CPU form's shapes: every code path of the GPU run, in seconds on two cores.
-TINY_MODEL = {"n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64, "context": 32, "vocab_size": None,
-              "loss_chunk": 64}
+TINY_MODEL = {"n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64, "context": 32, "vocab_size": None, "loss_chunk": 64}
 TINY_OPTIM = {"batch_size": 4, "micro_batch_size": None, "compile": False}
 TINY_WINDOWS = {"windows_per_domain": 4, "batch_size": 4}
 TINY_EVALUATE = {"windows_per_domain": 4, "batch_size": 8, "n_examples": 8}
@@ -139,8 +146,9 @@ def build_tokens(root: Path, budget: Budget) -> Path:
         for split, n in (("train", budget.documents), ("valid", max(8, budget.documents // 10))):
             path = root / "src" / split / f"{domain}-0.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(json.dumps({"text": " ".join(rng.choice(pool, budget.words)) + "."}) + "\n"
-                                    for _ in range(n)))
+            path.write_text(
+                "".join(json.dumps({"text": " ".join(rng.choice(pool, budget.words)) + "."}) + "\n" for _ in range(n))
+            )
     cfg = DataConfig(source="jsonl", path=str(root / "src"), tokenizer=TokenizerConfig(vocab_size=512))
     prepare(cfg, SEED, root / "tokens")
     return root / "tokens"
@@ -155,13 +163,23 @@ def configs(tiny: bool, budget: Budget, ranks: int) -> tuple[dict, ProxyConfig, 
     large = from_dict(LargeConfig, params["large"], "large.")
     evaluate = from_dict(EvaluateConfig, params["evaluate"], "evaluate.")
     if tiny:
-        proxy, large = (replace(c, model=replace(c.model, **TINY_MODEL), optim=replace(c.optim, **TINY_OPTIM),
-                                eval=replace(c.eval, **TINY_WINDOWS)) for c in (proxy, large))
+        proxy, large = (
+            replace(
+                c,
+                model=replace(c.model, **TINY_MODEL),
+                optim=replace(c.optim, **TINY_OPTIM),
+                eval=replace(c.eval, **TINY_WINDOWS),
+            )
+            for c in (proxy, large)
+        )
         evaluate = replace(evaluate, **TINY_EVALUATE)
     proxy = replace(proxy, optim=replace(proxy.optim, steps=budget.proxy_steps, precision="auto"))
     batch = -(-large.optim.batch_size // ranks) * ranks  # e.g. 16 on 3 GPUs: 18
-    large = replace(large, optim=replace(large.optim, steps=budget.large_steps, batch_size=batch),
-                    checkpoint_every=budget.large_steps // 2)
+    large = replace(
+        large,
+        optim=replace(large.optim, steps=budget.large_steps, batch_size=batch),
+        checkpoint_every=budget.large_steps // 2,
+    )
     return params, proxy, large, evaluate
 
 
@@ -249,15 +267,38 @@ class LargeFiles:
 
 def write_inputs(files: LargeFiles, params: dict, large: LargeConfig, domains: list[str]) -> None:
     """params.yaml (the composed params with the check's large run) and the uniform mixture's file."""
-    write_yaml(files.params, {**params, "large": asdict(large), "target": TARGET, "eval_sets": {},
-                              "tasks": {}, "sample": {**params["sample"], "max_epochs": None}})
+    write_yaml(
+        files.params,
+        {
+            **params,
+            "large": asdict(large),
+            "target": TARGET,
+            "eval_sets": {},
+            "tasks": {},
+            "sample": {**params["sample"], "max_epochs": None},
+        },
+    )
     write_all(files.mixture.parent, {"uniform": {d: 1 / len(domains) for d in domains}}, {"uniform": [SEED]})
 
 
 def torchrun(ranks: int, files: LargeFiles, module: str, *args: str) -> None:
     # TMPDIR: torchrun's own log folders go with the check's.
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
-                    "-m", module, *args], cwd=REPO, check=True, env={**os.environ, "TMPDIR": str(files.root)})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(ranks),
+            "-m",
+            module,
+            *args,
+        ],
+        cwd=REPO,
+        check=True,
+        env={**os.environ, "TMPDIR": str(files.root)},
+    )
 
 
 def train_until(files: LargeFiles, stop: int) -> None:
@@ -266,10 +307,20 @@ def train_until(files: LargeFiles, stop: int) -> None:
     compared = read_one(files.mixture)
     seed = compared.seeds[0]
     cfg = from_dict(LargeConfig, load_params(files.params)["large"], "large.")
-    run = setup(compared.name, compared.mixture, cfg, seed, files.tokens, run_dir(files.model, seed),
-                run_dir(files.curves, seed), runtime.positive_env("REGMIX_THREADS"), max_epochs=None)
-    train_steps(run.net, run.optimizer, run.sampler, run.cfg.optim, start=run.start, stop=stop,
-                rank_batch_size=run.rank_batch)
+    run = setup(
+        compared.name,
+        compared.mixture,
+        cfg,
+        seed,
+        files.tokens,
+        run_dir(files.model, seed),
+        run_dir(files.curves, seed),
+        runtime.positive_env("REGMIX_THREADS"),
+        max_epochs=None,
+    )
+    train_steps(
+        run.net, run.optimizer, run.sampler, run.cfg.optim, start=run.start, stop=stop, rank_batch_size=run.rank_batch
+    )
     if run.ctx.main:
         save_checkpoint(run.checkpoint, run.model, run.optimizer, stop, run.fingerprint)
     run.ctx.barrier()
@@ -283,37 +334,60 @@ def proxy_rates(folder: Path) -> list[float]:
     return [r["tokens"] / r["seconds"] for r in map(read_json, sorted(folder.glob("*.json")))]
 
 
-def train_proxies(figures: dict[str, Any], mixtures: pd.DataFrame, cfg: ProxyConfig, tokens: Path, out: Path,
-                  workers: int) -> list[float]:
+def train_proxies(
+    figures: dict[str, Any], mixtures: pd.DataFrame, cfg: ProxyConfig, tokens: Path, out: Path, workers: int
+) -> list[float]:
     """The swarm of `mixtures` in `workers` workers, as the proxies stage runs it; the proxies' tokens/s."""
     os.environ["REGMIX_STORE"] = str(out.with_name(f"{out.name}.store"))  # each measurement trains all of them
     _, stats = run_swarm(mixtures, cfg, tokens, out, SEED, Placement(workers=workers), max_epochs=None)
     rates = proxy_rates(out)
-    figures.update(trained=stats["trained"], workers=stats["workers"], tokens_per_s=[round(r, 1) for r in rates],
-                   tokens_per_s_median=round(statistics.median(rates), 1), swarm_tokens_per_s=stats["tokens_per_s"])
+    figures.update(
+        trained=stats["trained"],
+        workers=stats["workers"],
+        tokens_per_s=[round(r, 1) for r in rates],
+        tokens_per_s_median=round(statistics.median(rates), 1),
+        swarm_tokens_per_s=stats["tokens_per_s"],
+    )
     return rates
 
 
 def run_large(figures: dict[str, Any], files: LargeFiles, large: LargeConfig, ranks: int) -> None:
     """The large run under torchrun: preempted after its checkpoint half-way, then resumed by stages.train."""
     model, curves = run_dir(files.model, SEED), run_dir(files.curves, SEED)
-    torchrun(ranks, files, "benchmarks.gpu_check", "--tokens", str(files.tokens), "--work", str(files.root),
-             "--preempt-at", str(large.checkpoint_every))
+    torchrun(
+        ranks,
+        files,
+        "benchmarks.gpu_check",
+        "--tokens",
+        str(files.tokens),
+        "--work",
+        str(files.root),
+        "--preempt-at",
+        str(large.checkpoint_every),
+    )
     preempted = torch.load(model / CHECKPOINT_FILE, map_location="cpu", weights_only=True)["step"]
     torchrun(ranks, files, "stages.train", *files.stage_args())
     run = read_json(model / RUN_FILE)
     last = pd.read_csv(curves / METRICS_DIR / "train" / "loss.tsv", sep="\t").iloc[-1]  # the resumed run's curve
-    figures.update(world_size=run["world_size"], steps=run["steps"], checkpoint_step=preempted,
-                   resumed_from=run["resumed_from"], final_step=int(last["step"]),
-                   final_train_loss=float(last["loss"]), valid_loss_nats=run["valid_loss"])
+    figures.update(
+        world_size=run["world_size"],
+        steps=run["steps"],
+        checkpoint_step=preempted,
+        resumed_from=run["resumed_from"],
+        final_step=int(last["step"]),
+        final_train_loss=float(last["loss"]),
+        valid_loss_nats=run["valid_loss"],
+    )
 
 
 def check(out_dir: Path, tokens: Path | None, tiny: bool) -> None:
     """Run the four parts; write the record under `out_dir` and print it."""
     gpus = torch.cuda.device_count()
     if not gpus:
-        say("gpu_check: no GPU visible to torch: the CPU form, with tiny shapes (it checks the code paths, "
-            "not a device's speed)")
+        say(
+            "gpu_check: no GPU visible to torch: the CPU form, with tiny shapes (it checks the code paths, "
+            "not a device's speed)"
+        )
     started = time.perf_counter()
     tiny = tiny or not gpus
     budget = TINY_BUDGET if tiny else GPU_BUDGET
@@ -322,8 +396,16 @@ def check(out_dir: Path, tokens: Path | None, tiny: bool) -> None:
     params, proxy, large, evaluate = configs(tiny, budget, ranks)
     precision = resolve_precision(proxy.optim, default_device(), "proxy").precision
     peak, source = device_peak(precision, Placement.threads_per_worker)
-    record: dict[str, Any] = {"device": device, "gpus": gpus, "torch": torch.__version__, "cuda": torch.version.cuda,
-                              "tiny": tiny, "precision": precision, "peak_tflops": peak, "peak_source": source}
+    record: dict[str, Any] = {
+        "device": device,
+        "gpus": gpus,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "tiny": tiny,
+        "precision": precision,
+        "peak_tflops": peak,
+        "peak_source": source,
+    }
     with tempfile.TemporaryDirectory(prefix="gpu_check.") as tmp:
         work = Path(tmp)
         os.environ["REGMIX_CACHE"] = str(work / "cache")  # measured rates: this run's own, not the user's cache
@@ -338,9 +420,13 @@ def check(out_dir: Path, tokens: Path | None, tiny: bool) -> None:
         with part(record, "proxies") as figures, peak_memory(figures, children=False):
             with torch.device("meta"):  # FLOPs without allocating the weights
                 flops = LLaMA(resolved.model).flops_per_token()
-            figures.update(preset=PROXY_PRESET, model=asdict(resolved.model), steps=resolved.optim.steps,
-                           tokens_per_proxy=train_tokens(resolved.optim, resolved.model.context),
-                           flops_per_token=flops)
+            figures.update(
+                preset=PROXY_PRESET,
+                model=asdict(resolved.model),
+                steps=resolved.optim.steps,
+                tokens_per_proxy=train_tokens(resolved.optim, resolved.model.context),
+                flops_per_token=flops,
+            )
             one = statistics.median(train_proxies(figures, mixtures, proxy, tokens, work / "proxies", devices))
             figures["mfu"] = round(flops * one / (peak * 1e12), 4) if peak else None
         torch.cuda.empty_cache()  # the proxies' reserve goes back to the large run's processes
@@ -349,22 +435,31 @@ def check(out_dir: Path, tokens: Path | None, tiny: bool) -> None:
         write_inputs(files, params, large, domains)
         with part(record, "large") as figures, peak_memory(figures, children=True):
             model = resolve_vocab(large.model, read_meta(tokens), "large.model")
-            figures.update(preset=LARGE_PRESET, model=asdict(model),
-                           backend=None if ranks == 1 else "nccl" if gpus else "gloo")
+            figures.update(
+                preset=LARGE_PRESET, model=asdict(model), backend=None if ranks == 1 else "nccl" if gpus else "gloo"
+            )
             run_large(figures, files, large, ranks)
 
         with part(record, "evaluate") as figures:
-            scores = evaluate_runs({"uniform": run_dir(files.model, SEED)}, tokens, evaluate,
-                                   Target.parse(TARGET, "loss", domains), SEED)["uniform"]
-            figures.update(target=TARGET, target_loss_nats=scores["target_loss"],
-                           test_loss_nats=scores["domain_loss"], test_bpb=scores["bpb"])
+            scores = evaluate_runs(
+                {"uniform": run_dir(files.model, SEED)}, tokens, evaluate, Target.parse(TARGET, "loss", domains), SEED
+            )["uniform"]
+            figures.update(
+                target=TARGET,
+                target_loss_nats=scores["target_loss"],
+                test_loss_nats=scores["domain_loss"],
+                test_bpb=scores["bpb"],
+            )
 
         with part(record, "packing") as figures:
-            packed = statistics.median(train_proxies(figures, mixtures, proxy, tokens, work / "packed",
-                                                     PACK * devices))
-            figures.update(workers_per_device=PACK, device_tokens_per_s=round(packed * PACK, 1),
-                           one_per_device_tokens_per_s=round(one, 1), speedup=round(packed * PACK / one, 3),
-                           one_per_device_swarm_tokens_per_s=record["proxies"]["swarm_tokens_per_s"])
+            packed = statistics.median(train_proxies(figures, mixtures, proxy, tokens, work / "packed", PACK * devices))
+            figures.update(
+                workers_per_device=PACK,
+                device_tokens_per_s=round(packed * PACK, 1),
+                one_per_device_tokens_per_s=round(one, 1),
+                speedup=round(packed * PACK / one, 3),
+                one_per_device_swarm_tokens_per_s=record["proxies"]["swarm_tokens_per_s"],
+            )
     record["wall_s"] = round(time.perf_counter() - started, 2)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{slug(device)}-{time.strftime('%Y%m%d-%H%M%S')}.json"

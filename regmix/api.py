@@ -85,8 +85,7 @@ from regmix.target import Target
 from regmix.train.backends import Placement, placement_from_env
 from regmix.train.swarm import run_seeds, run_swarm
 
-__all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm",
-           "verify"]
+__all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm", "verify"]
 
 T = TypeVar("T")
 Domains = Mapping[str, Any]  # prepare's domains table {domain: {train_tokens, ...}}, or a share {domain: weight}
@@ -115,8 +114,11 @@ def _over_defaults(base: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _generator(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | None,
-               large_cfg: LargeConfig | Mapping[str, Any] | None) -> MixtureGenerator:
+def _generator(
+    domains: Domains,
+    sample_cfg: SampleConfig | Mapping[str, Any] | None,
+    large_cfg: LargeConfig | Mapping[str, Any] | None,
+) -> MixtureGenerator:
     """The swarm's generator: around the token share of `domains` (prepare's table, or a share
     {domain: weight}), capped at `sample.max_epochs` epochs of each domain in the large run
     (`large_cfg`: steps x batch x context), which needs the table's train tokens."""
@@ -127,9 +129,14 @@ def _generator(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | 
 
 
 # -------------------------------------------------------------------------- steps
-def prepare(data: DataConfig | Mapping[str, Any] | None, tokens_dir: str | Path, seed: int = 0,
-            workers: int | None = None, placement: Placement | None = None,
-            cache: str | Path | None = None) -> dict[str, dict]:
+def prepare(
+    data: DataConfig | Mapping[str, Any] | None,
+    tokens_dir: str | Path,
+    seed: int = 0,
+    workers: int | None = None,
+    placement: Placement | None = None,
+    cache: str | Path | None = None,
+) -> dict[str, dict]:
     """Read the corpus `data` describes, train (or load) the tokeniser and write the token shards
     to `tokens_dir` (replaced only when every check passed). Returns the domains table:
     {domain: {documents, train_tokens, valid_tokens, source}}.
@@ -140,12 +147,17 @@ def prepare(data: DataConfig | Mapping[str, Any] | None, tokens_dir: str | Path,
     (default REGMIX_CACHE).
     """
     placement = placement or placement_from_env()
-    return prepare_tokens(as_config(DataConfig, data, "data."), seed, tokens_dir, cache, workers,
-                          placement.backend, placement.ray_address)
+    return prepare_tokens(
+        as_config(DataConfig, data, "data."), seed, tokens_dir, cache, workers, placement.backend, placement.ray_address
+    )
 
 
-def sample(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
-           seed: int = 0, large_cfg: LargeConfig | Mapping[str, Any] | None = None) -> pd.DataFrame:
+def sample(
+    domains: Domains,
+    sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    large_cfg: LargeConfig | Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """The proxy swarm: `id` and one weight column per domain, each row a mixture summing to 1,
     drawn around the token share of `domains` (prepare's table, or {domain: share} with
     `sample_cfg={"max_epochs": None}`: caps need the table's token counts), each domain capped at
@@ -155,9 +167,14 @@ def sample(domains: Domains, sample_cfg: SampleConfig | Mapping[str, Any] | None
     return mixture_frame(range(len(W)), gen.domains, W)
 
 
-def train_swarm(mixtures: pd.DataFrame, tokens_dir: str | Path,
-                proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None, store: str | Path | None = None,
-                seed: int = 0, placement: Placement | None = None) -> pd.DataFrame:
+def train_swarm(
+    mixtures: pd.DataFrame,
+    tokens_dir: str | Path,
+    proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None,
+    store: str | Path | None = None,
+    seed: int = 0,
+    placement: Placement | None = None,
+) -> pd.DataFrame:
     """Train one proxy per row of `mixtures` on the shards in `tokens_dir`; the proxies table:
     the rows of `mixtures` with one `loss.<domain>` validation loss column per domain.
 
@@ -168,15 +185,25 @@ def train_swarm(mixtures: pd.DataFrame, tokens_dir: str | Path,
     a few rows again with `seed + 1` and give them to `fit` as `replicates`.
     """
     store = store if store is not None else runtime.cache_root() / "proxies"
-    table, stats = run_swarm(mixtures, as_config(ProxyConfig, proxy_cfg, "proxy."), tokens_dir, store, seed,
-                             placement or placement_from_env())
+    table, stats = run_swarm(
+        mixtures,
+        as_config(ProxyConfig, proxy_cfg, "proxy."),
+        tokens_dir,
+        store,
+        seed,
+        placement or placement_from_env(),
+    )
     table.attrs["stats"] = stats
     return table
 
 
-def fit(proxies: pd.DataFrame | ProxyTable | str | Path | None, target: Any,
-        regression_cfg: RegressionConfig | Mapping[str, Any] | None = None, seed: int = 0,
-        replicates: pd.DataFrame | str | Path | None = None) -> FitReport:
+def fit(
+    proxies: pd.DataFrame | ProxyTable | str | Path | None,
+    target: Any,
+    regression_cfg: RegressionConfig | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    replicates: pd.DataFrame | str | Path | None = None,
+) -> FitReport:
     """Fit the regression from mixture weights to the `target` loss (a domain, "mean" or
     {domain: weight}) on the proxies table (train_swarm's, or a proxies.csv path).
 
@@ -211,8 +238,10 @@ def _proxy_table(proxies: pd.DataFrame | ProxyTable | str | Path | None) -> Prox
     if isinstance(proxies, (str, os.PathLike)):
         return read_proxies(proxies)
     if not isinstance(proxies, pd.DataFrame):
-        raise UserError(f"proxies: expected train_swarm's DataFrame, a proxies.csv path or a ProxyTable, "
-                        f"got {type(proxies).__name__}")
+        raise UserError(
+            f"proxies: expected train_swarm's DataFrame, a proxies.csv path or a ProxyTable, "
+            f"got {type(proxies).__name__}"
+        )
     return proxy_table(_as_stored(proxies), "proxies")
 
 
@@ -227,12 +256,17 @@ def _frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
     return table if isinstance(table, pd.DataFrame) else read_csv(table)
 
 
-def search(regressor: FittedRegressor, token_share: Domains,
-           sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
-           search_cfg: SearchConfig | Mapping[str, Any] | None = None, seed: int = 0,
-           human_mixtures: Mapping[str, Mapping[str, float]] | None = None,
-           threads: int | None = None, large_cfg: LargeConfig | Mapping[str, Any] | None = None,
-           proxies: pd.DataFrame | ProxyTable | str | Path | None = None) -> Choice:
+def search(
+    regressor: FittedRegressor,
+    token_share: Domains,
+    sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
+    search_cfg: SearchConfig | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    human_mixtures: Mapping[str, Mapping[str, float]] | None = None,
+    threads: int | None = None,
+    large_cfg: LargeConfig | Mapping[str, Any] | None = None,
+    proxies: pd.DataFrame | ProxyTable | str | Path | None = None,
+) -> Choice:
     """Simulate mixtures from the swarm's generator (give `sample` the same `sample_cfg` and
     `large_cfg`: same prior, caps and grid), predict each through `regressor` and average the
     best into the chosen mixture. `token_share` is prepare's domains table or {domain: share}; the summary
@@ -244,16 +278,31 @@ def search(regressor: FittedRegressor, token_share: Domains,
     regressor fitted with `replicates`).
     """
     gen = _generator(token_share, sample_cfg, large_cfg)
-    return run_search(regressor, gen, as_config(SearchConfig, search_cfg, "search."), seed,
-                      threads or runtime.threads(), None if proxies is None else _proxy_table(proxies),
-                      human_mixtures)
+    return run_search(
+        regressor,
+        gen,
+        as_config(SearchConfig, search_cfg, "search."),
+        seed,
+        threads or runtime.threads(),
+        None if proxies is None else _proxy_table(proxies),
+        human_mixtures,
+    )
 
 
-def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, target: Any,
-           proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None, seeds: int = 3, seed: int = 0,
-           store: str | Path | None = None, placement: Placement | None = None,
-           regressor: FittedRegressor | None = None, proxies: pd.DataFrame | None = None,
-           replicates: pd.DataFrame | None = None, choice: Choice | None = None) -> dict[str, Any]:
+def verify(
+    mixtures: Mapping[str, Mapping[str, float]],
+    tokens_dir: str | Path,
+    target: Any,
+    proxy_cfg: ProxyConfig | Mapping[str, Any] | None = None,
+    seeds: int = 3,
+    seed: int = 0,
+    store: str | Path | None = None,
+    placement: Placement | None = None,
+    regressor: FittedRegressor | None = None,
+    proxies: pd.DataFrame | None = None,
+    replicates: pd.DataFrame | None = None,
+    choice: Choice | None = None,
+) -> dict[str, Any]:
     """Train each named mixture's proxy again with `seeds` seeds the swarm never used (`seed + 2`,
     ...) and judge them as the verify stage does (regmix.choose.verify.run_verify): each mixture's
     mean and interval, `regmix` against the others, and its gain over `prior` measured beside the
@@ -272,20 +321,37 @@ def verify(mixtures: Mapping[str, Mapping[str, float]], tokens_dir: str | Path, 
     def train(measured: dict[str, dict[str, float]]) -> pd.DataFrame:
         return run_seeds(measured, cfg, tokens_dir, store, verify_seeds(seeds, seed), tgt, domains, placement)
 
-    verified = run_verify(mixtures, list(mixtures), train, tgt, regressor, None if choice is None else choice.summary,
-                          None if proxies is None else _as_stored(proxies),
-                          None if replicates is None else _as_stored(replicates))
+    verified = run_verify(
+        mixtures,
+        list(mixtures),
+        train,
+        tgt,
+        regressor,
+        None if choice is None else choice.summary,
+        None if proxies is None else _as_stored(proxies),
+        None if replicates is None else _as_stored(replicates),
+    )
     out = {**verified.record, "table": verified.table}
     if verified.answer is not None:
         out["answer"] = verified.answer
     return out
 
 
-def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]], to: str = "megatron", *,
-           tokens: int | None = None, large_cfg: LargeConfig | Mapping[str, Any] | None = None,
-           max_epochs: float | None = None, sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
-           prefix_template: str | None = None, prefixes: Mapping[str, Any] | None = None,
-           splits: Sequence[str] = (), name: str = "regmix", output: str | Path | None = None) -> str:
+def export(
+    mixture: Mapping[str, float],
+    domains: Mapping[str, Mapping[str, Any]],
+    to: str = "megatron",
+    *,
+    tokens: int | None = None,
+    large_cfg: LargeConfig | Mapping[str, Any] | None = None,
+    max_epochs: float | None = None,
+    sample_cfg: SampleConfig | Mapping[str, Any] | None = None,
+    prefix_template: str | None = None,
+    prefixes: Mapping[str, Any] | None = None,
+    splits: Sequence[str] = (),
+    name: str = "regmix",
+    output: str | Path | None = None,
+) -> str:
     """`mixture` ({domain: weight}) as the trainer `to` reads it (see `regmix export --help` and
     regmix.handoff): "megatron" (a `--data-path` blend; one line per split in `splits`),
     "olmo-core", "litdata" or "hf-datasets". Returns the text (also written to `output`).
@@ -302,11 +368,18 @@ def export(mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]
         raise UserError(f"export: splits are for to='megatron'; {to} exports the train split")
     if tokens is not None and tokens <= 0:
         raise UserError(f"export: tokens={tokens} must be > 0")
-    budget = (handoff.Budget(int(tokens), "tokens=") if tokens is not None else
-              handoff.large_budget({"large": dataclasses.asdict(as_config(LargeConfig, large_cfg, "large."))},
-                                   "large_cfg"))
-    cap, cap_source = ((max_epochs, "max_epochs") if max_epochs is not None else
-                       (as_config(SampleConfig, sample_cfg, "sample.").max_epochs, "sample.max_epochs"))
+    budget = (
+        handoff.Budget(int(tokens), "tokens=")
+        if tokens is not None
+        else handoff.large_budget(
+            {"large": dataclasses.asdict(as_config(LargeConfig, large_cfg, "large."))}, "large_cfg"
+        )
+    )
+    cap, cap_source = (
+        (max_epochs, "max_epochs")
+        if max_epochs is not None
+        else (as_config(SampleConfig, sample_cfg, "sample.").max_epochs, "sample.max_epochs")
+    )
     plan = handoff.plan(name, mixture, domains, budget, cap, cap_source)
 
     def paths(split: str | None) -> dict[str, str]:

@@ -67,51 +67,106 @@ def token_count(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="regmix", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    export = commands.add_parser("export", help="write a compared mixture for another trainer",
-                                 description=EXPORT_HELP, epilog=FORMATS_HELP,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    export = commands.add_parser(
+        "export",
+        help="write a compared mixture for another trainer",
+        description=EXPORT_HELP,
+        epilog=FORMATS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     export.add_argument("--to", required=True, choices=handoff.FORMATS, help="the trainer's format")
-    export.add_argument("--mixture", default=CHOSEN, metavar="NAME",
-                        help=f"compared mixture to export (default {CHOSEN}, the choice the large runs train)")
-    export.add_argument("--compare", default=COMPARE_DIR, type=Path, metavar="DIR",
-                        help=f"folder of compared-mixture files (default {COMPARE_DIR})")
-    export.add_argument("--domains", default=DOMAINS_FILE, type=Path, metavar="FILE",
-                        help=f"domains table with train tokens and documents (default {DOMAINS_FILE})")
-    export.add_argument("--params", default=PARAMS_FILE, type=Path, metavar="FILE",
-                        help=f"composed params: the large run's tokens and sample.max_epochs (default {PARAMS_FILE})")
-    export.add_argument("--tokens", type=token_count, metavar="N",
-                        help="token budget (default large.optim.steps x large.optim.batch_size x large.model.context)")
-    export.add_argument("--max-epochs", type=float, metavar="X",
-                        help="warn when a domain repeats more epochs than this (default sample.max_epochs)")
+    export.add_argument(
+        "--mixture",
+        default=CHOSEN,
+        metavar="NAME",
+        help=f"compared mixture to export (default {CHOSEN}, the choice the large runs train)",
+    )
+    export.add_argument(
+        "--compare",
+        default=COMPARE_DIR,
+        type=Path,
+        metavar="DIR",
+        help=f"folder of compared-mixture files (default {COMPARE_DIR})",
+    )
+    export.add_argument(
+        "--domains",
+        default=DOMAINS_FILE,
+        type=Path,
+        metavar="FILE",
+        help=f"domains table with train tokens and documents (default {DOMAINS_FILE})",
+    )
+    export.add_argument(
+        "--params",
+        default=PARAMS_FILE,
+        type=Path,
+        metavar="FILE",
+        help=f"composed params: the large run's tokens and sample.max_epochs (default {PARAMS_FILE})",
+    )
+    export.add_argument(
+        "--tokens",
+        type=token_count,
+        metavar="N",
+        help="token budget (default large.optim.steps x large.optim.batch_size x large.model.context)",
+    )
+    export.add_argument(
+        "--max-epochs",
+        type=float,
+        metavar="X",
+        help="warn when a domain repeats more epochs than this (default sample.max_epochs)",
+    )
     where = export.add_mutually_exclusive_group()
-    where.add_argument("--prefix-template", metavar="TEMPLATE",
-                       help="each domain's data prefix / path / dataset, {domain} and {split} filled in "
-                            "(default {domain})")
-    where.add_argument("--prefixes", type=Path, metavar="FILE",
-                       help="YAML or JSON map domain -> prefix (or domain -> {train: ..., valid: ...})")
-    export.add_argument("--split", action="append", choices=handoff.SPLITS,
-                        help="megatron: one --<split>-data-path line per --split (default one --data-path)")
+    where.add_argument(
+        "--prefix-template",
+        metavar="TEMPLATE",
+        help="each domain's data prefix / path / dataset, {domain} and {split} filled in (default {domain})",
+    )
+    where.add_argument(
+        "--prefixes",
+        type=Path,
+        metavar="FILE",
+        help="YAML or JSON map domain -> prefix (or domain -> {train: ..., valid: ...})",
+    )
+    export.add_argument(
+        "--split",
+        action="append",
+        choices=handoff.SPLITS,
+        help="megatron: one --<split>-data-path line per --split (default one --data-path)",
+    )
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default stdout)")
     export.set_defaults(run=export_command)
-    check = commands.add_parser("check", help="check params before any compute (the overrides `dvc exp run -S` takes)",
-                                description="Compose conf/ with the overrides, as `dvc exp run -S` does, and check "
-                                            "every key; with no -S, check params.yaml as it is.")
+    check = commands.add_parser(
+        "check",
+        help="check params before any compute (the overrides `dvc exp run -S` takes)",
+        description="Compose conf/ with the overrides, as `dvc exp run -S` does, and check "
+        "every key; with no -S, check params.yaml as it is.",
+    )
     params_options(check)
     check.set_defaults(run=check_command)
-    plan = commands.add_parser("plan", help="what a run trains and how long it takes here, without running it",
-                               description="The proxies', verify's and the large runs' tokens, devices and ETA for "
-                                           "the params `dvc exp run -S` would compose (no -S: params.yaml), rated by "
-                                           "the last run of the same shape here or a timed warm-up (seconds). Nothing "
-                                           "is trained or written; work kept in the machine store is not counted off.")
+    plan = commands.add_parser(
+        "plan",
+        help="what a run trains and how long it takes here, without running it",
+        description="The proxies', verify's and the large runs' tokens, devices and ETA for "
+        "the params `dvc exp run -S` would compose (no -S: params.yaml), rated by "
+        "the last run of the same shape here or a timed warm-up (seconds). Nothing "
+        "is trained or written; work kept in the machine store is not counted off.",
+    )
     params_options(plan)
     plan.set_defaults(run=plan_command)
     return top
 
 
 def params_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("-S", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
-                         help="a Hydra override, as `dvc exp run -S` takes it (repeatable)")
-    command.add_argument("--conf", default=CONF_DIR, type=Path, metavar="DIR", help=f"config folder (default {CONF_DIR})")
+    command.add_argument(
+        "-S",
+        dest="overrides",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="a Hydra override, as `dvc exp run -S` takes it (repeatable)",
+    )
+    command.add_argument(
+        "--conf", default=CONF_DIR, type=Path, metavar="DIR", help=f"config folder (default {CONF_DIR})"
+    )
 
 
 def checked_params(args: argparse.Namespace) -> tuple[dict, str]:
@@ -151,8 +206,7 @@ def export_command(args: argparse.Namespace) -> None:
     mapping = handoff.read_prefix_map(args.prefixes, list(domains)) if args.prefixes is not None else None
 
     def paths(split: str | None) -> dict[str, str]:
-        return handoff.prefixes(plan.domains, split, list(domains), args.prefix_template, mapping,
-                                str(args.prefixes))
+        return handoff.prefixes(plan.domains, split, list(domains), args.prefix_template, mapping, str(args.prefixes))
 
     source = str(args.compare / f"{args.mixture}.json")
     if args.to == "megatron":
@@ -169,8 +223,11 @@ def export_command(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
     else:
         write_text(args.output, text)
-        print(f"mixture {plan.name!r} for {args.to} ({len(plan.shares)} domains, "
-              f"{plan.budget.tokens:,} tokens) -> {args.output}", file=sys.stderr)
+        print(
+            f"mixture {plan.name!r} for {args.to} ({len(plan.shares)} domains, "
+            f"{plan.budget.tokens:,} tokens) -> {args.output}",
+            file=sys.stderr,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from dvc.utils.hydra import compose_and_dump
 
 CONF_DIR = Path("conf")

@@ -51,8 +51,14 @@ def _default_of(field: dataclasses.Field) -> Any:
     return None if field.default is dataclasses.MISSING else field.default
 
 
-_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-             dict: "a mapping", list: "a list"}
+_EXPECTED = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    dict: "a mapping",
+    list: "a list",
+}
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -141,13 +147,13 @@ class SampleConfig:
     min_distance: float = 0.01  # L1 distance under which a draw is a near-duplicate
 
 
-SEARCH_RULES = ("top_k", "lower_confidence", "trust_region", "band")  # regmix.choose.search
+SEARCH_RULES = ("top_k", "lower_confidence", "trust_region", "band")  # regmix.choose.rules
 
 
 @dataclass
 class SearchConfig:
     n_simulations: int = 1_000_000  # mixtures simulated through the regressor
-    rule: str = "lower_confidence"  # lower_confidence | top_k (RegMix) | trust_region | band (regmix.choose.search)
+    rule: str = "lower_confidence"  # lower_confidence | top_k (RegMix) | trust_region | band (regmix.choose.rules)
     top_k: int = 100  # best mixtures averaged into the choice (top_k, lower_confidence, trust_region)
     kappa: float = 1.0  # lower_confidence: minimise the members' mean + kappa x their std
     trust_radius: float = 1.0  # trust_region: max L1 to a trained proxy, x the proxies' median nearest-neighbour L1
@@ -218,15 +224,30 @@ class ProxyConfig:
 @dataclass
 class LargeConfig:
     # names trained and compared (see regmix.choose.mixture_files)
-    mixtures: list[str] = field(default_factory=lambda: [
-        "regmix", "best_proxy", "uniform", "prior", "nearest", "random_1", "random_2", "random_3", "random_4"])
+    mixtures: list[str] = field(
+        default_factory=lambda: [
+            "regmix",
+            "best_proxy",
+            "uniform",
+            "prior",
+            "nearest",
+            "random_1",
+            "random_2",
+            "random_3",
+            "random_4",
+        ]
+    )
     seeds: int = 1  # seeds each compared mixture is trained with (seed, seed + 1, ...)
     # more seeds for some mixtures: their spread measures the seed noise every interval uses
-    replicate: dict[str, int] = field(default_factory=lambda: {"regmix": 3, "best_proxy": 3, "uniform": 2, "prior": 2,
-                                                               "nearest": 2})
+    replicate: dict[str, int] = field(
+        default_factory=lambda: {"regmix": 3, "best_proxy": 3, "uniform": 2, "prior": 2, "nearest": 2}
+    )
     model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=4, n_head=4, d_model=192, d_ff=512))
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(
-        steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="auto"))
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            steps=200, batch_size=16, lr=2e-3, min_lr=1e-4, schedule="cosine", warmup_steps=20, precision="auto"
+        )
+    )
     eval: EvalWindowsConfig = field(default_factory=lambda: EvalWindowsConfig(windows_per_domain=16))
     checkpoint_every: int = 100  # steps between resumable checkpoints
 
@@ -245,9 +266,15 @@ def train_tokens(optim: OptimConfig, context: int) -> int:
 @dataclass
 class RegressionConfig:
     model: str = "lightgbm"  # lightgbm | linear | loglinear | gp | ensemble (params: {member: params})
-    params: dict[str, Any] = field(default_factory=lambda: {  # regressor hyperparameters
-        "n_estimators": 1000, "learning_rate": 0.01, "early_stopping_rounds": 50,
-        "early_stopping_fraction": 0.2, "refit": True})
+    params: dict[str, Any] = field(
+        default_factory=lambda: {  # regressor hyperparameters
+            "n_estimators": 1000,
+            "learning_rate": 0.01,
+            "early_stopping_rounds": 50,
+            "early_stopping_fraction": 0.2,
+            "refit": True,
+        }
+    )
     cv_folds: int = 5  # k-fold cross-validation over the proxies
     n_bootstrap: int = 8  # bootstrap refits: predictive spread, and search's weight spread (0: none)
     train_set: Optional[dict[str, str]] = None  # {mixtures, losses} released CSVs instead of proxies
@@ -295,8 +322,10 @@ class VerifyConfig:
     def scale(self, proxy: ProxyConfig) -> ProxyConfig:
         """The proxy config the check trains: `proxy` with this section's changes."""
         return dataclasses.replace(
-            proxy, model=from_dict(ModelConfig, {**dataclasses.asdict(proxy.model), **self.model}, "verify.model."),
-            optim=from_dict(OptimConfig, {**dataclasses.asdict(proxy.optim), **self.optim}, "verify.optim."))
+            proxy,
+            model=from_dict(ModelConfig, {**dataclasses.asdict(proxy.model), **self.model}, "verify.model."),
+            optim=from_dict(OptimConfig, {**dataclasses.asdict(proxy.optim), **self.optim}, "verify.optim."),
+        )
 
     def changes(self) -> dict[str, Any]:
         """The changes as dotted keys: {"optim.steps": 512}."""

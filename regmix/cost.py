@@ -16,14 +16,14 @@ from typing import Any, Mapping
 
 import torch
 
-from regmix.train import backends, large, swarm
 from regmix.choose.mixture_files import seeds_of
 from regmix.config import ActiveConfig, LargeConfig, ModelConfig, ProxyConfig, VerifyConfig, from_dict, train_tokens
 from regmix.data.shards import read_meta
+from regmix.progress import Plan, amount, device_name, duration
+from regmix.train import backends, large, swarm
 from regmix.train.distributed import Dist
 from regmix.train.model import LLaMA
 from regmix.train.proxy import default_device
-from regmix.progress import Plan, amount, device_name, duration
 from regmix.train.training import resolve_precision
 
 OTHER_STAGES = "prepare, sample, fit, search and evaluate are not counted: minutes at the demo's scale"
@@ -60,8 +60,7 @@ def swarm_plan(what: str, count: int, cfg: ProxyConfig, placement: backends.Plac
     pool = placement.workers or backends.default_workers(placement.threads_per_worker)
     workers = min(pool, max(1, count))
     key = swarm.rate_key(cfg, dataclasses.replace(placement, workers=pool), device)
-    rate = swarm.swarm_rate(key, cfg, lambda: RandomTokens(cfg.model.vocab_size, cfg.model.context), placement,
-                            workers)
+    rate = swarm.swarm_rate(key, cfg, lambda: RandomTokens(cfg.model.vocab_size, cfg.model.context), placement, workers)
     per_proxy = train_tokens(cfg.optim, cfg.model.context)
     return Plan(what, f"{count} proxies x {amount(per_proxy)} tokens", count * per_proxy, device, rate, swarm.SLOW_HINT)
 
@@ -81,12 +80,19 @@ def large_plan(params: Mapping[str, Any], vocab: int) -> Plan:
     runs = sum(map(len, seeds_of(cfg.mixtures, cfg.seeds, cfg.replicate, params["seed"]).values()))
     rate = large.run_rate(cfg, ctx, lambda: fresh_model(cfg.model, ctx.device), RandomTokens(vocab, cfg.model.context))
     per_run = train_tokens(cfg.optim, cfg.model.context)
-    return Plan("train", f"{len(cfg.mixtures)} mixtures, {runs} runs x {amount(per_run)} tokens", runs * per_run,
-                device_name(ctx.device), rate, large.SLOW_HINT)
+    return Plan(
+        "train",
+        f"{len(cfg.mixtures)} mixtures, {runs} runs x {amount(per_run)} tokens",
+        runs * per_run,
+        device_name(ctx.device),
+        rate,
+        large.SLOW_HINT,
+    )
 
 
-def pipeline_plan(params: Mapping[str, Any], tokens_dir: str | Path = "data/tokens",
-                  placement: backends.Placement | None = None) -> list[Plan]:
+def pipeline_plan(
+    params: Mapping[str, Any], tokens_dir: str | Path = "data/tokens", placement: backends.Placement | None = None
+) -> list[Plan]:
     """The proxies', verify's and the large runs' plans for `params` (a composed params.yaml)."""
     placement = placement or backends.placement_from_env()
     vocab = vocab_size(params, Path(tokens_dir))
@@ -110,6 +116,8 @@ def describe(plans: list[Plan]) -> list[str]:
         return [*lines, f"total: not known until a cluster's first results are in ({OTHER_STAGES})"]
     lines.append(f"total: ETA {duration(sum(etas))} ({OTHER_STAGES})")
     if any(p.needs_confirmation for p in plans):
-        lines.append("over an hour of CPU training: a proxy swarm or a large run planned over an hour stops before "
-                     "its work unless REGMIX_YES=1")
+        lines.append(
+            "over an hour of CPU training: a proxy swarm or a large run planned over an hour stops before "
+            "its work unless REGMIX_YES=1"
+        )
     return lines

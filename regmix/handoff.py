@@ -65,13 +65,17 @@ def large_budget(params: Mapping[str, Any], where: str) -> Budget:
     """The large run's tokens: large.optim.steps x large.optim.batch_size x large.model.context."""
     cfg = from_dict(LargeConfig, params.get("large"), "large.")
     optim, context = cfg.optim, cfg.model.context
-    return Budget(train_tokens(optim, context),
-                  f"large.optim.steps {optim.steps} x large.optim.batch_size {optim.batch_size} x "
-                  f"large.model.context {context}, from {where}", tokens_per_step(optim, context))
+    return Budget(
+        train_tokens(optim, context),
+        f"large.optim.steps {optim.steps} x large.optim.batch_size {optim.batch_size} x "
+        f"large.model.context {context}, from {where}",
+        tokens_per_step(optim, context),
+    )
 
 
-def budget_and_cap(params_file: str | Path, tokens: int | None,
-                   max_epochs: float | None) -> tuple[Budget, float | None, str]:
+def budget_and_cap(
+    params_file: str | Path, tokens: int | None, max_epochs: float | None
+) -> tuple[Budget, float | None, str]:
     """The token budget, the repeat cap in epochs and the cap's origin; params are read only
     for what the arguments leave open (the large run's tokens, `sample.max_epochs`)."""
     if tokens is not None and tokens <= 0:
@@ -115,12 +119,22 @@ class Plan:
     def warnings(self) -> list[str]:
         if self.cap is None:
             return []
-        return [f"mixture {self.name!r}: domain {s.domain!r} would be repeated {s.epochs:.2f} epochs, "
-                f"more than {self.cap:g} ({self.cap_source})" for s in self.shares if s.epochs > self.cap]
+        return [
+            f"mixture {self.name!r}: domain {s.domain!r} would be repeated {s.epochs:.2f} epochs, "
+            f"more than {self.cap:g} ({self.cap_source})"
+            for s in self.shares
+            if s.epochs > self.cap
+        ]
 
 
-def plan(name: str, mixture: Mapping[str, float], domains: Mapping[str, Mapping[str, Any]],
-         budget: Budget, cap: float | None = None, cap_source: str = "--max-epochs") -> Plan:
+def plan(
+    name: str,
+    mixture: Mapping[str, float],
+    domains: Mapping[str, Mapping[str, Any]],
+    budget: Budget,
+    cap: float | None = None,
+    cap_source: str = "--max-epochs",
+) -> Plan:
     """Normalise the non-zero weights of `mixture` and plan each domain's tokens and epochs."""
     unknown = sorted(set(mixture) - set(domains))
     if unknown:
@@ -158,8 +172,9 @@ def train_documents(info: Mapping[str, Any]) -> tuple[float, bool]:
     return info["documents"] * info["train_tokens"] / total, True
 
 
-def document_probabilities(p: Plan, domains: Mapping[str, Mapping[str, Any]]
-                           ) -> tuple[dict[str, float], dict[str, float], bool]:
+def document_probabilities(
+    p: Plan, domains: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, float], dict[str, float], bool]:
     """Per domain: the probability of drawing a document from it so that its expected share of
     tokens is its weight (p_i proportional to w_i / mean_len_i), the mean document length in
     tokens, and whether any document count was estimated (see `train_documents`)."""
@@ -190,10 +205,12 @@ def read_prefix_map(path: str | Path, domains: Sequence[str] = ()) -> dict[str, 
     explained with an example over `domains` (the file is the user's, no stage writes it)."""
     if not Path(path).exists():
         example = "\n".join(f"  {d}: /data/{d}" for d in list(domains)[:3] or ["web", "code"])
-        raise UserError(f"--prefixes {path}: no such file. It is yours to write: a YAML (or JSON) map from each "
-                        f"domain to where your trainer reads it (a litdata input_dir, a datasets name or path, a "
-                        f"Megatron prefix), for example\n{example}\nor per split, `<domain>: {{train: ..., valid: "
-                        f"...}}`; or give no file and --prefix-template '/data/{{domain}}'")
+        raise UserError(
+            f"--prefixes {path}: no such file. It is yours to write: a YAML (or JSON) map from each "
+            f"domain to where your trainer reads it (a litdata input_dir, a datasets name or path, a "
+            f"Megatron prefix), for example\n{example}\nor per split, `<domain>: {{train: ..., valid: "
+            f"...}}`; or give no file and --prefix-template '/data/{{domain}}'"
+        )
     text = Path(path).read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)  # JSON is YAML
@@ -204,8 +221,14 @@ def read_prefix_map(path: str | Path, domains: Sequence[str] = ()) -> dict[str, 
     return data
 
 
-def prefixes(domains: Sequence[str], split: str | None, known: Sequence[str], template: str | None = None,
-             mapping: Mapping[str, Any] | None = None, where: str = "--prefixes") -> dict[str, str]:
+def prefixes(
+    domains: Sequence[str],
+    split: str | None,
+    known: Sequence[str],
+    template: str | None = None,
+    mapping: Mapping[str, Any] | None = None,
+    where: str = "--prefixes",
+) -> dict[str, str]:
     """Each domain's data prefix (path, directory, dataset name) in `split` (None: one for all).
 
     From `mapping` (domain -> prefix, or domain -> {split: prefix}) when given, else from
@@ -251,16 +274,20 @@ def summary(p: Plan, target: str, source: str, notes: Sequence[str] = ()) -> lis
     """What every export states first: the mixture, the budget, each domain's plan, warnings."""
     b = p.budget
     cap = "no repeat cap" if p.cap is None else f"repeat cap {p.cap:g} epochs ({p.cap_source})"
-    lines = [f"regmix export: mixture {p.name!r} ({source}) for {target}",
-             f"token budget: {b.tokens:,} tokens ({b.source})",
-             "weights: token shares, the non-zero ones normalised to sum to 1"
-             + (f"; zero weight, left out: {', '.join(p.dropped)}" if p.dropped else ""),
-             *notes,
-             f"planned per domain (epochs = weight x budget / domain train tokens; {cap}):"]
+    lines = [
+        f"regmix export: mixture {p.name!r} ({source}) for {target}",
+        f"token budget: {b.tokens:,} tokens ({b.source})",
+        "weights: token shares, the non-zero ones normalised to sum to 1"
+        + (f"; zero weight, left out: {', '.join(p.dropped)}" if p.dropped else ""),
+        *notes,
+        f"planned per domain (epochs = weight x budget / domain train tokens; {cap}):",
+    ]
     width = max(len(d) for d in p.domains)
     for s in p.shares:
-        lines.append(f"  {s.domain:<{width}}  weight {s.weight:<10.6g} {s.tokens:>15,.0f} tokens  "
-                     f"{s.epochs:>9.4g} epochs of {s.train_tokens:,} train tokens")
+        lines.append(
+            f"  {s.domain:<{width}}  weight {s.weight:<10.6g} {s.tokens:>15,.0f} tokens  "
+            f"{s.epochs:>9.4g} epochs of {s.train_tokens:,} train tokens"
+        )
     lines += [f"WARNING: {w}" for w in p.warnings()]
     return lines
 
@@ -275,12 +302,14 @@ def megatron_args(p: Plan, prefix: Mapping[str, str], split: str | None = None) 
     return " ".join([flag, *(f"{s.weight:.12g} {prefix[s.domain]}" for s in p.shares)])
 
 
-MEGATRON_NOTE = ("Megatron-LM / NeMo blends draw fixed-length sequences, so a blend weight is the "
-                 "domain's share of training tokens")
+MEGATRON_NOTE = (
+    "Megatron-LM / NeMo blends draw fixed-length sequences, so a blend weight is the domain's share of training tokens"
+)
 
 
-def to_megatron(p: Plan, source: str, paths: Callable[[str | None], Mapping[str, str]],
-                splits: Sequence[str] | None = None) -> str:
+def to_megatron(
+    p: Plan, source: str, paths: Callable[[str | None], Mapping[str, str]], splits: Sequence[str] | None = None
+) -> str:
     """Comment lines, then one argument line per split (`--data-path` when `splits` is empty)."""
     lines = [megatron_args(p, paths(split), split) for split in (splits or [None])]
     return comment(summary(p, "Megatron-LM / NeMo", source, [MEGATRON_NOTE])) + "\n".join(lines) + "\n"
@@ -288,14 +317,24 @@ def to_megatron(p: Plan, source: str, paths: Callable[[str | None], Mapping[str,
 
 def to_olmo_core(p: Plan, source: str, paths: Mapping[str, str]) -> str:
     """An OLMo-core `SourceMixtureDatasetConfig` (source_list.sources, requested_tokens)."""
-    notes = ["layout of olmo_core.data.source_mixture.SourceMixtureDatasetConfig (OLMo-core 2.x/3.x);",
-             "max_repetition_ratio: the planned epochs rounded up to 0.1, at least 1 (OLMo-core refuses a",
-             "source whose files hold fewer tokens than target_ratio x requested_tokens / max_repetition_ratio);",
-             "paths may be globs of your token files"]
+    notes = [
+        "layout of olmo_core.data.source_mixture.SourceMixtureDatasetConfig (OLMo-core 2.x/3.x);",
+        "max_repetition_ratio: the planned epochs rounded up to 0.1, at least 1 (OLMo-core refuses a",
+        "source whose files hold fewer tokens than target_ratio x requested_tokens / max_repetition_ratio);",
+        "paths may be globs of your token files",
+    ]
     config: dict[str, Any] = {
-        "source_list": {"sources": [
-            {"source_name": s.domain, "target_ratio": number(s.weight), "paths": [paths[s.domain]],
-             "max_repetition_ratio": max_repetition(s.epochs)} for s in p.shares]},
+        "source_list": {
+            "sources": [
+                {
+                    "source_name": s.domain,
+                    "target_ratio": number(s.weight),
+                    "paths": [paths[s.domain]],
+                    "max_repetition_ratio": max_repetition(s.epochs),
+                }
+                for s in p.shares
+            ]
+        },
         "requested_tokens": p.budget.tokens,
     }
     if p.budget.tokens_per_step is not None:
@@ -307,41 +346,72 @@ def to_olmo_core(p: Plan, source: str, paths: Mapping[str, str]) -> str:
 
 def to_litdata(p: Plan, source: str, paths: Mapping[str, str]) -> str:
     """JSON: `datasets`, a list of {"input_dir", "weight"} in one order, and what they mean."""
-    notes = ["litdata CombinedStreamingDataset(datasets, weights=[d['weight'] for d in datasets], "
-             "iterate_over_all=False): for every item it picks dataset i with probability "
-             "weight_i / sum(weights)",
-             "so a weight is a token share only when every item holds the same number of tokens: "
-             "StreamingDataset(input_dir, item_loader=TokensLoader(block_size)) as litgpt pre-trains; "
-             "for one document per item use --to hf-datasets probabilities",
-             "the combined stream stops when any dataset is exhausted: a domain planned over 1 epoch "
-             "needs more passes (train by steps)"]
-    return _json(p, source, "litdata", notes, [
-        {"input_dir": paths[s.domain], "weight": number(s.weight), "domain": s.domain,
-         "planned_epochs": s.epochs} for s in p.shares])
+    notes = [
+        "litdata CombinedStreamingDataset(datasets, weights=[d['weight'] for d in datasets], "
+        "iterate_over_all=False): for every item it picks dataset i with probability "
+        "weight_i / sum(weights)",
+        "so a weight is a token share only when every item holds the same number of tokens: "
+        "StreamingDataset(input_dir, item_loader=TokensLoader(block_size)) as litgpt pre-trains; "
+        "for one document per item use --to hf-datasets probabilities",
+        "the combined stream stops when any dataset is exhausted: a domain planned over 1 epoch "
+        "needs more passes (train by steps)",
+    ]
+    return _json(
+        p,
+        source,
+        "litdata",
+        notes,
+        [
+            {"input_dir": paths[s.domain], "weight": number(s.weight), "domain": s.domain, "planned_epochs": s.epochs}
+            for s in p.shares
+        ],
+    )
 
 
-def to_hf_datasets(p: Plan, source: str, paths: Mapping[str, str],
-                   domains: Mapping[str, Mapping[str, Any]]) -> str:
+def to_hf_datasets(p: Plan, source: str, paths: Mapping[str, str], domains: Mapping[str, Mapping[str, Any]]) -> str:
     """JSON: `probabilities` for `datasets.interleave_datasets`, per document, in `datasets` order."""
     probs, mean_len, estimated = document_probabilities(p, domains)
-    notes = ["interleave_datasets(datasets, probabilities=probabilities, stopping_strategy='all_exhausted') "
-             "draws documents, not tokens: probability_i = (weight_i / mean_len_i) / sum_j (weight_j / mean_len_j), "
-             "mean_len = train_tokens / train documents, so each domain's expected token share is its weight",
-             "'all_exhausted' restarts a domain that runs out (train by steps); the default "
-             "'first_exhausted' ends the stream when the first domain runs out"]
+    notes = [
+        "interleave_datasets(datasets, probabilities=probabilities, stopping_strategy='all_exhausted') "
+        "draws documents, not tokens: probability_i = (weight_i / mean_len_i) / sum_j (weight_j / mean_len_j), "
+        "mean_len = train_tokens / train documents, so each domain's expected token share is its weight",
+        "'all_exhausted' restarts a domain that runs out (train by steps); the default "
+        "'first_exhausted' ends the stream when the first domain runs out",
+    ]
     if estimated:
-        notes.append("train documents estimated as documents x train_tokens / (train_tokens + valid_tokens): "
-                     "the domains table counts documents of both splits together")
-    datasets = [{"path": paths[s.domain], "probability": number(probs[s.domain]), "domain": s.domain,
-                 "token_weight": number(s.weight), "mean_document_tokens": mean_len[s.domain],
-                 "planned_epochs": s.epochs} for s in p.shares]
-    return _json(p, source, "Hugging Face datasets.interleave_datasets", notes, datasets,
-                 probabilities=[d["probability"] for d in datasets])
+        notes.append(
+            "train documents estimated as documents x train_tokens / (train_tokens + valid_tokens): "
+            "the domains table counts documents of both splits together"
+        )
+    datasets = [
+        {
+            "path": paths[s.domain],
+            "probability": number(probs[s.domain]),
+            "domain": s.domain,
+            "token_weight": number(s.weight),
+            "mean_document_tokens": mean_len[s.domain],
+            "planned_epochs": s.epochs,
+        }
+        for s in p.shares
+    ]
+    return _json(
+        p,
+        source,
+        "Hugging Face datasets.interleave_datasets",
+        notes,
+        datasets,
+        probabilities=[d["probability"] for d in datasets],
+    )
 
 
-def _json(p: Plan, source: str, target: str, notes: Sequence[str], datasets: list[dict],
-          **extra: Any) -> str:
+def _json(p: Plan, source: str, target: str, notes: Sequence[str], datasets: list[dict], **extra: Any) -> str:
     """JSON cannot carry comments: the summary goes under `about`, warnings under `warnings`."""
-    doc = {"about": summary(p, target, source, notes), "mixture": p.name, "token_budget": p.budget.tokens,
-           "warnings": p.warnings(), **extra, "datasets": datasets}
+    doc = {
+        "about": summary(p, target, source, notes),
+        "mixture": p.name,
+        "token_budget": p.budget.tokens,
+        "warnings": p.warnings(),
+        **extra,
+        "datasets": datasets,
+    }
     return json.dumps(doc, indent=2) + "\n"

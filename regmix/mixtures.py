@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 from regmix.errors import UserError
 
+
 def validate_mixture(
     weights: Mapping[str, float], domains: Sequence[str], where: str, tol: float = 1e-6
 ) -> dict[str, float]:
@@ -23,9 +24,7 @@ def validate_mixture(
     known = set(domains)
     unknown = sorted(str(k) for k in weights if k not in known)
     if unknown:
-        raise UserError(
-            f"{where}: unknown domain(s) {', '.join(unknown)}; known: {', '.join(domains)}"
-        )
+        raise UserError(f"{where}: unknown domain(s) {', '.join(unknown)}; known: {', '.join(domains)}")
     out = {}
     for name in domains:
         value = weights.get(name, 0.0)
@@ -55,10 +54,7 @@ def baseline_mixtures(
     shadow `uniform` or `prior`.
     """
     domains = list(prior)
-    out = {
-        "uniform": {d: 1.0 / len(domains) for d in domains},
-        "prior": validate_mixture(prior, domains, "prior"),
-    }
+    out = {"uniform": {d: 1.0 / len(domains) for d in domains}, "prior": validate_mixture(prior, domains, "prior")}
     for name, weights in (human or {}).items():
         if name in out:
             raise UserError(f"human_mixtures.{name}: the name is reserved for a built-in baseline")

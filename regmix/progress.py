@@ -44,8 +44,16 @@ WARMUP_PASSES = 2  # timed forward + backward passes, after one untimed
 
 
 # --------------------------------------------------------------------------- bars
-def progress(iterable: Iterable | None = None, *, total: float | None = None, desc: str | None = None,
-             unit: str = "it", file: TextIO | None = None, every_s: float = LOG_EVERY_S, **kwargs: Any) -> tqdm:
+def progress(
+    iterable: Iterable | None = None,
+    *,
+    total: float | None = None,
+    desc: str | None = None,
+    unit: str = "it",
+    file: TextIO | None = None,
+    every_s: float = LOG_EVERY_S,
+    **kwargs: Any,
+) -> tqdm:
     """A tqdm bar on a terminal; on any other stream (`file`, default stderr) a `LogBar`."""
     stream = file if file is not None else sys.stderr
     if is_terminal(stream):
@@ -159,8 +167,7 @@ class Plan:
         head = f"{self.what}: {self.work} = {amount(self.tokens)} tokens on {self.device}"
         if self.rate is None:
             return f"{head}; tokens/s and ETA once the first results are in"
-        return (f"{head} at {amount(self.rate.tokens_per_s)} tokens/s ({self.rate.source}): "
-                f"ETA {duration(self.eta_s)}")
+        return f"{head} at {amount(self.rate.tokens_per_s)} tokens/s ({self.rate.source}): ETA {duration(self.eta_s)}"
 
     def warnings(self) -> list[str]:
         if self.device == "cpu" and self.eta_s is not None and self.eta_s > SLOW_ON_CPU_S:
@@ -180,8 +187,10 @@ class Plan:
         for line in [*self.warnings(), *more_warnings]:
             warn(line)
         if self.needs_confirmation and not confirmed():
-            raise UserError(f"{self.what}: ETA {duration(self.eta_s)} on CPU, over an hour: nothing trained. Set "
-                            f"REGMIX_YES=1 to run it anyway, or {self.hint}")
+            raise UserError(
+                f"{self.what}: ETA {duration(self.eta_s)} on CPU, over an hour: nothing trained. Set "
+                f"REGMIX_YES=1 to run it anyway, or {self.hint}"
+            )
 
 
 def confirmed() -> bool:
@@ -212,16 +221,16 @@ def remember_rate(key: str, tokens_per_s: float, what: str) -> None:
         rates = json.loads(path.read_text())
     except (OSError, ValueError):
         rates = {}
-    rates[key] = {"tokens_per_s": round(tokens_per_s, 1), "what": what,
-                  "measured": datetime.date.today().isoformat()}
+    rates[key] = {"tokens_per_s": round(tokens_per_s, 1), "what": what, "measured": datetime.date.today().isoformat()}
     try:
         write_json(path, rates)
     except OSError:  # a read-only cache only costs the next plan a warm-up
         pass
 
 
-def warmup_rate(model: Any, sampler: Any, rows: int,
-                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> float:
+def warmup_rate(
+    model: Any, sampler: Any, rows: int, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+) -> float:
     """Tokens/s of forward + backward passes of `model` (a regmix LLaMA) on the first batch of
     `sampler` (a MixtureSampler), at most `rows` sequences and `WARMUP_FLOPS` a pass (else the
     start of one sequence), under `autocast()`, without an optimiser step: one untimed pass, then

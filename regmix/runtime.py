@@ -17,7 +17,6 @@ DVC-tracked params: a user on a bigger machine keeps the cache valid.
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 from regmix.errors import UserError

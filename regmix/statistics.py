@@ -80,8 +80,14 @@ class Comparison:
     p_adjusted: float = math.nan  # Holm's, over the report's comparisons (`holm`); the verdict reads it
 
     def as_dict(self) -> dict:
-        return {"difference": self.difference, "ci95": [self.low, self.high], "p_value": self.p_value,
-                "p_holm": self.p_adjusted, "df": self.df, "verdict": self.verdict}
+        return {
+            "difference": self.difference,
+            "ci95": [self.low, self.high],
+            "p_value": self.p_value,
+            "p_holm": self.p_adjusted,
+            "df": self.df,
+            "verdict": self.verdict,
+        }
 
 
 SAME_RUNS = "same runs"
@@ -96,11 +102,11 @@ def compare(other: Sequence[float], reference: Sequence[float], noise: SeedNoise
     a, b = spread(other, noise), spread(reference, noise)
     if not (a.known and b.known):
         return Comparison(d, math.nan, math.nan, math.nan, "unknown")
-    va, vb = a.std ** 2 / len(other), b.std ** 2 / len(reference)
+    va, vb = a.std**2 / len(other), b.std**2 / len(reference)
     se = math.sqrt(va + vb)
     if se == 0:
         return _judged(Comparison(d, d, d, 0.0 if d else 1.0, "", math.inf))
-    df = (va + vb) ** 2 / (va ** 2 / a.df + vb ** 2 / b.df)
+    df = (va + vb) ** 2 / (va**2 / a.df + vb**2 / b.df)
     h = float(stats.t.ppf(0.5 + LEVEL / 2, df) * se)
     return _judged(Comparison(d, d - h, d + h, float(2 * stats.t.sf(abs(d) / se, df)), "", df))
 
@@ -152,8 +158,9 @@ def wilson(correct: float, n: int) -> tuple[float, float]:
     return max(0.0, centre - h), min(1.0, centre + h)
 
 
-def spearman_interval(x: Sequence[float], y: Sequence[float], seed: int = 0,
-                      resamples: int = 2000) -> tuple[float, float, float, int]:
+def spearman_interval(
+    x: Sequence[float], y: Sequence[float], seed: int = 0, resamples: int = 2000
+) -> tuple[float, float, float, int]:
     """(rho, low, high, n): Spearman correlation with a percentile bootstrap 95% interval.
 
     Resamples draw mixtures with replacement; draws with a constant side are skipped.

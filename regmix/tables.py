@@ -82,4 +82,4 @@ def score_columns(frame: pd.DataFrame) -> list[str]:
 
 def domain_losses(frame: pd.DataFrame) -> pd.DataFrame:
     """The `loss.<set>` columns of a proxies table, named by their set."""
-    return frame[loss_columns(frame)].rename(columns=lambda c: c[len(LOSS_PREFIX):])
+    return frame[loss_columns(frame)].rename(columns=lambda c: c[len(LOSS_PREFIX) :])

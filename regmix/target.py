@@ -37,7 +37,7 @@ METRICS = ("loss", "bpb")
 
 def term_column(term: str, metric: str) -> str:
     """The score column a target term reads: `task.<name>` for `task:<name>`, else `<metric>.<set>`."""
-    return f"task.{term[len(TASK):]}" if term.startswith(TASK) else f"{metric}.{term}"
+    return f"task.{term[len(TASK) :]}" if term.startswith(TASK) else f"{metric}.{term}"
 
 
 def _named(name: str, metric: str) -> str:
@@ -75,8 +75,10 @@ class Target:
             return cls(_named(MEAN, metric), None if doms is None else tuple((d, 1.0) for d in doms), metric, doms)
         if isinstance(value, str) and value:
             return cls(_named(value, metric), ((value, 1.0),), metric, doms)
-        raise UserError(f"target: expected a domain, an evaluation set, `task:<name>`, `{MEAN}`, {{name: weight}} "
-                        f"or {{aggregate: {ZMEAN}, over: [names]}}, got {value!r}")
+        raise UserError(
+            f"target: expected a domain, an evaluation set, `task:<name>`, `{MEAN}`, {{name: weight}} "
+            f"or {{aggregate: {ZMEAN}, over: [names]}}, got {value!r}"
+        )
 
     @classmethod
     def _aggregate(cls, value: Mapping, metric: str, domains: Optional[tuple[str, ...]]) -> Target:
@@ -88,8 +90,13 @@ class Target:
             over = list(domains)
         if not isinstance(over, (list, tuple)) or len(over) < 2 or not all(isinstance(n, str) and n for n in over):
             raise UserError(f"target.over: a list of at least two set or task names, got {over!r}")
-        return cls(_named(f"{ZMEAN}({','.join(over)})", metric), tuple((str(n), 1.0) for n in over), metric,
-                   domains, standardise=True)
+        return cls(
+            _named(f"{ZMEAN}({','.join(over)})", metric),
+            tuple((str(n), 1.0) for n in over),
+            metric,
+            domains,
+            standardise=True,
+        )
 
     @property
     def names(self) -> list[str]:
@@ -104,10 +111,14 @@ class Target:
         wanted = {term_column(t, self.metric): w for t, w in self.terms}
         unknown = sorted(t for t, _ in self.terms if term_column(t, self.metric) not in set(frame_columns))
         if unknown:
-            have = sorted({c.split(".", 1)[1] if not c.startswith("task.") else TASK + c[5:]
-                           for c in frame_columns if c.startswith((f"{self.metric}.", "task."))})
-            raise UserError(f"target {self.name!r} names no set or task scored in {source}: {unknown}; "
-                            f"scored: {have}")
+            have = sorted(
+                {
+                    c.split(".", 1)[1] if not c.startswith("task.") else TASK + c[5:]
+                    for c in frame_columns
+                    if c.startswith((f"{self.metric}.", "task."))
+                }
+            )
+            raise UserError(f"target {self.name!r} names no set or task scored in {source}: {unknown}; scored: {have}")
         return wanted
 
     def calibrate(self, swarm: pd.DataFrame, source: str = "the proxies") -> Target:
@@ -120,8 +131,10 @@ class Target:
         centre, spread = np.nanmean(values, axis=0), np.nanstd(values, axis=0, ddof=1)
         flat = [n for n, s in zip(self.names, spread) if not np.isfinite(s) or s <= 0]
         if flat:
-            raise UserError(f"target {self.name!r}: no spread over {source} for {flat}: a term the mixtures "
-                            "do not move cannot be standardised")
+            raise UserError(
+                f"target {self.name!r}: no spread over {source} for {flat}: a term the mixtures "
+                "do not move cannot be standardised"
+            )
         return replace(self, scales=tuple(zip(map(float, centre), map(float, spread))))
 
     def values(self, scores: pd.DataFrame, source: str) -> np.ndarray:
@@ -135,8 +148,10 @@ class Target:
         x = used.to_numpy(float)
         if self.standardise:
             if self.scales is None:
-                raise UserError(f"target {self.name!r} is standardised over the swarm: calibrate it on the "
-                                "proxies' scores first (Target.calibrate)")
+                raise UserError(
+                    f"target {self.name!r} is standardised over the swarm: calibrate it on the "
+                    "proxies' scores first (Target.calibrate)"
+                )
             centre, spread = np.array(self.scales).T
             x = (x - centre) / spread
         weights = np.array(list(cols.values()))
@@ -186,8 +201,10 @@ def eval_set_specs(value: Mapping[str, Any] | None, domains: list[str] | None = 
     for name, spec in (value or {}).items():
         key = f"eval_sets.{name}"
         if not isinstance(name, str) or slug(name) != name or name in RESERVED:
-            raise UserError(f"{key}: a set's name must be lowercase letters, digits and `_` (as a domain "
-                            f"name is spelt), and not {' or '.join(RESERVED)}; try {slug(str(name))!r}")
+            raise UserError(
+                f"{key}: a set's name must be lowercase letters, digits and `_` (as a domain "
+                f"name is spelt), and not {' or '.join(RESERVED)}; try {slug(str(name))!r}"
+            )
         if domains is not None and name in domains:
             raise UserError(f"{key}: the name is a domain of the corpus too; rename the evaluation set")
         if isinstance(spec, str):

@@ -10,36 +10,43 @@ noise, and a test against `regmix` (regmix.statistics).
 from __future__ import annotations
 
 from regmix.choose.mixture_files import read_all, remove_other_mixtures, run_dir
-from regmix.judge.comparison import SUMMARY, out_of_fold, over_prior, summarise
+from regmix.choose.regression import load_regressor, predict_mixtures
 from regmix.config import EvaluateConfig, from_dict
-from regmix.train.curves import valid_curves
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
-from regmix.judge.evaluation import evaluate_runs
-from regmix.judge import headline
 from regmix.files import read_json, read_yaml, run_stage, write_json
-from regmix.train.large import HF_DIR
-from regmix.progress import say
-from regmix.choose.regression import load_regressor, predict_mixtures
+from regmix.judge import headline
+from regmix.judge.comparison import SUMMARY, out_of_fold, over_prior, summarise
+from regmix.judge.evaluation import evaluate_runs
 from regmix.judge.report import write_comparison, write_report
+from regmix.progress import say
 from regmix.tables import read_csv
 from regmix.target import run_target
+from regmix.train.curves import valid_curves
+from regmix.train.large import HF_DIR
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, tokens="token shards (prepare)", models="folder of trained models (train)",
-                             compare="folder of compared-mixture files (verify)",
-                             choice="the search's mixture file (search): its confidence over the prior",
-                             regressor="fitted regressor (fit)",
-                             scores="folder of each run's scores, kept between runs: a run scored before is not scored again",
-                             swarm="swarm table (sample)", proxies="proxies table (proxies)",
-                             fit_predictions="fit's predictions table (fit)",
-                             verify="the compared mixtures measured again at the proxy scale (verify)",
-                             curves="folder of training curves (train); folders of mixtures no longer compared go",
-                             record="the evaluation's record (JSON) to write", report="report (markdown) to write",
-                             plots="plots folder to write", comparison="folder of the comparison charts' data to write",
-                             headline="its headline metrics (JSON) to write")
+    args, params = arguments(
+        __doc__,
+        tokens="token shards (prepare)",
+        models="folder of trained models (train)",
+        compare="folder of compared-mixture files (verify)",
+        choice="the search's mixture file (search): its confidence over the prior",
+        regressor="fitted regressor (fit)",
+        scores="folder of each run's scores, kept between runs: a run scored before is not scored again",
+        swarm="swarm table (sample)",
+        proxies="proxies table (proxies)",
+        fit_predictions="fit's predictions table (fit)",
+        verify="the compared mixtures measured again at the proxy scale (verify)",
+        curves="folder of training curves (train); folders of mixtures no longer compared go",
+        record="the evaluation's record (JSON) to write",
+        report="report (markdown) to write",
+        plots="plots folder to write",
+        comparison="folder of the comparison charts' data to write",
+        headline="its headline metrics (JSON) to write",
+    )
     cfg = from_dict(EvaluateConfig, params["evaluate"], "evaluate.")
     compared = read_all(args.compare, params["large"]["mixtures"])
     stale = remove_other_mixtures(args.curves, list(compared))
@@ -51,8 +58,9 @@ def main() -> None:
     if missing:
         raise UserError(f"no trained model for {', '.join(missing)} under {args.models}: run `dvc repro train` first")
     target = run_target(params, read_meta(args.tokens).domains, read_csv(args.proxies))
-    scores = evaluate_runs({f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"],
-                           args.scores)
+    scores = evaluate_runs(
+        {f"{n}@{s}": d for (n, s), d in runs.items()}, args.tokens, cfg, target, params["seed"], args.scores
+    )
     by_mixture = {c.name: {s: scores[f"{c.trained_as}@{s}"] for s in c.seeds} for c in compared.values()}
 
     mixtures = {c.name: c.mixture for c in compared.values()}
@@ -61,14 +69,20 @@ def main() -> None:
     cv = read_csv(args.fit_predictions).query("set == 'cv'")
     held_out = out_of_fold(mixtures, read_csv(args.swarm), cv)
     source = {n: "out-of-fold" if n in held_out else "regressor" for n in mixtures}
-    results = summarise(by_mixture, {**predicted, **held_out}, source, params["seed"],
-                        {c.name: c.runs_of for c in compared.values() if c.runs_of})
+    results = summarise(
+        by_mixture,
+        {**predicted, **held_out},
+        source,
+        params["seed"],
+        {c.name: c.runs_of for c in compared.values() if c.runs_of},
+    )
     results[SUMMARY]["over_prior"] = over_prior(read_yaml(args.choice))
     write_json(args.record, results)
     write_json(args.headline, headline.evaluate(results, results[SUMMARY]))
     write_report(results, mixtures, target.name, args.report, args.plots, read_json(args.verify))
-    curves = valid_curves({c.name: [run_dir(args.curves / c.trained_as, s) for s in c.seeds]
-                           for c in compared.values()})
+    curves = valid_curves(
+        {c.name: [run_dir(args.curves / c.trained_as, s) for s in c.seeds] for c in compared.values()}
+    )
     write_comparison(args.comparison, results, curves)
 
 

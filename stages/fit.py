@@ -10,23 +10,36 @@ difference between two predictions that the regression can resolve.
 
 from __future__ import annotations
 
-from regmix.config import RegressionConfig, from_dict
-from regmix.judge import headline
-from regmix.files import run_stage, write_json
 from regmix.choose.noise import seed_noise
-from regmix.choose.regression import (describe, fit_and_report, plot_fit, predict_seconds, read_proxies,
-                               record_seed_noise, released_pair, save_regressor)
+from regmix.choose.regression import (
+    describe,
+    fit_and_report,
+    plot_fit,
+    predict_seconds,
+    read_proxies,
+    record_seed_noise,
+    released_pair,
+    save_regressor,
+)
+from regmix.config import RegressionConfig, from_dict
+from regmix.files import run_stage, write_json
+from regmix.judge import headline
 from regmix.tables import read_csv, write_csv
 from regmix.target import run_target
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, proxies="proxies table (proxies)",
-                             replicates="replicates table (proxies; unused with regression.train_set)",
-                             regressor="regressor folder to write",
-                             record="the fit's record (JSON) to write", predictions="predictions table (CSV) to write",
-                             plots="plots folder to write", headline="its headline metrics (JSON) to write")
+    args, params = arguments(
+        __doc__,
+        proxies="proxies table (proxies)",
+        replicates="replicates table (proxies; unused with regression.train_set)",
+        regressor="regressor folder to write",
+        record="the fit's record (JSON) to write",
+        predictions="predictions table (CSV) to write",
+        plots="plots folder to write",
+        headline="its headline metrics (JSON) to write",
+    )
     cfg = from_dict(RegressionConfig, params["regression"], "regression.")
     train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else read_proxies(args.proxies)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}

@@ -1,16 +1,20 @@
 """sample: the proxy swarm (one mixture per proxy) and its plot."""
 
 from regmix.checks import check_params
+from regmix.choose.sampling import plot_swarm, sample_mixtures, swarm_generator
 from regmix.config import LargeConfig, SampleConfig, from_dict
 from regmix.files import run_stage
-from regmix.choose.sampling import plot_swarm, sample_mixtures, swarm_generator
 from regmix.tables import held_out_sets, mixture_frame, read_domains, token_prior, write_csv
 from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, domains="domains table (prepare)", mixtures="swarm table (CSV) to write",
-                             plot="swarm plot (PNG) to write")
+    args, params = arguments(
+        __doc__,
+        domains="domains table (prepare)",
+        mixtures="swarm table (CSV) to write",
+        plot="swarm plot (PNG) to write",
+    )
     cfg = from_dict(SampleConfig, params["sample"], "sample.")
     domains = read_domains(args.domains)
     share = token_prior(domains)

@@ -28,17 +28,24 @@ from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, tokens="token shards (prepare): the cheap baselines read the text",
-                             regressor="fitted regressor (fit)", domains="domains table (prepare)",
-                             swarm="swarm table (sample)", proxies="proxies table (proxies)",
-                             chosen="chosen mixture (YAML) to write",
-                             top="top-k table (CSV) to write", plot="weights plot (PNG) to write",
-                             candidates="folder of compared-mixture files to write")
+    args, params = arguments(
+        __doc__,
+        tokens="token shards (prepare): the cheap baselines read the text",
+        regressor="fitted regressor (fit)",
+        domains="domains table (prepare)",
+        swarm="swarm table (sample)",
+        proxies="proxies table (proxies)",
+        chosen="chosen mixture (YAML) to write",
+        top="top-k table (CSV) to write",
+        plot="weights plot (PNG) to write",
+        candidates="folder of compared-mixture files to write",
+    )
     cfg = from_dict(SearchConfig, params["search"], "search.")
     domains = read_domains(args.domains)
     # the proxy swarm's generator: the same prior, caps and grid
-    gen = swarm_generator(from_dict(SampleConfig, params["sample"], "sample."),
-                          from_dict(LargeConfig, params["large"], "large."), domains)
+    gen = swarm_generator(
+        from_dict(SampleConfig, params["sample"], "sample."), from_dict(LargeConfig, params["large"], "large."), domains
+    )
     human = params.get("human_mixtures")
     prior = dict(zip(gen.domains, gen.prior))  # the token share, or sample.prior: one `prior` everywhere
     target = run_target(params, gen.domains, read_csv(args.proxies))
@@ -52,16 +59,26 @@ def main() -> None:
     plot_choice(args.plot, choice.result, choice.baselines)
     large = params["large"]
     cheap = cheap_baselines(large["mixtures"], args.tokens, target, gen)
-    compared = resolve(large["mixtures"], out["train"], proxies.ranked(target), prior, read_csv(args.swarm), human,
-                       params["seed"], cheap)
+    compared = resolve(
+        large["mixtures"],
+        out["train"],
+        proxies.ranked(target),
+        prior,
+        read_csv(args.swarm),
+        human,
+        params["seed"],
+        cheap,
+    )
     seeds = seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"])
     write_all(args.candidates, compared, seeds)
     print(f"{choice_text(choice)} -> {args.chosen}")
     print(decision_text(out["decision"]))
     for s in out["decision"]["steps"]:
         if s.get("proposed"):
-            warn(f"{s['step']} proposes `{s['proposed']}` in the regression's choice's place: verify's fresh seeds "
-                 "decide (it replaces the choice only if measured distinguishably lower)")
+            warn(
+                f"{s['step']} proposes `{s['proposed']}` in the regression's choice's place: verify's fresh seeds "
+                "decide (it replaces the choice only if measured distinguishably lower)"
+            )
 
 
 if __name__ == "__main__":

@@ -29,17 +29,21 @@ from stages import arguments
 
 
 def main() -> None:
-    args, params = arguments(__doc__, tokens="token shards (prepare)",
-                             candidates="folder of the search's compared-mixture files (search)",
-                             choice="the search's mixture file (search): its figure for the choice",
-                             proxies="proxies table (proxies)", replicates="replicates table (proxies)",
-                             regressor="fitted regressor (fit)",
-                             store="folder of finished verify proxies (kept across runs)",
-                             table="table (CSV) of every verify proxy to write",
-                             record="the check's record (JSON) to write",
-                             compare="folder of the compared-mixture files the large runs train from, to write",
-                             answer="the mixture to use (YAML), with how it was decided, to write",
-                             headline="its headline metrics (JSON) to write")
+    args, params = arguments(
+        __doc__,
+        tokens="token shards (prepare)",
+        candidates="folder of the search's compared-mixture files (search)",
+        choice="the search's mixture file (search): its figure for the choice",
+        proxies="proxies table (proxies)",
+        replicates="replicates table (proxies)",
+        regressor="fitted regressor (fit)",
+        store="folder of finished verify proxies (kept across runs)",
+        table="table (CSV) of every verify proxy to write",
+        record="the check's record (JSON) to write",
+        compare="folder of the compared-mixture files the large runs train from, to write",
+        answer="the mixture to use (YAML), with how it was decided, to write",
+        headline="its headline metrics (JSON) to write",
+    )
     cfg = from_dict(VerifyConfig, params["verify"], "verify.")
     domains = read_meta(args.tokens).domains
     target = run_target(params, domains, read_csv(args.proxies))
@@ -52,12 +56,30 @@ def main() -> None:
     max_epochs = from_dict(SampleConfig, params["sample"], "sample.").max_epochs
 
     def train(mixtures: dict[str, dict[str, float]]):
-        return run_seeds(mixtures, proxy, args.tokens, args.store, verify_seeds(cfg.seeds, params["seed"]), target,
-                         domains, placement_from_env(), max_epochs)
+        return run_seeds(
+            mixtures,
+            proxy,
+            args.tokens,
+            args.store,
+            verify_seeds(cfg.seeds, params["seed"]),
+            target,
+            domains,
+            placement_from_env(),
+            max_epochs,
+        )
 
-    verified = run_verify({name: c.mixture for name, c in compared.items()}, names, train, target,
-                          load_regressor(args.regressor, target, domains), read_yaml(args.choice),
-                          read_csv(args.proxies), read_csv(args.replicates), cfg.changes(), cfg.choose)
+    verified = run_verify(
+        {name: c.mixture for name, c in compared.items()},
+        names,
+        train,
+        target,
+        load_regressor(args.regressor, target, domains),
+        read_yaml(args.choice),
+        read_csv(args.proxies),
+        read_csv(args.replicates),
+        cfg.changes(),
+        cfg.choose,
+    )
     result = verified.record
     write_csv(args.table, verified.table)
     write_json(args.record, result)

@@ -12,24 +12,30 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
-from regmix.choose.active import fit_acquisition, propose, run_rounds
-from regmix.checks import check_active
-from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, SampleConfig
-from regmix.errors import UserError
-from regmix.choose.sampling import accepted_draws, make_generator, sample_mixtures
-from regmix.choose.rules import l1_nearest, proxy_spacing
-from regmix.train.swarm import Placement, run_swarm
-from regmix.tables import LOSS_PREFIX, ROUND, mixture_frame, read_csv
-from regmix.target import Target
 from test_proxies import CFG, snapshot
 from tiny_data import SENTENCES, build_tokens, write_domains
 
+from regmix.checks import check_active
+from regmix.choose.active import fit_acquisition, propose, run_rounds
+from regmix.choose.rules import l1_nearest, proxy_spacing
+from regmix.choose.sampling import accepted_draws, make_generator, sample_mixtures
+from regmix.config import ACQUISITION_RULES, ActiveConfig, RegressionConfig, SampleConfig
+from regmix.errors import UserError
+from regmix.tables import LOSS_PREFIX, ROUND, mixture_frame, read_csv
+from regmix.target import Target
+from regmix.train.backends import Placement
+from regmix.train.swarm import run_swarm
+
 DATA = REPO.parent / "shared" / "regmix_data"
 SHARE = {"web": 0.5, "code": 0.2, "books": 0.15, "wiki": 0.1, "math": 0.05}
-FAST = ActiveConfig(batch_size=4, candidates=2000, regression=RegressionConfig(
-    model="lightgbm", n_bootstrap=4, params={"n_estimators": 60, "learning_rate": 0.1, "early_stopping_rounds": 0}))
+FAST = ActiveConfig(
+    batch_size=4,
+    candidates=2000,
+    regression=RegressionConfig(
+        model="lightgbm", n_bootstrap=4, params={"n_estimators": 60, "learning_rate": 0.1, "early_stopping_rounds": 0}
+    ),
+)
 WEB = Target.parse("web")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
@@ -79,12 +85,17 @@ def test_proposals_respect_caps_and_keep_their_distance():
         propose(fitted, draws, trained, dataclasses.replace(FAST, spacing=50.0))
 
 
-@pytest.mark.parametrize("change, key", [({"rounds": -1}, "active.rounds"), ({"rule": "ucb"}, "active.rule"),
-                                         ({"batch_size": 0}, "active.batch_size"),
-                                         ({"promising": 0.0}, "active.promising"),
-                                         ({"explore": 1.5}, "active.explore"),
-                                         ({"rounds": 1, "regression": RegressionConfig(n_bootstrap=0)},
-                                          "active.regression.n_bootstrap")])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"rounds": -1}, "active.rounds"),
+        ({"rule": "ucb"}, "active.rule"),
+        ({"batch_size": 0}, "active.batch_size"),
+        ({"promising": 0.0}, "active.promising"),
+        ({"explore": 1.5}, "active.explore"),
+        ({"rounds": 1, "regression": RegressionConfig(n_bootstrap=0)}, "active.regression.n_bootstrap"),
+    ],
+)
 def test_bad_settings_name_their_key(change, key):
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
         check_active(dataclasses.replace(FAST, **change))
@@ -148,19 +159,37 @@ def test_stage_with_rounds(tokens, tmp_path, monkeypatch):
     (tmp_path / "results").mkdir()
     gen = make_generator(SampleConfig(max_epochs=None), {d: 1 / len(SENTENCES) for d in SENTENCES})
     mixture_frame(range(5), gen.domains, sample_mixtures(gen, SampleConfig(n_mixtures=5), seed=0)).to_csv(
-        tmp_path / "results" / "mixtures.csv", index=False)
+        tmp_path / "results" / "mixtures.csv", index=False
+    )
     write_domains(tmp_path / "results" / "domains.json", tokens)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params.update(proxy={**dataclasses.asdict(CFG), "replicates": 1}, seed=0, target="mean",
-                  active=dataclasses.asdict(dataclasses.replace(FAST, rounds=2, batch_size=2, candidates=500)))
+    params.update(
+        proxy={**dataclasses.asdict(CFG), "replicates": 1},
+        seed=0,
+        target="mean",
+        active=dataclasses.asdict(dataclasses.replace(FAST, rounds=2, batch_size=2, candidates=500)),
+    )
     params["large"]["optim"].update(steps=10, batch_size=4)  # a 1,280-token large run: caps these tokens allow
     params["large"]["model"]["context"] = 32
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
-    monkeypatch.setattr(sys, "argv", ["proxies", str(tokens), "results/domains.json", "results/mixtures.csv",
-                                      "data/proxies", "results/proxies.csv", "results/replicates.csv",
-                                      "results/spread.csv", "results/proxy_run.json", "metrics/proxies.json"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "proxies",
+            str(tokens),
+            "results/domains.json",
+            "results/mixtures.csv",
+            "data/proxies",
+            "results/proxies.csv",
+            "results/replicates.csv",
+            "results/spread.csv",
+            "results/proxy_run.json",
+            "metrics/proxies.json",
+        ],
+    )
     from stages.proxies import main
 
     main()
@@ -176,9 +205,28 @@ def test_stage_with_rounds(tokens, tmp_path, monkeypatch):
 @pytest.mark.slow  # about 20 s of LightGBM fits
 @pytest.mark.skipif(not (DATA / "train_mixture_1m.csv").exists(), reason="RegMix's released CSVs not in ../shared")
 def test_bench_prints_json_last():
-    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_active", "--released", str(DATA), "--seeds", "1",
-                          "--start", "32", "--batch", "8", "--rounds", "1"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_active",
+            "--released",
+            str(DATA),
+            "--seeds",
+            "1",
+            "--start",
+            "32",
+            "--batch",
+            "8",
+            "--rounds",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["proxies"] == 40 and set(result) == {"proxies", "random", "active"}
     for strategy in ("random", "active"):

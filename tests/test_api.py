@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import REPO
 
 from regmix import api
+from regmix.choose.regression import FitReport
 from regmix.config import ProxyConfig, SampleConfig
 from regmix.errors import UserError
-from regmix.choose.regression import FitReport
 from regmix.tables import loss_columns, weight_columns, write_csv
-from conftest import REPO
 
 DOMAINS = ["arithmetic", "code", "logs", "prose"]  # tests/fixtures/tiny_corpus
 
@@ -79,8 +79,14 @@ def test_fit_report(ran):
 def test_fit_with_replicates_and_from_a_file(ran, tmp_path, one_torch_thread):
     """Two swarm rows again with seed + 1: the seed noise beside the CV error; a proxies.csv fits alike."""
     proxies, work = ran["proxies"], ran["work"]
-    again = api.train_swarm(ran["mixtures"].iloc[:2], f"{work}/tokens", ran["tiny"], store=f"{work}/proxies",
-                            seed=1, placement=api.Placement(workers=1))
+    again = api.train_swarm(
+        ran["mixtures"].iloc[:2],
+        f"{work}/tokens",
+        ran["tiny"],
+        store=f"{work}/proxies",
+        seed=1,
+        placement=api.Placement(workers=1),
+    )
     report = api.fit(proxies, "mean", {"cv_folds": 2}, replicates=again)
     assert report.metrics["resolution"]["seed_std"] >= 0
     write_csv(tmp_path / "proxies.csv", proxies)
@@ -121,9 +127,17 @@ def test_verify_with_the_swarm_tables(ran, one_torch_thread):
     proxies = ran["proxies"]
     means = proxies[[c for c in proxies.columns if c.startswith("loss.")]].mean(axis=1)
     best = proxies.loc[means.idxmin(), DOMAINS].to_dict()
-    checked = api.verify({"best_proxy": best}, ran["work"] + "/tokens", "mean", ran["tiny"], seeds=1,
-                         store=ran["work"] + "/proxies", placement=api.Placement(workers=1),
-                         proxies=proxies, replicates=proxies.iloc[:2])
+    checked = api.verify(
+        {"best_proxy": best},
+        ran["work"] + "/tokens",
+        "mean",
+        ran["tiny"],
+        seeds=1,
+        store=ran["work"] + "/proxies",
+        placement=api.Placement(workers=1),
+        proxies=proxies,
+        replicates=proxies.iloc[:2],
+    )
     assert checked["mixtures"]["best_proxy"]["swarm"] == pytest.approx(means.min())
     assert checked["seed_noise"] == {"std": 0.0, "df": 2, "replicate_pairs": 2}  # a table paired with itself
 
@@ -141,17 +155,22 @@ def test_megatron_blend_names_every_nonzero_domain(ran):
 
 def test_other_formats_splits_budget_and_cap(ran):
     domains, mixture = ran["domains"], ran["choice"].mixture
-    split = api.export(mixture, domains, splits=["train", "valid"], tokens=10**5,
-                       prefix_template="/data/{split}/{domain}")
-    assert [line.split()[0] for line in split.splitlines() if not line.startswith("#")] == \
-        ["--train-data-path", "--valid-data-path"]
-    olmo = api.export(mixture, domains, to="olmo-core", tokens=10**5,
-                      prefixes={d: f"s3://b/{d}/*.npy" for d in domains})
+    split = api.export(
+        mixture, domains, splits=["train", "valid"], tokens=10**5, prefix_template="/data/{split}/{domain}"
+    )
+    assert [line.split()[0] for line in split.splitlines() if not line.startswith("#")] == [
+        "--train-data-path",
+        "--valid-data-path",
+    ]
+    olmo = api.export(
+        mixture, domains, to="olmo-core", tokens=10**5, prefixes={d: f"s3://b/{d}/*.npy" for d in domains}
+    )
     assert "requested_tokens: 100000" in olmo
     # without tokens: the large run's budget, steps x batch x context of large_cfg
     hf = api.export(mixture, domains, to="hf-datasets", large_cfg={"optim": {"steps": 7}}, max_epochs=1e9)
-    assert ("token budget: 14,336 tokens (large.optim.steps 7 x large.optim.batch_size 16 x "
-            "large.model.context 128") in hf
+    assert (
+        "token budget: 14,336 tokens (large.optim.steps 7 x large.optim.batch_size 16 x large.model.context 128"
+    ) in hf
     with pytest.warns(UserWarning, match="epochs, more than 0.001"):
         api.export(mixture, domains, to="litdata", tokens=10**5, max_epochs=0.001)
     with pytest.raises(UserError, match="to="):

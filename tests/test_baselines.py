@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_data import SENTENCES, build_tokens
 
 from regmix.choose.baselines import cheap_baselines, fit_mixture, hashed_counts, nearest, target_only, water_fill
+from regmix.choose.sampling import make_generator
 from regmix.config import SampleConfig
 from regmix.data.shards import open_tokens, shard_path
 from regmix.errors import UserError
-from regmix.choose.sampling import make_generator
 from regmix.target import Target
-from tiny_data import SENTENCES, build_tokens
 
 SHARE = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
 
@@ -52,8 +52,7 @@ def test_nearest_weighs_the_domains_whose_text_the_target_reads_like(tokens):
 
 
 def test_water_fill_shares_in_proportion_under_the_room():
-    assert water_fill(np.array([1.0, 1.0, 2.0]), 1.0, np.array([1.0, 0.1, 1.0])) == pytest.approx(
-        [0.3, 0.1, 0.6])
+    assert water_fill(np.array([1.0, 1.0, 2.0]), 1.0, np.array([1.0, 0.1, 1.0])) == pytest.approx([0.3, 0.1, 0.6])
     assert water_fill(np.array([1.0, 0.0]), 0.5, np.array([1.0, 1.0])) == pytest.approx([0.5, 0.0])
 
 

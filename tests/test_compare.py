@@ -11,8 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regmix.choose.mixture_files import (RUNS_OF_FILE, random_row, read_one, remove_other_mixtures, remove_other_runs, resolve,
-                            run_dir, seeds_of, shared_runs, write_all)
+from regmix.choose.mixture_files import (
+    RUNS_OF_FILE,
+    random_row,
+    read_one,
+    remove_other_mixtures,
+    remove_other_runs,
+    resolve,
+    run_dir,
+    seeds_of,
+    shared_runs,
+    write_all,
+)
 from regmix.errors import UserError
 
 PRIOR = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
@@ -51,12 +61,21 @@ def test_random_k_does_not_depend_on_how_many_are_compared():
     assert picks == set(range(6))  # a permutation: six names, six different rows
 
 
-@pytest.mark.parametrize("names, message", [
-    (("random_7",), "only 6 mixtures"), (("random_0",), "k >= 1"), (("random_x",), "random_<k>"),
-    (("proxy_3",), "only 2 mixtures"), (("proxy_0",), "k >= 1"),
-    (("best",), "unknown mixture 'best'; valid: regmix, best_proxy, uniform, prior, code_heavy, random_<k>, proxy_<k>"),
-    (("uniform", "uniform"), "twice"),
-])
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (("random_7",), "only 6 mixtures"),
+        (("random_0",), "k >= 1"),
+        (("random_x",), "random_<k>"),
+        (("proxy_3",), "only 2 mixtures"),
+        (("proxy_0",), "k >= 1"),
+        (
+            ("best",),
+            "unknown mixture 'best'; valid: regmix, best_proxy, uniform, prior, code_heavy, random_<k>, proxy_<k>",
+        ),
+        (("uniform", "uniform"), "twice"),
+    ],
+)
 def test_bad_names(names, message):
     with pytest.raises(UserError, match=message):
         get(*names)
@@ -98,8 +117,12 @@ def test_a_mixture_with_regmix_weights_and_seeds_shares_its_runs(tmp_path):
     assert shared_runs(off, seeds) == {"best_proxy": "regmix"}
     write_all(tmp_path, mixtures, seeds)
     stored = {n: read_one(tmp_path / f"{n}.json") for n in names}
-    assert {n: c.runs_of for n, c in stored.items()} == {"regmix": None, "best_proxy": "regmix", "prior": "regmix",
-                                                         "uniform": None}
+    assert {n: c.runs_of for n, c in stored.items()} == {
+        "regmix": None,
+        "best_proxy": "regmix",
+        "prior": "regmix",
+        "uniform": None,
+    }
     assert [c.trained_as for c in stored.values()] == ["regmix", "regmix", "regmix", "uniform"]
     assert stored["best_proxy"].mixture == BEST and stored["best_proxy"].seeds == [0, 1, 2]
 
@@ -109,9 +132,23 @@ def test_a_mixture_with_shared_runs_trains_nothing(tmp_path):
     write_all(tmp_path / "compare", {"regmix": BEST, "best_proxy": BEST}, {"regmix": [0, 1], "best_proxy": [0, 1]})
     model, curves = tmp_path / "large" / "best_proxy", tmp_path / "train" / "best_proxy"
     run_dir(model, 0).mkdir(parents=True)  # trained before the choice became this mixture
-    done = subprocess.run([sys.executable, "-m", "stages.train", str(tmp_path / "compare" / "best_proxy.json"),
-                           str(tmp_path / "no_tokens"), str(model), str(curves), "--params", str(REPO / "params.yaml")],
-                          cwd=REPO, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.train",
+            str(tmp_path / "compare" / "best_proxy.json"),
+            str(tmp_path / "no_tokens"),
+            str(model),
+            str(curves),
+            "--params",
+            str(REPO / "params.yaml"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "its runs are regmix's, trained once" in done.stderr + done.stdout
     for folder in (model, curves):
         assert [p.name for p in folder.iterdir()] == [RUNS_OF_FILE]

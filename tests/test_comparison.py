@@ -16,8 +16,11 @@ from regmix.statistics import resolvable, seeds_to_resolve
 
 def run(loss: float, correct: int = 50) -> dict:
     task = {"accuracy": correct / 100, "correct": correct, "examples": 100, "domains": {"alpha": correct / 100}}
-    return {"target_loss": loss, "domain_loss": {"alpha": loss, "beta": loss + 1},
-            "downstream": {"last_word": task, "continuation": {**task, "chance": 0.25}}}
+    return {
+        "target_loss": loss,
+        "domain_loss": {"alpha": loss, "beta": loss + 1},
+        "downstream": {"last_word": task, "continuation": {**task, "chance": 0.25}},
+    }
 
 
 RUNS = {
@@ -27,8 +30,12 @@ RUNS = {
     "random_1": {0: run(1.5)},  # clearly better
 }
 PREDICTED = {"regmix": 1.0, "best_proxy": 1.02, "uniform": 1.4, "random_1": 0.9}
-MIXTURES = {"regmix": {"alpha": 0.5, "beta": 0.5}, "best_proxy": {"alpha": 0.9, "beta": 0.1},
-            "uniform": {"alpha": 0.5, "beta": 0.5}, "random_1": {"alpha": 0.2, "beta": 0.8}}
+MIXTURES = {
+    "regmix": {"alpha": 0.5, "beta": 0.5},
+    "best_proxy": {"alpha": 0.9, "beta": 0.1},
+    "uniform": {"alpha": 0.5, "beta": 0.5},
+    "random_1": {"alpha": 0.2, "beta": 0.8},
+}
 
 
 def test_summary_means_intervals_and_verdicts():
@@ -39,8 +46,12 @@ def test_summary_means_intervals_and_verdicts():
     assert low < 2.6 < high
     noise = out[SUMMARY]["seed_noise"]
     assert noise["df"] == 4 and noise["std"] == pytest.approx(0.1)
-    assert out[SUMMARY]["verdict"] == {"better": ["random_1"], "worse": ["uniform"],
-                                       "not distinguishable": ["best_proxy"], "unknown": []}
+    assert out[SUMMARY]["verdict"] == {
+        "better": ["random_1"],
+        "worse": ["uniform"],
+        "not distinguishable": ["best_proxy"],
+        "unknown": [],
+    }
     assert out[SUMMARY]["ranking"] == ["random_1", "regmix", "best_proxy", "uniform"]
     assert out[SUMMARY]["regmix_rank"] == 2
     assert out["best_proxy"]["vs_regmix"]["difference"] == pytest.approx(0.05)
@@ -61,8 +72,9 @@ def test_a_mixture_on_regmix_runs_is_listed_not_compared_or_ranked():
     assert summary["runs_of_regmix"] == ["random_2"] and summary["spearman"]["n"] == 4
     assert "random_2" not in sum(summary["verdict"].values(), [])
     lines = verdict_lines(out, "mean")
-    assert ("`regmix` ranks 1 of 4 by mean target loss (not distinguishable from some of the others: see below)."
-            in lines)  # a rank the tests cannot tell apart is not bolded
+    assert (
+        "`regmix` ranks 1 of 4 by mean target loss (not distinguishable from some of the others: see below)." in lines
+    )  # a rank the tests cannot tell apart is not bolded
     assert "- `regmix`'s own mixture, scored on its runs (not compared, not ranked): `random_2`" in lines
     assert "| random_2 | 1 (regmix's runs) | 1.900" in comparison_table(out)
 
@@ -84,7 +96,7 @@ def test_report_opens_with_the_verdict(tmp_path):
     out = summarise(RUNS, PREDICTED, {n: "regressor" for n in RUNS})
     write_report(out, MIXTURES, "mean", tmp_path / "results" / "report.md", tmp_path / "plots")
     text = (tmp_path / "results" / "report.md").read_text()
-    verdict = text[text.index("## Verdict"):text.index("## Mixtures")]
+    verdict = text[text.index("## Verdict") : text.index("## Mixtures")]
     assert "`regmix` ranks 2 of 4 by mean target loss (not distinguishable" in verdict
     assert "Distinguishably better than `regmix`: `random_1` (-0.500" in verdict
     assert "Not distinguishable from `regmix`: `best_proxy` (+0.050" in verdict
@@ -95,25 +107,37 @@ def test_report_opens_with_the_verdict(tmp_path):
     for name in ("target_loss.png", "predicted_vs_measured.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
     proxies = {"proxies": 64, "params": 1000, "tokens_per_proxy": 2048, "seed_noise": {"pairs": 8, "target_std": 0.03}}
-    fit = {"model": "lightgbm", "target": "mean", "cv": {"spearman": 0.9, "rmse": 0.1, "n": 64, "folds": 5},
-           "resolution": {"smallest_resolved_difference": 0.277, "pairs": 2016}}
+    fit = {
+        "model": "lightgbm",
+        "target": "mean",
+        "cv": {"spearman": 0.9, "rmse": 0.1, "n": 64, "folds": 5},
+        "resolution": {"smallest_resolved_difference": 0.277, "pairs": 2016},
+    }
     sections = readme_results(out, proxies, fit, {"train": {"alpha": 0.8, "beta": 0.2}})
     readme = sections.page
     assert "Seed noise of a proxy's target loss: 0.030 nats (8 mixtures trained twice)" in readme
-    assert ("Predicted differences below 0.28 nats are real with less than 95% probability (fitted to how the "
-            "cross-validation ordered 2,016 pairs of proxies).") in readme and "alpha 80%, beta 20%" in readme
-    assert ("`regmix` ranks 2 of 4 by mean target loss (not distinguishable from some of the others: see below)."
-            in readme.splitlines())
+    assert (
+        "Predicted differences below 0.28 nats are real with less than 95% probability (fitted to how the "
+        "cross-validation ordered 2,016 pairs of proxies)."
+    ) in readme and "alpha 80%, beta 20%" in readme
+    assert (
+        "`regmix` ranks 2 of 4 by mean target loss (not distinguishable from some of the others: see below)."
+        in readme.splitlines()
+    )
     # the README's: the plain verdict (links from the repository root), the table, the decision
     assert sections.readme.startswith("**The pipeline's answer is the mixture `regmix`** (alpha 80%, beta 20%;")
     assert comparison_table(out) in sections.readme and comparison_table(out) in sections.page
     assert sections.readme.rstrip().splitlines()[-1].startswith("How `regmix` was decided:")
     assert "Seed noise" not in sections.readme
-    assert all("is not part of the committed run" in s for s in readme_results(None, proxies, fit, {"train": {"alpha": 1.0}}))
+    assert all(
+        "is not part of the committed run" in s for s in readme_results(None, proxies, fit, {"train": {"alpha": 1.0}})
+    )
     judged = {"gain": 0.52, "probability": 0.934, "pairs": 223, "scale": 0.34}
     kept = readme_results(None, proxies, fit, {"train": {"alpha": 1.0}, "confidence": {"prior": judged}}).page
-    assert ("It is predicted 0.520 nats below the prior, a gain that is real with probability 93.4% (fitted to how "
-            "the cross-validation ordered 223 pairs of proxies).") in kept
+    assert (
+        "It is predicted 0.520 nats below the prior, a gain that is real with probability 93.4% (fitted to how "
+        "the cross-validation ordered 223 pairs of proxies)."
+    ) in kept
     marked = f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n"
     assert readme_with_results(marked, "new\n") == f"intro\n{README_BEGIN}\nnew\n{README_END}\noutro\n"
 
@@ -139,24 +163,40 @@ def test_the_report_says_what_the_regression_claimed_over_the_prior():
     prior = {"alpha": 0.3, "beta": 0.7}
     assert proxy_scale_line(out, {**MIXTURES, "prior": prior}) == (
         "At the proxy scale `regmix` was predicted 0.250 nats below the prior, a gain that is real with probability "
-        "80.0% (fitted to how the cross-validation ordered 10 pairs of proxies).")
+        "80.0% (fitted to how the cross-validation ordered 10 pairs of proxies)."
+    )
     kept = {**MIXTURES, "regmix": prior, "prior": {"alpha": 0.3000001, "beta": 0.6999999}}
     checked = {"choice": {"mixture": "prior", "by": "measured"}}  # the check took the prior: not a fallback
     assert proxy_scale_line(out, kept, checked) == (
         "At the proxy scale the search's choice was predicted 0.250 nats below the prior, a gain that is real with "
         "probability 80.0% (fitted to how the cross-validation ordered 10 pairs of proxies); the large runs train "
-        "`prior`'s mixture as `regmix` instead (the check below).")
-    assert proxy_scale_line(out, kept, {"choice": {"mixture": "regmix", "by": "search"}}).startswith("At the proxy scale `regmix` was")
+        "`prior`'s mixture as `regmix` instead (the check below)."
+    )
+    assert proxy_scale_line(out, kept, {"choice": {"mixture": "regmix", "by": "search"}}).startswith(
+        "At the proxy scale `regmix` was"
+    )
 
 
 def test_regmix_minus_the_best_cheap_baseline():
     def entry(loss, difference, low, high, verdict):
-        return {"target_loss": loss, "vs_regmix": {"difference": difference, "ci95": [low, high], "p_holm": 0.01,
-                                                   "verdict": verdict}}
-    entries = {"regmix": {"target_loss": 2.0}, "best_proxy": entry(1.5, -0.5, -0.7, -0.3, "better"),
-               "uniform": entry(2.6, 0.6, 0.4, 0.8, "worse"), "nearest": entry(2.2, 0.2, 0.1, 0.3, "worse")}
-    assert best_cheap(entries) == {"mixture": "nearest", "regmix_minus": -0.2, "ci95": [-0.3, -0.1],
-                                   "p_holm": 0.01, "verdict": "regmix better"}  # best_proxy needs proxies: not cheap
+        return {
+            "target_loss": loss,
+            "vs_regmix": {"difference": difference, "ci95": [low, high], "p_holm": 0.01, "verdict": verdict},
+        }
+
+    entries = {
+        "regmix": {"target_loss": 2.0},
+        "best_proxy": entry(1.5, -0.5, -0.7, -0.3, "better"),
+        "uniform": entry(2.6, 0.6, 0.4, 0.8, "worse"),
+        "nearest": entry(2.2, 0.2, 0.1, 0.3, "worse"),
+    }
+    assert best_cheap(entries) == {
+        "mixture": "nearest",
+        "regmix_minus": -0.2,
+        "ci95": [-0.3, -0.1],
+        "p_holm": 0.01,
+        "verdict": "regmix better",
+    }  # best_proxy needs proxies: not cheap
     assert best_cheap({"regmix": {"target_loss": 2.0}, "best_proxy": entries["best_proxy"]}) is None
 
 
@@ -177,8 +217,10 @@ def test_the_report_opens_in_plain_words():
     mixtures = {**MIXTURES, "prior": {"alpha": 0.3, "beta": 0.7}}
     opening = plain_verdict(out, mixtures, "mean")
     assert opening.startswith("**The pipeline's answer is the mixture `regmix`** (alpha 50%, beta 50%; `regmix export`")
-    assert ("its large models measured 2.000, against 2.600 for `uniform` and 2.000 for `prior` (`regmix` lower than "
-            "`uniform`; `regmix` within seed noise of `prior`)") in opening
+    assert (
+        "its large models measured 2.000, against 2.600 for `uniform` and 2.000 for `prior` (`regmix` lower than "
+        "`uniform`; `regmix` within seed noise of `prior`)"
+    ) in opening
     assert "not shown to beat both usual choices" in opening
     assert "(the verdict below says how many; terms are explained in the [glossary](../docs/glossary.md))" in opening
     linked = plain_verdict(out, {"regmix": {}}, "mean", glossary="glossary.md", verdict="results.md")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from regmix import config as C
 from regmix.compose import compose
 from regmix.compose import composed as compose_dict
 from regmix.errors import UserError
-from conftest import REPO
 
 CONF = REPO / "conf"
 GROUPS = ["data", "sample", "proxy", "active", "regression", "search", "large", "verify", "evaluate"]

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
+
 from regmix import cost
-from regmix.train import large, swarm
 from regmix.choose.mixture_files import seeds_of
 from regmix.compose import composed
+from regmix.train import large, swarm
 
 TINY = composed(["experiment=tiny"], conf_dir=REPO / "conf")
 
@@ -29,7 +29,9 @@ def test_the_plan_counts_every_training_stage_from_the_params(tmp_path):
     swarm = TINY["sample"]["n_mixtures"] + TINY["proxy"]["replicates"]  # active rounds are off in the preset
     assert TINY["active"]["rounds"] == 0 and proxies.tokens == swarm * train_tokens_of(TINY["proxy"])
     checked = [n for n in TINY["verify"]["mixtures"] if n in TINY["large"]["mixtures"]]
-    assert verify.tokens == TINY["verify"]["seeds"] * len(checked) * train_tokens_of(TINY["proxy"])  # the preset's own scale
+    assert verify.tokens == TINY["verify"]["seeds"] * len(checked) * train_tokens_of(
+        TINY["proxy"]
+    )  # the preset's own scale
     seeds = seeds_of(TINY["large"]["mixtures"], TINY["large"]["seeds"], TINY["large"]["replicate"], TINY["seed"])
     assert large.tokens == sum(map(len, seeds.values())) * train_tokens_of(TINY["large"])
     for plan in (proxies, verify, large):  # nothing measured here before: a timed warm-up each
@@ -58,8 +60,12 @@ def test_a_cpu_plan_over_an_hour_says_it_needs_confirming(tmp_path, monkeypatch)
 
 
 def test_regmix_plan_prints_the_plan_and_writes_nothing(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "regmix.cli", "plan", "-S", "experiment=tiny", "--conf",
-                          str(REPO / "conf")], cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "regmix.cli", "plan", "-S", "experiment=tiny", "--conf", str(REPO / "conf")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "plan for conf/ with -S experiment=tiny (nothing runs):"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import yaml
-
 from conftest import REPO
+
 from regmix import api
 
 README_LIMIT = 15_000  # characters (bytes, as `wc -c` counts them)
@@ -26,8 +26,13 @@ def nav_pages(nav: list) -> set[str]:
 
 def test_docs_build_strict(tmp_path):
     site = tmp_path / "site"
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=REPO,
-                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert build.returncode == 0, build.stderr
     assert (site / "index.html").is_file() and (site / "benchmarks" / "index.html").is_file()
 
@@ -51,4 +56,5 @@ def test_python_api_page_shows_the_tested_example():
         found = re.findall(r"```python\n(.*?)```", text, re.S)
         assert len(found) == 1
         return found[0]
+
     assert block((REPO / "docs/python-api.md").read_text()) == block(api.__doc__)

@@ -10,8 +10,8 @@ import re
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from regmix.code import closure, imports, module_file
 
 
@@ -34,8 +34,9 @@ def declared(stage: dict) -> list[str]:
 def test_every_imported_module_is_a_dependency(name):
     stage = stages()[name]
     deps = [REPO / d for d in declared(stage)]
-    missing = sorted(str(f.relative_to(REPO)) for f in closure(entry_point(stage))
-                     if not any(f == d or d in f.parents for d in deps))
+    missing = sorted(
+        str(f.relative_to(REPO)) for f in closure(entry_point(stage)) if not any(f == d or d in f.parents for d in deps)
+    )
     assert not missing, f"stage {name} imports code that is not among its deps: {missing}"
 
 

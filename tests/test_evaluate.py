@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -11,21 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_data import build_tokens
 
 import regmix.judge.evaluation as ev
-from regmix.config import EvalWindowsConfig, EvaluateConfig, LargeConfig, ModelConfig, OptimConfig
+from regmix.choose.regression import FittedRegressor, predict_mixtures
+from regmix.config import EvaluateConfig, EvalWindowsConfig, LargeConfig, ModelConfig, OptimConfig
 from regmix.errors import UserError
+from regmix.target import Target
 from regmix.train.hf_export import export_hf, load_hf
 from regmix.train.large import RUN_FILE, train_large
 from regmix.train.model import LLaMA
-from regmix.choose.regression import FittedRegressor, predict_mixtures
-from regmix.target import Target
-from tiny_data import build_tokens
 
 MIX = {"alpha": 0.4, "beta": 0.3, "gamma": 0.3}
 MODEL = ModelConfig(n_layer=2, n_head=2, d_model=64, d_ff=128, context=48)
-EVAL = EvaluateConfig(windows_per_domain=8, batch_size=16, n_examples=24, n_choices=4,
-                      passage_tokens=32, continuation_tokens=12)
+EVAL = EvaluateConfig(
+    windows_per_domain=8, batch_size=16, n_examples=24, n_choices=4, passage_tokens=32, continuation_tokens=12
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +37,19 @@ def tokens(tmp_path_factory) -> Path:
 def models(tokens, tmp_path_factory) -> dict[str, Path]:
     """Exports of a model trained until it has memorised the sentences, and of a random one."""
     root = tmp_path_factory.mktemp("large")
-    cfg = LargeConfig(model=MODEL, checkpoint_every=1000,
-                      optim=OptimConfig(steps=100, batch_size=16, lr=1e-2, min_lr=1e-3,
-                                        warmup_steps=10, schedule="cosine"),
-                      eval=EvalWindowsConfig(windows_per_domain=4, batch_size=16))
+    cfg = LargeConfig(
+        model=MODEL,
+        checkpoint_every=1000,
+        optim=OptimConfig(steps=100, batch_size=16, lr=1e-2, min_lr=1e-3, warmup_steps=10, schedule="cosine"),
+        eval=EvalWindowsConfig(windows_per_domain=4, batch_size=16),
+    )
     train_large("trained", MIX, cfg, 0, tokens, root / "trained", root / "curves", threads=1)
     torch.manual_seed(0)
-    export_hf(LLaMA(ModelConfig(**{**MODEL.__dict__, "vocab_size": load_hf(
-        root / "trained" / "hf").cfg.vocab_size})), tokens, root / "random" / "hf")
+    export_hf(
+        LLaMA(ModelConfig(**{**MODEL.__dict__, "vocab_size": load_hf(root / "trained" / "hf").cfg.vocab_size})),
+        tokens,
+        root / "random" / "hf",
+    )
     (root / "random" / RUN_FILE).write_text(json.dumps({"mixture": MIX}))
     return {"trained": root / "trained", "random": root / "random"}
 
@@ -150,16 +155,19 @@ def test_predictions_for_the_trained_mixtures_use_the_regressors_domain_order(mo
     regressor = FittedRegressor(["gamma", "alpha", "beta"], "mean", "linear", Linear())
     mixtures = {name: json.loads((run / RUN_FILE).read_text())["mixture"] for name, run in models.items()}
     assert predict_mixtures(regressor, mixtures) == pytest.approx(
-        {"trained": 0.3 + 0.8 + 0.9, "random": 0.3 + 0.8 + 0.9})
+        {"trained": 0.3 + 0.8 + 0.9, "random": 0.3 + 0.8 + 0.9}
+    )
 
 
 @pytest.mark.slow  # ~30 s, mostly importing lm-eval and transformers' model stack
 def test_lm_eval_local_task(models, tmp_path):
     data = tmp_path / "tiny.jsonl"
-    rows = [{"context": "the red fox jumps over the lazy", "choices": [" dog.", " tree."], "label": 0},
-            {"context": "water boils at one hundred", "choices": [" apples.", " degrees."], "label": 1},
-            {"context": "the moon circles around the", "choices": [" earth.", " choir."], "label": 0},
-            {"context": "seven green apples fell from the", "choices": [" day.", " tree."], "label": 1}]
+    rows = [
+        {"context": "the red fox jumps over the lazy", "choices": [" dog.", " tree."], "label": 0},
+        {"context": "water boils at one hundred", "choices": [" apples.", " degrees."], "label": 1},
+        {"context": "the moon circles around the", "choices": [" earth.", " choir."], "label": 0},
+        {"context": "seven green apples fell from the", "choices": [" day.", " tree."], "label": 1},
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tasks_dir = tmp_path / "tasks"
     tasks_dir.mkdir()

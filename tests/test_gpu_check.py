@@ -18,8 +18,14 @@ def test_cpu_form_checks_every_gpu_path(tmp_path):
     tmp.mkdir()
     # No GPU visible, on any machine: the CPU form. Its own temporary folder: what it trains goes there.
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(tmp)}
-    run = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--out", str(out)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     assert "no GPU visible to torch: the CPU form, with tiny shapes" in run.stderr
     [path] = out.glob("*.json")
@@ -50,8 +56,13 @@ def test_cpu_form_checks_every_gpu_path(tmp_path):
 
     packing = record["packing"]
     assert packing["trained"] == 8 and packing["workers_per_device"] == packing["workers"] == 2
-    for key in ("device_tokens_per_s", "one_per_device_tokens_per_s", "speedup", "swarm_tokens_per_s",
-                "one_per_device_swarm_tokens_per_s"):
+    for key in (
+        "device_tokens_per_s",
+        "one_per_device_tokens_per_s",
+        "speedup",
+        "swarm_tokens_per_s",
+        "one_per_device_swarm_tokens_per_s",
+    ):
         assert packing[key] > 0, key
 
     assert all(record[name]["wall_s"] > 0 for name in PARTS)

@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO
+
 from regmix import handoff
 from regmix.cli import main, token_count
 from regmix.errors import UserError
@@ -31,8 +31,10 @@ DOMAINS = {
 }
 MIXTURE = {"a": 0.6, "b": 0.4, "c": 0.0}
 BUDGET = handoff.Budget(50_000, "test")
-PARAMS = {"large": {"model": {"context": 100}, "optim": {"steps": 100, "batch_size": 5}},
-          "sample": {"max_epochs": 2.0}}  # 100 x 5 x 100 = 50,000 tokens; 500 a step
+PARAMS = {
+    "large": {"model": {"context": 100}, "optim": {"steps": 100, "batch_size": 5}},
+    "sample": {"max_epochs": 2.0},
+}  # 100 x 5 x 100 = 50,000 tokens; 500 a step
 MEGATRON = "--data-path 0.6 /data/a/text_document 0.4 /data/b/text_document"
 
 
@@ -48,10 +50,13 @@ def template(split=None):
 def test_plan_tokens_epochs_and_the_repeat_warning():
     p = the_plan()
     assert [(s.domain, s.weight, s.tokens, s.epochs) for s in p.shares] == [
-        ("a", 0.6, 30_000, 3.0), ("b", 0.4, 20_000, 1.0)]
+        ("a", 0.6, 30_000, 3.0),
+        ("b", 0.4, 20_000, 1.0),
+    ]
     assert p.dropped == ["c"]
-    assert p.warnings() == ["mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 "
-                            "(sample.max_epochs)"]
+    assert p.warnings() == [
+        "mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 (sample.max_epochs)"
+    ]
     assert the_plan(cap=3.0).warnings() == [] and the_plan(cap=None).warnings() == []
 
 
@@ -59,8 +64,10 @@ def test_weights_are_normalised_and_zero_weights_left_out():
     p = the_plan({"a": 0.3, "b": 0.1, "c": 0.0})
     assert handoff.megatron_args(p, template()) == "--data-path 0.75 /data/a/text_document 0.25 /data/b/text_document"
     thirds = the_plan({"a": 1 / 3, "b": 2 / 3})
-    assert handoff.megatron_args(thirds, template()) == \
-        "--data-path 0.333333333333 /data/a/text_document 0.666666666667 /data/b/text_document"
+    assert (
+        handoff.megatron_args(thirds, template())
+        == "--data-path 0.333333333333 /data/a/text_document 0.666666666667 /data/b/text_document"
+    )
 
 
 def test_megatron_blend_exact():
@@ -74,8 +81,10 @@ def test_megatron_blend_exact():
         return handoff.prefixes(["a", "b"], split, list(DOMAINS), "/data/{split}/{domain}")
 
     lines = handoff.to_megatron(the_plan(), "x", paths, ["train", "valid"]).splitlines()[-2:]
-    assert lines == ["--train-data-path 0.6 /data/train/a 0.4 /data/train/b",
-                     "--valid-data-path 0.6 /data/valid/a 0.4 /data/valid/b"]
+    assert lines == [
+        "--train-data-path 0.6 /data/train/a 0.4 /data/train/b",
+        "--valid-data-path 0.6 /data/valid/a 0.4 /data/valid/b",
+    ]
 
 
 def test_hf_probabilities_per_document():
@@ -96,12 +105,15 @@ def test_interleave_datasets_with_the_probabilities_gives_the_token_weights():
     datasets = pytest.importorskip("datasets")
     out = json.loads(handoff.to_hf_datasets(the_plan(), "x", {"a": "a", "b": "b"}, DOMAINS))
     # documents of each domain's mean length; the interleaved stream's token share is the mixture
-    parts = [datasets.Dataset.from_dict({"domain": [d] * 3000, "n_tokens": [int(mean)] * 3000})
-             for d, mean in (("a", 100), ("b", 500))]
+    parts = [
+        datasets.Dataset.from_dict({"domain": [d] * 3000, "n_tokens": [int(mean)] * 3000})
+        for d, mean in (("a", 100), ("b", 500))
+    ]
 
     def token_share_of_a(probabilities):
-        mixed = datasets.interleave_datasets(parts, probabilities=probabilities, seed=0,
-                                             stopping_strategy="all_exhausted")
+        mixed = datasets.interleave_datasets(
+            parts, probabilities=probabilities, seed=0, stopping_strategy="all_exhausted"
+        )
         rows = mixed.select(range(6000))
         tokens = Counter()
         for domain, n in zip(rows["domain"], rows["n_tokens"]):
@@ -118,13 +130,20 @@ def test_max_repetition_rounds_up_to_a_tenth(epochs, ratio):
 
 
 def test_olmo_core_config():
-    text = handoff.to_olmo_core(the_plan(budget=handoff.Budget(51_000, "t", 510)), "x",
-                                {"a": "/d/a/*.npy", "b": "/d/b/*.npy"})
+    text = handoff.to_olmo_core(
+        the_plan(budget=handoff.Budget(51_000, "t", 510)), "x", {"a": "/d/a/*.npy", "b": "/d/b/*.npy"}
+    )
     config = yaml.safe_load(text)
-    assert config == {"source_list": {"sources": [
-        {"source_name": "a", "target_ratio": 0.6, "paths": ["/d/a/*.npy"], "max_repetition_ratio": 3.1},
-        {"source_name": "b", "target_ratio": 0.4, "paths": ["/d/b/*.npy"], "max_repetition_ratio": 1.1}]},
-        "requested_tokens": 51_000, "global_batch_size": 510}
+    assert config == {
+        "source_list": {
+            "sources": [
+                {"source_name": "a", "target_ratio": 0.6, "paths": ["/d/a/*.npy"], "max_repetition_ratio": 3.1},
+                {"source_name": "b", "target_ratio": 0.4, "paths": ["/d/b/*.npy"], "max_repetition_ratio": 1.1},
+            ]
+        },
+        "requested_tokens": 51_000,
+        "global_batch_size": 510,
+    }
     assert "# WARNING: mixture 'regmix': domain 'a' would be repeated 3.06 epochs" in text
     without = yaml.safe_load(handoff.to_olmo_core(the_plan(), "x", {"a": "a", "b": "b"}))
     assert "global_batch_size" not in without  # a --tokens budget knows no batch size
@@ -154,7 +173,10 @@ def test_litdata_weights():
 def test_prefixes():
     known = list(DOMAINS)
     assert handoff.prefixes(["a"], None, known) == {"a": "a"}
-    assert handoff.prefixes(["a", "b"], None, known, mapping={"a": "/x", "b": "/y", "c": "/z"}) == {"a": "/x", "b": "/y"}
+    assert handoff.prefixes(["a", "b"], None, known, mapping={"a": "/x", "b": "/y", "c": "/z"}) == {
+        "a": "/x",
+        "b": "/y",
+    }
     split_map = {"a": {"train": "/t/a", "valid": "/v/a"}, "b": "/b"}
     assert handoff.prefixes(["a", "b"], "valid", known, mapping=split_map) == {"a": "/v/a", "b": "/b"}
     with pytest.raises(UserError, match="no prefix for domain\\(s\\) b"):
@@ -193,15 +215,24 @@ def run_dir(tmp_path):
     (tmp_path / "results" / "compare").mkdir(parents=True)
     for name, mixture in (("regmix", MIXTURE), ("uniform", {"a": 0.5, "b": 0.5, "c": 0.0})):
         (tmp_path / "results" / "compare" / f"{name}.json").write_text(
-            json.dumps({"name": name, "seeds": [0], "mixture": mixture}))
+            json.dumps({"name": name, "seeds": [0], "mixture": mixture})
+        )
     (tmp_path / "results" / "domains.json").write_text(json.dumps(DOMAINS))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     return tmp_path
 
 
 def cli_args(folder, *extra):
-    return ["export", "--compare", str(folder / "results" / "compare"),
-            "--domains", str(folder / "results" / "domains.json"), "--params", str(folder / "params.yaml"), *extra]
+    return [
+        "export",
+        "--compare",
+        str(folder / "results" / "compare"),
+        "--domains",
+        str(folder / "results" / "domains.json"),
+        "--params",
+        str(folder / "params.yaml"),
+        *extra,
+    ]
 
 
 def test_cli_megatron_to_stdout(run_dir, capsys):
@@ -209,29 +240,51 @@ def test_cli_megatron_to_stdout(run_dir, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == MEGATRON
     assert "# token budget: 50,000 tokens (large.optim.steps 100" in out
-    assert err == "warning: mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 (sample.max_epochs)\n"
+    assert (
+        err == "warning: mixture 'regmix': domain 'a' would be repeated 3.00 epochs, more than 2 (sample.max_epochs)\n"
+    )
 
 
 def test_cli_other_mixture_map_file_and_output(run_dir, capsys):
     prefixes = run_dir / "prefixes.json"
     prefixes.write_text(json.dumps({"a": "/corpus/a", "b": "/corpus/b"}))
     out_file = run_dir / "out" / "mix.yaml"
-    main(cli_args(run_dir, "--to", "olmo-core", "--mixture", "uniform", "--prefixes", str(prefixes),
-                  "--tokens", "1e5", "--max-epochs", "10", "-o", str(out_file)))
+    main(
+        cli_args(
+            run_dir,
+            "--to",
+            "olmo-core",
+            "--mixture",
+            "uniform",
+            "--prefixes",
+            str(prefixes),
+            "--tokens",
+            "1e5",
+            "--max-epochs",
+            "10",
+            "-o",
+            str(out_file),
+        )
+    )
     out, err = capsys.readouterr()
     assert out == "" and "-> " in err and "warning" not in err
     config = yaml.safe_load(out_file.read_text())
     assert config["requested_tokens"] == 100_000
     assert [(s["paths"], s["target_ratio"], s["max_repetition_ratio"]) for s in config["source_list"]["sources"]] == [
-        (["/corpus/a"], 0.5, 5.0), (["/corpus/b"], 0.5, 2.5)]
+        (["/corpus/a"], 0.5, 5.0),
+        (["/corpus/b"], 0.5, 2.5),
+    ]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--mixture", "best"], "unknown mixture 'best': .* has regmix, uniform"),
-    (["--domains", "nowhere.json"], "nowhere.json not found"),
-    (["--prefixes", "MAP"], "no prefix for domain\\(s\\) b"),
-    (["--to", "litdata", "--split", "train"], "--split is for --to megatron"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--mixture", "best"], "unknown mixture 'best': .* has regmix, uniform"),
+        (["--domains", "nowhere.json"], "nowhere.json not found"),
+        (["--prefixes", "MAP"], "no prefix for domain\\(s\\) b"),
+        (["--to", "litdata", "--split", "train"], "--split is for --to megatron"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_1(run_dir, capsys, extra, message):
     (run_dir / "map.yaml").write_text("a: /x\n")
     extra = [str(run_dir / "map.yaml") if e == "MAP" else e for e in extra]
@@ -245,13 +298,21 @@ def test_cli_bad_input_is_one_line_and_exit_1(run_dir, capsys, extra, message):
 
 
 def test_cli_in_a_subprocess(run_dir):
-    done = subprocess.run([sys.executable, "-m", "regmix.cli", *cli_args(run_dir, "--to", "hf-datasets")],
-                          capture_output=True, text=True, cwd=run_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "regmix.cli", *cli_args(run_dir, "--to", "hf-datasets")],
+        capture_output=True,
+        text=True,
+        cwd=run_dir,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["probabilities"] == pytest.approx([15 / 17, 2 / 17])
     assert done.stderr.startswith("warning: mixture 'regmix': domain 'a'")
-    failed = subprocess.run([sys.executable, "-m", "regmix.cli", "export", "--to", "megatron"],
-                            capture_output=True, text=True, cwd=run_dir / "results")  # no compare/ here
+    failed = subprocess.run(
+        [sys.executable, "-m", "regmix.cli", "export", "--to", "megatron"],
+        capture_output=True,
+        text=True,
+        cwd=run_dir / "results",
+    )  # no compare/ here
     assert failed.returncode == 1
     assert failed.stderr == "error: results/compare not found: run the stage that writes it first\n"
 
@@ -260,8 +321,19 @@ def test_export_of_the_committed_results(capsys):
     compare = REPO / "results" / "compare"
     if not compare.is_dir():
         pytest.skip("results/compare is not in this checkout yet (the search stage writes it)")
-    main(["export", "--to", "megatron", "--compare", str(compare), "--domains", str(REPO / "results" / "domains.json"),
-          "--params", str(REPO / "params.yaml")])
+    main(
+        [
+            "export",
+            "--to",
+            "megatron",
+            "--compare",
+            str(compare),
+            "--domains",
+            str(REPO / "results" / "domains.json"),
+            "--params",
+            str(REPO / "params.yaml"),
+        ]
+    )
     line = capsys.readouterr().out.splitlines()[-1].split()
     assert line[0] == "--data-path"
     weights = [float(w) for w in line[1::2]]

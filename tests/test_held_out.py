@@ -7,18 +7,18 @@ import json
 
 import numpy as np
 import pytest
+from test_prepare import config, corpus, docs, write_jsonl
 
+from regmix.choose.sampling import swarm_generator
+from regmix.config import LargeConfig, SampleConfig
 from regmix.data.prepare import prepare
 from regmix.data.shard_writer import choose_test_documents
 from regmix.data.shards import open_tokens, read_meta, task_path
 from regmix.data.tokenizer import load_tokenizer
 from regmix.errors import UserError
-from regmix.choose.sampling import swarm_generator
-from regmix.config import LargeConfig, SampleConfig
 from regmix.mixtures import baseline_mixtures
 from regmix.tables import read_domains, token_prior
 from regmix.train.training import MixtureSampler
-from test_prepare import config, corpus, docs, write_jsonl
 
 NEWS = [f"breaking news number {i}: the council voted on the budget for year {2000 + i}." for i in range(12)]
 
@@ -119,22 +119,29 @@ def test_txt_and_folder_sets(tmp_path):
     (folder / "a.txt").write_text("\n\n".join(NEWS[:6]) + "\n")
     write_jsonl(folder / "b.jsonl", [{"body": t} for t in NEWS[6:]])
     tokens = tmp_path / "tokens"
-    prepare(config(corpus(tmp_path)), 0, tokens,
-            eval_sets={"mixed": {"path": str(folder), "text_field": "body"}, "plain": str(folder / "a.txt")})
+    prepare(
+        config(corpus(tmp_path)),
+        0,
+        tokens,
+        eval_sets={"mixed": {"path": str(folder), "text_field": "body"}, "plain": str(folder / "a.txt")},
+    )
     assert read_meta(tokens).held_out == ["mixed", "plain"]
     assert sorted(decode_docs(tokens, "valid", "mixed") + decode_docs(tokens, "test", "mixed")) == sorted(NEWS)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"alpha": "x.jsonl"}, r"eval_sets.alpha: the name is a domain of the corpus too"),
-    ({"news": "missing.jsonl"}, r"eval_sets.news: .*missing.jsonl does not exist"),
-    ({"news": "empty.jsonl"}, r"eval_sets.news: .*empty.jsonl holds no non-empty text"),
-    ({"news": "latin1.txt"}, r"eval_sets.news: .*latin1.txt is not UTF-8 text"),
-    ({"news": "bad.jsonl"}, r"bad.jsonl:2: invalid JSON"),
-    ({"news": "notes.md"}, r"eval_sets.news: .*notes.md is not a .jsonl"),
-    ("task missing.jsonl", r"tasks.cloze: .*missing.jsonl"),
-    ("task bad.jsonl", r"tasks.cloze: .*bad.jsonl:1"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"alpha": "x.jsonl"}, r"eval_sets.alpha: the name is a domain of the corpus too"),
+        ({"news": "missing.jsonl"}, r"eval_sets.news: .*missing.jsonl does not exist"),
+        ({"news": "empty.jsonl"}, r"eval_sets.news: .*empty.jsonl holds no non-empty text"),
+        ({"news": "latin1.txt"}, r"eval_sets.news: .*latin1.txt is not UTF-8 text"),
+        ({"news": "bad.jsonl"}, r"bad.jsonl:2: invalid JSON"),
+        ({"news": "notes.md"}, r"eval_sets.news: .*notes.md is not a .jsonl"),
+        ("task missing.jsonl", r"tasks.cloze: .*missing.jsonl"),
+        ("task bad.jsonl", r"tasks.cloze: .*bad.jsonl:1"),
+    ],
+)
 def test_bad_evaluation_sets_fail_before_any_compute(tmp_path, monkeypatch, spec, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty.jsonl").write_text("")
@@ -146,7 +153,9 @@ def test_bad_evaluation_sets_fail_before_any_compute(tmp_path, monkeypatch, spec
     monkeypatch.setattr("regmix.data.tokenizer.train_bpe", lambda *a, **k: called.append(1))
     task = spec.split()[1] if isinstance(spec, str) else None
     with pytest.raises(UserError, match=message):
-        prepare(config(root), 0, tmp_path / "t", eval_sets=None if task else spec, tasks={"cloze": task} if task else None)
+        prepare(
+            config(root), 0, tmp_path / "t", eval_sets=None if task else spec, tasks={"cloze": task} if task else None
+        )
     assert not called, "the tokenizer trained before the bad set was refused"
     assert not (tmp_path / "t").exists()
 
@@ -159,14 +168,22 @@ def test_task_files_are_split_into_the_token_folder(tmp_path):
     assert read_meta(tokens).tasks == ["yesno"]
     valid = [json.loads(x) for x in task_path(tokens, "yesno", "valid").read_text().splitlines()]
     test = [json.loads(x) for x in task_path(tokens, "yesno", "test").read_text().splitlines()]
-    assert [e["context"] for e in valid] == ["q 0", "q 2", "q 4"] and [e["context"] for e in test] == ["q 1", "q 3", "q 5"]
+    assert [e["context"] for e in valid] == ["q 0", "q 2", "q 4"] and [e["context"] for e in test] == [
+        "q 1",
+        "q 3",
+        "q 5",
+    ]
 
 
 def test_duplicate_share_is_measured(tmp_path):
     root = corpus(tmp_path)
     copied = docs("alpha", 12)  # train documents again, as an evaluation set
     tokens = tmp_path / "tokens"
-    table = prepare(config(root), 0, tokens, eval_sets={"copied": str(eval_file(tmp_path, "c.jsonl", copied)),
-                                                         "news": str(eval_file(tmp_path))})
+    table = prepare(
+        config(root),
+        0,
+        tokens,
+        eval_sets={"copied": str(eval_file(tmp_path, "c.jsonl", copied)), "news": str(eval_file(tmp_path))},
+    )
     assert table["copied"]["test_13gram_in_train"] > 0.9
     assert table["news"]["test_13gram_in_train"] < 0.05

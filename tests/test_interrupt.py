@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
+from tiny_data import SENTENCES, build_tokens, write_domains
+
 from regmix.compose import composed
 from regmix.config import ProxyConfig, from_dict
 from regmix.train.proxy import plan, resolve_config
-from tiny_data import SENTENCES, build_tokens, write_domains
 
 PROXIES = 40  # x 400 steps on 2 workers: SIGINT comes after the first, with most of the work left
 STEPS = 400
@@ -42,18 +42,36 @@ def stage(tmp_path):
     params["proxy"]["optim"]["steps"] = STEPS
     params["proxy"]["replicates"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "REGMIX_WORKERS": str(WORKERS), "REGMIX_PROXY_THREADS": "1",
-           "REGMIX_BACKEND": "local", "REGMIX_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "REGMIX_WORKERS": str(WORKERS),
+        "REGMIX_PROXY_THREADS": "1",
+        "REGMIX_BACKEND": "local",
+        "REGMIX_CACHE": str(tmp_path / "cache"),
+    }
 
     def start(mixtures_csv: str = "mixtures.csv") -> subprocess.Popen:
         """The stage in a process group of its own (a terminal's Ctrl-C reaches the whole group)."""
-        paths = [tokens, tmp_path / "domains.json", tmp_path / mixtures_csv, tmp_path / "store", tmp_path / "proxies.csv",
-                 tmp_path / "replicates.csv", tmp_path / "spread.csv", tmp_path / "proxy_run.json",
-                 tmp_path / "metrics.json"]
-        return subprocess.Popen([sys.executable, "-m", "stages.proxies", *map(str, paths),
-                                 "--params", str(tmp_path / "params.yaml")],
-                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        paths = [
+            tokens,
+            tmp_path / "domains.json",
+            tmp_path / mixtures_csv,
+            tmp_path / "store",
+            tmp_path / "proxies.csv",
+            tmp_path / "replicates.csv",
+            tmp_path / "spread.csv",
+            tmp_path / "proxy_run.json",
+            tmp_path / "metrics.json",
+        ]
+        return subprocess.Popen(
+            [sys.executable, "-m", "stages.proxies", *map(str, paths), "--params", str(tmp_path / "params.yaml")],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
 
     return tmp_path, start, params
 
@@ -94,7 +112,8 @@ def test_sigint_stops_the_swarm_and_keeps_finished_proxies(stage, whole_group):
     assert at_signal <= len(stored) <= at_signal + WORKERS  # at most the proxies in flight finished: none started
     for path in stored:  # whole JSON, never a partial write, and its weights beside it
         assert {k for k in json.loads(path.read_text())["scores"] if k.startswith("loss.")} == {
-            f"loss.{d}" for d in SENTENCES}
+            f"loss.{d}" for d in SENTENCES
+        }
         assert path.with_suffix(".safetensors").exists()
     assert not [p for p in store.iterdir() if p.suffix not in (".json", ".safetensors")]  # no temporary file left
     if whole_group:

@@ -13,24 +13,27 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
+from tiny_data import build_tokens
 
 import regmix.train.large as large
 from regmix.config import EvalWindowsConfig, LargeConfig, ModelConfig, OptimConfig
 from regmix.errors import UserError
-from regmix.train.hf_export import load_hf
 from regmix.progress import remembered_rate
-from tiny_data import build_results, build_tokens
+from regmix.train.hf_export import load_hf
 
 MIX = {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}
 
 
 def tiny_cfg(**optim) -> LargeConfig:
     return LargeConfig(
-        mixtures=["regmix"], checkpoint_every=4,
+        mixtures=["regmix"],
+        checkpoint_every=4,
         model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32, loss_chunk=64),
-        optim=OptimConfig(**{"steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2,
-                             "schedule": "cosine", **optim}),
-        eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
+        optim=OptimConfig(
+            **{"steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 2, "schedule": "cosine", **optim}
+        ),
+        eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4),
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,8 +70,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tokens, trained, tmp_path, 
         large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model", tmp_path / "curves", threads=1)
     assert torch.load(tmp_path / "model" / large.CHECKPOINT_FILE)["step"] == 8
     monkeypatch.setattr(large, "train_steps", real)
-    summary = large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model",
-                                tmp_path / "curves", threads=1)
+    summary = large.train_large("run", MIX, tiny_cfg(), 0, tokens, tmp_path / "model", tmp_path / "curves", threads=1)
     assert summary["resumed_from"] == 8
     resumed = load_file(tmp_path / "model" / "hf" / "model.safetensors")
     reference = load_file(trained / "model" / "hf" / "model.safetensors")
@@ -83,12 +85,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tokens, trained, tmp_path, 
 def test_stale_checkpoint_is_not_resumed(tokens, trained, tmp_path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    (model_dir / large.CHECKPOINT_FILE).write_bytes(
-        (trained / "model" / large.CHECKPOINT_FILE).read_bytes())
+    (model_dir / large.CHECKPOINT_FILE).write_bytes((trained / "model" / large.CHECKPOINT_FILE).read_bytes())
     other = {"alpha": 0.2, "beta": 0.3, "gamma": 0.5}
     with pytest.warns(UserWarning, match="other params"):
-        summary = large.train_large("run", other, tiny_cfg(steps=4), 0, tokens, model_dir,
-                                    tmp_path / "curves", threads=1)
+        summary = large.train_large(
+            "run", other, tiny_cfg(steps=4), 0, tokens, model_dir, tmp_path / "curves", threads=1
+        )
     assert summary["resumed_from"] == 0
 
 
@@ -111,7 +113,10 @@ def test_plan_before_the_run(tokens, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REGMIX_YES", "1")  # confirmed: a plan over an hour on CPU stops otherwise
     large.train_large("plan", MIX, tiny_cfg(steps=4), 0, tokens, tmp_path / "a", tmp_path / "curves_a", threads=1)
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at 0.001 tokens/s (last run): ETA 5.9 days"
+    assert (
+        err[0]
+        == "train plan (seed 0): 4 steps x 128 tokens = 512 tokens on cpu at 0.001 tokens/s (last run): ETA 5.9 days"
+    )
     assert err[1].startswith("warning: train plan (seed 0): ETA 5.9 days on CPU: this shape is sized for GPUs")
     monkeypatch.setattr(large, "remembered_rate", remembered_rate)
     monkeypatch.setenv("REGMIX_STORE", str(tmp_path / "empty_store"))  # trained again, not resumed from the store
@@ -149,8 +154,14 @@ def test_hf_export_matches_transformers(tokens, trained):
 
 
 def _ddp_worker(rank: int, port: int, tokens: Path, out: Path) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     real = large.train_steps
 
     def spy(net, *args, **kwargs):  # keep this rank's weights after each chunk

@@ -8,8 +8,8 @@ cost plan, the params checks) may use every phase.
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO
+
 from regmix.code import imports
 
 PHASES = ("data", "train", "choose", "judge")
@@ -40,8 +40,11 @@ def test_each_module_imports_only_what_its_layer_may(path):
     kind, level = layer(dotted(path))
     if kind == "entry":
         return
-    wrong = sorted(name for name in imports(path) if name.startswith("regmix.")
-                   and (layer(name)[1] > level or (kind == "helper" and layer(name)[0] != "helper")))
+    wrong = sorted(
+        name
+        for name in imports(path)
+        if name.startswith("regmix.") and (layer(name)[1] > level or (kind == "helper" and layer(name)[0] != "helper"))
+    )
     assert not wrong, f"{dotted(path)} ({kind}) may not import {wrong}"
 
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from regmix.choose.sampling import (
+    METHODS,
+    PILE_CORPUS_TOKENS,
+    PILE_LARGE_TOKENS,
+    make_generator,
+    pile_generator,
+    sample_mixtures,
+    swarm_generator,
+    to_grid,
+)
 from regmix.config import LargeConfig, ModelConfig, OptimConfig, SampleConfig
 from regmix.errors import UserError
 from regmix.mixtures import PILE_TOKEN_SHARE, baseline_mixtures, validate_mixture
-from regmix.choose.sampling import (METHODS, PILE_CORPUS_TOKENS, PILE_LARGE_TOKENS, make_generator, pile_generator,
-                             sample_mixtures, swarm_generator, to_grid)
 from regmix.tables import token_prior
 
 TOTAL = sum(PILE_TOKEN_SHARE.values())
@@ -164,11 +172,14 @@ def test_baselines_include_human_mixtures():
 def test_caps_are_epochs_of_the_large_run():
     """a: 1,000 train tokens, b: 3,000; a large run of 2,000 tokens at 1.5 epochs caps a at
     1.5 x 1,000 / 2,000 = 0.75 and leaves b uncapped (2.25 > 1)."""
-    gen = make_generator(SampleConfig(max_epochs=1.5, minimum=0.01), {"a": 0.25, "b": 0.75},
-                         {"a": 1_000, "b": 3_000}, 2_000)
+    gen = make_generator(
+        SampleConfig(max_epochs=1.5, minimum=0.01), {"a": 0.25, "b": 0.75}, {"a": 1_000, "b": 3_000}, 2_000
+    )
     assert (gen.caps / gen.units).tolist() == [0.75, 1.0]
-    assert gen.usage(np.array([0.5, 0.5])) == {"a": {"weight": 0.5, "cap": 0.75, "epochs": 1.0},
-                                               "b": {"weight": 0.5, "cap": 1.0, "epochs": 0.3333}}
+    assert gen.usage(np.array([0.5, 0.5])) == {
+        "a": {"weight": 0.5, "cap": 0.75, "epochs": 1.0},
+        "b": {"weight": 0.5, "cap": 1.0, "epochs": 0.3333},
+    }
     with pytest.raises(UserError, match="need each domain's train tokens and the large run's tokens"):
         make_generator(SampleConfig(), {"a": 0.25, "b": 0.75})
     # a bare token share: no caps, and no epochs to report rather than a made-up 0

@@ -16,6 +16,7 @@ CFG = ModelConfig(n_layer=2, n_head=2, d_model=32, d_ff=64, context=16, vocab_si
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 def model(cfg: ModelConfig = CFG, seed: int = 0) -> LLaMA:
     torch.manual_seed(seed)
     return LLaMA(cfg)
@@ -58,10 +59,20 @@ def test_matches_hf_llama_logits():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     net = model().eval()
-    hf = LlamaForCausalLM(LlamaConfig(
-        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16,
-        rms_norm_eps=CFG.norm_eps, rope_theta=CFG.rope_theta, tie_word_embeddings=False)).eval()
+    hf = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=50,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=16,
+            rms_norm_eps=CFG.norm_eps,
+            rope_theta=CFG.rope_theta,
+            tie_word_embeddings=False,
+        )
+    ).eval()
     state = {f"model.{k}" if k != "lm_head.weight" else k: v for k, v in net.state_dict().items()}
     missing, unexpected = hf.load_state_dict(state, strict=False)
     assert not unexpected and all("rotary" in k for k in missing)

@@ -22,19 +22,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
-from regmix.judge import headline
-from regmix.compose import compose
 from conftest import REPO
 
+from regmix.compose import compose
+from regmix.judge import headline
 
 
 def run(cmd: list[str], cwd: Path, **env: str) -> str:
     # The project's own cache (compiled regressors) stays inside the temporary project. The tiny
     # proxies train in-process: a worker pool's start-up would be most of each stage's time here
     # (the pool has its own tests: test_interrupt, test_proxies).
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               REGMIX_CACHE=str(cwd / ".cache"), REGMIX_WORKERS="1", **env)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        REGMIX_CACHE=str(cwd / ".cache"),
+        REGMIX_WORKERS="1",
+        **env,
+    )
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
@@ -45,14 +49,18 @@ def dvc(*args: str, cwd: Path) -> str:
 
 
 def tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     return [f for f in out.splitlines() if (REPO / f).is_file()]
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def stages_run(output: str) -> set[str]:
@@ -62,8 +70,11 @@ def stages_run(output: str) -> set[str]:
 def new_project(root: Path) -> Path:
     """A fresh git + DVC repository at `root` holding the project's files, the tiny preset composed."""
     for rel in tracked_files():
-        if rel == "dvc.lock" or rel.startswith(("results/", "metrics/", "plots/")) or (
-                rel.startswith("data/") and not rel.startswith(("data/tasks/", "data/eval_sets/"))):
+        if (
+            rel == "dvc.lock"
+            or rel.startswith(("results/", "metrics/", "plots/"))
+            or (rel.startswith("data/") and not rel.startswith(("data/tasks/", "data/eval_sets/")))
+        ):
             continue  # outputs (and the lock of the committed demo run) are what the run must make
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
@@ -90,8 +101,9 @@ def test_repro_writes_every_output(project):
     domains = json.loads((project / "results/domains.json").read_text())
     assert domains["milton"]["role"] == "held_out" and "train_tokens" not in domains["milton"]
     domains = {n: d for n, d in domains.items() if d["role"] == "train"}  # the held-out set has no weight
-    assert domains and all(d["train_tokens"] > 0 and d["valid_tokens"] > 0 and d["test_tokens"] > 0
-                           for d in domains.values())
+    assert domains and all(
+        d["train_tokens"] > 0 and d["valid_tokens"] > 0 and d["test_tokens"] > 0 for d in domains.values()
+    )
     mixtures = pd.read_csv(project / "results/mixtures.csv")
     proxies = pd.read_csv(project / "results/proxies.csv")
     assert len(mixtures) == len(proxies) == 8
@@ -106,8 +118,14 @@ def test_repro_writes_every_output(project):
     evaluation = json.loads((project / "results/evaluation.json").read_text())
     mixtures = {n: e for n, e in evaluation.items() if "target_loss" in e}
     assert set(mixtures) == {"regmix", "best_proxy", "uniform", "prior", "nearest", "random_1"}
-    assert {n: e["seeds"] for n, e in mixtures.items()} == {"regmix": 2, "best_proxy": 2, "uniform": 2,
-                                                            "prior": 2, "nearest": 2, "random_1": 1}
+    assert {n: e["seeds"] for n, e in mixtures.items()} == {
+        "regmix": 2,
+        "best_proxy": 2,
+        "uniform": 2,
+        "prior": 2,
+        "nearest": 2,
+        "random_1": 1,
+    }
     for e in mixtures.values():
         low, high = e["target_loss_ci95"]
         assert low < e["target_loss"] < high
@@ -118,7 +136,9 @@ def test_repro_writes_every_output(project):
     assert evaluation["summary"]["seed_noise"]["df"] == 5 - len(shared & {"best_proxy", "uniform", "prior", "nearest"})
     cheap = evaluation["summary"]["best_cheap"]  # what the proxies bought over the best mixture made without them
     assert cheap["mixture"] in {"uniform", "prior", "nearest"} - shared
-    assert cheap["regmix_minus"] == pytest.approx(mixtures["regmix"]["target_loss"] - mixtures[cheap["mixture"]]["target_loss"])
+    assert cheap["regmix_minus"] == pytest.approx(
+        mixtures["regmix"]["target_loss"] - mixtures[cheap["mixture"]]["target_loss"]
+    )
     # best_proxy: the swarm row with the lowest measured target (the tiny preset's target is `mean`)
     best = proxies.loc[proxies[[f"loss.{d}" for d in domains]].mean(axis=1).idxmin()]  # mean: the training domains
     stored = json.loads((project / "results/compare/best_proxy.json").read_text())["mixture"]
@@ -194,8 +214,17 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
     replace the choice (verify's fresh seeds decide). Then a hand-made mixture with `regmix`'s
     weights is compared: its train item trains nothing and evaluate scores it on `regmix`'s runs."""
     assert (project / "results/train/random_1").is_dir()
-    out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior]",
-              "-S", "+search.min_confidence=0.99", cwd=project)
+    out = dvc(
+        "exp",
+        "run",
+        "-S",
+        "experiment=tiny",
+        "-S",
+        "large.mixtures=[regmix,best_proxy,uniform,prior]",
+        "-S",
+        "+search.min_confidence=0.99",
+        cwd=project,
+    )
     assert "evaluate" in stages_run(out), out
     kept = ["regmix", "best_proxy", "uniform", "prior"]
     assert sorted(p.name for p in (project / "results/train").iterdir()) == sorted(kept)
@@ -215,10 +244,21 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
 
     trained = json.loads((project / "results/compare/regmix.json").read_text())["mixture"]
     copy = "{" + ", ".join(f"{d}: {w}" for d, w in trained.items()) + "}"
-    out = dvc("exp", "run", "-S", "experiment=tiny", "-S", "large.mixtures=[regmix,best_proxy,uniform,prior,copy]",
-              "-S", f"+human_mixtures.copy={copy}", cwd=project)
+    out = dvc(
+        "exp",
+        "run",
+        "-S",
+        "experiment=tiny",
+        "-S",
+        "large.mixtures=[regmix,best_proxy,uniform,prior,copy]",
+        "-S",
+        f"+human_mixtures.copy={copy}",
+        cwd=project,
+    )
     assert "train@copy" in stages_run(out), out
-    shared = [n for n in [*kept, "copy"] if "runs_of" in json.loads((project / f"results/compare/{n}.json").read_text())]
+    shared = [
+        n for n in [*kept, "copy"] if "runs_of" in json.loads((project / f"results/compare/{n}.json").read_text())
+    ]
     assert "copy" in shared
     evaluation = json.loads((project / "results/evaluation.json").read_text())
     for name in shared:
@@ -226,7 +266,7 @@ def test_compared_mixtures_change_without_stale_output_or_retraining(project):
         for folder in (f"data/large/{name}", f"results/train/{name}"):
             assert [p.name for p in (project / folder).iterdir()] == ["runs_of.json"]
         assert evaluation[name]["runs_of"] == "regmix"
-        assert evaluation[name]["target_loss_per_seed"] == evaluation["regmix"]["target_loss_per_seed"][:len(seeds)]
+        assert evaluation[name]["target_loss_per_seed"] == evaluation["regmix"]["target_loss_per_seed"][: len(seeds)]
         assert f"| {name} | {len(seeds)} (regmix's runs) |" in (project / "results/report.md").read_text()
     assert "changed" not in dvc("status", cwd=project)
 

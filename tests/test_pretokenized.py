@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from regmix.config import DataConfig, TokenizerConfig
 from regmix.data.prepare import prepare
 from regmix.data.shards import SPLITS, read_meta
 from regmix.data.tokenizer import Encoder
 from regmix.errors import UserError
-from conftest import REPO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -32,8 +32,9 @@ EOT = 0  # the reference tokenizer's `<|endoftext|>` (its first special token)
 
 
 # ----------------------------------------------------------------------------- writers
-def write_megatron(prefix: Path, docs: list[np.ndarray], dtype: str = "uint16", eod: int | None = None,
-                   sentences: int = 1) -> None:
+def write_megatron(
+    prefix: Path, docs: list[np.ndarray], dtype: str = "uint16", eod: int | None = None, sentences: int = 1
+) -> None:
     """`<prefix>.bin` + `<prefix>.idx` as Megatron's IndexedDatasetBuilder writes them: each
     document as `sentences` sequences, with `eod` appended when given (--append-eod)."""
     itemsize = np.dtype(dtype).itemsize
@@ -49,9 +50,12 @@ def write_megatron(prefix: Path, docs: list[np.ndarray], dtype: str = "uint16", 
     data = np.concatenate(pieces) if pieces else np.empty(0)
     Path(f"{prefix}.bin").write_bytes(data.astype(dtype).tobytes())
     Path(f"{prefix}.idx").write_bytes(
-        b"MMIDIDX\x00\x00" + struct.pack("<QBQQ", 1, CODES[dtype], len(sizes), len(bounds))
-        + np.asarray(sizes, np.int32).tobytes() + np.asarray(pointers, np.int64).tobytes()
-        + np.asarray(bounds, np.int64).tobytes())
+        b"MMIDIDX\x00\x00"
+        + struct.pack("<QBQQ", 1, CODES[dtype], len(sizes), len(bounds))
+        + np.asarray(sizes, np.int32).tobytes()
+        + np.asarray(pointers, np.int64).tobytes()
+        + np.asarray(bounds, np.int64).tobytes()
+    )
 
 
 def write_flat(path: Path, docs: list[np.ndarray], eot: int, dtype: str = "uint16", header: bool = True) -> None:
@@ -78,14 +82,18 @@ def reference(tmp_path_factory) -> Path:
 
 def jsonl_config(path: Path, reference: Path | None = None, **kw) -> DataConfig:
     """The jsonl source: training its BPE, or with the reference's tokenizer."""
-    tokenizer = TokenizerConfig(path=str(reference / "tokenizer.json")) if reference else \
-        TokenizerConfig(vocab_size=512, train_chars=100_000)
+    tokenizer = (
+        TokenizerConfig(path=str(reference / "tokenizer.json"))
+        if reference
+        else TokenizerConfig(vocab_size=512, train_chars=100_000)
+    )
     return DataConfig(source="jsonl", path=str(path), tokenizer=tokenizer, **kw)
 
 
 def token_config(source: str, path: Path, reference: Path, **kw) -> DataConfig:
-    return DataConfig(source=source, path=str(path), tokenizer=TokenizerConfig(path=str(reference / "tokenizer.json")),
-                      **kw)
+    return DataConfig(
+        source=source, path=str(path), tokenizer=TokenizerConfig(path=str(reference / "tokenizer.json")), **kw
+    )
 
 
 def tokenised(reference: Path, path: Path) -> list[np.ndarray]:
@@ -99,13 +107,22 @@ def tokenised(reference: Path, path: Path) -> list[np.ndarray]:
 # format name -> (source, data.dtype, writer of one file from its stem and documents)
 FORMATS = {
     "megatron-uint16-eod": ("megatron", None, lambda stem, docs, eot: write_megatron(stem, docs, "uint16", eot)),
-    "megatron-int32-sentences": ("megatron", None, lambda stem, docs, eot: write_megatron(stem, docs, "int32",
-                                                                                          sentences=3)),
+    "megatron-int32-sentences": (
+        "megatron",
+        None,
+        lambda stem, docs, eot: write_megatron(stem, docs, "int32", sentences=3),
+    ),
     "numpy-npy": ("numpy", None, lambda stem, docs, eot: write_flat(stem.with_suffix(".npy"), docs, eot)),
-    "numpy-raw-bin": ("numpy", "uint32", lambda stem, docs, eot: write_flat(stem.with_suffix(".bin"), docs, eot,
-                                                                            "uint32", header=False)),
-    "numpy-olmo-npy": ("numpy", "uint16", lambda stem, docs, eot: write_flat(stem.with_suffix(".npy"), docs, eot,
-                                                                             header=False)),
+    "numpy-raw-bin": (
+        "numpy",
+        "uint32",
+        lambda stem, docs, eot: write_flat(stem.with_suffix(".bin"), docs, eot, "uint32", header=False),
+    ),
+    "numpy-olmo-npy": (
+        "numpy",
+        "uint16",
+        lambda stem, docs, eot: write_flat(stem.with_suffix(".npy"), docs, eot, header=False),
+    ),
 }
 
 
@@ -206,44 +223,76 @@ MEGATRON_CASES = {
     "bad version": (lambda r: patch(idx(r), 9, struct.pack("<Q", 2)), r"alpha-0\.idx: Megatron index version 2"),
     "unknown dtype code": (lambda r: patch(idx(r), 17, b"\x09"), r"alpha-0\.idx: unknown dtype code 9"),
     "truncated index": (lambda r: idx(r).write_bytes(idx(r).read_bytes()[:-8]), r"alpha-0\.idx: \d+ bytes, but"),
-    "sizes exceed data": (lambda r: (r / "train/alpha-0.bin").write_bytes((r / "train/alpha-0.bin").read_bytes()[:-2]),
-                          r"alpha-0\.bin: holds \d+ bytes, but its index alpha-0\.idx describes"),
-    "data beyond sizes": (lambda r: (r / "valid/beta-0.bin").write_bytes((r / "valid/beta-0.bin").read_bytes() + b"\0\0"),
-                          r"beta-0\.bin: holds \d+ bytes"),
-    "pointers off": (lambda r: patch(idx(r), 34 + 6 * 4 + 8, struct.pack("<q", 3)),
-                     r"alpha-0\.idx: sequence pointers do not follow"),
-    "document indices": (lambda r: patch(idx(r), 34 + 6 * 12 + 6 * 8, struct.pack("<q", 9)),
-                         r"alpha-0\.idx: the document indices"),
+    "sizes exceed data": (
+        lambda r: (r / "train/alpha-0.bin").write_bytes((r / "train/alpha-0.bin").read_bytes()[:-2]),
+        r"alpha-0\.bin: holds \d+ bytes, but its index alpha-0\.idx describes",
+    ),
+    "data beyond sizes": (
+        lambda r: (r / "valid/beta-0.bin").write_bytes((r / "valid/beta-0.bin").read_bytes() + b"\0\0"),
+        r"beta-0\.bin: holds \d+ bytes",
+    ),
+    "pointers off": (
+        lambda r: patch(idx(r), 34 + 6 * 4 + 8, struct.pack("<q", 3)),
+        r"alpha-0\.idx: sequence pointers do not follow",
+    ),
+    "document indices": (
+        lambda r: patch(idx(r), 34 + 6 * 12 + 6 * 8, struct.pack("<q", 9)),
+        r"alpha-0\.idx: the document indices",
+    ),
     "bin without idx": (lambda r: idx(r, "valid/alpha-0").unlink(), r"valid/alpha-0\.bin has no alpha-0\.idx"),
     "idx without bin": (lambda r: (r / "train/beta-0.bin").unlink(), r"train/beta-0\.idx has no beta-0\.bin"),
-    "float dtype": (lambda r: write_megatron(r / "train/alpha-1", [np.arange(5)], "float32"),
-                    r"alpha-1\.bin: token dtype float32 is not an integer type"),
-    "dtype too small": (lambda r: write_megatron(r / "train/alpha-1", [np.arange(5)], "uint8"),
-                        r"alpha-1\.bin: token dtype uint8 cannot hold the ids of the tokenizer's 512-token"),
-    "id outside vocabulary": (lambda r: write_megatron(r / "train/beta-1", [np.arange(5), np.array([1, 600])]),
-                              r"beta-1\.bin: token id 600 \(document 1\) is outside"),
+    "float dtype": (
+        lambda r: write_megatron(r / "train/alpha-1", [np.arange(5)], "float32"),
+        r"alpha-1\.bin: token dtype float32 is not an integer type",
+    ),
+    "dtype too small": (
+        lambda r: write_megatron(r / "train/alpha-1", [np.arange(5)], "uint8"),
+        r"alpha-1\.bin: token dtype uint8 cannot hold the ids of the tokenizer's 512-token",
+    ),
+    "id outside vocabulary": (
+        lambda r: write_megatron(r / "train/beta-1", [np.arange(5), np.array([1, 600])]),
+        r"beta-1\.bin: token id 600 \(document 1\) is outside",
+    ),
     "empty domain": (lambda r: write_megatron(r / "train/gamma-0", []), r"gamma-0\.bin: no documents \(domain 'gamma'"),
-    "ambiguous names": (lambda r: write_megatron(r / "train/alpha-x-0", [np.arange(3)]),
-                        r"ambiguous domain names.*alpha-0\.bin.*alpha-x-0\.bin"),
+    "ambiguous names": (
+        lambda r: write_megatron(r / "train/alpha-x-0", [np.arange(3)]),
+        r"ambiguous domain names.*alpha-0\.bin.*alpha-x-0\.bin",
+    ),
 }
 NUMPY_CASES = {
-    "raw without dtype": (lambda r: write_flat(r / "train/alpha-1.bin", [np.arange(4)], 0, header=False),
-                          r"alpha-1\.bin: raw token file without a NumPy header: set data\.dtype"),
+    "raw without dtype": (
+        lambda r: write_flat(r / "train/alpha-1.bin", [np.arange(4)], 0, header=False),
+        r"alpha-1\.bin: raw token file without a NumPy header: set data\.dtype",
+    ),
     "raw size": (lambda r: (r / "train/alpha-1.bin").write_bytes(b"\1\0\2"), None),  # checked with dtype below
-    "not 1-D": (lambda r: np.save(r / "train/alpha-1.npy", np.zeros((2, 3), np.uint16)),
-                r"alpha-1\.npy: a 2-D array of shape \(2, 3\)"),
-    "float dtype": (lambda r: np.save(r / "train/alpha-1.npy", np.zeros(3, np.float32)),
-                    r"alpha-1\.npy: token dtype float32 is not an integer type"),
-    "dtype too small": (lambda r: np.save(r / "train/alpha-1.npy", np.zeros(3, np.int8)),
-                        r"alpha-1\.npy: token dtype int8 cannot hold"),
-    "id outside vocabulary": (lambda r: np.save(r / "valid/beta-0.npy", np.array([1, 2, 512, 3], np.uint16)),
-                              r"beta-0\.npy: token id 512 \(among tokens 0 to 3\) is outside"),
-    "empty file": (lambda r: np.save(r / "train/gamma-0.npy", np.zeros(0, np.uint16)),
-                   r"gamma-0\.npy: no documents \(domain 'gamma'"),
-    "only end-of-text": (lambda r: np.save(r / "train/gamma-0.npy", np.full(3, EOT, np.uint16)),
-                         r"gamma-0\.npy: no documents"),
-    "corrupt npy": (lambda r: (r / "train/alpha-1.npy").write_bytes(b"\x93NUMPY\xff\xff"),
-                    r"alpha-1\.npy: not a readable \.npy file"),
+    "not 1-D": (
+        lambda r: np.save(r / "train/alpha-1.npy", np.zeros((2, 3), np.uint16)),
+        r"alpha-1\.npy: a 2-D array of shape \(2, 3\)",
+    ),
+    "float dtype": (
+        lambda r: np.save(r / "train/alpha-1.npy", np.zeros(3, np.float32)),
+        r"alpha-1\.npy: token dtype float32 is not an integer type",
+    ),
+    "dtype too small": (
+        lambda r: np.save(r / "train/alpha-1.npy", np.zeros(3, np.int8)),
+        r"alpha-1\.npy: token dtype int8 cannot hold",
+    ),
+    "id outside vocabulary": (
+        lambda r: np.save(r / "valid/beta-0.npy", np.array([1, 2, 512, 3], np.uint16)),
+        r"beta-0\.npy: token id 512 \(among tokens 0 to 3\) is outside",
+    ),
+    "empty file": (
+        lambda r: np.save(r / "train/gamma-0.npy", np.zeros(0, np.uint16)),
+        r"gamma-0\.npy: no documents \(domain 'gamma'",
+    ),
+    "only end-of-text": (
+        lambda r: np.save(r / "train/gamma-0.npy", np.full(3, EOT, np.uint16)),
+        r"gamma-0\.npy: no documents",
+    ),
+    "corrupt npy": (
+        lambda r: (r / "train/alpha-1.npy").write_bytes(b"\x93NUMPY\xff\xff"),
+        r"alpha-1\.npy: not a readable \.npy file",
+    ),
 }
 
 
@@ -287,13 +336,16 @@ def test_bad_numpy_input(tmp_path, reference, case):
 def test_bad_config(tmp_path, reference, source):
     root = small_corpus(tmp_path / "corpus", source)
     cfg = token_config(source, root, reference)
-    assert_fails_cleanly(replace(cfg, tokenizer=TokenizerConfig()), tmp_path,
-                         f"data.tokenizer.path is required for source {source}")
+    assert_fails_cleanly(
+        replace(cfg, tokenizer=TokenizerConfig()), tmp_path, f"data.tokenizer.path is required for source {source}"
+    )
     assert_fails_cleanly(replace(cfg, path=None), tmp_path, f"data.path is required for source {source}")
     assert_fails_cleanly(replace(cfg, path=str(tmp_path / "nowhere")), tmp_path, "nowhere does not exist")
     assert_fails_cleanly(replace(cfg, path=str(root / "train")), tmp_path, "has no train/ folder")
     (root / "empty" / "train").mkdir(parents=True)
-    assert_fails_cleanly(replace(cfg, path=str(root / "empty")), tmp_path, r"train holds no token files \(expected <domain>")
+    assert_fails_cleanly(
+        replace(cfg, path=str(root / "empty")), tmp_path, r"train holds no token files \(expected <domain>"
+    )
     if source == "numpy":
         assert_fails_cleanly(replace(cfg, dtype="nonsense"), tmp_path, "data.dtype 'nonsense' is not a NumPy dtype")
     for path in (root / "valid").glob("alpha-0.*"):

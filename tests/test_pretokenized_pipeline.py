@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from test_pipeline import digest, dvc, new_project
 from test_pretokenized import FORMATS, TINY, convert
 
@@ -34,8 +33,20 @@ def test_same_proxies_as_text(text_run, tmp_path, fmt):
     corpus = convert(TINY, tmp_path / "corpus", fmt, text_run / "data/tokens")
     tokenizer = shutil.copy(text_run / "data/tokens/tokenizer.json", tmp_path / "tokenizer.json")
     project = new_project(tmp_path / "project")
-    dvc("exp", "run", "-S", "experiment=tiny", "-S", f"data={source}", "-S", f"data.path={corpus}",
-        "-S", f"data.tokenizer.path={tokenizer}", "proxies", cwd=project)
+    dvc(
+        "exp",
+        "run",
+        "-S",
+        "experiment=tiny",
+        "-S",
+        f"data={source}",
+        "-S",
+        f"data.path={corpus}",
+        "-S",
+        f"data.tokenizer.path={tokenizer}",
+        "proxies",
+        cwd=project,
+    )
     domains = json.loads((project / "results/domains.json").read_text())
     trained_on = {row["source"] for row in domains.values() if row["role"] == "train"}
     assert trained_on == {f"{source}:{corpus}"}  # not the text run's
@@ -45,5 +56,6 @@ def test_same_proxies_as_text(text_run, tmp_path, fmt):
     for name in SAME:
         assert (project / name).read_text() == (text_run / name).read_text(), name
     expected = json.loads((text_run / "results/domains.json").read_text())
-    assert {d: {**row, "source": None} for d, row in domains.items()} == \
-        {d: {**row, "source": None} for d, row in expected.items()}
+    assert {d: {**row, "source": None} for d, row in domains.items()} == {
+        d: {**row, "source": None} for d, row in expected.items()
+    }

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 from tqdm import tqdm
 
-from conftest import REPO
 from regmix.errors import UserError
 from regmix.progress import LogBar, Plan, Rate, duration, progress, remember_rate, remembered_rate
 
@@ -30,8 +30,10 @@ class Clock:
 def test_a_log_gets_a_few_lines_not_one_per_update(tmp_path):
     """stderr redirected to a file (not a terminal): 200k fast updates give a first and a last line."""
     log = tmp_path / "stderr.log"
-    code = ("from regmix.progress import progress\n"
-            "for _ in progress(range(200_000), desc='steps', unit='step'):\n    pass\n")
+    code = (
+        "from regmix.progress import progress\n"
+        "for _ in progress(range(200_000), desc='steps', unit='step'):\n    pass\n"
+    )
     with log.open("w") as stderr:
         subprocess.run([sys.executable, "-c", code], cwd=REPO, stderr=stderr, check=True, timeout=60)
     text = log.read_text()
@@ -89,15 +91,25 @@ def test_without_a_total_a_line_every_every_s():
 
 
 def test_plan_line_and_eta():
-    plan = Plan("proxies (seed 0)", "64 to train (0 stored) x 131k tokens", 64 * 131_072, "cpu",
-                Rate(30_000, "2 worker(s) x 15.0k, timed warm-up"), HINT)
+    plan = Plan(
+        "proxies (seed 0)",
+        "64 to train (0 stored) x 131k tokens",
+        64 * 131_072,
+        "cpu",
+        Rate(30_000, "2 worker(s) x 15.0k, timed warm-up"),
+        HINT,
+    )
     # 64 x 131,072 = 8,388,608 tokens; / 30,000 tokens/s = 279.6 s
-    assert plan.line() == ("proxies (seed 0): 64 to train (0 stored) x 131k tokens = 8.39M tokens on cpu at "
-                           "30.0k tokens/s (2 worker(s) x 15.0k, timed warm-up): ETA 4m40s")
+    assert plan.line() == (
+        "proxies (seed 0): 64 to train (0 stored) x 131k tokens = 8.39M tokens on cpu at "
+        "30.0k tokens/s (2 worker(s) x 15.0k, timed warm-up): ETA 4m40s"
+    )
     assert plan.warnings() == []
     unknown = Plan("proxies (seed 0)", "8 to train (0 stored) x 1.05M tokens", 8 * 2**20, "Slurm (slurm)", None, HINT)
-    assert unknown.line() == ("proxies (seed 0): 8 to train (0 stored) x 1.05M tokens = 8.39M tokens on "
-                              "Slurm (slurm); tokens/s and ETA once the first results are in")
+    assert unknown.line() == (
+        "proxies (seed 0): 8 to train (0 stored) x 1.05M tokens = 8.39M tokens on "
+        "Slurm (slurm); tokens/s and ETA once the first results are in"
+    )
 
 
 def test_a_plan_over_an_hour_on_cpu_stops_unless_confirmed(monkeypatch):
@@ -105,8 +117,11 @@ def test_a_plan_over_an_hour_on_cpu_stops_unless_confirmed(monkeypatch):
     hour = Plan("proxies (seed 0)", "36 x 10M", 36e7, "cpu", Rate(1e5, "last run"), HINT)
     hour.announce()  # an hour: runs
     over = Plan("proxies (seed 0)", "37 x 10M", 37e7, "cpu", Rate(1e5, "last run"), HINT)
-    with pytest.raises(UserError, match=r"proxies \(seed 0\): ETA 1h01m on CPU, over an hour: nothing trained\. Set "
-                                        r"REGMIX_YES=1 to run it anyway, or use a GPU"):
+    with pytest.raises(
+        UserError,
+        match=r"proxies \(seed 0\): ETA 1h01m on CPU, over an hour: nothing trained\. Set "
+        r"REGMIX_YES=1 to run it anyway, or use a GPU",
+    ):
         over.announce()
     Plan("proxies (seed 0)", "37 x 10M", 37e7, "NVIDIA H200", Rate(1e5, "last run"), HINT).announce()  # its hardware
     monkeypatch.setenv("REGMIX_YES", "1")
@@ -120,15 +135,22 @@ def test_a_plan_over_a_day_on_cpu_warns(capsys, monkeypatch):
     assert slow.warnings() == ["proxies (seed 0): ETA 59.3 days on CPU: use a GPU"]
     slow.announce("another warning")
     err = capsys.readouterr().err.splitlines()
-    assert err == [slow.line(), "warning: proxies (seed 0): ETA 59.3 days on CPU: use a GPU",
-                   "warning: another warning"]
+    assert err == [
+        slow.line(),
+        "warning: proxies (seed 0): ETA 59.3 days on CPU: use a GPU",
+        "warning: another warning",
+    ]
     on_gpu = Plan("proxies (seed 0)", "512 x 1.00G tokens", 512e9, "NVIDIA H200", Rate(1e5, "last run"), HINT)
     assert on_gpu.warnings() == []  # slow, but the hardware is what the plan is for
 
 
 def test_durations():
-    assert [duration(s) for s in (42, 279.6, 31 * 3600 + 12 * 60, 3.2 * 86400)] == \
-        ["42s", "4m40s", "31h12m", "3.2 days"]
+    assert [duration(s) for s in (42, 279.6, 31 * 3600 + 12 * 60, 3.2 * 86400)] == [
+        "42s",
+        "4m40s",
+        "31h12m",
+        "3.2 days",
+    ]
 
 
 def test_rates_are_remembered_per_key(tmp_path, monkeypatch):

@@ -14,24 +14,27 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import REPO
+from tiny_data import SENTENCES, build_tokens, write_domains
+
 import regmix.train.swarm as swarm_module
-from regmix.train import backends, store as machine_store
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.data.shards import open_tokens, read_meta, write_meta
 from regmix.errors import UserError
 from regmix.progress import remembered_rate
+from regmix.tables import LOSS_PREFIX, read_csv
+from regmix.train import backends
+from regmix.train import store as machine_store
 from regmix.train.backends import Placement, placement_from_env
 from regmix.train.proxy import STORE_KIND, plan, resolve_config, train_proxy
 from regmix.train.swarm import rate_key, run_swarm
-from regmix.tables import LOSS_PREFIX, read_csv
-from tiny_data import SENTENCES, build_tokens, write_domains
 
 DOMAINS = list(SENTENCES)
-CFG = ProxyConfig(model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
-                  optim=OptimConfig(steps=12, batch_size=4, lr=3e-3, warmup_steps=2),
-                  eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4))
+CFG = ProxyConfig(
+    model=ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=32),
+    optim=OptimConfig(steps=12, batch_size=4, lr=3e-3, warmup_steps=2),
+    eval=EvalWindowsConfig(windows_per_domain=4, batch_size=4),
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
@@ -41,6 +44,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread", "private_cache")
 def private_cache(tmp_path, monkeypatch):
     """Measured rates go to a cache of the test's own, not this machine's."""
     monkeypatch.setenv("REGMIX_CACHE", str(tmp_path / "cache"))
+
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory):
@@ -137,8 +141,9 @@ def test_user_errors(tokens, monkeypatch):
 
 def test_an_empty_swarm_has_no_speed(tokens, tmp_path):
     """proxy.replicates: 0 runs an empty swarm: no proxies, no speed to report (not a division by zero)."""
-    table, stats = run_swarm(swarm(3).iloc[:0], CFG, tokens, tmp_path / "proxies", seed=0,
-                             placement=Placement(workers=1))
+    table, stats = run_swarm(
+        swarm(3).iloc[:0], CFG, tokens, tmp_path / "proxies", seed=0, placement=Placement(workers=1)
+    )
     assert table.empty and stats["proxies"] == stats["trained"] == 0
     assert stats["proxy_seconds"] is None and stats["proxy_tokens_per_s"] is None
 
@@ -156,19 +161,23 @@ def test_plan_before_the_swarm(tokens, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REGMIX_YES", "1")  # confirmed
     run_swarm(swarm(3), CFG, tokens, tmp_path / "proxies", seed=0, placement=Placement(workers=1), max_epochs=0.1)
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == ("proxies (seed 0): 3 to train (0 stored) x 1.54k tokens = 4.61k tokens on cpu at "
-                      "0.01 tokens/s (last run): ETA 5.3 days")
+    assert err[0] == (
+        "proxies (seed 0): 3 to train (0 stored) x 1.54k tokens = 4.61k tokens on cpu at "
+        "0.01 tokens/s (last run): ETA 5.3 days"
+    )
     assert err[1].startswith("warning: proxies (seed 0): ETA 5.3 days on CPU: fewer mixtures")
     # A domain's epochs: its largest weight x 1,536 tokens / its train tokens; one line per domain over 0.1.
     weights = swarm(3)[DOMAINS].max()
     epochs = {d: weights[d] * 1536 / len(open_tokens(tokens, "train", d)) for d in DOMAINS}
     over = [d for d in DOMAINS if epochs[d] > 0.1]
     assert over
-    bar = err[2 + len(over):]  # the bar's first and last lines (and more when the machine is slow)
+    bar = err[2 + len(over) :]  # the bar's first and last lines (and more when the machine is slow)
     assert len(bar) >= 2 and all(line.startswith("proxies (seed 0)") for line in bar)
     for line, domain in zip(err[2:], over):
-        assert line.startswith(f"warning: proxies (seed 0): a proxy repeats domain {domain!r} up to "
-                               f"{epochs[domain]:.1f} epochs (weight {weights[domain]:.3g} x 1.54k tokens")
+        assert line.startswith(
+            f"warning: proxies (seed 0): a proxy repeats domain {domain!r} up to "
+            f"{epochs[domain]:.1f} epochs (weight {weights[domain]:.3g} x 1.54k tokens"
+        )
     run_swarm(swarm(3), CFG, tokens, tmp_path / "proxies", seed=0, placement=Placement(workers=1))
     assert "proxies (seed 0): all 3 stored, nothing to train" in capsys.readouterr().err
 
@@ -193,16 +202,32 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "results").mkdir()
     swarm(3).to_csv(tmp_path / "results" / "mixtures.csv", index=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())  # a whole params file: stages check it all
-    params.update(proxy={**dataclasses.asdict(CFG), "replicates": 2}, seed=0, target="mean",
-                  sample={**params["sample"], "max_epochs": None})  # the demo's large run outgrows these tokens
+    params.update(
+        proxy={**dataclasses.asdict(CFG), "replicates": 2},
+        seed=0,
+        target="mean",
+        sample={**params["sample"], "max_epochs": None},
+    )  # the demo's large run outgrows these tokens
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
     write_domains(tmp_path / "results" / "domains.json", tokens)
-    monkeypatch.setattr(sys, "argv", ["proxies", "data/tokens", "results/domains.json", "results/mixtures.csv",
-                                      "data/proxies",
-                                      "results/proxies.csv", "results/replicates.csv", "results/spread.csv",
-                                      "results/proxy_run.json", "metrics/proxies.json"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "proxies",
+            "data/tokens",
+            "results/domains.json",
+            "results/mixtures.csv",
+            "data/proxies",
+            "results/proxies.csv",
+            "results/replicates.csv",
+            "results/spread.csv",
+            "results/proxy_run.json",
+            "metrics/proxies.json",
+        ],
+    )
     from stages.proxies import main
 
     main()
@@ -214,8 +239,10 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     main()  # every proxy stored: this run trains none, the swarm's own speed stays
     again = json.loads((tmp_path / "results" / "proxy_run.json").read_text())
     assert again["trained"] == 0 and again["tokens_per_s"] is None and again["workers"] is None
-    assert (again["proxy_seconds"], again["proxy_tokens_per_s"]) == (metrics["proxy_seconds"],
-                                                                    metrics["proxy_tokens_per_s"])
+    assert (again["proxy_seconds"], again["proxy_tokens_per_s"]) == (
+        metrics["proxy_seconds"],
+        metrics["proxy_tokens_per_s"],
+    )
     replicates = read_csv("results/replicates.csv")  # the first two mixtures again, another seed
     assert replicates["id"].tolist() == table["id"].tolist()[:2]
     pd.testing.assert_frame_equal(replicates[["id", *DOMAINS]], table[["id", *DOMAINS]].iloc[:2])
@@ -267,10 +294,33 @@ def test_ray_failures_name_the_cause():
 
 
 def test_bench_prints_json_last(tmp_path):
-    args = ["--n-layer", "1", "--d-model", "32", "--n-head", "2", "--d-ff", "64", "--context", "32",
-            "--vocab-size", "256", "--batch-size", "4", "--steps", "3", "--warmup", "1", "--rounds", "1", "--modes", "fp32,fp32+fused"]
-    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", *args], capture_output=True,
-                         text=True, check=True, timeout=300)
+    args = [
+        "--n-layer",
+        "1",
+        "--d-model",
+        "32",
+        "--n-head",
+        "2",
+        "--d-ff",
+        "64",
+        "--context",
+        "32",
+        "--vocab-size",
+        "256",
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--rounds",
+        "1",
+        "--modes",
+        "fp32,fp32+fused",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_train", *args], capture_output=True, text=True, check=True, timeout=300
+    )
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
     assert 0 < result["mfu"] < 1
@@ -307,6 +357,7 @@ def test_a_set_rewritten_in_place_is_scored_again(tokens, tmp_path):
     valid.write_bytes((tokens / "valid" / "alpha.bin").read_bytes())  # gamma's valid text is now alpha's
     after, stats = run_swarm(swarm(2), CFG, changed, out, seed=0, placement=Placement(workers=1))
     assert stats["trained"] == 0 and stats["scored"] == 2
-    assert np.allclose(after["loss.gamma"], after["loss.alpha"]) and not np.allclose(after["loss.gamma"],
-                                                                                      before["loss.gamma"])
+    assert np.allclose(after["loss.gamma"], after["loss.alpha"]) and not np.allclose(
+        after["loss.gamma"], before["loss.gamma"]
+    )
     pd.testing.assert_series_equal(after["loss.beta"], before["loss.beta"])

@@ -15,15 +15,27 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO
 from scipy.stats import spearmanr
 
-from conftest import REPO
+from regmix.choose.regression import (
+    FittedRegressor,
+    ProxyTable,
+    compiled,
+    cross_validate,
+    fit_and_report,
+    fit_regressor,
+    load_regressor,
+    make_model,
+    pair_scale,
+    predict_mixtures,
+    read_proxies,
+    read_released,
+    save_regressor,
+)
 from regmix.compose import composed
 from regmix.config import RegressionConfig, from_dict
 from regmix.errors import UserError
-from regmix.choose.regression import (FittedRegressor, ProxyTable, compiled, cross_validate, fit_and_report, fit_regressor,
-                               load_regressor, make_model, pair_scale, predict_mixtures, read_proxies, read_released,
-                               save_regressor)
 from regmix.target import Target
 
 DATA = REPO.parent / "shared" / "regmix_data"
@@ -52,8 +64,9 @@ def table(n: int, seed: int, noise: float = 0.002, kind: str = "linear") -> Prox
     losses = {d: 3.0 + (i + 1) * 0.1 * signal + noise * rng.normal(size=n) for i, d in enumerate(DOMAINS)}
     if kind == "exp":
         losses = {d: np.exp(1.0 + signal + noise * rng.normal(size=n)) for d in DOMAINS}
-    return ProxyTable([f"p{i}" for i in range(n)], list(DOMAINS), W, pd.DataFrame(losses).add_prefix("loss."),
-                      "synthetic")
+    return ProxyTable(
+        [f"p{i}" for i in range(n)], list(DOMAINS), W, pd.DataFrame(losses).add_prefix("loss."), "synthetic"
+    )
 
 
 FAST_LGB = {"n_estimators": 150, "learning_rate": 0.05, "early_stopping_rounds": 20}  # keeps tests quick
@@ -76,8 +89,10 @@ def fast(**kw) -> RegressionConfig:
 
 
 # ----------------------------------------------------------------- regressors
-@pytest.mark.parametrize("model, kind, floor", [("linear", "linear", 0.99), ("loglinear", "exp", 0.99),
-                                                  ("gp", "linear", 0.98), ("lightgbm", "linear", 0.9)])
+@pytest.mark.parametrize(
+    "model, kind, floor",
+    [("linear", "linear", 0.99), ("loglinear", "exp", 0.99), ("gp", "linear", 0.98), ("lightgbm", "linear", 0.9)],
+)
 def test_each_regressor_recovers_the_ranking(model, kind, floor):
     train, fresh = table(150, 0, kind=kind), table(200, 1, kind=kind)
     y, y_fresh = train.target_values(WEB), fresh.target_values(WEB)
@@ -176,8 +191,10 @@ def test_effects_plot_labels_centred_effects(tmp_path, monkeypatch):
     t = table(60, 0)
     figs = []
     monkeypatch.setattr(figures, "save", lambda fig, path, dpi: figs.append(fig))
-    for kind, label in (("linear", "effect on predicted loss, centred"),
-                        ("loglinear", "effect on log(predicted loss - c), centred")):
+    for kind, label in (
+        ("linear", "effect on predicted loss, centred"),
+        ("loglinear", "effect on log(predicted loss - c), centred"),
+    ):
         reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB, config(kind, n_bootstrap=0), 0)
         figures.plot_effects(reg, t.weights, tmp_path / "effects.png")
         assert figs.pop().axes[1].get_xlabel() == label
@@ -223,8 +240,10 @@ def test_proxies_ranked_by_measured_target_loss():
 
 
 def test_target_of_named_losses():
-    losses = {"a": {"loss.alpha": 1.0, "loss.beta": 2.0, "loss.gamma": 4.0},
-              "b": {"loss.alpha": 2.0, "loss.beta": 2.0, "loss.gamma": 2.0}}
+    losses = {
+        "a": {"loss.alpha": 1.0, "loss.beta": 2.0, "loss.gamma": 4.0},
+        "b": {"loss.alpha": 2.0, "loss.beta": 2.0, "loss.gamma": 2.0},
+    }
     assert Target.parse("beta").by_name(losses, "runs") == {"a": 2.0, "b": 2.0}
     assert Target.parse("mean").by_name(losses, "runs")["a"] == pytest.approx(7 / 3)
     assert Target.parse({"alpha": 1, "gamma": 3}).by_name(losses, "runs")["a"] == pytest.approx(3.25)
@@ -237,9 +256,15 @@ def test_target_naming_no_domain():
         Target.parse({"alpha": 1.0, "nope": 1.0}).by_name({"a": {"loss.alpha": 1.0}}, "runs")
 
 
-@pytest.mark.parametrize("value, message", [({"web": 1, "code": -1}, "'code': -1}: weights must be finite, >= 0"),
-                                            ({"web": "x"}, "'web': 'x'}: every weight must be a number"),
-                                            ({"web": 0}, "not all zero"), (3, "expected a domain")])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"web": 1, "code": -1}, "'code': -1}: weights must be finite, >= 0"),
+        ({"web": "x"}, "'web': 'x'}: every weight must be a number"),
+        ({"web": 0}, "not all zero"),
+        (3, "expected a domain"),
+    ],
+)
 def test_bad_target_values(value, message):
     with pytest.raises(UserError, match=message):
         Target.parse(value)
@@ -256,8 +281,13 @@ def test_nan_losses():
 # --------------------------------------------------------------------- honesty
 def test_eval_labels_never_influence_the_fit():
     train, held = table(120, 0), table(60, 1)
-    shuffled = ProxyTable(held.ids, held.domains, held.weights,
-                          held.scores.sample(frac=1, random_state=0).reset_index(drop=True), "shuffled")
+    shuffled = ProxyTable(
+        held.ids,
+        held.domains,
+        held.weights,
+        held.scores.sample(frac=1, random_state=0).reset_index(drop=True),
+        "shuffled",
+    )
     cfg = fast(n_bootstrap=2)
     a = fit_and_report(train, {"held": held}, cfg, WEB, 0)
     b = fit_and_report(train, {"held": shuffled}, cfg, WEB, 0)
@@ -335,15 +365,26 @@ def test_released_pairs_join_on_index_values(tmp_path):
 
 
 # ------------------------------------------------------------- members, save/load
-KINDS = {"lightgbm": FAST_LGB, "linear": {}, "loglinear": {}, "gp": {},
-         "ensemble": {"lightgbm": FAST_LGB, "gp": {}, "loglinear": {}}}
+KINDS = {
+    "lightgbm": FAST_LGB,
+    "linear": {},
+    "loglinear": {},
+    "gp": {},
+    "ensemble": {"lightgbm": FAST_LGB, "gp": {}, "loglinear": {}},
+}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_every_kind_round_trips_through_plain_files(tmp_path, kind):
     t = table(60, 0)
-    reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB,
-                        RegressionConfig(model=kind, params=KINDS[kind], n_bootstrap=2), 0)
+    reg = fit_regressor(
+        t.weights,
+        t.target_values(WEB),
+        t.domains,
+        WEB,
+        RegressionConfig(model=kind, params=KINDS[kind], n_bootstrap=2),
+        0,
+    )
     save_regressor(reg, tmp_path)
     back = load_regressor(tmp_path, WEB, list(reversed(DOMAINS)))  # domains in any order
     W = mixtures(300, 5)
@@ -417,8 +458,14 @@ class WritesOnLoad:
 @pytest.fixture
 def saved(tmp_path) -> Path:
     t = table(40, 0)
-    reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB,
-                        config(params={**config().params, **FAST_LGB}, n_bootstrap=1), 0)
+    reg = fit_regressor(
+        t.weights,
+        t.target_values(WEB),
+        t.domains,
+        WEB,
+        config(params={**config().params, **FAST_LGB}, n_bootstrap=1),
+        0,
+    )
     save_regressor(reg, tmp_path / "regression")
     return tmp_path / "regression"
 
@@ -473,7 +520,9 @@ def test_fewer_proxies_than_folds():
 
 def test_mismatched_domains(tmp_path):
     # a set scored without a weight column is a held-out set: its scores are kept, it gets no weight
-    pd.DataFrame({"id": ["a"], "web": [1.0], "loss.web": [3.0], "loss.math": [2.0]}).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"id": ["a"], "web": [1.0], "loss.web": [3.0], "loss.math": [2.0]}).to_csv(
+        tmp_path / "p.csv", index=False
+    )
     held = read_proxies(tmp_path / "p.csv")
     assert held.domains == ["web"] and list(held.losses.columns) == ["web", "math"]
     pd.DataFrame({"id": ["a"], "web": [1.0]}).to_csv(tmp_path / "q.csv", index=False)
@@ -509,13 +558,14 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     write_params(tmp_path, n_bootstrap=2, params={**config().params, **FAST_LGB})
     monkeypatch.chdir(tmp_path)
     frame.iloc[:4].assign(**{f"loss.{d}": frame[f"loss.{d}"].iloc[:4] + 0.01 for d in DOMAINS}).to_csv(
-        tmp_path / "results/replicates.csv", index=False)  # every pair 0.01 apart: seed std 0.01 / sqrt(2)
+        tmp_path / "results/replicates.csv", index=False
+    )  # every pair 0.01 apart: seed std 0.01 / sqrt(2)
     monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *OUTPUTS])
     fit.main()
     metrics = json.loads((tmp_path / "results/fit.json").read_text())
     assert metrics["cv"]["n"] == 64 and metrics["cv"]["spearman"] > 0.8 and metrics["target"] == "mean"
     r = metrics["resolution"]
-    assert r["seed_std"] == pytest.approx(0.01 / 2 ** 0.5) and r["cv_rmse"] == pytest.approx(metrics["cv"]["rmse"])
+    assert r["seed_std"] == pytest.approx(0.01 / 2**0.5) and r["cv_rmse"] == pytest.approx(metrics["cv"]["rmse"])
     predictions = pd.read_csv(tmp_path / "results/fit_predictions.csv")
     scale, pairs = pair_scale(predictions["true"], predictions["predicted"])
     assert r["pair_scale"] == pytest.approx(scale) and r["pairs"] == pairs == 64 * 63 // 2
@@ -528,8 +578,18 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
 
     # --params and other output paths; a bad target is one clear line and exit code 1
     write_params(tmp_path / "results", model="linear", params={}, cv_folds=3)
-    monkeypatch.setattr(sys, "argv", ["fit", "results/proxies.csv", "results/replicates.csv", *(f"other/{p}" for p in OUTPUTS),
-                                      "--params", "results/params.yaml"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "fit",
+            "results/proxies.csv",
+            "results/replicates.csv",
+            *(f"other/{p}" for p in OUTPUTS),
+            "--params",
+            "results/params.yaml",
+        ],
+    )
     fit.main()
     assert json.loads((tmp_path / "other/results/fit.json").read_text())["cv"]["folds"] == 3
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
@@ -548,8 +608,13 @@ def compiled_fit(tmp_path: Path, seed: int = 0) -> FittedRegressor:
     """A tiny LightGBM regressor (20 trees, one bootstrap member), saved to tmp_path and loaded back."""
     pytest.importorskip("lleaves")
     t = table(80, seed)
-    params = {**config().params, "n_estimators": 20, "learning_rate": 0.1, "early_stopping_rounds": 0,
-              "num_threads": 1}  # two OpenMP threads on 80 rows only wait for each other
+    params = {
+        **config().params,
+        "n_estimators": 20,
+        "learning_rate": 0.1,
+        "early_stopping_rounds": 0,
+        "num_threads": 1,
+    }  # two OpenMP threads on 80 rows only wait for each other
     reg = fit_regressor(t.weights, t.target_values(WEB), t.domains, WEB, config(params=params, n_bootstrap=1), 0)
     save_regressor(reg, tmp_path)
     return load_regressor(tmp_path, WEB)

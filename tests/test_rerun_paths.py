@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_pipeline import commit, new_project
 
 from regmix.compose import compose
-from test_pipeline import commit, new_project
 
 PROXIES = 12
 # the tiny preset with a swarm that takes a while (`dvc exp run` composes params.yaml from these)
@@ -34,11 +34,17 @@ def project(tmp_path) -> Path:
 
 
 def environment(root: Path) -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                REGMIX_CACHE=str(root / ".cache"), REGMIX_STORE=str(root / ".cache/store"), REGMIX_WORKERS="1")
+    return dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        REGMIX_CACHE=str(root / ".cache"),
+        REGMIX_STORE=str(root / ".cache/store"),
+        REGMIX_WORKERS="1",
+    )
 
 
 HUNG_S = 600  # a run that neither keeps a proxy nor exits this long is hung, whatever the load
+
 
 def kept(root: Path) -> set[str]:
     """Keys of the proxies in the machine store."""
@@ -48,8 +54,15 @@ def kept(root: Path) -> set[str]:
 def stop_after_first_proxy(command: list[str], root: Path, sig: int) -> int:
     """Run `command` in a process group of its own, send `sig` to the group once a proxy is kept,
     wait for the exit: the number of proxies kept then."""
-    proc = subprocess.Popen(command, cwd=root, env=environment(root), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=root,
+        env=environment(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + HUNG_S  # waits on the event; the deadline only catches a hung run
     while not kept(root):
         assert proc.poll() is None, f"{command} ended before any proxy was kept:\n{proc.communicate()[0]}"
@@ -67,8 +80,14 @@ def trained_by(command: list[str], root: Path) -> dict:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = root / "metrics/proxies.json"
     if not metrics.exists():  # an experiment in a copy of the workspace: its metrics are the experiment's
-        shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=root,
-                               env=environment(root), capture_output=True, text=True, check=True).stdout
+        shown = subprocess.run(
+            [sys.executable, "-m", "dvc", "exp", "show", "--json"],
+            cwd=root,
+            env=environment(root),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return newest_experiment_metrics(json.loads(shown))
     return json.loads(metrics.read_text())
 
@@ -82,12 +101,16 @@ def newest_experiment_metrics(shown: list) -> dict:
 EXP_RUN = ["dvc", "exp", "run", *(a for o in OVERRIDES for a in ("-S", o))]
 
 
-@pytest.mark.parametrize("command, sig", [
-    (["dvc", "repro", "proxies"], signal.SIGINT),
-    ([*EXP_RUN, "proxies"], signal.SIGINT),
-    ([*EXP_RUN, "--temp", "proxies"], signal.SIGINT),
-    (["dvc", "repro", "proxies"], signal.SIGKILL),  # a stage that dies without a word
-], ids=["repro", "exp_run", "exp_run_temp", "repro_killed"])
+@pytest.mark.parametrize(
+    "command, sig",
+    [
+        (["dvc", "repro", "proxies"], signal.SIGINT),
+        ([*EXP_RUN, "proxies"], signal.SIGINT),
+        ([*EXP_RUN, "--temp", "proxies"], signal.SIGINT),
+        (["dvc", "repro", "proxies"], signal.SIGKILL),  # a stage that dies without a word
+    ],
+    ids=["repro", "exp_run", "exp_run_temp", "repro_killed"],
+)
 def test_a_rerun_keeps_every_finished_proxy(project, command, sig):
     command = [sys.executable, "-m", *command]
     done = stop_after_first_proxy(command, project, sig)
@@ -103,16 +126,21 @@ def test_a_failed_prepare_keeps_the_last_good_tokens(project):
     dvc = [sys.executable, "-m", "dvc", "repro"]
     prepared = subprocess.run([*dvc, "prepare"], cwd=project, env=environment(project), capture_output=True, text=True)
     assert prepared.returncode == 0, prepared.stderr
-    before = {p: p.read_bytes() for p in [project / "results/domains.json", *sorted((project / "data/tokens").rglob("*"))]
-              if p.is_file()}
+    before = {
+        p: p.read_bytes()
+        for p in [project / "results/domains.json", *sorted((project / "data/tokens").rglob("*"))]
+        if p.is_file()
+    }
     corpus = sorted((project / "tests/fixtures/tiny_corpus/train").glob("*.jsonl"))[0]
     good = corpus.read_text()
     corpus.write_text(good + "not json\n")
-    failed = subprocess.run([*dvc, "-f", "prepare"], cwd=project, env=environment(project), capture_output=True,
-                            text=True)
+    failed = subprocess.run(
+        [*dvc, "-f", "prepare"], cwd=project, env=environment(project), capture_output=True, text=True
+    )
     assert failed.returncode != 0 and f"{corpus.name}:" in failed.stdout + failed.stderr
     assert {p: p.read_bytes() for p in before if p.exists()} == before  # every file there, unchanged
     corpus.write_text(good)
-    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=project, env=environment(project),
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"], cwd=project, env=environment(project), capture_output=True, text=True
+    )
     assert "prepare:" not in status.stdout, status.stdout  # nothing to tokenise again (the later stages never ran)

@@ -82,8 +82,11 @@ def test_search_finds_the_known_optimum_within_the_caps():
     assert sum(out["train"].values()) == pytest.approx(1, abs=1e-9)
     assert out["spread"]["members"] == 0 and "weight_std" not in out["spread"]
     # mixture.yaml's usage: wiki at 0.5 of a 1,000-token run is 5 epochs of its 100 tokens, its cap
-    assert out["usage"]["wiki"] == {"weight": pytest.approx(chosen["wiki"]), "cap": 0.5,
-                                    "epochs": pytest.approx(chosen["wiki"] / 0.1, abs=1e-4)}
+    assert out["usage"]["wiki"] == {
+        "weight": pytest.approx(chosen["wiki"]),
+        "cap": 0.5,
+        "epochs": pytest.approx(chosen["wiki"] / 0.1, abs=1e-4),
+    }
 
 
 def test_result_does_not_depend_on_threads_and_spread_comes_from_members():
@@ -125,12 +128,20 @@ def test_regressor_fitted_on_other_domains_is_a_user_error():
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"top_k": 500}, "search.top_k"), ({"chunk_size": 0}, "search.chunk_size"),
-     ({"rule": "best"}, "search.rule"), ({"kappa": -1.0}, "search.kappa"), ({"band": -0.5}, "search.band"),
-     ({"trust_radius": 0.0}, "search.trust_radius"), ({"candidates": 0}, "search.candidates"),
-     ({"rule": "trust_region"}, "trained proxies"), ({"rule": "lower_confidence"}, "n_bootstrap"),
-     ({"rule": "band"}, "n_bootstrap"), ({"min_confidence": 1.5}, "search.min_confidence"),
-     ({"min_confidence": -0.1}, "search.min_confidence")],
+    [
+        ({"top_k": 500}, "search.top_k"),
+        ({"chunk_size": 0}, "search.chunk_size"),
+        ({"rule": "best"}, "search.rule"),
+        ({"kappa": -1.0}, "search.kappa"),
+        ({"band": -0.5}, "search.band"),
+        ({"trust_radius": 0.0}, "search.trust_radius"),
+        ({"candidates": 0}, "search.candidates"),
+        ({"rule": "trust_region"}, "trained proxies"),
+        ({"rule": "lower_confidence"}, "n_bootstrap"),
+        ({"rule": "band"}, "n_bootstrap"),
+        ({"min_confidence": 1.5}, "search.min_confidence"),
+        ({"min_confidence": -0.1}, "search.min_confidence"),
+    ],
 )
 def test_bad_search_config(change, message):
     gen = generator(SampleConfig())
@@ -155,8 +166,13 @@ class Recording(LinearLoss):
 def regressor(base: dict[str, float], members: list[dict[str, float]] = (), record: bool = False) -> FittedRegressor:
     domains = ["math", "books", "web", "wiki", "code"]
     vec = lambda c: np.array([c.get(d, 0.0) for d in domains])  # noqa: E731
-    return FittedRegressor(domains, "loss", "linear", (Recording if record else LinearLoss)(vec(base)),
-                           [LinearLoss(vec(m)) for m in members])
+    return FittedRegressor(
+        domains,
+        "loss",
+        "linear",
+        (Recording if record else LinearLoss)(vec(base)),
+        [LinearLoss(vec(m)) for m in members],
+    )
 
 
 def swarm(gen, n: int, seed: int) -> np.ndarray:
@@ -174,8 +190,9 @@ def test_trust_region_never_picks_outside_the_radius():
     proxies = proxies[proxies[:, gen.domains.index("math")] < 0.1][:40]
     model = regressor({"math": -1.0})
     for radius in (0.25, 0.5, 1.0, 2.0):
-        cfg = SearchConfig(n_simulations=20_000, top_k=50, chunk_size=4000, rule="trust_region",
-                           trust_radius=radius, candidates=20_000)
+        cfg = SearchConfig(
+            n_simulations=20_000, top_k=50, chunk_size=4000, rule="trust_region", trust_radius=radius, candidates=20_000
+        )
         result = search(model, gen, cfg, seed=0, proxies=proxies)
         limit = radius * np.median(proxy_spacing(proxies))
         assert result.info["radius_l1"] == pytest.approx(limit)
@@ -184,8 +201,9 @@ def test_trust_region_never_picks_outside_the_radius():
         assert result.averaged == len(result.top.pred) <= 50
     top = search(model, gen, SearchConfig(n_simulations=20_000, rule="top_k", top_k=50, chunk_size=4000), seed=0)
     assert l1_nearest(top.chosen[None, :], proxies)[0][0, 0] > 2 * np.median(proxy_spacing(proxies))
-    few = SearchConfig(n_simulations=20_000, top_k=50, chunk_size=4000, rule="trust_region", trust_radius=0.25,
-                       candidates=200)  # the base's best 200 are all far from the proxies
+    few = SearchConfig(
+        n_simulations=20_000, top_k=50, chunk_size=4000, rule="trust_region", trust_radius=0.25, candidates=200
+    )  # the base's best 200 are all far from the proxies
     with pytest.raises(UserError, match="none of the best 200 mixtures lies within"):
         search(model, gen, few, seed=0, proxies=proxies)
     # On any candidate set, all rows lie in the anchor proxy's ball, best predicted first.
@@ -232,8 +250,15 @@ def test_band_averages_exactly_the_in_band_candidates():
     runs = {}
     for candidates in (50, 20_000):  # the band spills past 50 candidates: chunks are drawn again
         model = regressor({"math": -1.0, "wiki": -0.8}, members, record=True)
-        cfg = SearchConfig(n_simulations=12_000, top_k=10, chunk_size=3000, rule="band", band=0.5,
-                           candidates=candidates, spread_simulations=1)
+        cfg = SearchConfig(
+            n_simulations=12_000,
+            top_k=10,
+            chunk_size=3000,
+            rule="band",
+            band=0.5,
+            candidates=candidates,
+            spread_simulations=1,
+        )
         result = search(model, gen, cfg, seed=4)  # one thread: the chunks are predicted in order
         X = np.concatenate(model.base.rows[:4])  # the 4 chunks, in order (then the candidates again)
         pred = X @ model.base.coef
@@ -283,10 +308,13 @@ def test_mixture_yaml_carries_the_evidence():
     assert ev["member_std"] == pytest.approx(at.std()) and ev["member_mean"] == pytest.approx(at.mean())
     assert ev["members"] == 4 and ev["member_std_at_proxies_median"] > 0
     import yaml
+
     assert yaml.safe_load(yaml.safe_dump(out, sort_keys=False)) == out  # plain types: writes as YAML
     # Without proxies or members, the evidence says only what it knows.
     flat = fitted(dict.fromkeys(SHARE, 0.0))
-    bare = summary(search(flat, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500), 0), flat, {})
+    bare = summary(
+        search(flat, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500), 0), flat, {}
+    )
     assert bare["evidence"] == {} and bare["rule"] == {"name": "top_k", "top_k": 5, "candidates": 5, "averaged": 5}
 
 
@@ -343,8 +371,9 @@ def test_the_prior_guard_proposes_the_prior_and_never_replaces_the_choice(min_co
 def test_a_regressor_without_out_of_fold_predictions_is_not_judged():
     gen = generator(SampleConfig())
     model = fitted({"web": 1.0, "code": 0.0, "books": 0.0, "wiki": 0.0, "math": 0.0})
-    result = search(model, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500,
-                                             min_confidence=0.99), seed=0)
+    result = search(
+        model, gen, SearchConfig(n_simulations=500, rule="top_k", top_k=5, chunk_size=500, min_confidence=0.99), seed=0
+    )
     assert result.over_prior is None and not result.nominees
     out = summary(result, model, baseline_mixtures(SHARE, {}))
     assert out["confidence"] == {} and "not weighed" in out["decision"]["steps"][2]["says"]
@@ -373,13 +402,15 @@ def test_incumbent_shrinks_the_measurement_by_hand(predicted, wins):
     info, proxy = incumbent(model, proxies, ids, uncapped, gen.prior, margin=0.0)
     assert info["proxy"] == "p3" and info["estimate"] == pytest.approx(ESTIMATE)
     assert info["weight_on_measurement"] == pytest.approx(0.185 / 0.195)
-    assert info["error_std"] == pytest.approx(0.185 ** 0.5) and info["versus_predicted"] == pytest.approx(predicted)
+    assert info["error_std"] == pytest.approx(0.185**0.5) and info["versus_predicted"] == pytest.approx(predicted)
     assert info["chosen"] is wins and (proxy is not None) is wins
     if wins:
         assert np.array_equal(proxy, proxies[3])
     # within the real caps pure wiki (1.0 > cap 0.5) is not eligible: p0, estimated 1.2 - 0.948718 x 0.2
     info, _ = incumbent(model, proxies, ids, gen, gen.prior)
-    assert info["proxy"] == "p0" and info["estimate"] == pytest.approx(1.2 - 0.2 * 0.185 / 0.195) and info["proxies"] == 3
+    assert (
+        info["proxy"] == "p0" and info["estimate"] == pytest.approx(1.2 - 0.2 * 0.185 / 0.195) and info["proxies"] == 3
+    )
 
 
 @pytest.mark.parametrize("margin", [0.5, 1.0, 2.0])
@@ -401,8 +432,12 @@ def test_incumbent_matches_rows_by_id_and_says_why_it_is_not_weighed():
     model, proxies = measured_regressor({d: 0.25 for d in SHARE})
     info, _ = incumbent(model, proxies[::-1], ["p3", "p2", "p1", "p0"], gen, gen.prior, margin=0.0)
     assert info["proxy"] == "p3" and info["chosen"] and info["versus_predicted"] == pytest.approx(0.25)
-    assert "no seed noise" in incumbent(measured_regressor({d: 1.0 for d in SHARE}, None)[0], proxies,
-                                        ["p0", "p1", "p2", "p3"], gen, gen.prior)[0]["skipped"]
+    assert (
+        "no seed noise"
+        in incumbent(
+            measured_regressor({d: 1.0 for d in SHARE}, None)[0], proxies, ["p0", "p1", "p2", "p3"], gen, gen.prior
+        )[0]["skipped"]
+    )
     assert "none of the regressor's" in incumbent(model, proxies, ["a", "b", "c", "d"], gen, gen.prior)[0]["skipped"]
     model.proxy_ids = None
     skipped, proxy = incumbent(model, proxies, ["p0", "p1", "p2", "p3"], gen, gen.prior)
@@ -419,7 +454,11 @@ def test_a_proxy_measured_below_the_prediction_is_proposed_never_chosen_by_the_s
     assert result.chosen[1] > 0.7 and np.array_equal(result.nominees["incumbent"], proxies[3])  # code-heavy, kept
     assert result.incumbent["versus_predicted"] > ESTIMATE
     out = summary(result, model, baseline_mixtures(SHARE, {}), proxies, ids)
-    assert out["train"]["code"] > 0.7 and out["incumbent"]["proxy"] == "p3" and out["proposals"]["incumbent"]["wiki"] == 1.0
+    assert (
+        out["train"]["code"] > 0.7
+        and out["incumbent"]["proxy"] == "p3"
+        and out["proposals"]["incumbent"]["wiki"] == 1.0
+    )
     assert out["predicted_target"] == pytest.approx(float(model.predict(result.chosen[[4, 2, 0, 3, 1]][None, :])[0]))
     rule, inc, guard = out["decision"]["steps"]
     assert (rule["step"], inc["step"], guard["step"]) == ("rule", "incumbent", "prior_guard")
@@ -428,9 +467,13 @@ def test_a_proxy_measured_below_the_prediction_is_proposed_never_chosen_by_the_s
     assert inc["l1"] == pytest.approx(np.abs(result.chosen[[4, 2, 0, 3, 1]] - proxies[3]).sum(), abs=1e-5)
     assert "to be confirmed on fresh seeds" in decision_text(out["decision"])
     # a margin above the gap (in units of the fit's resolution): no proposal
-    strict = search(model, gen, dataclasses.replace(cfg, incumbent_margin=1000.0), seed=0, proxies=proxies,
-                    proxy_ids=ids)
-    assert "incumbent" not in strict.nominees and strict.incumbent["margin_nats"] > strict.incumbent["versus_predicted"] - ESTIMATE
+    strict = search(
+        model, gen, dataclasses.replace(cfg, incumbent_margin=1000.0), seed=0, proxies=proxies, proxy_ids=ids
+    )
+    assert (
+        "incumbent" not in strict.nominees
+        and strict.incumbent["margin_nats"] > strict.incumbent["versus_predicted"] - ESTIMATE
+    )
     off = search(model, gen, dataclasses.replace(cfg, incumbent=False), seed=0, proxies=proxies, proxy_ids=ids)
     assert off.incumbent is None and not off.nominees and np.array_equal(off.chosen, result.chosen)
     plain = summary(off, model, baseline_mixtures(SHARE, {}))
@@ -440,8 +483,14 @@ def test_a_proxy_measured_below_the_prediction_is_proposed_never_chosen_by_the_s
 def test_a_proxy_measured_above_the_prediction_proposes_nothing():
     gen = generator(SampleConfig(method="uniform", max_epochs=None))
     model, proxies = measured_regressor({"web": 2.0, "code": -1.0, "books": 2.0, "wiki": 1.0, "math": 2.0})
-    result = search(model, gen, SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000,
-                                             incumbent=True, incumbent_margin=0.0), seed=0, proxies=proxies, proxy_ids=["p0", "p1", "p2", "p3"])
+    result = search(
+        model,
+        gen,
+        SearchConfig(n_simulations=2000, rule="top_k", top_k=5, chunk_size=1000, incumbent=True, incumbent_margin=0.0),
+        seed=0,
+        proxies=proxies,
+        proxy_ids=["p0", "p1", "p2", "p3"],
+    )
     assert not result.nominees and result.chosen[1] > 0.7 and result.incumbent["chosen"] is False
     assert result.incumbent["versus_predicted"] < ESTIMATE
 
@@ -455,7 +504,8 @@ def test_the_prior_penalty_pulls_the_choice_toward_the_prior():
     assert kl_to_prior(pulled[None, :], gen.prior)[0] < kl_to_prior(free[None, :], gen.prior)[0]
     assert kl_to_prior(gen.prior[None, :], gen.prior)[0] == pytest.approx(0.0)
     assert kl_to_prior(np.array([[0.5, 0.5]]), np.array([0.25, 0.75]))[0] == pytest.approx(
-        0.5 * np.log(2) + 0.5 * np.log(2 / 3))
+        0.5 * np.log(2) + 0.5 * np.log(2 / 3)
+    )
 
 
 RELEASED = REPO.parent / "shared" / "regmix_data"
@@ -463,9 +513,27 @@ RELEASED = REPO.parent / "shared" / "regmix_data"
 
 def bench_json(module: str, *args: str) -> dict:
     """The last line of a replay benchmark run on one seed of pile_cc and one random target."""
-    run = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--released", str(RELEASED), "--seeds", "1",
-                          "--targets", "pile_cc", "--random", "1", *args],
-                         cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"benchmarks.{module}",
+            "--released",
+            str(RELEASED),
+            "--seeds",
+            "1",
+            "--targets",
+            "pile_cc",
+            "--random",
+            "1",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -498,8 +566,9 @@ def test_committed_decision_record_backs_the_defaults():
     defaults = SearchConfig()
     for row in record["rows"]:
         # the prior penalty never lowered the regret by more than its standard error: off
-        assert all(row[f"rule_kl{lam:g}"]["minus_rule"] > -row[f"rule_kl{lam:g}"]["minus_rule_se"]
-                   for lam in (0.01, 0.03, 0.1))
+        assert all(
+            row[f"rule_kl{lam:g}"]["minus_rule"] > -row[f"rule_kl{lam:g}"]["minus_rule_se"] for lam in (0.01, 0.03, 0.1)
+        )
         # the incumbent at its margin: within noise of the rule alone, so off
         assert abs(row["incumbent_m1"]["minus_rule"]) < 2 * row["incumbent_m1"]["minus_rule_se"]
         # verifying on fresh seeds lowered the regret by more than 1.5 standard errors: on

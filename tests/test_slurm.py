@@ -8,13 +8,13 @@ import sys
 
 import pandas as pd
 import pytest
+from test_proxies import CFG, snapshot, swarm, tokens  # noqa: F401 (tokens: the shared fixture)
 
-from regmix.train import slurm
 from regmix.errors import UserError
+from regmix.train import slurm
 from regmix.train.backends import Placement, placement_from_env, train_chunk
 from regmix.train.proxy import plan, resolve_config
 from regmix.train.swarm import run_swarm
-from test_proxies import CFG, snapshot, swarm, tokens  # noqa: F401 (tokens: the shared fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NEEDS_SUBMITIT = "the Slurm backend needs submitit: pip install -e '.[slurm]'"
@@ -43,8 +43,10 @@ def submissions(monkeypatch) -> list[list[list]]:
 
 def stored(folder) -> dict[str, dict]:
     """Every stored proxy's JSON, less its run time."""
-    return {p.name: {k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"}
-            for p in sorted(folder.glob("*.json"))}
+    return {
+        p.name: {k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"}
+        for p in sorted(folder.glob("*.json"))
+    }
 
 
 def test_slurm_backend_matches_local_bit_for_bit(tokens, tmp_path, on_local_cluster, submissions, monkeypatch):
@@ -105,25 +107,57 @@ def test_a_preempted_task_is_requeued_with_its_chunk():
 
 
 def test_placement_from_env(monkeypatch):
-    for name, value in {"REGMIX_BACKEND": "slurm", "REGMIX_SLURM_PARTITION": "gpu", "REGMIX_SLURM_TIME": "90",
-                        "REGMIX_SLURM_GPUS": "1", "REGMIX_SLURM_CPUS": "8", "REGMIX_SLURM_PARALLELISM": "16",
-                        "REGMIX_SLURM_CHUNK": "4", "REGMIX_SLURM_LOGS": "/scratch/logs",
-                        "REGMIX_SLURM_CLUSTER": "local"}.items():
+    for name, value in {
+        "REGMIX_BACKEND": "slurm",
+        "REGMIX_SLURM_PARTITION": "gpu",
+        "REGMIX_SLURM_TIME": "90",
+        "REGMIX_SLURM_GPUS": "1",
+        "REGMIX_SLURM_CPUS": "8",
+        "REGMIX_SLURM_PARALLELISM": "16",
+        "REGMIX_SLURM_CHUNK": "4",
+        "REGMIX_SLURM_LOGS": "/scratch/logs",
+        "REGMIX_SLURM_CLUSTER": "local",
+    }.items():
         monkeypatch.setenv(name, value)
     assert placement_from_env() == Placement(
-        backend="slurm", slurm_partition="gpu", slurm_minutes=90, slurm_gpus=1, slurm_cpus=8,
-        slurm_parallelism=16, slurm_chunk=4, slurm_logs="/scratch/logs", slurm_cluster="local")
-    for name in ("REGMIX_SLURM_PARTITION", "REGMIX_SLURM_TIME", "REGMIX_SLURM_GPUS", "REGMIX_SLURM_CPUS",
-                 "REGMIX_SLURM_PARALLELISM", "REGMIX_SLURM_CHUNK", "REGMIX_SLURM_LOGS", "REGMIX_SLURM_CLUSTER"):
+        backend="slurm",
+        slurm_partition="gpu",
+        slurm_minutes=90,
+        slurm_gpus=1,
+        slurm_cpus=8,
+        slurm_parallelism=16,
+        slurm_chunk=4,
+        slurm_logs="/scratch/logs",
+        slurm_cluster="local",
+    )
+    for name in (
+        "REGMIX_SLURM_PARTITION",
+        "REGMIX_SLURM_TIME",
+        "REGMIX_SLURM_GPUS",
+        "REGMIX_SLURM_CPUS",
+        "REGMIX_SLURM_PARALLELISM",
+        "REGMIX_SLURM_CHUNK",
+        "REGMIX_SLURM_LOGS",
+        "REGMIX_SLURM_CLUSTER",
+    ):
         monkeypatch.delenv(name)
     assert placement_from_env() == Placement(backend="slurm")
 
 
-@pytest.mark.parametrize("name, value", [
-    ("REGMIX_BACKEND", "pbs"), ("REGMIX_SLURM_TIME", "02:00:00"), ("REGMIX_SLURM_TIME", "0"),
-    ("REGMIX_SLURM_GPUS", "-1"), ("REGMIX_SLURM_GPUS", "a100"), ("REGMIX_SLURM_CPUS", "0"),
-    ("REGMIX_SLURM_PARALLELISM", "many"), ("REGMIX_SLURM_CHUNK", "1.5"), ("REGMIX_SLURM_CLUSTER", "pbs"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("REGMIX_BACKEND", "pbs"),
+        ("REGMIX_SLURM_TIME", "02:00:00"),
+        ("REGMIX_SLURM_TIME", "0"),
+        ("REGMIX_SLURM_GPUS", "-1"),
+        ("REGMIX_SLURM_GPUS", "a100"),
+        ("REGMIX_SLURM_CPUS", "0"),
+        ("REGMIX_SLURM_PARALLELISM", "many"),
+        ("REGMIX_SLURM_CHUNK", "1.5"),
+        ("REGMIX_SLURM_CLUSTER", "pbs"),
+    ],
+)
 def test_bad_values_name_the_variable(monkeypatch, name, value):
     monkeypatch.setenv("REGMIX_BACKEND", "slurm")
     monkeypatch.setenv(name, value)

@@ -9,22 +9,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_data import build_tokens
 from tokenizers import Tokenizer
 
 from regmix.errors import UserError
-from regmix.train.scores import bits_per_byte, score_model, scoring_data, window_tokens_per_byte
 from regmix.target import Target, run_target
+from regmix.train.scores import bits_per_byte, score_model, scoring_data, window_tokens_per_byte
 from regmix.train.training import evaluate_loss
-from tiny_data import build_tokens
 
-SWARM = pd.DataFrame({
-    "round": [0, 0, 0, 0, 1],
-    "loss.web": [3.0, 3.2, 3.4, 3.6, 9.0],  # spread 0.2582
-    "loss.code": [2.0, 2.0, 2.1, 2.1, 9.0],  # spread 0.0577
-    "loss.news": [4.0, 5.0, 6.0, 7.0, 9.0],
-    "bpb.web": [1.0, 1.1, 1.2, 1.3, 9.0],
-    "task.cloze": [0.9, 0.8, 0.7, 0.6, 9.0],
-})
+SWARM = pd.DataFrame(
+    {
+        "round": [0, 0, 0, 0, 1],
+        "loss.web": [3.0, 3.2, 3.4, 3.6, 9.0],  # spread 0.2582
+        "loss.code": [2.0, 2.0, 2.1, 2.1, 9.0],  # spread 0.0577
+        "loss.news": [4.0, 5.0, 6.0, 7.0, 9.0],
+        "bpb.web": [1.0, 1.1, 1.2, 1.3, 9.0],
+        "task.cloze": [0.9, 0.8, 0.7, 0.6, 9.0],
+    }
+)
 
 
 def test_zmean_on_a_hand_made_table():
@@ -106,8 +108,9 @@ def test_docs_show_the_committed_target_fits():
     the ratios its prose quotes (the task's and a domain's CV error over the seed noise) are the record's."""
     import json
 
-    from benchmarks.bench_target_fits import docs_table
     from conftest import REPO
+
+    from benchmarks.bench_target_fits import docs_table
 
     record = json.loads((REPO / "benchmarks/results/target_fits.json").read_text())
     page = (REPO / "docs/benchmarks.md").read_text()
@@ -126,6 +129,6 @@ def test_docs_state_the_cost_of_adding_an_evaluation_set():
     added = json.loads((REPO / "benchmarks/results/held_out_targets/pydoc_eval_set/proxies.json").read_text())
     assert added["trained"] == 0 and added["scored"] == added["proxies"]
     page = " ".join((REPO / "docs/benchmarks.md").read_text().split())
-    section = page[page.index("pydoc_eval_set"):]
+    section = page[page.index("pydoc_eval_set") :]
     for figure in (f"{added['scored']} ", f"{added['scoring_seconds']:.1f} s", f"{added['proxy_seconds']:.1f} s"):
         assert figure in section[:300], figure

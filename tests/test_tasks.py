@@ -13,10 +13,18 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from regmix.config import ModelConfig
+from regmix.data.tasks import (
+    EncodedExample,
+    TaskExample,
+    build_continuation_task,
+    encode_examples,
+    read_task,
+    score_task,
+    split_examples,
+    write_task,
+)
 from regmix.errors import UserError
 from regmix.train.model import LLaMA
-from regmix.data.tasks import (EncodedExample, TaskExample, build_continuation_task, encode_examples,
-                          read_task, score_task, split_examples, write_task)
 
 SENTENCES = [
     "the cat sat on the mat and the dog sat on the log",
@@ -44,16 +52,18 @@ def tokenizer() -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(SENTENCES, trainer)
     return tok
 
 
 def tiny_model(tokenizer: Tokenizer, context: int = 32) -> LLaMA:
     torch.manual_seed(0)
-    return LLaMA(ModelConfig(n_layer=1, n_head=2, d_model=16, d_ff=32, context=context,
-                             vocab_size=tokenizer.get_vocab_size()))
+    return LLaMA(
+        ModelConfig(n_layer=1, n_head=2, d_model=16, d_ff=32, context=context, vocab_size=tokenizer.get_vocab_size())
+    )
 
 
 def hand_loglik(model: LLaMA, context: list[int], choice: list[int]) -> float:
@@ -100,24 +110,30 @@ def test_choice_bytes_count_utf8(tokenizer):
 # ------------------------------------------------------------------- reading
 def test_reader_parses_a_good_file(tmp_path):
     path = tmp_path / "good.jsonl"
-    path.write_text('{"context": "a b", "choices": [" c", " d"], "gold": 1}\n\n'
-                    '{"context": "é", "choices": ["x", "y", "z"], "gold": 0, "extra": 3}\n', encoding="utf-8")
+    path.write_text(
+        '{"context": "a b", "choices": [" c", " d"], "gold": 1}\n\n'
+        '{"context": "é", "choices": ["x", "y", "z"], "gold": 0, "extra": 3}\n',
+        encoding="utf-8",
+    )
     assert read_task(path, "good") == [TaskExample("a b", (" c", " d"), 1), TaskExample("é", ("x", "y", "z"), 0)]
 
 
 GOOD = '{"context": "a", "choices": ["b", "c"], "gold": 0}'
 
 
-@pytest.mark.parametrize("bad, what", [
-    ('{"context": "a", "choices": ["b", "c"], ', "not JSON"),
-    ('{"context": "a", "gold": 0}', "`choices`"),
-    ('{"context": "a", "choices": ["b", "c"], "gold": 2}', "out of range"),
-    ('{"context": "a", "choices": ["b"], "gold": 0}', "at least 2"),
-    ('{"context": "a", "choices": ["b", ""], "gold": 0}', "non-empty"),
-    ('{"context": 3, "choices": ["b", "c"], "gold": 0}', "`context`"),
-    ('{"context": "a", "choices": ["b", "c"], "gold": true}', "`gold`"),
-    ('["a", "b"]', "JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        ('{"context": "a", "choices": ["b", "c"], ', "not JSON"),
+        ('{"context": "a", "gold": 0}', "`choices`"),
+        ('{"context": "a", "choices": ["b", "c"], "gold": 2}', "out of range"),
+        ('{"context": "a", "choices": ["b"], "gold": 0}', "at least 2"),
+        ('{"context": "a", "choices": ["b", ""], "gold": 0}', "non-empty"),
+        ('{"context": 3, "choices": ["b", "c"], "gold": 0}', "`context`"),
+        ('{"context": "a", "choices": ["b", "c"], "gold": true}', "`gold`"),
+        ('["a", "b"]', "JSON object"),
+    ],
+)
 def test_reader_refuses_a_bad_line_by_number(tmp_path, bad, what):
     path = tmp_path / "bad.jsonl"
     path.write_text(f"{GOOD}\n\n{bad}\n{GOOD}\n")  # the bad line is line 3: blank lines count
@@ -156,15 +172,17 @@ def test_split_alternates_and_never_shares_an_example():
 def test_context_is_cut_from_the_left_to_fit(tokenizer):
     long_context = " ".join(SENTENCES)
     long_choice = " " + " ".join(SENTENCES[:2])
-    examples = [TaskExample(long_context, (" the mat", " sea shells by the sea shore"), 0),
-                TaskExample(long_context, (" noon", long_choice), 1),
-                TaskExample("the cat sat on the", (" mat", " log"), 0)]
+    examples = [
+        TaskExample(long_context, (" the mat", " sea shells by the sea shore"), 0),
+        TaskExample(long_context, (" noon", long_choice), 1),
+        TaskExample("the cat sat on the", (" mat", " log"), 0),
+    ]
     full_ctx = tokenizer.encode(long_context, add_special_tokens=False).ids
     for context_len in (8, 16):
         encoded = encode_examples(examples, tokenizer, context_len)
         for e in encoded[:2]:
             assert len(e.context) + max(map(len, e.choices)) <= context_len + 1
-            assert e.context and e.context == full_ctx[-len(e.context):]  # a suffix: cut from the left
+            assert e.context and e.context == full_ctx[-len(e.context) :]  # a suffix: cut from the left
         assert encoded[1].choices[1] == tokenizer.encode(long_choice, add_special_tokens=False).ids[:context_len]
         assert len(encoded[1].context) == 1  # the longest choice fills the window
         # Each choice was tokenised in its context: the joint encoding is context + choice.
@@ -197,8 +215,9 @@ def random_documents(seed: int) -> dict[str, list[str]]:
     def doc(words: int) -> str:
         return "".join(str(rng.choice(vocab)) + str(rng.choice(seps)) for _ in range(words))
 
-    return {source: [doc(int(rng.integers(150, 400))) for _ in range(4)] + [doc(5)]
-            for source in ("web", "code", "books")}
+    return {
+        source: [doc(int(rng.integers(150, 400))) for _ in range(4)] + [doc(5)] for source in ("web", "code", "books")
+    }
 
 
 def test_continuation_task(tmp_path):
@@ -231,8 +250,9 @@ def test_continuation_task(tmp_path):
     written = path.read_text(encoding="utf-8")
     assert len(written.splitlines()) == 12
     assert "\\u" not in written and any(c in written for c in "éß日")  # ensure_ascii=False
-    assert all(json.loads(line)["gold"] == e.gold
-               for line, e in zip(path.read_text(encoding="utf-8").splitlines(), task))
+    assert all(
+        json.loads(line)["gold"] == e.gold for line, e in zip(path.read_text(encoding="utf-8").splitlines(), task)
+    )
     assert [p.name for p in path.parent.iterdir()] == ["continuation.jsonl"]  # no temp file left
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tiny_data import SENTENCES, build_tokens
 
 from regmix.config import LargeConfig, ModelConfig, OptimConfig, ProxyConfig
 from regmix.data.shards import TokenMeta
@@ -15,7 +16,6 @@ from regmix.train.large import fingerprint
 from regmix.train.model import LLaMA
 from regmix.train.proxy import proxy_key
 from regmix.train.training import MixtureSampler, lr_at, resolve_precision, resolve_vocab, train_steps
-from tiny_data import SENTENCES, build_tokens
 
 MODEL = ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, context=16)
 OPTIM = OptimConfig(steps=3, batch_size=8, lr=0.5, warmup_steps=1)
@@ -32,8 +32,13 @@ def trained(tokens, optim: OptimConfig) -> dict[str, torch.Tensor]:
     sampler = MixtureSampler(tokens, {d: 1 / len(SENTENCES) for d in SENTENCES}, MODEL.context, seed=0)
     losses = []
     # Plain SGD: the update is the gradient itself (Adam would amplify float noise in tiny gradients).
-    train_steps(model, torch.optim.SGD(model.parameters(), lr=optim.lr), sampler, optim,
-                on_step=lambda step, loss, lr: losses.append(loss))
+    train_steps(
+        model,
+        torch.optim.SGD(model.parameters(), lr=optim.lr),
+        sampler,
+        optim,
+        on_step=lambda step, loss, lr: losses.append(loss),
+    )
     return {"losses": torch.tensor(losses), **model.state_dict()}
 
 
@@ -89,10 +94,11 @@ def test_stored_proxy_keys_and_fingerprints_stay_valid():
     large = dataclasses.replace(LargeConfig(), optim=dataclasses.replace(LargeConfig().optim, precision="fp32"))
     assert proxy_key(mixture, proxy, data, 0) == "1f0a6d771cfbb66f96f6893c"
     assert proxy_key(mixture, dataclasses.replace(proxy, model=vocab), data, 7) == "5ab56d4608e1635ccc6c617e"
-    assert fingerprint(large, mixture, 0, 1, data) == \
-        "d45903f27a6c411a8df9bacf3fe4755b10aec1cd99b1a02842ee7ed455eba1f5"
-    assert fingerprint(dataclasses.replace(large, model=vocab), mixture, 3, 2, data) == \
-        "a93498f09224035df7b178f31e7ce67406a43dde4556de6d36db126ff00d0543"
+    assert fingerprint(large, mixture, 0, 1, data) == "d45903f27a6c411a8df9bacf3fe4755b10aec1cd99b1a02842ee7ed455eba1f5"
+    assert (
+        fingerprint(dataclasses.replace(large, model=vocab), mixture, 3, 2, data)
+        == "a93498f09224035df7b178f31e7ce67406a43dde4556de6d36db126ff00d0543"
+    )
     compiled = dataclasses.replace(large, optim=dataclasses.replace(large.optim, compile=True))
     assert fingerprint(compiled, mixture, 0, 1, data) == fingerprint(large, mixture, 0, 1, data)
 

@@ -6,11 +6,20 @@ import math
 
 import numpy as np
 import pytest
-
 from scipy import stats
 
-from regmix.statistics import (Comparison, SeedNoise, compare, holm, interval, pooled_noise, resolvable, seeds_to_resolve,
-                            spearman_interval, wilson)
+from regmix.statistics import (
+    Comparison,
+    SeedNoise,
+    compare,
+    holm,
+    interval,
+    pooled_noise,
+    resolvable,
+    seeds_to_resolve,
+    spearman_interval,
+    wilson,
+)
 
 APART = {"regmix": [1.0, 1.1, 0.9], "uniform": [2.0, 2.1, 1.9], "prior": [1.5]}
 CLOSE = {"regmix": [1.0, 1.2], "best_proxy": [1.1, 1.3]}
@@ -73,7 +82,7 @@ def test_welch_on_a_hand_computed_case():
     other, reference = [1.0, 1.2, 1.4], [2.0, 2.1]
     va, vb = 0.04 / 3, 0.005 / 2  # each side's own sample variance over its seeds
     se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 1)
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 1)
     c = compare(other, reference, SeedNoise(9.9, 40))  # the pooled noise is not used: both have seeds
     assert c.difference == pytest.approx(-0.85) and c.df == pytest.approx(df)
     assert c.p_value == pytest.approx(2 * stats.t.sf(0.85 / se, df))
@@ -85,7 +94,7 @@ def test_welch_on_a_hand_computed_case():
 def test_a_single_seed_borrows_the_pooled_noise_and_same_runs_are_not_tested():
     c = compare([1.0], [2.0, 2.2, 2.4], SeedNoise(0.1, 6))
     va, vb = 0.01 / 1, 0.04 / 3
-    assert c.df == pytest.approx((va + vb) ** 2 / (va ** 2 / 6 + vb ** 2 / 2))
+    assert c.df == pytest.approx((va + vb) ** 2 / (va**2 / 6 + vb**2 / 2))
     same = compare([2.0, 2.2], [2.0, 2.2], SeedNoise(0.1, 6))
     assert same.verdict == "same runs" and math.isnan(same.p_value) and same.difference == 0
 
@@ -97,8 +106,11 @@ def test_holm_on_a_hand_computed_case():
     adjusted = holm(raw)
     # sorted: a 0.01 x 3 = 0.03; c 0.03 x 2 = 0.06; b 0.04 x 1 = 0.04 -> 0.06 (never below the step before)
     assert {n: adjusted[n].p_adjusted for n in base} == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
-    assert {n: adjusted[n].verdict for n in base} == {"a": "better", "c": "not distinguishable",
-                                                      "b": "not distinguishable"}
+    assert {n: adjusted[n].verdict for n in base} == {
+        "a": "better",
+        "c": "not distinguishable",
+        "b": "not distinguishable",
+    }
     assert adjusted["same"].verdict == "same runs" and {n: adjusted[n].p_value for n in base} == base
 
 
@@ -119,7 +131,11 @@ def test_seeds_to_resolve_inverts_resolvable_and_testing_confirms_it():
     called = 0
     for _ in range(400):
         reference = rng.normal(0, std, n)
-        tested = holm({"gap": compare(rng.normal(0.05, std, n), reference, SeedNoise(std, n)),
-                       **{f"same{i}": compare(rng.normal(0, std, n), reference, SeedNoise(std, n)) for i in range(3)}})
+        tested = holm(
+            {
+                "gap": compare(rng.normal(0.05, std, n), reference, SeedNoise(std, n)),
+                **{f"same{i}": compare(rng.normal(0, std, n), reference, SeedNoise(std, n)) for i in range(3)},
+            }
+        )
         called += tested["gap"].verdict == "worse"
     assert 0.7 <= called / 400 <= 0.95

@@ -15,23 +15,42 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO
+from tiny_data import SENTENCES, build_tokens
 
-from benchmarks.bench_large_targets import (interior_sources, interior_summary, interior_table, load, near_top,
-                                            near_top_records, near_top_sentence, sources, summary, table)
+from benchmarks.bench_large_targets import (
+    interior_sources,
+    interior_summary,
+    interior_table,
+    load,
+    near_top,
+    near_top_records,
+    near_top_sentence,
+    sources,
+    summary,
+    table,
+)
 from benchmarks.bench_transfer import COMMITTED, docs_sentences, large_losses, transfer
 from regmix.checks import check_params
+from regmix.choose.noise import REPLICATE_SEED_OFFSET
+from regmix.choose.verify import (
+    doubts,
+    judge,
+    measured_targets,
+    proposed_mixtures,
+    run_verify,
+    trained,
+    verified_step,
+    verify_seeds,
+    verify_text,
+)
 from regmix.compose import composed
 from regmix.config import ProxyConfig, VerifyConfig
 from regmix.errors import UserError
-from regmix.choose.noise import REPLICATE_SEED_OFFSET
 from regmix.judge.readme import readme_results
-from regmix.train.swarm import run_seeds
-from regmix.target import Target
 from regmix.statistics import compare, pooled_noise
-from regmix.choose.verify import (doubts, judge, measured_targets, proposed_mixtures, run_verify, trained,
-                                  verified_step, verify_seeds, verify_text)
-from conftest import REPO
-from tiny_data import SENTENCES, build_tokens
+from regmix.target import Target
+from regmix.train.swarm import run_seeds
 
 MEASURED = {"regmix": [1.0, 1.2], "prior": [2.0, 2.2], "best_proxy": [1.1, 1.3]}
 PREDICTED = {"regmix": 0.9, "prior": 2.1, "best_proxy": 1.0}
@@ -78,8 +97,9 @@ def test_doubts_name_what_speaks_against_the_choice():
     assert worse[0].startswith("`best_proxy` measured distinguishably better than `regmix`")
     assert "not confirmed" in worse[1] and "verify.seeds" in worse[-1]
     taken = doubts(judge(measured, {}, PREDICTED))  # the check trains best_proxy's mixture as regmix instead
-    assert taken[0].startswith("the large runs train `best_proxy`'s mixture as `regmix`, not the search's choice: "
-                               "it measured -1.000 [") and taken[0].endswith("(better)")
+    assert taken[0].startswith(
+        "the large runs train `best_proxy`'s mixture as `regmix`, not the search's choice: it measured -1.000 ["
+    ) and taken[0].endswith("(better)")
     assert not any(line.startswith("`best_proxy` measured") for line in taken)
 
 
@@ -90,14 +110,18 @@ def test_a_verified_mixture_replaces_the_choice_only_when_distinguishably_lower(
     assert lower["choice"] == {"mixture": "regmix", "by": "search", "lowest": "uniform"}
     assert lower["mixtures"]["uniform"]["vs_regmix"]["verdict"] == "not distinguishable"
     assert trained(candidates, lower) == candidates
-    assert any(line.startswith("`uniform` measured lower than `regmix`") and "the search's choice is kept" in line
-               for line in doubts(lower))
+    assert any(
+        line.startswith("`uniform` measured lower than `regmix`") and "the search's choice is kept" in line
+        for line in doubts(lower)
+    )
     step = verified_step(lower, candidates, PREDICTED, choose=True)
     assert (step["step"], step["changed"], step["mixture"]) == ("verified_pick", False, "regmix")
     assert "not distinguishable, Holm-adjusted p" in step["says"]
     assert "No verified mixture measured distinguishably lower" in verify_text(lower)
     # distinguishably lower (Welch, Holm over two comparisons): replaced, and the step says by how much
-    clear = judge({"regmix": [2.0, 2.02, 2.04], "uniform": [1.5, 1.52, 1.54], "prior": [2.5, 2.52, 2.54]}, {}, PREDICTED)
+    clear = judge(
+        {"regmix": [2.0, 2.02, 2.04], "uniform": [1.5, 1.52, 1.54], "prior": [2.5, 2.52, 2.54]}, {}, PREDICTED
+    )
     assert clear["choice"] == {"mixture": "uniform", "by": "measured", "lowest": "uniform"}
     assert clear["mixtures"]["uniform"]["vs_regmix"]["p_holm"] < 0.05
     assert trained(candidates, clear) == {**candidates, "regmix": candidates["uniform"]}
@@ -108,9 +132,11 @@ def test_a_verified_mixture_replaces_the_choice_only_when_distinguishably_lower(
     # a proposal that is not a candidate is trained from the verified mixtures' weights
     proposal = judge({"regmix": [2.0, 2.02, 2.04], "incumbent": [1.5, 1.52, 1.54]}, {}, PREDICTED)
     assert trained(candidates, proposal, {"incumbent": {"a": 0.1, "b": 0.9}})["regmix"] == {"a": 0.1, "b": 0.9}
-    for kept in (judge({"regmix": [2.0, 2.2], "uniform": [2.0, 2.2]}, {}, PREDICTED),  # a tie keeps the search's
-                 judge({"regmix": [2.0, 2.02, 2.04], "uniform": [1.0, 1.02, 1.04]}, {}, PREDICTED, choose=False),
-                 judge({"uniform": [1.0, 1.2], "prior": [2.0, 2.2]}, {}, PREDICTED)):  # regmix not verified
+    for kept in (
+        judge({"regmix": [2.0, 2.2], "uniform": [2.0, 2.2]}, {}, PREDICTED),  # a tie keeps the search's
+        judge({"regmix": [2.0, 2.02, 2.04], "uniform": [1.0, 1.02, 1.04]}, {}, PREDICTED, choose=False),
+        judge({"uniform": [1.0, 1.2], "prior": [2.0, 2.2]}, {}, PREDICTED),
+    ):  # regmix not verified
         assert kept["choice"]["mixture"] == "regmix" and trained(candidates, kept) == candidates
 
 
@@ -119,8 +145,10 @@ def test_proposals_are_verified_once_under_their_own_name():
     choice = {"proposals": {"incumbent": {"a": 0.2, "b": 0.8}, "prior_guard": {"a": 0.6, "b": 0.4}}}
     assert proposed_mixtures(choice, verified) == {}  # the incumbent's proxy is best_proxy; the prior is verified
     choice = {"proposals": {"incumbent": {"a": 0.3, "b": 0.7}, "prior_guard": {"a": 0.6, "b": 0.4}}}
-    assert proposed_mixtures(choice, {"regmix": verified["regmix"]}) == {"incumbent": {"a": 0.3, "b": 0.7},
-                                                                        "prior": {"a": 0.6, "b": 0.4}}
+    assert proposed_mixtures(choice, {"regmix": verified["regmix"]}) == {
+        "incumbent": {"a": 0.3, "b": 0.7},
+        "prior": {"a": 0.6, "b": 0.4},
+    }
 
 
 def test_run_verify_measures_the_proposals_decides_and_answers():
@@ -129,17 +157,26 @@ def test_run_verify_measures_the_proposals_decides_and_answers():
     compared = {"regmix": {"a": 1.0, "b": 0.0}, "uniform": {"a": 0.5, "b": 0.5}, "human": {"a": 0.9, "b": 0.1}}
     losses = {"regmix": [2.0, 2.02, 2.04], "uniform": [2.1, 2.12, 2.14], "prior": [1.5, 1.52, 1.54]}
     rule = {"step": "rule", "changed": False, "says": "top_k"}
-    choice = {"train": compared["regmix"], "decision": {"steps": [rule]},
-              "proposals": {"prior_guard": {"a": 0.6, "b": 0.4}}}
+    choice = {
+        "train": compared["regmix"],
+        "decision": {"steps": [rule]},
+        "proposals": {"prior_guard": {"a": 0.6, "b": 0.4}},
+    }
     trained_on = []
 
     def train(mixtures):
         trained_on.append(dict(mixtures))
-        return pd.DataFrame([{"mixture": n, "seed": s, "target": losses[n][k]}
-                             for k, s in enumerate(verify_seeds(3, 0)) for n in mixtures])
+        return pd.DataFrame(
+            [
+                {"mixture": n, "seed": s, "target": losses[n][k]}
+                for k, s in enumerate(verify_seeds(3, 0))
+                for n in mixtures
+            ]
+        )
 
-    verified = run_verify(compared, ["regmix", "uniform"], train, Target.parse("mean", domains=["a", "b"]),
-                          choice=choice)
+    verified = run_verify(
+        compared, ["regmix", "uniform"], train, Target.parse("mean", domains=["a", "b"]), choice=choice
+    )
     assert trained_on == [{**{n: compared[n] for n in ("regmix", "uniform")}, "prior": {"a": 0.6, "b": 0.4}}]
     assert len(verified.table) == 9 and verified.record["choice"]["mixture"] == "prior"
     assert [s["step"] for s in verified.record["decision"]["steps"]] == ["rule", "verified_pick"]
@@ -168,8 +205,15 @@ def test_text_gives_every_figure_with_its_interval_and_n():
 
 
 def test_no_seeds_trains_nothing_and_says_so(tmp_path):
-    table = run_seeds({"regmix": {"a": 1.0}}, ProxyConfig(), tmp_path / "no tokens needed", tmp_path / "store", [],
-                      Target.parse("a"), ["a"])
+    table = run_seeds(
+        {"regmix": {"a": 1.0}},
+        ProxyConfig(),
+        tmp_path / "no tokens needed",
+        tmp_path / "store",
+        [],
+        Target.parse("a"),
+        ["a"],
+    )
     assert table.empty and list(table.columns) == ["mixture", "seed", "target"]
     assert measured_targets(table) == {} and not (tmp_path / "store").exists()
     assert "verify.seeds: 0" in verify_text(judge(measured_targets(table), {}, {}))
@@ -222,9 +266,13 @@ def test_a_check_at_its_own_scale_says_so_and_uses_only_its_seeds():
     text = verify_text(result)
     assert text.startswith("Measured again at the check's scale (optim.steps 512) (2 fresh seeds each")
     assert "these seeds)" in text and "replicate pairs" not in text
-    worse = doubts(judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, scale={"optim.steps": 512},
-                         choose=False))
-    assert worse[0] == "`uniform` measured distinguishably better than `regmix` at the check's scale (optim.steps 512) (-1.000 nats)"
+    worse = doubts(
+        judge({"regmix": [2.0, 2.2], "uniform": [1.0, 1.2]}, {}, PREDICTED, scale={"optim.steps": 512}, choose=False)
+    )
+    assert (
+        worse[0]
+        == "`uniform` measured distinguishably better than `regmix` at the check's scale (optim.steps 512) (-1.000 nats)"
+    )
     assert "may not hold at a larger scale" in worse[-1]
     assert "(predicted 0.900 at the proxy scale)" in text
     assert judge(MEASURED, {}, PREDICTED)["scale"] == {}
@@ -232,10 +280,13 @@ def test_a_check_at_its_own_scale_says_so_and_uses_only_its_seeds():
 
 
 def test_transfer_scores_the_proxies_order_against_the_large_runs():
-    evaluation = {"regmix": {"domain_loss": {"a": 2.0, "b": 4.0}}, "best_proxy": {"domain_loss": {"a": 2.0, "b": 4.0},
-                                                                                  "runs_of": "regmix"},
-                  "uniform": {"domain_loss": {"a": 3.0, "b": 2.0}}, "prior": {"domain_loss": {"a": 4.0, "b": 3.0}},
-                  "summary": {"seed_noise": {}}}
+    evaluation = {
+        "regmix": {"domain_loss": {"a": 2.0, "b": 4.0}},
+        "best_proxy": {"domain_loss": {"a": 2.0, "b": 4.0}, "runs_of": "regmix"},
+        "uniform": {"domain_loss": {"a": 3.0, "b": 2.0}},
+        "prior": {"domain_loss": {"a": 4.0, "b": 3.0}},
+        "summary": {"seed_noise": {}},
+    }
     large = large_losses(evaluation)
     assert list(large) == ["regmix", "uniform", "prior"]  # best_proxy is regmix's runs: counted once
     same_order = {"regmix": {"a": 5.0, "b": 7.0}, "uniform": {"a": 6.0, "b": 5.0}, "prior": {"a": 7.0, "b": 6.0}}
@@ -259,15 +310,32 @@ def test_bench_transfer_on_a_tiny_run(tmp_path):
     for i, (name, weights) in enumerate(mixtures.items()):
         mixture = dict(zip(SENTENCES, weights))
         (tmp_path / "results" / "compare" / f"{name}.json").write_text(
-            json.dumps({"name": name, "seeds": [0], "mixture": mixture}))
+            json.dumps({"name": name, "seeds": [0], "mixture": mixture})
+        )
         evaluation[name] = {"domain_loss": {d: 3.0 + i + j for j, d in enumerate(SENTENCES)}}
     (tmp_path / "results" / "evaluation.json").write_text(json.dumps(evaluation))
-    run = subprocess.run([sys.executable, "-m", "benchmarks.bench_transfer", "--steps", "4,8", "--seeds", "2",
-                          "--store", str(tmp_path / "store")], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO), "REGMIX_WORKERS": "1"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_transfer",
+            "--steps",
+            "4,8",
+            "--seeds",
+            "2",
+            "--store",
+            str(tmp_path / "store"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "REGMIX_WORKERS": "1"},
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()
-    assert lines[0].startswith("optim.steps 4: mean Spearman") and any(l.startswith("optim.steps 8:") for l in lines)
+    assert lines[0].startswith("optim.steps 4: mean Spearman") and any(
+        line.startswith("optim.steps 8:") for line in lines
+    )
     result = json.loads(lines[-1])
     assert result["mixtures"] == list(mixtures) and set(result["budgets"]) == {"4", "8"}
     for budget in result["budgets"].values():
@@ -303,35 +371,44 @@ def test_docs_state_the_committed_transfer_result():
 
 def test_docs_state_the_mean_target_study():
     """The figures docs/benchmarks.md quotes for `target=mean` are those of the committed experiments' files."""
+
     def read(run: str, name: str) -> dict:
         return json.loads((REPO / "benchmarks/results/mean_target" / run / f"{name}.json").read_text())
 
     page = benchmarks_page()
-    section = page[page.index("## The check on target `mean`"):page.index("## Other targets at the large scale")]
+    section = page[page.index("## The check on target `mean`") : page.index("## Other targets at the large scale")]
     claims = []
     for run, steps in (("check_proxy_scale", None), ("check_512_steps", 512)):
         verify = read(run, "verify")
         assert verify["scale"] == ({"optim.steps": steps} if steps else {})
         assert verify["choice"]["mixture"] == "uniform"
         gain = verify["over_prior"]
-        claims += [f"{gain['measured']:.3f}{_interval(gain['ci95'])}",
-                   f"`uniform` {verify['mixtures']['uniform']['vs_regmix']['difference']:.3f}"]
+        claims += [
+            f"{gain['measured']:.3f}{_interval(gain['ci95'])}",
+            f"`uniform` {verify['mixtures']['uniform']['vs_regmix']['difference']:.3f}",
+        ]
     claims.append(f"{gain['predicted']:.3f} nats")
     chosen, searched = read("check_512_steps", "evaluate"), read("search_choice", "evaluate")
     assert read("search_choice", "verify")["choice"]["by"] == "search"
     for evaluation in (chosen, searched):
         summary = evaluation["summary"]
         ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
-        claims += [f"{evaluation['regmix']['target_loss']:.3f}{_interval(evaluation['regmix']['target_loss_ci95'])}",
-                   f"{summary['regmix_rank']} of {ranked}"]
+        claims += [
+            f"{evaluation['regmix']['target_loss']:.3f}{_interval(evaluation['regmix']['target_loss_ci95'])}",
+            f"{summary['regmix_rank']} of {ranked}",
+        ]
     for name in ("prior", "best_proxy"):
         vs = chosen[name]["vs_regmix"]
         claims.append(f"`{name}` {vs['difference']:+.3f}{_interval(vs['ci95'])}")
     assert all(searched[n]["vs_regmix"]["difference"] < 0 for n in ("uniform", "prior"))
     a, b = (e["regmix"]["target_loss_per_seed"] for e in (chosen, searched))
     c = compare(b, a, pooled_noise({"chosen": a, "searched": b}))
-    claims += [f"{c.difference:.3f} nats", _interval((c.low, c.high)), f"{len(a)} + {len(b)} seeds",
-               f"p = {c.p_value:.3f}"]
+    claims += [
+        f"{c.difference:.3f} nats",
+        _interval((c.low, c.high)),
+        f"{len(a)} + {len(b)} seeds",
+        f"p = {c.p_value:.3f}",
+    ]
     for claim in claims:
         assert claim in section, claim
 
@@ -347,14 +424,19 @@ def test_docs_show_the_targets_measured_at_scale():
     # dialogue's check, and news's and legal's seed spread against the other domains'
     check = measured["`dialogue`"][0]["mixtures"]["best_proxy"]["vs_regmix"]["difference"]
     assert f"`best_proxy` {check:+.3f}" in page
-    spread = {label: statistics.stdev(e["regmix"]["target_loss_per_seed"]) for label, (_, e) in measured.items()
-              if "best_proxy" in e["summary"]["runs_of_regmix"]}
+    spread = {
+        label: statistics.stdev(e["regmix"]["target_loss_per_seed"])
+        for label, (_, e) in measured.items()
+        if "best_proxy" in e["summary"]["runs_of_regmix"]
+    }
     news, legal = spread.pop("`news`"), spread.pop("`legal`")
     assert f"{news:.2f} and {legal:.2f}" in page
     assert f"{min(spread.values()):.2f} to {max(spread.values()):.2f}" in page
     # ... with one baseline seed (2 df): no gap distinguishable; with the default's two (4 df): every one
-    once = [json.loads((REPO / f"benchmarks/results/one_baseline_seed/{t}/evaluate.json").read_text())
-            for t in ("news", "legal")]
+    once = [
+        json.loads((REPO / f"benchmarks/results/one_baseline_seed/{t}/evaluate.json").read_text())
+        for t in ("news", "legal")
+    ]
     assert all(e["summary"]["seed_noise"]["df"] == 2 for e in once)
     gaps = [e[n]["vs_regmix"] for e in once for n in ("uniform", "prior")]
     assert {g["verdict"] for g in gaps} == {"not distinguishable"}
@@ -367,8 +449,11 @@ def test_docs_show_the_targets_measured_at_scale():
     assert all(more[n]["seeds"] == 3 for n in ("regmix", "uniform", "prior"))
     noise = more["summary"]["seed_noise"]
     claims = [f"{noise['std']:.3f} nats, {noise['df']} degrees of freedom"]
-    claims += [f"`{n}` {more[n]['vs_regmix']['difference']:+.3f}{_interval(more[n]['vs_regmix']['ci95'])}"
-               for n in ("uniform", "prior") if more[n]["vs_regmix"]["verdict"] == "worse"]
+    claims += [
+        f"`{n}` {more[n]['vs_regmix']['difference']:+.3f}{_interval(more[n]['vs_regmix']['ci95'])}"
+        for n in ("uniform", "prior")
+        if more[n]["vs_regmix"]["verdict"] == "worse"
+    ]
     assert len(claims) == 3 and all(claim in page for claim in claims), claims
 
 
@@ -388,11 +473,19 @@ def test_docs_show_the_targets_with_interior_optima():
 
 def test_near_top_transfer_on_a_hand_made_evaluation():
     """best_proxy is rank 1, proxy_<k> rank k; the large runs reverse ranks 2 and 3."""
+
     def entry(loss, predicted):
         return {"target_loss": loss, "predicted": predicted}
-    evaluation = {"regmix": entry(2.0, 1.0), "best_proxy": entry(2.1, 1.1), "proxy_2": entry(2.3, 1.2),
-                  "proxy_3": entry(2.2, 1.3), "proxy_4": entry(2.4, 1.4), "uniform": entry(2.9, 2.0),
-                  "summary": {"seed_noise": {"std": 0.05, "df": 4}}}
+
+    evaluation = {
+        "regmix": entry(2.0, 1.0),
+        "best_proxy": entry(2.1, 1.1),
+        "proxy_2": entry(2.3, 1.2),
+        "proxy_3": entry(2.2, 1.3),
+        "proxy_4": entry(2.4, 1.4),
+        "uniform": entry(2.9, 2.0),
+        "summary": {"seed_noise": {"std": 0.05, "df": 4}},
+    }
     t = near_top(evaluation)
     assert t["ranks"] == [1, 2, 3, 4] and t["mixtures"] == 4
     assert t["proxy_rank"]["rho"] == pytest.approx(0.8) and t["regression"]["rho"] == pytest.approx(0.8)
@@ -402,6 +495,6 @@ def test_near_top_transfer_on_a_hand_made_evaluation():
 def test_docs_state_each_near_top_transfer_record():
     records = near_top_records(REPO)
     page = benchmarks_page()
-    for label, transfer in records.items():
-        assert transfer["mixtures"] >= 12
-        assert near_top_sentence(label, transfer) in page
+    for label, record in records.items():
+        assert record["mixtures"] >= 12
+        assert near_top_sentence(label, record) in page

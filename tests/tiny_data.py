@@ -12,16 +12,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from regmix.data.shards import TokenMeta, TOKENIZER_FILE, shard_path, write_meta
+
+from regmix.data.shards import TOKENIZER_FILE, TokenMeta, shard_path, write_meta
 from regmix.data.tokenizer import EOT, train_bpe
 
 SENTENCES = {
-    "alpha": ["the red fox jumps over the lazy dog.", "a quick brown cat sleeps all day.",
-              "seven green apples fell from the tree.", "my old uncle sings in the choir."],
-    "beta": ["water boils at one hundred degrees.", "the moon circles around the earth.",
-             "iron rusts when it meets wet air.", "light travels faster than any sound."],
-    "gamma": ["def add(a, b): return a + b", "for item in items: print(item)",
-              "while running: step(); wait()", "import numpy as np; np.zeros(3)"],
+    "alpha": [
+        "the red fox jumps over the lazy dog.",
+        "a quick brown cat sleeps all day.",
+        "seven green apples fell from the tree.",
+        "my old uncle sings in the choir.",
+    ],
+    "beta": [
+        "water boils at one hundred degrees.",
+        "the moon circles around the earth.",
+        "iron rusts when it meets wet air.",
+        "light travels faster than any sound.",
+    ],
+    "gamma": [
+        "def add(a, b): return a + b",
+        "for item in items: print(item)",
+        "while running: step(); wait()",
+        "import numpy as np; np.zeros(3)",
+    ],
 }
 
 
@@ -34,8 +47,14 @@ def documents(domain: str, n_docs: int, seed: int) -> list[str]:
 def build_tokens(root: Path, n_train: int = 60, n_valid: int = 12) -> Path:
     """data/tokens-style folder: byte-level BPE tokenizer, meta.json, train/valid/test shards."""
     root.mkdir(parents=True, exist_ok=True)
-    docs = {d: {"train": documents(d, n_train, i), "valid": documents(d, n_valid, 100 + i),
-                "test": documents(d, n_valid, 200 + i)} for i, d in enumerate(SENTENCES)}
+    docs = {
+        d: {
+            "train": documents(d, n_train, i),
+            "valid": documents(d, n_valid, 100 + i),
+            "test": documents(d, n_valid, 200 + i),
+        }
+        for i, d in enumerate(SENTENCES)
+    }
     tok = train_bpe([t for d in docs.values() for t in d["train"]], vocab_size=400)
     tok.save(str(root / TOKENIZER_FILE))
     eot = tok.token_to_id(EOT)
@@ -45,15 +64,21 @@ def build_tokens(root: Path, n_train: int = 60, n_valid: int = 12) -> Path:
             path = shard_path(root, split, domain)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.asarray(ids, dtype=np.uint16).tofile(path)
-    write_meta(root, TokenMeta(vocab_size=tok.get_vocab_size(), eot_id=eot, dtype="uint16",
-                               domains=list(SENTENCES)))
+    write_meta(root, TokenMeta(vocab_size=tok.get_vocab_size(), eot_id=eot, dtype="uint16", domains=list(SENTENCES)))
     return root
 
 
 def write_domains(path: Path, tokens: Path) -> Path:
     """results/domains.json of the shards in `tokens`, as prepare writes it."""
-    domains = {d: {"documents": 60, "train_tokens": int(shard_path(tokens, "train", d).stat().st_size // 2),
-                   "valid_tokens": 0, "source": "test"} for d in SENTENCES}
+    domains = {
+        d: {
+            "documents": 60,
+            "train_tokens": int(shard_path(tokens, "train", d).stat().st_size // 2),
+            "valid_tokens": 0,
+            "source": "test",
+        }
+        for d in SENTENCES
+    }
     path.write_text(json.dumps(domains))
     return path
 
@@ -66,6 +91,5 @@ def build_results(root: Path, tokens: Path) -> Path:
     swarm = pd.DataFrame(weights, columns=list(SENTENCES))
     swarm.insert(0, "id", range(len(swarm)))
     swarm.to_csv(root / "mixtures.csv", index=False)
-    (root / "mixture.yaml").write_text(
-        yaml.safe_dump({"train": {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}}))
+    (root / "mixture.yaml").write_text(yaml.safe_dump({"train": {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}}))
     return root

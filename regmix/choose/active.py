@@ -41,8 +41,9 @@ from regmix.tables import ROUND, mixture_frame
 from regmix.target import Target
 
 
-def fit_acquisition(W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, cfg: ActiveConfig,
-                    seed: int) -> FittedRegressor:
+def fit_acquisition(
+    W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, cfg: ActiveConfig, seed: int
+) -> FittedRegressor:
     """The acquisition model on the trained proxies (rows of W, columns `domains`)."""
     with contextlib.redirect_stderr(io.StringIO()):  # the bootstrap's bar, once per round
         return fit_regressor(W, y, domains, target, cfg.regression, seed)
@@ -64,27 +65,37 @@ def propose(fitted: FittedRegressor, draws: np.ndarray, trained: np.ndarray, cfg
         ranking = np.argsort(lower_bound, kind="stable")
     else:  # disagreement
         eligible = np.flatnonzero(free)  # promising among the draws a proposal may be
-        promising = eligible[np.argsort(mean[eligible], kind="stable")][:int(np.ceil(cfg.promising * len(eligible)))]
+        promising = eligible[np.argsort(mean[eligible], kind="stable")][: int(np.ceil(cfg.promising * len(eligible)))]
         ranking = promising[np.argsort(-std[promising], kind="stable")]
     explore = int(round(cfg.explore * (cfg.batch_size - 1)))
     picked: list[int] = []
-    for order, wanted in ((np.argsort(upper_bound, kind="stable"), 1),
-                          (np.argsort(-std, kind="stable"), 1 + explore),
-                          (ranking, cfg.batch_size)):
+    for order, wanted in (
+        (np.argsort(upper_bound, kind="stable"), 1),
+        (np.argsort(-std, kind="stable"), 1 + explore),
+        (ranking, cfg.batch_size),
+    ):
         for j in order:
             if len(picked) == wanted:
                 break
             if free[j] and (not picked or np.abs(draws[picked] - draws[j]).sum(axis=1).min() >= radius):
                 picked.append(int(j))
     if len(picked) < cfg.batch_size:
-        raise UserError(f"active.spacing binds: only {len(picked)} of {len(draws)} draws lie at L1 >= "
-                        f"{radius:.4g} from the trained proxies and each other, active.batch_size is "
-                        f"{cfg.batch_size}; lower active.spacing or raise active.candidates (or active.promising)")
+        raise UserError(
+            f"active.spacing binds: only {len(picked)} of {len(draws)} draws lie at L1 >= "
+            f"{radius:.4g} from the trained proxies and each other, active.batch_size is "
+            f"{cfg.batch_size}; lower active.spacing or raise active.candidates (or active.promising)"
+        )
     return np.array(picked)
 
 
-def run_rounds(initial: pd.DataFrame, gen: MixtureGenerator, cfg: ActiveConfig, target: Target, seed: int,
-               train: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+def run_rounds(
+    initial: pd.DataFrame,
+    gen: MixtureGenerator,
+    cfg: ActiveConfig,
+    target: Target,
+    seed: int,
+    train: Callable[[pd.DataFrame], pd.DataFrame],
+) -> pd.DataFrame:
     """The proxies table of the initial swarm (round 0) and `cfg.rounds` rounds after it.
 
     `initial` is the swarm's proxies table; `train` trains the proxies of a mixtures table (`id`
@@ -112,10 +123,13 @@ def combine_stats(rounds: list[dict]) -> dict:
         for key in ("proxies", "trained", "scored"):
             out[key] = sum(s[key] for s in rounds)
         out["seconds"] = round(sum(s["seconds"] for s in rounds), 2)
-        out["tokens_per_s"] = (round(out["trained"] * out["tokens_per_proxy"] / out["seconds"], 1)
-                               if out["trained"] else None)
+        out["tokens_per_s"] = (
+            round(out["trained"] * out["tokens_per_proxy"] / out["seconds"], 1) if out["trained"] else None
+        )
         out["proxy_seconds"] = round(sum(s["proxy_seconds"] * s["proxies"] for s in rounds) / out["proxies"], 2)
         out["proxy_tokens_per_s"] = round(out["tokens_per_proxy"] / out["proxy_seconds"], 1)
-        out["rounds"] = [{"round": r, "proxies": s["proxies"], "trained": s["trained"], "seconds": s["seconds"]}
-                         for r, s in enumerate(rounds)]
+        out["rounds"] = [
+            {"round": r, "proxies": s["proxies"], "trained": s["trained"], "seconds": s["seconds"]}
+            for r, s in enumerate(rounds)
+        ]
     return out

@@ -23,12 +23,12 @@ from typing import Optional, Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
+from regmix.choose.sampling import MixtureGenerator
 from regmix.data.shards import TOKENIZER_FILE, open_tokens, read_meta, task_path
+from regmix.data.tasks import encode_examples, read_task
 from regmix.errors import UserError
 from regmix.mixtures import NEAREST, TARGET_ONLY
-from regmix.choose.sampling import MixtureGenerator
 from regmix.target import TASK, Target
-from regmix.data.tasks import encode_examples, read_task
 
 BUCKETS = 1 << 18  # hashed feature buckets (DSIR uses 10k-1M); collisions only blur the distributions
 MAX_TOKENS = 2_000_000  # tokens read per training domain (evenly spaced blocks of its train split)
@@ -42,8 +42,9 @@ def hashed_counts(tokens: np.ndarray, buckets: int = BUCKETS) -> np.ndarray:
     mask = np.uint64(buckets - 1)
     uni = (t * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20) & mask
     bi = ((t[:-1] * np.uint64(0xC2B2AE3D27D4EB4F)) ^ (t[1:] * np.uint64(0x165667B19E3779F9))) >> np.uint64(20) & mask
-    return (np.bincount(uni.astype(np.int64), minlength=buckets)
-            + np.bincount(bi.astype(np.int64), minlength=buckets)).astype(np.float64)
+    return (
+        np.bincount(uni.astype(np.int64), minlength=buckets) + np.bincount(bi.astype(np.int64), minlength=buckets)
+    ).astype(np.float64)
 
 
 def fit_mixture(components: np.ndarray, counts: np.ndarray, steps: int = EM_STEPS, tol: float = 1e-10) -> np.ndarray:
@@ -69,14 +70,14 @@ def _read(tokens_dir: str | Path, split: str, name: str, limit: int) -> np.ndarr
         return np.asarray(stream)
     block = limit // 64
     starts = np.linspace(0, len(stream) - block, 64).astype(np.int64)
-    return np.concatenate([np.asarray(stream[s:s + block]) for s in starts])
+    return np.concatenate([np.asarray(stream[s : s + block]) for s in starts])
 
 
 def target_text(tokens_dir: str | Path, term: str, limit: int = MAX_TOKENS) -> np.ndarray:
     """The tokens of a target term's valid split: a set's stream, or a task's contexts with their gold answers."""
     if not term.startswith(TASK):
         return _read(tokens_dir, "valid", term, limit)
-    name = term[len(TASK):]
+    name = term[len(TASK) :]
     tokenizer = Tokenizer.from_file(str(Path(tokens_dir) / TOKENIZER_FILE))
     examples = encode_examples(read_task(task_path(tokens_dir, name, "valid"), name), tokenizer, 1 << 30)
     return np.array([t for e in examples for t in (*e.context, *e.choices[e.gold])], dtype=np.int64)
@@ -124,17 +125,19 @@ def target_only(target: Target, gen: MixtureGenerator) -> Optional[dict[str, flo
     return dict(zip(gen.domains, map(float, gen.project(on_target + rest))))
 
 
-def cheap_baselines(names: Sequence[str], tokens_dir: str | Path, target: Target,
-                    gen: MixtureGenerator) -> dict[str, dict[str, float]]:
+def cheap_baselines(
+    names: Sequence[str], tokens_dir: str | Path, target: Target, gen: MixtureGenerator
+) -> dict[str, dict[str, float]]:
     """The cheap baselines among `names` (large.mixtures), computed."""
     out: dict[str, dict[str, float]] = {}
     if TARGET_ONLY in names:
         only = target_only(target, gen)
         if only is None:
-            raise UserError(f"large.mixtures: `{TARGET_ONLY}` needs a target over training domains; `{target.name}` "
-                            f"has none (use `{NEAREST}`, which reads the target's text)")
+            raise UserError(
+                f"large.mixtures: `{TARGET_ONLY}` needs a target over training domains; `{target.name}` "
+                f"has none (use `{NEAREST}`, which reads the target's text)"
+            )
         out[TARGET_ONLY] = only
     if NEAREST in names:
         out[NEAREST] = nearest(tokens_dir, target, gen)
     return out
-

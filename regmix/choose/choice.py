@@ -39,9 +39,15 @@ class Choice:
     baselines: dict[str, dict[str, float]]  # the mixtures predicted beside it: uniform, prior, human ones
 
 
-def run_search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int, threads: int = 1,
-               proxies: Optional[ProxyTable] = None,
-               human_mixtures: Optional[Mapping[str, Mapping[str, float]]] = None) -> Choice:
+def run_search(
+    model: FittedRegressor,
+    gen: MixtureGenerator,
+    cfg: SearchConfig,
+    seed: int,
+    threads: int = 1,
+    proxies: Optional[ProxyTable] = None,
+    human_mixtures: Optional[Mapping[str, Mapping[str, float]]] = None,
+) -> Choice:
     """Search (regmix.choose.search) and summarise: the `search` stage's choice. The summary predicts
     the uniform and prior (`gen.prior`) mixtures and any `human_mixtures` beside the choice; `proxies`
     (the trained ones) are where the regression has evidence, and what `trust_region` and the
@@ -76,12 +82,18 @@ def choice_text(choice: Choice) -> str:
         where += f" (their median spacing {ev['proxy_spacing_l1']['median']:.3f})"
     if "member_std" in ev:
         where += f", members' std there {ev['member_std']:.4f}"
-    return (f"chosen mixture ({result.rule}, {result.averaged} averaged, predicted): {out['predicted_target']:.4f} "
-            f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where}")
+    return (
+        f"chosen mixture ({result.rule}, {result.averaged} averaged, predicted): {out['predicted_target']:.4f} "
+        f"(best baseline {best[0]}: {best[1]['predicted_target']:.4f}){where}"
+    )
 
 
-def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.ndarray] = None,
-             proxy_ids: Optional[Sequence[str]] = None) -> dict[str, Any]:
+def evidence(
+    result: SearchResult,
+    model: FittedRegressor,
+    proxies: Optional[np.ndarray] = None,
+    proxy_ids: Optional[Sequence[str]] = None,
+) -> dict[str, Any]:
     """Where the choice stands: L1 distance to the nearest trained proxies beside the proxies' own
     nearest-neighbour spacing, and the members' disagreement there beside that at the proxies."""
     out: dict[str, Any] = {}
@@ -94,8 +106,12 @@ def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.
         if len(proxies) > 1:
             spacing = proxy_spacing(proxies)
             median = float(np.median(spacing))
-            out["proxy_spacing_l1"] = {"median": round(median, 6), "min": round(float(spacing.min()), 6),
-                                       "max": round(float(spacing.max()), 6), "n": int(len(proxies))}
+            out["proxy_spacing_l1"] = {
+                "median": round(median, 6),
+                "min": round(float(spacing.min()), 6),
+                "max": round(float(spacing.max()), 6),
+                "n": int(len(proxies)),
+            }
             out["nearest_over_spacing"] = round(float(dist[0, 0] / median), 4) if median > 0 else None
     if model.members:
         at = np.array([np.asarray(m.predict(result.chosen[cols][None, :]), dtype=float)[0] for m in model.members])
@@ -109,8 +125,13 @@ def evidence(result: SearchResult, model: FittedRegressor, proxies: Optional[np.
     return out
 
 
-def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str, Mapping[str, float]],
-            proxies: Optional[np.ndarray] = None, proxy_ids: Optional[Sequence[str]] = None) -> dict:
+def summary(
+    result: SearchResult,
+    model: FittedRegressor,
+    baselines: Mapping[str, Mapping[str, float]],
+    proxies: Optional[np.ndarray] = None,
+    proxy_ids: Optional[Sequence[str]] = None,
+) -> dict:
     """results/mixture.yaml: the chosen `train:` mixture (RegMix's config shape), the decision so far
     (regmix.choose.decision: the rule, and what the incumbent and the prior guard propose) and the evidence."""
     chosen = dict(zip(result.domains, map(float, result.chosen)))
@@ -128,13 +149,13 @@ def summary(result: SearchResult, model: FittedRegressor, baselines: Mapping[str
         # the search's figure for the choice: what verify's fresh seeds test, what `confidence` judges
         "predicted_target": predict_mixtures(model, {"chosen": chosen})["chosen"],
         "top_k_mean_predicted": float(pred.mean()),
-        "baselines": {
-            name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()
-        },
+        "baselines": {name: {"predicted_target": p} for name, p in predict_mixtures(model, baselines).items()},
         "rule": {"name": result.rule, **_plain(result.info)},
         "decision": record(decision_steps(result, model)),
-        "proposals": {name: {d: round(float(w), 6) for d, w in zip(result.domains, weights)}
-                      for name, weights in result.nominees.items()},
+        "proposals": {
+            name: {d: round(float(w), 6) for d, w in zip(result.domains, weights)}
+            for name, weights in result.nominees.items()
+        },
         "confidence": confidence(model, chosen, baselines),
         # how often the large run repeats each domain on the choice, beside the cap (sample.max_epochs)
         "usage": result.usage,
@@ -154,8 +175,13 @@ def decision_steps(result: SearchResult, model: FittedRegressor) -> list[dict[st
     chosen = dict(zip(result.domains, map(float, result.chosen)))
     predicted = predict_mixtures(model, {"chosen": chosen})["chosen"]
     averaged = result.averaged or len(result.top.pred)
-    rule = step(RULE, f"{result.rule} over {result.n_simulations:,} simulated mixtures, {averaged:,} averaged: "
-                      f"predicted {predicted:.4f}", predicted=predicted, resolution=model.resolution())
+    rule = step(
+        RULE,
+        f"{result.rule} over {result.n_simulations:,} simulated mixtures, {averaged:,} averaged: "
+        f"predicted {predicted:.4f}",
+        predicted=predicted,
+        resolution=model.resolution(),
+    )
     return [rule, _incumbent_step(result, chosen), _prior_guard_step(result, chosen)]
 
 
@@ -167,15 +193,22 @@ def _incumbent_step(result: SearchResult, chosen: Mapping[str, float]) -> dict[s
     if "skipped" in measured:
         return step(INCUMBENT, f"not weighed: {measured['skipped']}")
     gap = measured["versus_predicted"] - measured["estimate"]
-    what = (f"trained proxy {measured['proxy']} estimated {measured['estimate']:.4f} against the choice's "
-            f"{measured['versus_predicted']:.4f} predicted: {gap:+.4f} nats in the proxy's favour, against a margin "
-            f"of {_nats(measured['margin_nats'])} ({measured['margin']:g} x the fit's resolution "
-            f"{_nats(measured['resolution'])})")
+    what = (
+        f"trained proxy {measured['proxy']} estimated {measured['estimate']:.4f} against the choice's "
+        f"{measured['versus_predicted']:.4f} predicted: {gap:+.4f} nats in the proxy's favour, against a margin "
+        f"of {_nats(measured['margin_nats'])} ({measured['margin']:g} x the fit's resolution "
+        f"{_nats(measured['resolution'])})"
+    )
     proposed = INCUMBENT in result.nominees
     weights = dict(zip(result.domains, map(float, result.nominees[INCUMBENT]))) if proposed else None
-    return step(INCUMBENT, what + (": proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice"),
-                proposed=INCUMBENT if proposed else None, l1_change=l1(chosen, weights) if proposed else None,
-                predicted_change=-gap if proposed else None, proxy=measured["proxy"])
+    return step(
+        INCUMBENT,
+        what + (": proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice"),
+        proposed=INCUMBENT if proposed else None,
+        l1_change=l1(chosen, weights) if proposed else None,
+        predicted_change=-gap if proposed else None,
+        proxy=measured["proxy"],
+    )
 
 
 def _prior_guard_step(result: SearchResult, chosen: Mapping[str, float]) -> dict[str, Any]:
@@ -190,18 +223,25 @@ def _prior_guard_step(result: SearchResult, chosen: Mapping[str, float]) -> dict
         says = f"off (search.min_confidence: 0); {says}"
     else:
         says += f", against search.min_confidence={judged['min_confidence']:g}" + (
-            ": the prior proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice")
-    return step(PRIOR_GUARD, says, proposed="prior" if proposed else None,
-                l1_change=l1(chosen, prior) if proposed else None,
-                predicted_change=judged["gain"] if proposed else None, probability=judged["probability"])
+            ": the prior proposed, to be confirmed on fresh seeds" if proposed else ": kept the choice"
+        )
+    return step(
+        PRIOR_GUARD,
+        says,
+        proposed="prior" if proposed else None,
+        l1_change=l1(chosen, prior) if proposed else None,
+        predicted_change=judged["gain"] if proposed else None,
+        probability=judged["probability"],
+    )
 
 
 def _nats(v: Optional[float]) -> str:
     return "unknown" if v is None else f"{v:.4f} nats"
 
 
-def confidence(model: FittedRegressor, chosen: Mapping[str, float],
-               baselines: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+def confidence(
+    model: FittedRegressor, chosen: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]]
+) -> dict[str, Any]:
     """Per baseline: how much lower the choice is predicted, and how often a gain that large is real
     among the proxies' out-of-fold pairs ({} without them)."""
     if model.out_of_fold is None:
@@ -227,8 +267,9 @@ def plot_choice(path: str, result: SearchResult, baselines: Mapping[str, Mapping
         ax.bar(x + (i - (len(bars) - 1) / 2) * width, w, width, label=name, yerr=err if name == "chosen" else None)
     ax.set_xticks(x, domains, rotation=60, ha="right")
     ax.set_ylabel("weight")
-    ax.set_title(f"the search's proposal ({result.rule}): mean of {result.averaged or len(result.top.pred):,} "
-                 f"of {result.n_simulations:,} simulated\n(verify decides what trains: results/answer.yaml)")
+    ax.set_title(
+        f"the search's proposal ({result.rule}): mean of {result.averaged or len(result.top.pred):,} "
+        f"of {result.n_simulations:,} simulated\n(verify decides what trains: results/answer.yaml)"
+    )
     ax.legend()
     save(fig, path, dpi=120)
-

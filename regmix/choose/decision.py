@@ -31,9 +31,15 @@ def l1(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     return float(sum(abs(a.get(d, 0.0) - b.get(d, 0.0)) for d in {*a, *b}))
 
 
-def step(name: str, says: str, changed: bool = False, proposed: Optional[str] = None,
-         l1_change: Optional[float] = None, predicted_change: Optional[float] = None,
-         **evidence: Any) -> dict[str, Any]:
+def step(
+    name: str,
+    says: str,
+    changed: bool = False,
+    proposed: Optional[str] = None,
+    l1_change: Optional[float] = None,
+    predicted_change: Optional[float] = None,
+    **evidence: Any,
+) -> dict[str, Any]:
     """One step's record. `proposed`: the mixture it puts forward in the choice's place (to be
     verified), `changed`: whether it replaced the answer."""
     if name not in STEPS:
@@ -69,12 +75,18 @@ def decision_text(decision: Mapping[str, Any]) -> str:
     for s in decision.get("steps", []):
         size = ""
         if s.get("l1") is not None:
-            size = f" (L1 {s['l1']:.3f}" + (f", predicted {s['predicted_change']:+.3f} nats" if
-                                          s.get("predicted_change") is not None else "") + ")"
+            size = (
+                f" (L1 {s['l1']:.3f}"
+                + (f", predicted {s['predicted_change']:+.3f} nats" if s.get("predicted_change") is not None else "")
+                + ")"
+            )
         parts.append(f"{s['step']}: {s['says']}{size if s.get('changed') or s.get('proposed') else ''}")
     by = decision.get("decided_by", RULE)
-    tail = ("the regression's own choice is what the large runs train" if by == RULE
-            else f"`{by}` replaced the regression's choice")
+    tail = (
+        "the regression's own choice is what the large runs train"
+        if by == RULE
+        else f"`{by}` replaced the regression's choice"
+    )
     return "; ".join(parts) + f". Decided by `{by}`: {tail}."
 
 
@@ -83,8 +95,10 @@ def answer(final: Optional[Mapping[str, float]], search: Mapping[str, Any], deci
     runs train as `regmix` and `regmix export` hands on (None when `regmix` is not compared), with
     the decision beside it; the search's own choice is kept as `search_proposal`, named as such."""
     proposal = dict(search["train"])
-    return {"mixture": None if final is None else dict(final),
-            "decided_by": decision.get("decided_by", RULE),
-            "decision": decision_text(decision),
-            "search_proposal": proposal,
-            "is_search_proposal": final is not None and l1(final, proposal) < 1e-6}
+    return {
+        "mixture": None if final is None else dict(final),
+        "decided_by": decision.get("decided_by", RULE),
+        "decision": decision_text(decision),
+        "search_proposal": proposal,
+        "is_search_proposal": final is not None and l1(final, proposal) < 1e-6,
+    }

@@ -34,7 +34,7 @@ PROXY_PREFIX = "proxy_"
 
 def _rank(name: str, prefix: str, n_rows: int) -> int:
     """k of `<prefix><k>`, checked against the swarm's `n_rows`."""
-    suffix = name[len(prefix):]
+    suffix = name[len(prefix) :]
     if not suffix.isdigit() or int(suffix) < 1:
         raise UserError(f"large.mixtures: {name!r} must be {prefix}<k> with k >= 1")
     if int(suffix) > n_rows:
@@ -52,18 +52,26 @@ def random_row(name: str, n_rows: int, seed: int) -> int:
     return int(np.random.default_rng([seed, 0x7A11]).permutation(n_rows)[k - 1])
 
 
-def resolve(names: Sequence[str], chosen: Mapping[str, float], ranked_proxies: Sequence[Mapping[str, float]],
-            prior: Mapping[str, float], swarm: pd.DataFrame,
-            human: Mapping[str, Mapping[str, float]] | None, seed: int,
-            cheap: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
+def resolve(
+    names: Sequence[str],
+    chosen: Mapping[str, float],
+    ranked_proxies: Sequence[Mapping[str, float]],
+    prior: Mapping[str, float],
+    swarm: pd.DataFrame,
+    human: Mapping[str, Mapping[str, float]] | None,
+    seed: int,
+    cheap: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, dict[str, float]]:
     """Weights over every domain of `prior` for each name in `names`, in that order. `ranked_proxies`:
     the trained proxies' mixtures, lowest measured target loss first (ProxyTable.ranked). `cheap`: the
     cheap baselines computed for the target (regmix.choose.baselines: `target_only`, `nearest`)."""
     domains = list(prior)
-    named = {CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
-             BEST_PROXY: validate_mixture(ranked_proxies[0], domains, "the best proxy's mixture", tol=1e-4),
-             **baseline_mixtures(prior, human),
-             **{name: validate_mixture(m, domains, f"the {name} baseline", tol=1e-4) for name, m in (cheap or {}).items()}}
+    named = {
+        CHOSEN: validate_mixture(chosen, domains, "the search's chosen mixture", tol=1e-4),
+        BEST_PROXY: validate_mixture(ranked_proxies[0], domains, "the best proxy's mixture", tol=1e-4),
+        **baseline_mixtures(prior, human),
+        **{name: validate_mixture(m, domains, f"the {name} baseline", tol=1e-4) for name, m in (cheap or {}).items()},
+    }
     if len(set(names)) != len(names):
         raise UserError(f"large.mixtures lists a name twice: {list(names)}")
     out = {}
@@ -106,13 +114,19 @@ def shared_runs(mixtures: Mapping[str, Mapping[str, float]], seeds: Mapping[str,
     if CHOSEN not in mixtures:
         return {}
     chosen, chosen_seeds = mixtures[CHOSEN], set(seeds[CHOSEN])
-    return {name: CHOSEN for name, weights in mixtures.items()
-            if name != CHOSEN and set(seeds[name]) <= chosen_seeds and set(weights) == set(chosen)
-            and all(abs(weights[d] - chosen[d]) <= SAME_WEIGHTS for d in chosen)}
+    return {
+        name: CHOSEN
+        for name, weights in mixtures.items()
+        if name != CHOSEN
+        and set(seeds[name]) <= chosen_seeds
+        and set(weights) == set(chosen)
+        and all(abs(weights[d] - chosen[d]) <= SAME_WEIGHTS for d in chosen)
+    }
 
 
-def write_all(folder: str | Path, mixtures: Mapping[str, Mapping[str, float]],
-              seeds: Mapping[str, Sequence[int]]) -> None:
+def write_all(
+    folder: str | Path, mixtures: Mapping[str, Mapping[str, float]], seeds: Mapping[str, Sequence[int]]
+) -> None:
     """`folder/<name>.json` per mixture (weights, seeds and, for a mixture whose runs are `regmix`'s,
     `runs_of`), and `weights.csv` (`domain`, one column per mixture); files of names no longer
     compared are removed."""
@@ -148,8 +162,12 @@ def read_one(path: str | Path) -> Compared:
     if not isinstance(data, dict) or not {"name", "mixture", "seeds"} <= set(data):
         raise UserError(f"{path}: not a compared-mixture file (needs `name`, `seeds` and `mixture`)")
     mixture = data["mixture"]
-    return Compared(data["name"], validate_mixture(mixture, list(mixture), str(path), tol=1e-4),
-                    [int(s) for s in data["seeds"]], data.get("runs_of"))
+    return Compared(
+        data["name"],
+        validate_mixture(mixture, list(mixture), str(path), tol=1e-4),
+        [int(s) for s in data["seeds"]],
+        data.get("runs_of"),
+    )
 
 
 def run_dir(folder: str | Path, seed: int) -> Path:
@@ -169,8 +187,11 @@ def remove_other_mixtures(folder: str | Path, names: Sequence[str]) -> list[str]
     """Delete the folders of mixtures no longer compared (left by `train` items that a changed
     `large.mixtures` dropped, which DVC no longer knows), so no stale run sits beside current
     ones; returns their names."""
-    stale = sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and p.name not in names) \
-        if Path(folder).is_dir() else []
+    stale = (
+        sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and p.name not in names)
+        if Path(folder).is_dir()
+        else []
+    )
     for name in stale:
         shutil.rmtree(Path(folder) / name)
     return stale

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from regmix.statistics import pooled_noise
 from regmix.tables import LOSS_PREFIX, domain_losses, loss_columns, score_columns
 from regmix.target import Target
-from regmix.statistics import pooled_noise
 
 REPLICATE_SEED_OFFSET = 1  # replicates train with seed + 1
 
@@ -42,8 +42,8 @@ def seed_noise(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target) 
 
 def _paired_losses(pairs: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The proxies' and the replicates' per-domain losses of merged (proxy, replicate) rows."""
-    losses = pairs[columns].rename(columns=lambda c: c[len(LOSS_PREFIX):])
-    again = pairs[[c + "#rep" for c in columns]].rename(columns=lambda c: c[len(LOSS_PREFIX):-len("#rep")])
+    losses = pairs[columns].rename(columns=lambda c: c[len(LOSS_PREFIX) :])
+    again = pairs[[c + "#rep" for c in columns]].rename(columns=lambda c: c[len(LOSS_PREFIX) : -len("#rep")])
     return losses, again
 
 
@@ -53,8 +53,9 @@ def target_pairs(proxies: pd.DataFrame, replicates: pd.DataFrame, target: Target
     if pairs.empty:
         return {}
     first = target.values(pairs[score_columns(proxies)], "proxies")
-    second = target.values(pairs[[c + "#rep" for c in score_columns(proxies)]].rename(
-        columns=lambda c: c[:-len("#rep")]), "replicates")
+    second = target.values(
+        pairs[[c + "#rep" for c in score_columns(proxies)]].rename(columns=lambda c: c[: -len("#rep")]), "replicates"
+    )
     return {str(i): [float(a), float(b)] for i, a, b in zip(pairs["id"], first, second)}
 
 
@@ -64,6 +65,11 @@ def domain_spread(proxies: pd.DataFrame, noise: dict[str, Any]) -> pd.DataFrame:
     moves it: a domain whose swarm spread is near its seed noise cannot separate mixtures."""
     losses = domain_losses(proxies)
     seed_std = noise.get("domain_std", {})
-    return pd.DataFrame({"domain": losses.columns, "loss_mean": losses.mean().to_numpy(),
-                         "loss_std": losses.std().to_numpy(),
-                         "seed_std": [seed_std.get(d, float("nan")) for d in losses.columns]})
+    return pd.DataFrame(
+        {
+            "domain": losses.columns,
+            "loss_mean": losses.mean().to_numpy(),
+            "loss_std": losses.std().to_numpy(),
+            "seed_std": [seed_std.get(d, float("nan")) for d in losses.columns],
+        }
+    )

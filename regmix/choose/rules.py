@@ -62,11 +62,11 @@ def l1_nearest(A: np.ndarray, B: np.ndarray, k: int = 1) -> tuple[np.ndarray, np
     dist, idx = np.empty((len(A), k)), np.empty((len(A), k), dtype=np.int64)
     step = max(1, L1_BLOCK // max(1, B.size))
     for s in range(0, len(A), step):
-        D = np.abs(A[s:s + step, None, :] - B[None, :, :]).sum(axis=2)
+        D = np.abs(A[s : s + step, None, :] - B[None, :, :]).sum(axis=2)
         part = np.argpartition(D, k - 1, axis=1)[:, :k] if len(B) > k else np.tile(np.arange(len(B)), (len(D), 1))
         order = np.argsort(np.take_along_axis(D, part, axis=1), axis=1, kind="stable")
-        idx[s:s + step] = np.take_along_axis(part, order, axis=1)
-        dist[s:s + step] = np.take_along_axis(D, idx[s:s + step], axis=1)
+        idx[s : s + step] = np.take_along_axis(part, order, axis=1)
+        dist[s : s + step] = np.take_along_axis(D, idx[s : s + step], axis=1)
     return dist, idx
 
 
@@ -86,8 +86,14 @@ def kl_to_prior(W: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Optional[np.ndarray] = None,
-           proxies: Optional[np.ndarray] = None, prior: Optional[np.ndarray] = None) -> Selection:
+def select(
+    cfg: SearchConfig,
+    W: np.ndarray,
+    pred: np.ndarray,
+    member_pred: Optional[np.ndarray] = None,
+    proxies: Optional[np.ndarray] = None,
+    prior: Optional[np.ndarray] = None,
+) -> Selection:
     """Apply `cfg.rule` to candidate mixtures W (rows), their base predictions and, where the rule
     needs them, the members' predictions (m, n) or the trained proxies (same columns as W). With
     `cfg.prior_penalty` > 0, every score gains prior_penalty x KL(w || prior) (`prior`: same columns).
@@ -110,8 +116,10 @@ def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Opti
         return Selection(rows, pred[rows], {"top_k": cfg.top_k})
     if cfg.rule in MEMBER_RULES:
         if member_pred is None or len(member_pred) < 2:
-            raise UserError(f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
-                            "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
+            raise UserError(
+                f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
+                "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)"
+            )
         mean, std = member_pred.mean(axis=0), member_pred.std(axis=0)
     if cfg.rule == "lower_confidence":
         upper_bound = mean + cfg.kappa * std + penalty  # of the loss: lower is better
@@ -127,8 +135,9 @@ def select(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, member_pred: Opti
     raise UserError(f"search.rule: unknown rule {cfg.rule!r}; choose one of {', '.join(RULES)}")
 
 
-def _trust_region(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, by_pred: np.ndarray,
-                  proxies: Optional[np.ndarray]) -> Selection:
+def _trust_region(
+    cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, by_pred: np.ndarray, proxies: Optional[np.ndarray]
+) -> Selection:
     """trust_region's pick: the best `top_k` eligible candidates within the radius of the best one's
     nearest proxy (`pred`: the scores, penalty included; `by_pred`: their order)."""
     if proxies is None:
@@ -141,10 +150,17 @@ def _trust_region(cfg: SearchConfig, W: np.ndarray, pred: np.ndarray, by_pred: n
         raise UserError(
             f"search.rule=trust_region: none of the best {len(pred)} mixtures lies within L1 {radius:.4g} "
             f"(search.trust_radius {cfg.trust_radius} x the proxies' median spacing {spacing:.4g}) of a "
-            f"trained proxy (nearest: {near.min():.4g}); raise search.candidates or search.trust_radius")
+            f"trained proxy (nearest: {near.min():.4g}); raise search.candidates or search.trust_radius"
+        )
     anchor = int(which[eligible[0], 0])
     in_ball = eligible[np.abs(W[eligible] - proxies[anchor]).sum(axis=1) <= radius]
-    rows = in_ball[:min(cfg.top_k, len(pred))]
-    info = {"top_k": cfg.top_k, "trust_radius": cfg.trust_radius, "radius_l1": radius,
-            "proxy_spacing_median": spacing, "eligible": int(len(eligible)), "in_anchor_ball": int(len(in_ball))}
+    rows = in_ball[: min(cfg.top_k, len(pred))]
+    info = {
+        "top_k": cfg.top_k,
+        "trust_radius": cfg.trust_radius,
+        "radius_l1": radius,
+        "proxy_spacing_median": spacing,
+        "eligible": int(len(eligible)),
+        "in_anchor_ball": int(len(in_ball)),
+    }
     return Selection(rows, pred[rows], info, anchor, radius)

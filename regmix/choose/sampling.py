@@ -19,8 +19,8 @@ import numpy as np
 from regmix.config import LargeConfig, SampleConfig, train_tokens
 from regmix.errors import UserError
 from regmix.mixtures import PILE_TOKEN_SHARE, validate_mixture
-from regmix.tables import token_prior
 from regmix.progress import progress
+from regmix.tables import token_prior
 
 METHODS = ("regmix", "uniform", "space_filling")
 DRAW_BATCH = 100_000  # Dirichlet draws per vectorised batch (~14 MB of float64 at 17 domains)
@@ -70,9 +70,14 @@ class MixtureGenerator:
         """Per domain: its weight in `w`, its cap and the epochs of the large run (mixture.yaml;
         epochs null when the generator does not know the tokens)."""
         epochs = self.epochs(w)
-        return {d: {"weight": round(float(w[i]), 6), "cap": round(float(self.caps[i]) / self.units, 6),
-                    "epochs": None if epochs is None else round(float(epochs[i]), 4)}
-                for i, d in enumerate(self.domains)}
+        return {
+            d: {
+                "weight": round(float(w[i]), 6),
+                "cap": round(float(self.caps[i]) / self.units, 6),
+                "epochs": None if epochs is None else round(float(epochs[i]), 4),
+            }
+            for i, d in enumerate(self.domains)
+        }
 
     def project(self, w: np.ndarray) -> np.ndarray:
         """One mixture (e.g. an average of draws) snapped to the grid within the caps.
@@ -130,9 +135,12 @@ def to_grid(W: np.ndarray, units: int) -> np.ndarray:
     return K
 
 
-def make_generator(cfg: SampleConfig, token_share: Mapping[str, float],
-                   train_tokens: Mapping[str, float] | None = None,
-                   large_tokens: int | None = None) -> MixtureGenerator:
+def make_generator(
+    cfg: SampleConfig,
+    token_share: Mapping[str, float],
+    train_tokens: Mapping[str, float] | None = None,
+    large_tokens: int | None = None,
+) -> MixtureGenerator:
     """Check the `sample` section and prepare its generator over the domains of `token_share`
     (the prior unless `sample.prior` is set).
 
@@ -151,8 +159,10 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float],
     if cfg.max_epochs is not None and cfg.max_epochs <= 0:
         raise UserError(f"sample.max_epochs: {cfg.max_epochs} must be > 0 (or null: no caps)")
     if cfg.max_epochs is not None and (train_tokens is None or not (large_tokens or 0) > 0):
-        raise UserError("sample.max_epochs: caps are epochs of the large run; they need each domain's train "
-                        "tokens and the large run's tokens (or sample.max_epochs: null)")
+        raise UserError(
+            "sample.max_epochs: caps are epochs of the large run; they need each domain's train "
+            "tokens and the large run's tokens (or sample.max_epochs: null)"
+        )
     units = round(1 / cfg.minimum)
     share = np.array(list(validate_mixture(token_share, domains, "token share").values()))
     tokens = np.array([float(train_tokens[d]) for d in domains]) if train_tokens is not None else None
@@ -172,8 +182,10 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float],
                 "fits; raise sample.max_epochs, bring more data, or train the large run on fewer tokens"
             )
         if cfg.prior is not None and (capped := [d for d, p, c in zip(domains, prior, caps) if p * units > c]):
-            raise UserError(f"sample.prior: weight above the cap of {cfg.max_epochs:g} epochs in the large run "
-                            f"for {', '.join(capped)}")
+            raise UserError(
+                f"sample.prior: weight above the cap of {cfg.max_epochs:g} epochs in the large run "
+                f"for {', '.join(capped)}"
+            )
 
     if cfg.method == "regmix":
         alpha = prior**cfg.temperature
@@ -185,12 +197,17 @@ def make_generator(cfg: SampleConfig, token_share: Mapping[str, float],
     return MixtureGenerator(domains, prior, alpha, strengths, caps, units, tokens, large_tokens, cfg.max_epochs)
 
 
-def swarm_generator(cfg: SampleConfig, large: LargeConfig,
-                    domains: Mapping[str, Mapping[str, Any]]) -> MixtureGenerator:
+def swarm_generator(
+    cfg: SampleConfig, large: LargeConfig, domains: Mapping[str, Mapping[str, Any]]
+) -> MixtureGenerator:
     """The generator `sample` and `search` share: prepare's domains table gives the prior's
     share and each domain's train tokens, the large run's tokens are what the caps are epochs of."""
-    return make_generator(cfg, token_prior(domains), {d: info["train_tokens"] for d, info in domains.items()},
-                          train_tokens(large.optim, large.model.context))
+    return make_generator(
+        cfg,
+        token_prior(domains),
+        {d: info["train_tokens"] for d, info in domains.items()},
+        train_tokens(large.optim, large.model.context),
+    )
 
 
 PILE_CORPUS_TOKENS, PILE_LARGE_TOKENS = 250_000_000_000, 25_000_000_000  # RegMix's Pile and its large run

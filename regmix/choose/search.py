@@ -107,9 +107,14 @@ class Pool:
         return self.gen.weights(accepted_draws(self.gen, np.random.default_rng(self.seeds[i]), size))
 
 
-def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: Optional[Sequence[str]],
-              gen: MixtureGenerator, chosen: np.ndarray,
-              margin: float = 1.0) -> tuple[dict[str, Any], Optional[np.ndarray]]:
+def incumbent(
+    model: FittedRegressor,
+    proxies: Optional[np.ndarray],
+    proxy_ids: Optional[Sequence[str]],
+    gen: MixtureGenerator,
+    chosen: np.ndarray,
+    margin: float = 1.0,
+) -> tuple[dict[str, Any], Optional[np.ndarray]]:
     """The trained proxy with the lowest estimated target loss (see the module docstring) against
     the predicted loss of `chosen`: (what was weighed, the proxy's weights when it wins). It wins
     only when estimated lower by more than `margin` x the fit's resolution (`FittedRegressor.resolution`):
@@ -144,16 +149,33 @@ def incumbent(model: FittedRegressor, proxies: Optional[np.ndarray], proxy_ids: 
     resolution = model.resolution()
     needed = None if resolution is None else margin * resolution
     wins = needed is not None and bool(versus - estimate[best] > needed)
-    info = {"proxy": str(model.proxy_ids[known[best]]), "measured": float(y[best]), "out_of_fold": float(p[best]),
-            "estimate": float(estimate[best]), "weight_on_measurement": weight, "seed_std": float(model.seed_std),
-            "error_std": float(np.sqrt(error)), "proxies": int(eligible.sum()), "versus_predicted": float(versus),
-            "margin": margin, "resolution": resolution, "margin_nats": needed, "chosen": wins}
+    info = {
+        "proxy": str(model.proxy_ids[known[best]]),
+        "measured": float(y[best]),
+        "out_of_fold": float(p[best]),
+        "estimate": float(estimate[best]),
+        "weight_on_measurement": weight,
+        "seed_std": float(model.seed_std),
+        "error_std": float(np.sqrt(error)),
+        "proxies": int(eligible.sum()),
+        "versus_predicted": float(versus),
+        "margin": margin,
+        "resolution": resolution,
+        "margin_nats": needed,
+        "chosen": wins,
+    }
     return info, (proxies[rows[best]].copy() if wins else None)
 
 
-def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, seed: int,
-           threads: int = 1, proxies: Optional[np.ndarray] = None,
-           proxy_ids: Optional[Sequence[str]] = None) -> SearchResult:
+def search(
+    model: FittedRegressor,
+    gen: MixtureGenerator,
+    cfg: SearchConfig,
+    seed: int,
+    threads: int = 1,
+    proxies: Optional[np.ndarray] = None,
+    proxy_ids: Optional[Sequence[str]] = None,
+) -> SearchResult:
     """Simulate `cfg.n_simulations` mixtures from `gen`, chunk by chunk, and choose one by `cfg.rule`.
 
     Chunks draw from independent seeds spawned from `seed`, so the result does not depend
@@ -166,8 +188,10 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     """
     _check(cfg, proxies)
     if cfg.rule in MEMBER_RULES and len(model.members) < 2:
-        raise UserError(f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
-                        "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)")
+        raise UserError(
+            f"search.rule={cfg.rule} needs the regressor's bootstrap members: set "
+            "regression.n_bootstrap >= 2 and re-run the fit stage (dvc repro fit)"
+        )
     cols = regressor_columns(model.domains, gen.domains)
     pool = Pool(gen, cfg.n_simulations, cfg.chunk_size, seed)
     spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
@@ -178,13 +202,27 @@ def search(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, see
     members = np.array([gen.project(t.W.mean(axis=0)) for t in tops[1:]]).reshape(-1, len(gen.domains))
     spread_n = min(cfg.n_simulations, -(-spread_end // cfg.chunk_size) * cfg.chunk_size)
     measured, over_prior, nominees = _nominate(model, gen, cfg, chosen, cols, proxies, proxy_ids)
-    return SearchResult(gen.domains, chosen, TopK(best.W[rows], best.pred[rows]), members, cfg.n_simulations,
-                        spread_n, cfg.rule, info["averaged"], sel.score[: len(rows)], info, gen.usage(chosen),
-                        over_prior, measured, nominees)
+    return SearchResult(
+        gen.domains,
+        chosen,
+        TopK(best.W[rows], best.pred[rows]),
+        members,
+        cfg.n_simulations,
+        spread_n,
+        cfg.rule,
+        info["averaged"],
+        sel.score[: len(rows)],
+        info,
+        gen.usage(chosen),
+        over_prior,
+        measured,
+        nominees,
+    )
 
 
-def _scan(model: FittedRegressor, pool: Pool, cfg: SearchConfig, cols: list[int], spread_end: int,
-          threads: int) -> tuple[list[TopK], list[np.ndarray]]:
+def _scan(
+    model: FittedRegressor, pool: Pool, cfg: SearchConfig, cols: list[int], spread_end: int, threads: int
+) -> tuple[list[TopK], list[np.ndarray]]:
     """Predict every chunk of the pool: [the base model's best rows, each member's top-k over the
     first `spread_end` mixtures], and for `band` every base prediction, chunk by chunk."""
     keep = cfg.top_k if cfg.rule == "top_k" and not cfg.prior_penalty else max(cfg.top_k, cfg.candidates)
@@ -210,13 +248,12 @@ def _scan(model: FittedRegressor, pool: Pool, cfg: SearchConfig, cols: list[int]
                 tops = chunk
             else:  # chunks past `spread_simulations` carry the model's best alone
                 tops[0] = tops[0].merge(chunk[0], keep)
-                tops[1: len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops[1:], chunk[1:])]
+                tops[1 : len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops[1:], chunk[1:])]
     assert tops is not None
     return tops, preds
 
 
-def _member_predictions(model: FittedRegressor, best: TopK, cfg: SearchConfig,
-                        cols: list[int]) -> Optional[np.ndarray]:
+def _member_predictions(model: FittedRegressor, best: TopK, cfg: SearchConfig, cols: list[int]) -> Optional[np.ndarray]:
     """The members' predictions (m, n) of the base's best mixtures, for the rules that read them."""
     if cfg.rule not in MEMBER_RULES:
         return None
@@ -228,8 +265,15 @@ def _member_predictions(model: FittedRegressor, best: TopK, cfg: SearchConfig,
     return member_pred
 
 
-def _average(cfg: SearchConfig, sel: Selection, best: TopK, pool: Pool, preds: list[np.ndarray],
-             proxies: Optional[np.ndarray], threads: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def _average(
+    cfg: SearchConfig,
+    sel: Selection,
+    best: TopK,
+    pool: Pool,
+    preds: list[np.ndarray],
+    proxies: Optional[np.ndarray],
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The choice: the mean of the selected mixtures on the grid (band: of every in-band mixture of
     the pool), the rows of `best` it averages, and the rule's info with the count averaged."""
     info = dict(sel.info, candidates=len(best.pred))
@@ -261,9 +305,15 @@ def _band_sum(pool: Pool, preds: list[np.ndarray], threshold: float, threads: in
         return np.sum(list(workers.map(part, hit)), axis=0)
 
 
-def _nominate(model: FittedRegressor, gen: MixtureGenerator, cfg: SearchConfig, chosen: np.ndarray,
-              cols: list[int], proxies: Optional[np.ndarray], proxy_ids: Optional[Sequence[str]],
-              ) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]], dict[str, np.ndarray]]:
+def _nominate(
+    model: FittedRegressor,
+    gen: MixtureGenerator,
+    cfg: SearchConfig,
+    chosen: np.ndarray,
+    cols: list[int],
+    proxies: Optional[np.ndarray],
+    proxy_ids: Optional[Sequence[str]],
+) -> tuple[Optional[dict[str, Any]], Optional[dict[str, Any]], dict[str, np.ndarray]]:
     """What the incumbent and the prior guard say of `chosen` (see the module docstring): (the
     incumbent's record, the choice against the prior, step -> the mixture it proposes)."""
     measured, over_prior, nominees = None, None, {}
@@ -293,8 +343,10 @@ def _check(cfg: SearchConfig, proxies: Optional[np.ndarray]) -> None:
     if not 0 <= cfg.min_confidence <= 1:
         raise UserError(f"search.min_confidence: {cfg.min_confidence} must be in [0, 1] (0: never keep the prior)")
     if cfg.trust_radius <= 0:
-        raise UserError(f"search.trust_radius: {cfg.trust_radius} must be > 0 (units of the proxies' median "
-                        "nearest-neighbour L1 distance)")
+        raise UserError(
+            f"search.trust_radius: {cfg.trust_radius} must be > 0 (units of the proxies' median "
+            "nearest-neighbour L1 distance)"
+        )
     if cfg.rule == "trust_region" and (proxies is None or len(proxies) < 2):
         raise UserError("search.rule=trust_region needs at least 2 trained proxies (results/proxies.csv)")
 

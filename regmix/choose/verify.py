@@ -61,11 +61,18 @@ class Verified:
     answer: dict[str, Any] | None  # results/answer.yaml (None without the search's mixture file)
 
 
-def run_verify(compared: Mapping[str, Mapping[str, float]], names: Sequence[str],
-               train: Callable[[dict[str, dict[str, float]]], pd.DataFrame], target: Target,
-               regressor: FittedRegressor | None = None, choice: Mapping[str, Any] | None = None,
-               proxies: pd.DataFrame | None = None, replicates: pd.DataFrame | None = None,
-               scale: Mapping[str, Any] | None = None, choose: bool = True) -> Verified:
+def run_verify(
+    compared: Mapping[str, Mapping[str, float]],
+    names: Sequence[str],
+    train: Callable[[dict[str, dict[str, float]]], pd.DataFrame],
+    target: Target,
+    regressor: FittedRegressor | None = None,
+    choice: Mapping[str, Any] | None = None,
+    proxies: pd.DataFrame | None = None,
+    replicates: pd.DataFrame | None = None,
+    scale: Mapping[str, Any] | None = None,
+    choose: bool = True,
+) -> Verified:
     """The `verify` stage's check: the `names` among the `compared` mixtures measured again (with the
     mixtures the search's steps proposed, when `regmix` is among them), judged (`judge`), the
     decision's last step taken (`verified_step`) and the mixture the large runs train as `regmix`.
@@ -95,28 +102,47 @@ def run_verify(compared: Mapping[str, Mapping[str, float]], names: Sequence[str]
     return Verified(table, result, final, to_use)
 
 
-def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequence[float]],
-          predicted: Mapping[str, float], swarm: Mapping[str, float] | None = None,
-          scale: Mapping[str, Any] | None = None, choose: bool = True) -> dict[str, Any]:
+def judge(
+    measured: Mapping[str, Sequence[float]],
+    replicates: Mapping[str, Sequence[float]],
+    predicted: Mapping[str, float],
+    swarm: Mapping[str, float] | None = None,
+    scale: Mapping[str, Any] | None = None,
+    choose: bool = True,
+) -> dict[str, Any]:
     """results/verify.json from each mixture's target loss per fresh seed (`measured`), the swarm's
     (proxy, replicate) target pairs (`replicates`: {id: [loss, loss again]}), the regression's
     predictions and, for swarm members, the loss the swarm measured (`swarm`). `scale`: the
     changes to the proxy config the seeds trained with (`verify.model`, `verify.optim`; empty:
     the proxies' own). `choice`: the mixture the large runs train as `regmix` (`final_choice`)."""
     swarm = swarm or {}
-    noise = pooled_noise({**{f"mixture {n}": v for n, v in measured.items()},
-                          **{f"replicate {i}": v for i, v in replicates.items()}})
+    noise = pooled_noise(
+        {**{f"mixture {n}": v for n, v in measured.items()}, **{f"replicate {i}": v for i, v in replicates.items()}}
+    )
     seeds = {len(v) for v in measured.values()}
-    out: dict[str, Any] = {"seeds": max(seeds, default=0), "scale": dict(scale or {}),
-                           "seed_noise": {"std": noise.std, "df": noise.df, "replicate_pairs": len(replicates)},
-                           "mixtures": {}}
+    out: dict[str, Any] = {
+        "seeds": max(seeds, default=0),
+        "scale": dict(scale or {}),
+        "seed_noise": {"std": noise.std, "df": noise.df, "replicate_pairs": len(replicates)},
+        "mixtures": {},
+    }
     reference = measured.get(CHOSEN)
-    tested = holm({name: compare(losses, reference, noise) for name, losses in measured.items()
-                   if reference is not None and name != CHOSEN})
+    tested = holm(
+        {
+            name: compare(losses, reference, noise)
+            for name, losses in measured.items()
+            if reference is not None and name != CHOSEN
+        }
+    )
     for name, losses in measured.items():
         mean, low, high = interval(losses, noise)
-        entry: dict[str, Any] = {"measured": mean, "ci95": [low, high], "seeds": len(losses),
-                                 "seed_std": spread(losses, noise).std, "predicted": predicted.get(name)}
+        entry: dict[str, Any] = {
+            "measured": mean,
+            "ci95": [low, high],
+            "seeds": len(losses),
+            "seed_std": spread(losses, noise).std,
+            "predicted": predicted.get(name),
+        }
         if name in swarm:
             entry["swarm"] = swarm[name]
         if name in tested:
@@ -131,8 +157,9 @@ def judge(measured: Mapping[str, Sequence[float]], replicates: Mapping[str, Sequ
 PROPOSED_AS = {INCUMBENT: INCUMBENT, PRIOR_GUARD: PRIOR}  # a step's proposal, verified under this name
 
 
-def proposed_mixtures(choice: Mapping[str, Any],
-                      verified: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+def proposed_mixtures(
+    choice: Mapping[str, Any], verified: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
     """The mixtures the search's steps proposed in the choice's place (results/mixture.yaml's
     `proposals`), by the name verify measures them under, less those already among `verified`
     (under that name, or with the same weights: the incumbent's proxy is often `best_proxy`)."""
@@ -165,8 +192,11 @@ def replaced(result: Mapping[str, Any]) -> str | None:
     return None if name == CHOSEN else name
 
 
-def trained(compared: Mapping[str, Mapping[str, float]], result: Mapping[str, Any],
-            verified: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, dict[str, float]]:
+def trained(
+    compared: Mapping[str, Mapping[str, float]],
+    result: Mapping[str, Any],
+    verified: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, dict[str, float]]:
     """The compared mixtures the large runs train: the search's (`compared`), with `regmix` the
     weights of the mixture the check chose (`result["choice"]`; among `verified` when it is a step's
     proposal rather than a compared mixture)."""
@@ -177,27 +207,42 @@ def trained(compared: Mapping[str, Mapping[str, float]], result: Mapping[str, An
     return out
 
 
-def verified_step(result: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
-                  predicted: Mapping[str, float], choose: bool) -> dict[str, Any]:
+def verified_step(
+    result: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], predicted: Mapping[str, float], choose: bool
+) -> dict[str, Any]:
     """The decision's last step (regmix.choose.decision) from the check's `result` (judge's output)."""
     entries, choice = result.get("mixtures", {}), result.get("choice", {})
     if CHOSEN not in entries:
-        return step(VERIFIED_PICK, "off: the search's choice was not measured again (verify.seeds: 0 or "
-                                   "`regmix` not among verify.mixtures)")
+        return step(
+            VERIFIED_PICK,
+            "off: the search's choice was not measured again (verify.seeds: 0 or `regmix` not among verify.mixtures)",
+        )
     other, lowest = replaced(result), choice.get("lowest", CHOSEN)
     if other:
         vs = entries[other]["vs_regmix"]
-        return step(VERIFIED_PICK, f"`{other}` measured {vs['difference']:+.4f} nats against the choice on fresh seeds "
-                                   f"(Holm-adjusted p {vs['p_holm']:.3g}): it replaces the choice", changed=True,
-                    l1_change=l1(mixtures[CHOSEN], mixtures[other]),
-                    predicted_change=_minus(predicted.get(other), predicted.get(CHOSEN)), mixture=other)
+        return step(
+            VERIFIED_PICK,
+            f"`{other}` measured {vs['difference']:+.4f} nats against the choice on fresh seeds "
+            f"(Holm-adjusted p {vs['p_holm']:.3g}): it replaces the choice",
+            changed=True,
+            l1_change=l1(mixtures[CHOSEN], mixtures[other]),
+            predicted_change=_minus(predicted.get(other), predicted.get(CHOSEN)),
+            mixture=other,
+        )
     if lowest == CHOSEN:
         return step(VERIFIED_PICK, "the choice measured the lowest on fresh seeds: kept", mixture=CHOSEN)
     vs = entries[lowest].get("vs_regmix", {})
-    why = ("verify.choose: false" if not choose else
-           f"not distinguishable, Holm-adjusted p {vs.get('p_holm', math.nan):.3g}")
-    return step(VERIFIED_PICK, f"`{lowest}` measured {vs.get('difference', math.nan):+.4f} nats against the choice on "
-                               f"fresh seeds ({why}): kept the choice", mixture=CHOSEN)
+    why = (
+        "verify.choose: false"
+        if not choose
+        else f"not distinguishable, Holm-adjusted p {vs.get('p_holm', math.nan):.3g}"
+    )
+    return step(
+        VERIFIED_PICK,
+        f"`{lowest}` measured {vs.get('difference', math.nan):+.4f} nats against the choice on "
+        f"fresh seeds ({why}): kept the choice",
+        mixture=CHOSEN,
+    )
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -210,15 +255,25 @@ def gain_over_prior(c: Comparison, predicted_gain: float) -> dict[str, Any]:
     what the search's selection added. `verdict`: real, prior better, not distinguishable, unknown
     or same runs."""
     verdict = {"worse": "real", "better": "prior better"}.get(c.verdict, c.verdict)
-    return {"predicted": predicted_gain, "measured": c.difference, "ci95": [c.low, c.high], "p_value": c.p_value,
-            "p_holm": c.p_adjusted, "verdict": verdict, "optimism": predicted_gain - c.difference}
+    return {
+        "predicted": predicted_gain,
+        "measured": c.difference,
+        "ci95": [c.low, c.high],
+        "p_value": c.p_value,
+        "p_holm": c.p_adjusted,
+        "verdict": verdict,
+        "optimism": predicted_gain - c.difference,
+    }
 
 
 def where(result: Mapping[str, Any]) -> str:
     """Where the fresh seeds trained: the proxy scale, or the check's own (`verify.model`, `verify.optim`)."""
     scale = result.get("scale")
-    return "at the proxy scale" if not scale else "at the check's scale (" + ", ".join(
-        f"{k} {v}" for k, v in scale.items()) + ")"
+    return (
+        "at the proxy scale"
+        if not scale
+        else "at the check's scale (" + ", ".join(f"{k} {v}" for k, v in scale.items()) + ")"
+    )
 
 
 def doubts(result: Mapping[str, Any]) -> list[str]:
@@ -226,29 +281,43 @@ def doubts(result: Mapping[str, Any]) -> list[str]:
     mixture that measured distinguishably better (or lower, when it replaced the choice), or a
     gain over the prior they do not confirm."""
     other = replaced(result)
-    lines = [f"`{n}` measured distinguishably better than `{CHOSEN}` {where(result)} "
-             f"({e['vs_regmix']['difference']:+.3f} nats)" for n, e in result.get("mixtures", {}).items()
-             if e.get("vs_regmix", {}).get("verdict") == "better" and n != other]
+    lines = [
+        f"`{n}` measured distinguishably better than `{CHOSEN}` {where(result)} "
+        f"({e['vs_regmix']['difference']:+.3f} nats)"
+        for n, e in result.get("mixtures", {}).items()
+        if e.get("vs_regmix", {}).get("verdict") == "better" and n != other
+    ]
     if other:
         vs = result["mixtures"][other]["vs_regmix"]
-        lines.insert(0, f"the large runs train `{other}`'s mixture as `{CHOSEN}`, not the search's choice: it "
-                        f"measured {vs['difference']:+.3f}{_ci(vs['ci95'])} nats against it {where(result)} "
-                        f"({vs['verdict']})")
+        lines.insert(
+            0,
+            f"the large runs train `{other}`'s mixture as `{CHOSEN}`, not the search's choice: it "
+            f"measured {vs['difference']:+.3f}{_ci(vs['ci95'])} nats against it {where(result)} "
+            f"({vs['verdict']})",
+        )
     lowest = result.get("choice", {}).get("lowest", CHOSEN)
     if not other and lowest != CHOSEN and result["mixtures"][lowest]["vs_regmix"]["verdict"] != "better":
         vs = result["mixtures"][lowest]["vs_regmix"]
-        lines.append(f"`{lowest}` measured lower than `{CHOSEN}` {where(result)} ({vs['difference']:+.3f}"
-                     f"{_ci(vs['ci95'])} nats, {vs['verdict']}): the search's choice is kept")
+        lines.append(
+            f"`{lowest}` measured lower than `{CHOSEN}` {where(result)} ({vs['difference']:+.3f}"
+            f"{_ci(vs['ci95'])} nats, {vs['verdict']}): the search's choice is kept"
+        )
     gain = result.get("over_prior")
     if gain and gain["verdict"] == "not distinguishable":
-        lines.append(f"the gain over `{PRIOR}` predicted ({gain['predicted']:.3f} nats) is not confirmed by "
-                     f"the fresh seeds {where(result)} ({gain['measured']:.3f}{_ci(gain['ci95'])})")
+        lines.append(
+            f"the gain over `{PRIOR}` predicted ({gain['predicted']:.3f} nats) is not confirmed by "
+            f"the fresh seeds {where(result)} ({gain['measured']:.3f}{_ci(gain['ci95'])})"
+        )
     if lines and result.get("scale"):
-        lines.append("what the proxies found may not hold at a larger scale: more seeds (verify.seeds) settle "
-                     "this check before the large runs")
+        lines.append(
+            "what the proxies found may not hold at a larger scale: more seeds (verify.seeds) settle "
+            "this check before the large runs"
+        )
     elif lines:
-        lines.append("more proxies (sample.n_mixtures, active.rounds) or more seeds (verify.seeds) can settle it "
-                     "before the large runs")
+        lines.append(
+            "more proxies (sample.n_mixtures, active.rounds) or more seeds (verify.seeds) can settle it "
+            "before the large runs"
+        )
     return lines
 
 
@@ -277,10 +346,15 @@ def verify_text(result: Mapping[str, Any]) -> str:
     text += "."
     gain = result.get("over_prior")
     if gain:
-        said = {"real": "real", "prior better": "`prior` is distinguishably better",
-                "not distinguishable": "not distinguishable from no gain"}.get(gain["verdict"], "unknown noise")
-        text += (f" Its gain over `{PRIOR}`: {gain['measured']:.3f}{_ci(gain['ci95'])} measured against "
-                 f"{gain['predicted']:.3f} predicted ({said}).")
+        said = {
+            "real": "real",
+            "prior better": "`prior` is distinguishably better",
+            "not distinguishable": "not distinguishable from no gain",
+        }.get(gain["verdict"], "unknown noise")
+        text += (
+            f" Its gain over `{PRIOR}`: {gain['measured']:.3f}{_ci(gain['ci95'])} measured against "
+            f"{gain['predicted']:.3f} predicted ({said})."
+        )
     others = []
     for name, e in entries.items():
         if name in (CHOSEN, PRIOR) or "vs_regmix" not in e:
@@ -292,16 +366,22 @@ def verify_text(result: Mapping[str, Any]) -> str:
         text += " Others minus `regmix`: " + ", ".join(others) + "."
     other = replaced(result)
     if other:
-        text += (f" The large runs train `{other}`'s mixture as `{CHOSEN}`: it measured distinguishably lower (chosen "
-                 f"on these seeds, so its figure here is optimistic; the large runs' own seeds judge it).")
+        text += (
+            f" The large runs train `{other}`'s mixture as `{CHOSEN}`: it measured distinguishably lower (chosen "
+            f"on these seeds, so its figure here is optimistic; the large runs' own seeds judge it)."
+        )
     elif len(entries) > 1:
-        text += (f" No verified mixture measured distinguishably lower: the large runs train the search's choice as "
-                 f"`{CHOSEN}`.")
+        text += (
+            f" No verified mixture measured distinguishably lower: the large runs train the search's choice as "
+            f"`{CHOSEN}`."
+        )
     if noise["df"]:
         pairs = f" and {noise['replicate_pairs']} replicate pairs of the swarm" if noise["replicate_pairs"] else ""
-        text += (f" Pooled seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}), "
-                 "what a mixture with one seed borrows; 95% intervals on each mixture's own seed noise, Welch's "
-                 "t-tests, Holm-adjusted.")
+        text += (
+            f" Pooled seed noise {noise['std']:.3f} nats ({noise['df']} degrees of freedom: these seeds{pairs}), "
+            "what a mixture with one seed borrows; 95% intervals on each mixture's own seed noise, Welch's "
+            "t-tests, Holm-adjusted."
+        )
     else:
         text += " The seed noise is unknown (one seed and no replicates): no difference can be judged."
     return text

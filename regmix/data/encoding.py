@@ -41,9 +41,19 @@ def chunks(records: Iterator[Record]) -> Iterator[list[Record]]:
         yield chunk
 
 
-def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root: Path, bad: BadRecords,
-             workers: int | None, backend: str | None = None, ray_address: str | None = None, seed: int = 0,
-             eval_sets: Sequence[EvalSetSource] = ()) -> ShardWriter:
+def tokenize(
+    source,
+    cfg: DataConfig,
+    tokenizer_json: str,
+    dtype: np.dtype,
+    root: Path,
+    bad: BadRecords,
+    workers: int | None,
+    backend: str | None = None,
+    ray_address: str | None = None,
+    seed: int = 0,
+    eval_sets: Sequence[EvalSetSource] = (),
+) -> ShardWriter:
     """Tokenise every selected record into shards under `root`: chunks go to the encoders
     `encoders` chooses and are written back in order, so the shards do not depend on them."""
     writer = ShardWriter(root, cfg.max_tokens, cfg.test_fraction, seed)
@@ -67,8 +77,13 @@ def tokenize(source, cfg: DataConfig, tokenizer_json: str, dtype: np.dtype, root
 
 
 @contextmanager
-def encoders(tokenizer_json: str, dtype: np.dtype, workers: int | None, backend: str | None = None,
-             ray_address: str | None = None) -> Iterator[tuple[Callable[[list[str]], Future], int]]:
+def encoders(
+    tokenizer_json: str,
+    dtype: np.dtype,
+    workers: int | None,
+    backend: str | None = None,
+    ray_address: str | None = None,
+) -> Iterator[tuple[Callable[[list[str]], Future], int]]:
     """Where texts are tokenised, chosen here alone: `submit(texts)` (a future of their ids and
     lengths, see `tok.Encoder.encode`) and how many chunks are encoded at once.
 
@@ -121,9 +136,17 @@ def _encode_on_ray(tokenizer: list, dtype: str, texts: list[str]) -> tuple[np.nd
     return _ray_encoder[1].encode(texts)
 
 
-def copy_tokens(source: TokenSource, cfg: DataConfig, eot: int, dtype: np.dtype, root: Path,
-                bad: BadRecords, seed: int, eval_sets: Sequence[EvalSetSource] = (),
-                encoder: tok.Encoder | None = None) -> ShardWriter:
+def copy_tokens(
+    source: TokenSource,
+    cfg: DataConfig,
+    eot: int,
+    dtype: np.dtype,
+    root: Path,
+    bad: BadRecords,
+    seed: int,
+    eval_sets: Sequence[EvalSetSource] = (),
+    encoder: tok.Encoder | None = None,
+) -> ShardWriter:
     """Copy every selected pre-tokenised document, with an end-of-text, into shards under `root`;
     evaluation sets (text) go through `encoder`."""
     writer = ShardWriter(root, cfg.max_tokens, cfg.test_fraction, seed)

@@ -23,7 +23,7 @@ def ngram_hashes(tokens: np.ndarray, n: int = NGRAM) -> np.ndarray:
     base = np.uint64(1_000_003)
     with np.errstate(over="ignore"):  # wrap-around is the hash
         for k in range(n):
-            out = out * base + ids[k: len(ids) - n + 1 + k] + np.uint64(1)
+            out = out * base + ids[k : len(ids) - n + 1 + k] + np.uint64(1)
     return out
 
 

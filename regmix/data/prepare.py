@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from regmix.config import DataConfig
-from regmix.target import eval_set_specs
 from regmix.data import tokenizer as tok
 from regmix.data.encoding import copy_tokens, tokenize
 from regmix.data.overlap import WARN_SHARE, overlap_share, train_ngrams
@@ -30,6 +29,7 @@ from regmix.data.sources import BadRecords, TokenSource, slug
 from regmix.data.sources.evalset import EvalSetSource, check_eval_set
 from regmix.data.tasks import read_task, split_examples, write_task
 from regmix.progress import say
+from regmix.target import eval_set_specs
 
 
 @contextmanager
@@ -50,9 +50,17 @@ def staging(final: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Path | None = None,
-            workers: int | None = 1, backend: str | None = None, ray_address: str | None = None,
-            eval_sets: Mapping[str, Any] | None = None, tasks: Mapping[str, str] | None = None) -> dict:
+def prepare(
+    cfg: DataConfig,
+    seed: int,
+    tokens_dir: str | Path,
+    cache: str | Path | None = None,
+    workers: int | None = 1,
+    backend: str | None = None,
+    ray_address: str | None = None,
+    eval_sets: Mapping[str, Any] | None = None,
+    tasks: Mapping[str, str] | None = None,
+) -> dict:
     """Build `tokens_dir` (shards, tokenizer.json, meta.json, tasks/) and return the sets table.
 
     `eval_sets` and `tasks` are params' sections of the same names (regmix.data.sources.evalset,
@@ -77,11 +85,13 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
         bad = BadRecords(cfg.skip_bad_records)
         if isinstance(source, TokenSource):
             source.use_vocabulary(eot, vocab)
-            writer = copy_tokens(source, cfg, eot, dtype, stage, bad, seed, sets,
-                                 tok.Encoder(tokenizer.to_str(), dtype.name))
+            writer = copy_tokens(
+                source, cfg, eot, dtype, stage, bad, seed, sets, tok.Encoder(tokenizer.to_str(), dtype.name)
+            )
         else:
-            writer = tokenize(source, cfg, tokenizer.to_str(), dtype, stage, bad, workers, backend, ray_address,
-                              seed, sets)
+            writer = tokenize(
+                source, cfg, tokenizer.to_str(), dtype, stage, bad, workers, backend, ray_address, seed, sets
+            )
         if bad.per_file:
             print(bad.summary())
         held_out = sorted({slug(d) for d in cfg.eval_only}) + [s.name for s in specs]
@@ -90,21 +100,38 @@ def prepare(cfg: DataConfig, seed: int, tokens_dir: str | Path, cache: str | Pat
         for name, parts in task_sets.items():
             for split, examples in parts.items():
                 write_task(task_path(stage, name, split), examples)
-        write_meta(stage, TokenMeta(vocab_size=vocab, eot_id=eot, dtype=dtype.name, domains=domains,
-                                    held_out=held_out, tasks=list(task_sets)))
+        write_meta(
+            stage,
+            TokenMeta(
+                vocab_size=vocab,
+                eot_id=eot,
+                dtype=dtype.name,
+                domains=domains,
+                held_out=held_out,
+                tasks=list(task_sets),
+            ),
+        )
     describe = {s.spec.name: s.describe() for s in sets}
     return sets_table(writer, tokens_dir, domains, held_out, lambda d: describe.get(d) or source.describe(d), bad)
 
 
-def sets_table(writer: ShardWriter, tokens_dir: Path, domains: list[str], held_out: list[str],
-               describe: Callable[[str], str], bad: BadRecords) -> dict:
+def sets_table(
+    writer: ShardWriter,
+    tokens_dir: Path,
+    domains: list[str],
+    held_out: list[str],
+    describe: Callable[[str], str],
+    bad: BadRecords,
+) -> dict:
     """results/domains.json: per set its role, documents and tokens per split, its source, and the
     share of its test 13-grams found in train (warned above `WARN_SHARE`)."""
     train = train_ngrams(open_tokens(tokens_dir, "train", d) for d in domains)
     table = {}
     for d in [*domains, *held_out]:
-        entry: dict[str, Any] = {"role": "train" if d in domains else "held_out",
-                                 "documents": sum(writer.docs[(s, d)] for s in SPLITS)}
+        entry: dict[str, Any] = {
+            "role": "train" if d in domains else "held_out",
+            "documents": sum(writer.docs[(s, d)] for s in SPLITS),
+        }
         for split in SPLITS:
             if writer.docs[(split, d)]:
                 entry[f"{split}_documents"] = int(writer.docs[(split, d)])
@@ -116,7 +143,9 @@ def sets_table(writer: ShardWriter, tokens_dir: Path, domains: list[str], held_o
             entry["skipped"] = int(bad.per_domain[d])
         entry["test_13gram_in_train"] = round(overlap_share(open_tokens(tokens_dir, "test", d), train), 4)
         if entry["test_13gram_in_train"] > WARN_SHARE:
-            say(f"warning: {entry['test_13gram_in_train']:.1%} of {d!r}'s test 13-grams occur in the train "
-                f"shards (above {WARN_SHARE:.0%}): its test scores flatter every mixture; deduplicate the data")
+            say(
+                f"warning: {entry['test_13gram_in_train']:.1%} of {d!r}'s test 13-grams occur in the train "
+                f"shards (above {WARN_SHARE:.0%}): its test scores flatter every mixture; deduplicate the data"
+            )
         table[d] = entry
     return table

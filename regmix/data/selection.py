@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from regmix.config import DataConfig
-from regmix.data.sources import (BadRecords, HFSource, JsonlSource, MegatronSource, NumpySource, PileSource,
-                                 Record, TokenRecord, slug)
+from regmix.data.sources import (
+    BadRecords,
+    HFSource,
+    JsonlSource,
+    MegatronSource,
+    NumpySource,
+    PileSource,
+    Record,
+    TokenRecord,
+    slug,
+)
 from regmix.data.sources.evalset import EvalSetSource
 from regmix.errors import UserError
 from regmix.progress import progress
@@ -29,29 +38,39 @@ def open_source(cfg: DataConfig, seed: int, cache: str | Path | None = None):
         return JsonlSource(cfg.path, cfg.text_field, cfg.valid_fraction, seed)
     if cfg.source == "pile":
         if cfg.hf_name:
-            return HFSource(cfg.hf_name, cfg.hf_config, cfg.path, cfg.text_field,
-                            cfg.domain_field or "meta.pile_set_name", cfg.valid_fraction, seed)
+            return HFSource(
+                cfg.hf_name,
+                cfg.hf_config,
+                cfg.path,
+                cfg.text_field,
+                cfg.domain_field or "meta.pile_set_name",
+                cfg.valid_fraction,
+                seed,
+            )
         if not cfg.path:
             raise UserError("data.path (the Pile's folder) or data.hf_name is required for source pile")
-        return PileSource(cfg.path, cfg.text_field, cfg.domain_field or "meta.pile_set_name",
-                          cfg.valid_fraction, seed)
+        return PileSource(cfg.path, cfg.text_field, cfg.domain_field or "meta.pile_set_name", cfg.valid_fraction, seed)
     if cfg.source == "hf":
-        return HFSource(cfg.hf_name, cfg.hf_config, cfg.path, cfg.text_field, cfg.domain_field,
-                        cfg.valid_fraction, seed)
+        return HFSource(
+            cfg.hf_name, cfg.hf_config, cfg.path, cfg.text_field, cfg.domain_field, cfg.valid_fraction, seed
+        )
     if cfg.source in ("megatron", "numpy"):
         if not cfg.path:
             raise UserError(f"data.path is required for source {cfg.source}")
         if not cfg.tokenizer.path:
-            raise UserError(f"data.tokenizer.path is required for source {cfg.source}: the tokenizer that "
-                            "wrote the token ids (a tokenizer.json or a Hugging Face tokenizer name)")
+            raise UserError(
+                f"data.tokenizer.path is required for source {cfg.source}: the tokenizer that "
+                "wrote the token ids (a tokenizer.json or a Hugging Face tokenizer name)"
+            )
         if cfg.source == "megatron":
             return MegatronSource(cfg.path, cfg.valid_fraction, seed)
         return NumpySource(cfg.path, cfg.dtype, cfg.valid_fraction, seed)
     raise UserError(f"data.source must be demo, jsonl, pile, hf, megatron or numpy, got {cfg.source!r}")
 
 
-def selected(source, cfg: DataConfig, bad: BadRecords, desc: str,
-             eval_sets: Sequence[EvalSetSource] = ()) -> Iterator[Record | TokenRecord]:
+def selected(
+    source, cfg: DataConfig, bad: BadRecords, desc: str, eval_sets: Sequence[EvalSetSource] = ()
+) -> Iterator[Record | TokenRecord]:
     """The source's records after include/exclude and the per-domain document cap, then every
     evaluation set's (all held out: `valid`, as is every document of a `data.eval_only` domain).
     ShardWriter splits each set's held-out documents into valid and test."""
@@ -77,8 +96,9 @@ def selected(source, cfg: DataConfig, bad: BadRecords, desc: str,
         raise UserError(f"data.include names domain(s) not in the corpus: {', '.join(absent)}")
     absent = sorted(eval_only - seen)
     if absent:
-        raise UserError(f"data.eval_only names domain(s) not in the corpus (after include/exclude): "
-                        f"{', '.join(absent)}")
+        raise UserError(
+            f"data.eval_only names domain(s) not in the corpus (after include/exclude): {', '.join(absent)}"
+        )
 
 
 def train_texts(source, cfg: DataConfig) -> Iterator[str]:

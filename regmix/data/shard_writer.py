@@ -102,8 +102,12 @@ def check_splits(writer: ShardWriter, domains: list[str], held_out: list[str]) -
         valid, test = writer.docs[("valid", d)], writer.docs[("test", d)]
         what = f"held-out set {d!r}" if d not in domains else f"domain {d!r}"
         if not valid or not test:
-            raise UserError(f"{what} has {valid + test} held-out document(s): selection (valid) and the verdict "
-                            f"(test) need one each at least; raise data.valid_fraction, or add documents")
+            raise UserError(
+                f"{what} has {valid + test} held-out document(s): selection (valid) and the verdict "
+                f"(test) need one each at least; raise data.valid_fraction, or add documents"
+            )
         if test < MIN_TEST_DOCUMENTS:
-            say(f"warning: {what} has {valid + test} held-out documents, {test} of them in test: its verdict "
-                f"rests on fewer than {MIN_TEST_DOCUMENTS} documents; raise data.valid_fraction")
+            say(
+                f"warning: {what} has {valid + test} held-out documents, {test} of them in test: its verdict "
+                f"rests on fewer than {MIN_TEST_DOCUMENTS} documents; raise data.valid_fraction"
+            )

@@ -89,8 +89,10 @@ def data_signature(tokens_dir: str | Path, domains: list[str], split: str = "tra
     """
     tokens_dir = Path(tokens_dir)
     meta = read_meta(tokens_dir)  # what decides training: not the held-out sets or tasks scored beside it
-    sig: dict[str, Any] = {"meta": [meta.vocab_size, meta.eot_id, meta.dtype, meta.domains],
-                           "tokenizer": file_digest(tokens_dir / TOKENIZER_FILE)}
+    sig: dict[str, Any] = {
+        "meta": [meta.vocab_size, meta.eot_id, meta.dtype, meta.domains],
+        "tokenizer": file_digest(tokens_dir / TOKENIZER_FILE),
+    }
     for domain in domains:
         path = shard_path(tokens_dir, split, domain)
         size = path.stat().st_size
@@ -101,4 +103,3 @@ def data_signature(tokens_dir: str | Path, domains: list[str], split: str = "tra
             h.update(f.read(1 << 20))
         sig[domain] = [size, h.hexdigest()]
     return sig
-

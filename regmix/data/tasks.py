@@ -85,8 +85,10 @@ def _parse(line: str, where: str) -> TaskExample:
 
 def write_task(path: str | Path, examples: Sequence[TaskExample]) -> None:
     """jsonl, one example a line; atomic, so a killed run never leaves half a task file."""
-    lines = (json.dumps({"context": e.context, "choices": list(e.choices), "gold": e.gold},
-                        ensure_ascii=False) + "\n" for e in examples)
+    lines = (
+        json.dumps({"context": e.context, "choices": list(e.choices), "gold": e.gold}, ensure_ascii=False) + "\n"
+        for e in examples
+    )
     write_text(path, "".join(lines))
 
 
@@ -98,9 +100,9 @@ def split_examples(examples: Sequence[TaskExample]) -> dict[str, list[TaskExampl
 
 
 # ------------------------------------------------------------------ tokenisation
-def encode_examples(examples: Sequence[TaskExample], tokenizer: Tokenizer,
-                    context_len: int) -> list[EncodedExample]:
+def encode_examples(examples: Sequence[TaskExample], tokenizer: Tokenizer, context_len: int) -> list[EncodedExample]:
     """Each choice tokenised in its context (as lm-eval does), cut to fit `context_len` inputs."""
+
     def encode(text: str) -> list[int]:
         # As prepare tokenised the data: no BOS or other special tokens a tokenizer may add.
         return tokenizer.encode(text, add_special_tokens=False).ids
@@ -114,26 +116,24 @@ def encode_examples(examples: Sequence[TaskExample], tokenizer: Tokenizer,
         for choice in e.choices:
             joint = encode(e.context + choice)
             # A merge across the join changes the context's tokens: then the choice alone.
-            ids = joint[len(ctx):] if joint[: len(ctx)] == ctx else []
+            ids = joint[len(ctx) :] if joint[: len(ctx)] == ctx else []
             ids = (ids or encode(choice))[:context_len]
             if not ids:
                 raise UserError(f"example {i}: choice {choice!r} encodes to no tokens")
             choices.append(ids)
         # The last choice token is never an input: context + choice may be context_len + 1 long.
         keep = context_len + 1 - max(map(len, choices))
-        out.append(EncodedExample(ctx[-keep:], choices,
-                                  [max(1, len(c.encode("utf-8"))) for c in e.choices], e.gold))
+        out.append(EncodedExample(ctx[-keep:], choices, [max(1, len(c.encode("utf-8"))) for c in e.choices], e.gold))
     return out
 
 
 # ----------------------------------------------------------------------- scoring
-def choice_loglik(model: torch.nn.Module, seqs: list[tuple[list[int], list[int]]],
-                  batch_size: int) -> list[float]:
+def choice_loglik(model: torch.nn.Module, seqs: list[tuple[list[int], list[int]]], batch_size: int) -> list[float]:
     """Sum of log p(choice tokens | context) for each (context, choice), in float32."""
     device = next(model.parameters()).device
     out: list[float] = []
     for b in range(0, len(seqs), batch_size):
-        batch = seqs[b: b + batch_size]
+        batch = seqs[b : b + batch_size]
         full = [ctx + ch for ctx, ch in batch]
         width = max(map(len, full)) - 1
         # Right padding: a causal model's earlier positions never see it.
@@ -141,7 +141,7 @@ def choice_loglik(model: torch.nn.Module, seqs: list[tuple[list[int], list[int]]
         mask = torch.zeros(len(batch), width, dtype=torch.bool)
         for r, ((ctx, ch), s) in enumerate(zip(batch, full)):
             x[r, : len(s)] = torch.tensor(s)
-            mask[r, len(ctx) - 1: len(s) - 1] = True  # the positions that predict the choice
+            mask[r, len(ctx) - 1 : len(s) - 1] = True  # the positions that predict the choice
         x, mask = x.to(device), mask.to(device)
         token_logp = torch.zeros(mask.shape, device=device)
         token_logp[mask] = answer_logp(model, x[:, :-1], mask, x[:, 1:][mask])
@@ -149,8 +149,9 @@ def choice_loglik(model: torch.nn.Module, seqs: list[tuple[list[int], list[int]]
     return out
 
 
-def answer_logp(model: torch.nn.Module, inputs: torch.Tensor, where: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
+def answer_logp(
+    model: torch.nn.Module, inputs: torch.Tensor, where: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     """log p(target) at the positions `where` of `inputs` (float32). The output head and its
     softmax run at those positions alone: an answer is a few tokens of a long passage, and the
     head over the whole vocabulary is about half a small model's compute per position."""
@@ -173,19 +174,17 @@ def score_task(model: torch.nn.Module, examples: list[EncodedExample], batch_siz
     nll = n_bytes = correct = 0.0
     start = 0
     for e in examples:
-        scores = ll[start: start + len(e.choices)]
+        scores = ll[start : start + len(e.choices)]
         start += len(e.choices)
         nll -= scores[e.gold]
         n_bytes += e.choice_bytes[e.gold]
         per_byte = [s / b for s, b in zip(scores, e.choice_bytes)]
         correct += int(np.argmax(per_byte)) == e.gold
-    return {"bpb": nll / (math.log(2) * n_bytes), "accuracy": correct / len(examples),
-            "examples": len(examples)}
+    return {"bpb": nll / (math.log(2) * n_bytes), "accuracy": correct / len(examples), "examples": len(examples)}
 
 
 # ------------------------------------------------------------ a built-in task
-def _cut(text: str, rng: np.random.Generator, context_chars: int,
-         ending_chars: int) -> tuple[str, str] | None:
+def _cut(text: str, rng: np.random.Generator, context_chars: int, ending_chars: int) -> tuple[str, str] | None:
     """(context, true ending) at a random word boundary of `text`, or None if this draw fails.
 
     The ending keeps its leading space so that context + ending is the text as written (BPE
@@ -205,9 +204,14 @@ def _cut(text: str, rng: np.random.Generator, context_chars: int,
     return text[start:pos], text[pos:end]
 
 
-def build_continuation_task(documents: Mapping[str, Sequence[str]], n_examples: int, n_choices: int,
-                            seed: int, context_chars: int = 400,
-                            ending_chars: int = 120) -> list[TaskExample]:
+def build_continuation_task(
+    documents: Mapping[str, Sequence[str]],
+    n_examples: int,
+    n_choices: int,
+    seed: int,
+    context_chars: int = 400,
+    ending_chars: int = 120,
+) -> list[TaskExample]:
     """A HellaSwag-like task from held-out text, `n_examples` long when the documents allow.
 
     Sources take turns; each example is a passage of a random document long enough and its true

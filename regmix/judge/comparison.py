@@ -17,15 +17,26 @@ import pandas as pd
 from regmix.choose.mixture_files import CHOSEN
 from regmix.files import no_nan
 from regmix.mixtures import NO_PROXY
-from regmix.statistics import (POWER, SeedNoise, compare, holm, interval, pooled_noise, resolvable, spearman_interval,
-                            spread, wilson)
+from regmix.statistics import (
+    POWER,
+    SeedNoise,
+    compare,
+    holm,
+    interval,
+    pooled_noise,
+    resolvable,
+    spearman_interval,
+    spread,
+    wilson,
+)
 
 TASKS = ("last_word", "continuation")
 SUMMARY = "summary"  # the key of results/evaluation.json that holds no mixture
 
 
-def out_of_fold(mixtures: Mapping[str, Mapping[str, float]], swarm: pd.DataFrame,
-                cv: pd.DataFrame, tol: float = 1e-9) -> dict[str, float]:
+def out_of_fold(
+    mixtures: Mapping[str, Mapping[str, float]], swarm: pd.DataFrame, cv: pd.DataFrame, tol: float = 1e-9
+) -> dict[str, float]:
     """Out-of-fold predictions of the compared mixtures that are swarm rows.
 
     `swarm`: `id` and one weight column per domain; `cv`: the fit's `cv` rows (`id`, `predicted`).
@@ -57,15 +68,23 @@ def _downstream(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             runs = [d[task] for d in per_seed]
             n = runs[0]["examples"]
             accuracy = float(np.mean([r["accuracy"] for r in runs]))
-            out[task] = {"accuracy": accuracy, "ci95": list(wilson(accuracy * n, n)), "examples": n,
-                         **({"chance": runs[0]["chance"]} if "chance" in runs[0] else {}),
-                         **({"bpb": float(np.mean([r["bpb"] for r in runs]))} if "bpb" in runs[0] else {})}
+            out[task] = {
+                "accuracy": accuracy,
+                "ci95": list(wilson(accuracy * n, n)),
+                "examples": n,
+                **({"chance": runs[0]["chance"]} if "chance" in runs[0] else {}),
+                **({"bpb": float(np.mean([r["bpb"] for r in runs]))} if "bpb" in runs[0] else {}),
+            }
     return out
 
 
-def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
-              predicted: Mapping[str, float], prediction_source: Mapping[str, str],
-              seed: int = 0, runs_of: Mapping[str, str] | None = None) -> dict[str, Any]:
+def summarise(
+    runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
+    predicted: Mapping[str, float],
+    prediction_source: Mapping[str, str],
+    seed: int = 0,
+    runs_of: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """results/evaluation.json: one entry per mixture, then `summary` (noise, rank, verdict, rho).
 
     `runs`: {mixture: {seed: {"target_loss", "domain_loss", "downstream"}}} from evaluate_runs.
@@ -77,17 +96,27 @@ def summarise(runs: Mapping[str, Mapping[int, Mapping[str, Any]]],
     noise = pooled_noise(losses)
     reference = losses.get(CHOSEN)
     out: dict[str, Any] = {}
-    tested = holm({name: compare(losses[name], reference, noise) for name in runs
-                   if reference is not None and name != CHOSEN and name not in runs_of})
+    tested = holm(
+        {
+            name: compare(losses[name], reference, noise)
+            for name in runs
+            if reference is not None and name != CHOSEN and name not in runs_of
+        }
+    )
     for name, by_seed in runs.items():
         mean, low, high = interval(losses[name], noise)
-        entry = {"target_loss": mean, "target_loss_ci95": [low, high], "seeds": len(by_seed),
-                 "seed_std": spread(losses[name], noise).std if len(by_seed) > 1 else None,
-                 "target_loss_per_seed": losses[name],
-                 "predicted": predicted.get(name, math.nan), "predicted_by": prediction_source.get(name),
-                 "domain_loss": _mean_dicts([r["domain_loss"] for r in by_seed.values()]),
-                 "bpb": _mean_dicts([r.get("bpb", {}) for r in by_seed.values()]),
-                 "downstream": _downstream([r["downstream"] for r in by_seed.values()])}
+        entry = {
+            "target_loss": mean,
+            "target_loss_ci95": [low, high],
+            "seeds": len(by_seed),
+            "seed_std": spread(losses[name], noise).std if len(by_seed) > 1 else None,
+            "target_loss_per_seed": losses[name],
+            "predicted": predicted.get(name, math.nan),
+            "predicted_by": prediction_source.get(name),
+            "domain_loss": _mean_dicts([r["domain_loss"] for r in by_seed.values()]),
+            "bpb": _mean_dicts([r.get("bpb", {}) for r in by_seed.values()]),
+            "downstream": _downstream([r["downstream"] for r in by_seed.values()]),
+        }
         if name in runs_of:
             entry["runs_of"] = runs_of[name]
         elif name in tested:
@@ -117,8 +146,10 @@ def _summary(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise, seed: i
         "regmix_rank": distinct.index(CHOSEN) + 1 if CHOSEN in distinct else None,
         "runs_of_regmix": [n for n in names if entries[n].get("runs_of") == CHOSEN],
         "seed_noise": {"std": noise.std, "df": noise.df},
-        "verdict": {kind: [n for n, v in verdicts.items() if v == kind]
-                    for kind in ("better", "worse", "not distinguishable", "unknown")},
+        "verdict": {
+            kind: [n for n, v in verdicts.items() if v == kind]
+            for kind in ("better", "worse", "not distinguishable", "unknown")
+        },
         "spearman": {"rho": rho, "ci95": [low, high], "n": n},
         "best_cheap": best_cheap(entries),
         "resolves": resolves(entries, noise),
@@ -132,8 +163,13 @@ def resolves(entries: Mapping[str, Mapping[str, Any]], noise: SeedNoise) -> dict
     if CHOSEN not in entries or not compared or not noise.known:
         return None
     seeds, fewest = entries[CHOSEN]["seeds"], min(compared)
-    return {"difference": resolvable(noise.std, seeds, fewest, len(compared)), "power": POWER,
-            "tests": len(compared), "seeds": seeds, "fewest_seeds": fewest}
+    return {
+        "difference": resolvable(noise.std, seeds, fewest, len(compared)),
+        "power": POWER,
+        "tests": len(compared),
+        "seeds": seeds,
+        "fewest_seeds": fewest,
+    }
 
 
 def best_cheap(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -145,7 +181,10 @@ def best_cheap(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | Non
     name = min(cheap, key=lambda n: entries[n]["target_loss"])
     vs = entries[name]["vs_regmix"]
     low, high = vs["ci95"]
-    return {"mixture": name, "regmix_minus": -vs["difference"],
-            "ci95": [None if high is None or math.isnan(high) else -high, None if low is None or math.isnan(low) else -low],
-            "p_holm": vs["p_holm"], "verdict": {"worse": "regmix better", "better": "regmix worse"}.get(vs["verdict"],
-                                                                                                    vs["verdict"])}
+    return {
+        "mixture": name,
+        "regmix_minus": -vs["difference"],
+        "ci95": [None if high is None or math.isnan(high) else -high, None if low is None or math.isnan(low) else -low],
+        "p_holm": vs["p_holm"],
+        "verdict": {"worse": "regmix better", "better": "regmix worse"}.get(vs["verdict"], vs["verdict"]),
+    }

@@ -24,19 +24,19 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from regmix.train import store as machine_store
+from regmix.code import code_digest
 from regmix.config import PRECISIONS, EvaluateConfig
 from regmix.data.shards import TOKENIZER_FILE, data_signature, open_tokens, read_meta, task_path
+from regmix.data.tasks import answer_logp
 from regmix.errors import UserError
-from regmix.train.hf_export import load_hf
 from regmix.files import file_digest, read_json, write_json
-from regmix.train.large import HF_DIR
 from regmix.progress import progress, say
-from regmix.code import code_digest
 from regmix.target import Target
+from regmix.train import store as machine_store
+from regmix.train.hf_export import load_hf
+from regmix.train.large import HF_DIR
 from regmix.train.scores import ScoringData, score_model, scoring_data
 from regmix.train.training import autocast, config_hash, native_bf16
-from regmix.data.tasks import answer_logp
 
 TASKS = ("last_word", "continuation")
 SCORES_KIND = "scores"  # in the machine store
@@ -60,8 +60,9 @@ class Choice:
     label: int
 
 
-def sample_spans(stream: np.ndarray, eot: int, length: int, n: int,
-                 rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+def sample_spans(
+    stream: np.ndarray, eot: int, length: int, n: int, rng: np.random.Generator
+) -> list[tuple[int, np.ndarray]]:
     """`n` (document index, tokens) spans of `length` tokens, each inside one document.
 
     A position is drawn uniformly over all valid starts, so long documents give more spans.
@@ -74,12 +75,13 @@ def sample_spans(stream: np.ndarray, eot: int, length: int, n: int,
         return []
     docs = rng.choice(len(room), size=n, p=room / room.sum())
     offsets = rng.integers(0, room[docs])
-    return [(int(d), np.asarray(stream[starts[d] + o: starts[d] + o + length], dtype=np.int64))
-            for d, o in zip(docs, offsets)]
+    return [
+        (int(d), np.asarray(stream[starts[d] + o : starts[d] + o + length], dtype=np.int64))
+        for d, o in zip(docs, offsets)
+    ]
 
 
-def last_word_examples(spans: list[tuple[int, np.ndarray]], tokenizer: Tokenizer,
-                       context: int) -> list[LastWord]:
+def last_word_examples(spans: list[tuple[int, np.ndarray]], tokenizer: Tokenizer, context: int) -> list[LastWord]:
     """Cut each decoded passage before its last whole word (in the passage's second half)."""
     out = []
     for _, tokens in spans:
@@ -91,15 +93,16 @@ def last_word_examples(spans: list[tuple[int, np.ndarray]], tokenizer: Tokenizer
         # As prepare tokenised the data: no BOS or other special tokens a tokenizer may add.
         ctx, full, alone = (tokenizer.encode(t, add_special_tokens=False).ids for t in (prefix, prefix + word, word))
         # Tokenise the word in its context when the prefix's tokens survive the join.
-        word_ids = full[len(ctx):] if full[: len(ctx)] == ctx else alone
-        ctx = ctx[-(context - len(word_ids)):]
+        word_ids = full[len(ctx) :] if full[: len(ctx)] == ctx else alone
+        ctx = ctx[-(context - len(word_ids)) :]
         if ctx and word_ids:
             out.append(LastWord(ctx, word_ids))
     return out
 
 
-def continuation_examples(spans: list[tuple[int, np.ndarray]], split: int, n_choices: int,
-                          tokenizer: Tokenizer, rng: np.random.Generator) -> list[Choice]:
+def continuation_examples(
+    spans: list[tuple[int, np.ndarray]], split: int, n_choices: int, tokenizer: Tokenizer, rng: np.random.Generator
+) -> list[Choice]:
     """Passage = span[:split]; endings = its own tail and tails of spans from other documents."""
     out = []
     tails = [tokens[split:].tolist() for _, tokens in spans]
@@ -114,14 +117,18 @@ def continuation_examples(spans: list[tuple[int, np.ndarray]], split: int, n_cho
         label = int(rng.integers(n_choices))
         endings = [tails[j] for j in picks]
         endings.insert(label, tails[i])
-        out.append(Choice(tokens[:split].tolist(), endings,
-                          [max(1, len(tokenizer.decode(e).encode())) for e in endings], label))
+        out.append(
+            Choice(
+                tokens[:split].tolist(), endings, [max(1, len(tokenizer.decode(e).encode())) for e in endings], label
+            )
+        )
     return out
 
 
 @dataclass
 class TaskSet:
     """Every domain's examples for both tasks, built once and scored on each model."""
+
     last_word: dict[str, list[LastWord]]
     continuation: dict[str, list[Choice]]
     n_choices: int
@@ -149,8 +156,7 @@ def build_tasks(tokens_dir: str | Path, cfg: EvaluateConfig, context: int, seed:
         if "continuation" in cfg.tasks:
             rng = np.random.default_rng([seed, i, 1])
             spans = sample_spans(stream, meta.eot_id, passage + ending, cfg.n_examples, rng)
-            tasks.continuation[domain] = continuation_examples(
-                spans, passage, cfg.n_choices, tokenizer, rng)
+            tasks.continuation[domain] = continuation_examples(spans, passage, cfg.n_choices, tokenizer, rng)
     return tasks
 
 
@@ -161,19 +167,21 @@ def last_word_accuracy(model: torch.nn.Module, examples: list[LastWord], batch_s
     device = next(model.parameters()).device
     correct = 0
     for b in range(0, len(examples), batch_size):
-        batch = examples[b: b + batch_size]
+        batch = examples[b : b + batch_size]
         seqs = [e.context + e.word[:-1] for e in batch]
         # Right padding: a causal model's earlier positions never see it.
         x = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
         where = torch.zeros(x.shape, dtype=torch.bool)
         for r, (s, e) in enumerate(zip(seqs, batch)):
             x[r, : len(s)] = torch.tensor(s)
-            where[r, len(e.context) - 1: len(e.context) - 1 + len(e.word)] = True  # the positions that predict the word
+            where[r, len(e.context) - 1 : len(e.context) - 1 + len(e.word)] = (
+                True  # the positions that predict the word
+            )
         # the head at the word's positions alone (row-major: each example's positions in order)
         pred = model.lm_head(model.hidden_states(x.to(device))[where.to(device)]).argmax(-1).cpu().tolist()
         start = 0
         for e in batch:
-            correct += pred[start: start + len(e.word)] == e.word
+            correct += pred[start : start + len(e.word)] == e.word
             start += len(e.word)
     return correct / max(1, len(examples))
 
@@ -185,7 +193,7 @@ def continuation_accuracy(model: torch.nn.Module, examples: list[Choice], batch_
     correct = 0
     per_batch = max(1, batch_size // len(examples[0].endings)) if examples else 1
     for b in range(0, len(examples), per_batch):
-        batch = examples[b: b + per_batch]
+        batch = examples[b : b + per_batch]
         x = torch.tensor([e.context + end for e in batch for end in e.endings], device=device)
         n_end = len(batch[0].endings[0])
         where = torch.zeros(x[:, :-1].shape, dtype=torch.bool, device=device)
@@ -201,21 +209,23 @@ def continuation_accuracy(model: torch.nn.Module, examples: list[Choice], batch_
 def downstream(model: torch.nn.Module, tasks: TaskSet, batch_size: int) -> dict[str, Any]:
     """Accuracy per task: per domain, and over all its examples (with the counts behind it)."""
     out: dict[str, Any] = {}
-    for name, per_domain, score in (("last_word", tasks.last_word, last_word_accuracy),
-                                    ("continuation", tasks.continuation, continuation_accuracy)):
+    for name, per_domain, score in (
+        ("last_word", tasks.last_word, last_word_accuracy),
+        ("continuation", tasks.continuation, continuation_accuracy),
+    ):
         scored = {d: score(model, ex, batch_size) for d, ex in per_domain.items() if ex}
         if scored:
             examples = sum(len(ex) for ex in per_domain.values())
             correct = round(sum(acc * len(per_domain[d]) for d, acc in scored.items()))
-            out[name] = {"accuracy": correct / examples, "correct": correct, "examples": examples,
-                         "domains": scored}
+            out[name] = {"accuracy": correct / examples, "correct": correct, "examples": examples, "domains": scored}
     if "continuation" in out:
         out["continuation"]["chance"] = 1.0 / tasks.n_choices
     return out
 
 
-def run_lm_eval(model_dir: str | Path, tasks: list[str], include_path: str | None,
-                batch_size: int, seed: int) -> dict[str, dict[str, float]]:
+def run_lm_eval(
+    model_dir: str | Path, tasks: list[str], include_path: str | None, batch_size: int, seed: int
+) -> dict[str, dict[str, float]]:
     """lm-eval-harness on an exported model (`--model hf`): numeric metrics per task."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -225,16 +235,24 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], include_path: str | Non
     manager = TaskManager(include_path=include_path)
     try:
         results = lm_eval.simple_evaluate(
-            model="hf", model_args={"pretrained": str(model_dir), "dtype": "float32"},
-            tasks=tasks, task_manager=manager, batch_size=batch_size,
-            device="cuda" if torch.cuda.is_available() else "cpu", log_samples=False,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-            fewshot_random_seed=seed)
+            model="hf",
+            model_args={"pretrained": str(model_dir), "dtype": "float32"},
+            tasks=tasks,
+            task_manager=manager,
+            batch_size=batch_size,
+            device="cuda" if torch.cuda.is_available() else "cpu",
+            log_samples=False,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
     except (KeyError, ValueError) as e:  # unknown task names surface as these
         raise UserError(f"evaluate.lm_eval_tasks: {e}") from None
-    return {task: {k: float(v) for k, v in metrics.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            for task, metrics in results["results"].items()}
+    return {
+        task: {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for task, metrics in results["results"].items()
+    }
 
 
 def score_key(model_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device) -> str:
@@ -243,10 +261,18 @@ def score_key(model_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed
     model = {str(f.relative_to(model_dir)): file_digest(f) for f in sorted(model_dir.rglob("*")) if f.is_file()}
     meta = read_meta(tokens_dir)
     tasks = {t: file_digest(task_path(tokens_dir, t, "test")) for t in meta.tasks}
-    return config_hash(model=model, data=data_signature(tokens_dir, meta.scored, "test"), tasks=tasks,
-                       cfg=cfg, seed=seed, device=device.type, precision=scoring_precision(cfg, device),
-                       torch=torch.__version__,
-                       lm_eval=_version("lm_eval") if cfg.lm_eval_tasks else None, code=code_digest(__name__))
+    return config_hash(
+        model=model,
+        data=data_signature(tokens_dir, meta.scored, "test"),
+        tasks=tasks,
+        cfg=cfg,
+        seed=seed,
+        device=device.type,
+        precision=scoring_precision(cfg, device),
+        torch=torch.__version__,
+        lm_eval=_version("lm_eval") if cfg.lm_eval_tasks else None,
+        code=code_digest(__name__),
+    )
 
 
 def _version(package: str) -> str | None:
@@ -256,29 +282,45 @@ def _version(package: str) -> str | None:
         return None
 
 
-def score_run(run_dir: Path, tokens_dir: str | Path, cfg: EvaluateConfig, seed: int, device: torch.device,
-              inputs: dict[int, tuple[ScoringData, TaskSet]]) -> dict[str, Any]:
+def score_run(
+    run_dir: Path,
+    tokens_dir: str | Path,
+    cfg: EvaluateConfig,
+    seed: int,
+    device: torch.device,
+    inputs: dict[int, tuple[ScoringData, TaskSet]],
+) -> dict[str, Any]:
     """One run's test scores (`inputs`: scoring data and built-in tasks per context, built once
     and shared by the runs): `scores` (regmix.train.scores' flat record), `domain_loss` and `bpb` per
     set, and `downstream` accuracies."""
     model = load_hf(run_dir / HF_DIR).to(device)  # one at a time: 1B models are 4 GB each
     context = model.cfg.context
     if context not in inputs:
-        inputs[context] = (scoring_data(str(tokens_dir), "test", context, cfg.windows_per_domain),
-                           build_tasks(tokens_dir, cfg, context, seed))
+        inputs[context] = (
+            scoring_data(str(tokens_dir), "test", context, cfg.windows_per_domain),
+            build_tasks(tokens_dir, cfg, context, seed),
+        )
     data, tasks = inputs[context]
     precision = scoring_precision(cfg, device)
     flat = score_model(model, data, cfg.batch_size, precision)
     with autocast(precision, device):
         built_in = downstream(model, tasks, cfg.batch_size)
-    scores = {"scores": flat, "domain_loss": {s: flat[f"loss.{s}"] for s in data.windows},
-              "bpb": {s: flat[f"bpb.{s}"] for s in data.windows}, "downstream": built_in}
+    scores = {
+        "scores": flat,
+        "domain_loss": {s: flat[f"loss.{s}"] for s in data.windows},
+        "bpb": {s: flat[f"bpb.{s}"] for s in data.windows},
+        "downstream": built_in,
+    }
     for name in data.tasks:
-        scores["downstream"][f"task:{name}"] = {"bpb": flat[f"task.{name}"], "accuracy": flat[f"acc.{name}"],
-                                                "examples": len(data.tasks[name])}
+        scores["downstream"][f"task:{name}"] = {
+            "bpb": flat[f"task.{name}"],
+            "accuracy": flat[f"acc.{name}"],
+            "examples": len(data.tasks[name]),
+        }
     if cfg.lm_eval_tasks:
-        scores["downstream"]["lm_eval"] = run_lm_eval(run_dir / HF_DIR, cfg.lm_eval_tasks, cfg.lm_eval_include_path,
-                                                      cfg.batch_size, seed)
+        scores["downstream"]["lm_eval"] = run_lm_eval(
+            run_dir / HF_DIR, cfg.lm_eval_tasks, cfg.lm_eval_include_path, cfg.batch_size, seed
+        )
     return scores
 
 
@@ -289,8 +331,14 @@ def scoring_precision(cfg: EvaluateConfig, device: torch.device) -> str:
     return cfg.precision if cfg.precision != "auto" else ("bf16" if native_bf16(device) else "fp32")
 
 
-def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: EvaluateConfig,
-                  target: Target, seed: int, store: str | Path | None = None) -> dict[str, dict[str, Any]]:
+def evaluate_runs(
+    run_dirs: Mapping[str, Path],
+    tokens_dir: str | Path,
+    cfg: EvaluateConfig,
+    target: Target,
+    seed: int,
+    store: str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
     """Score every trained run (data/large/<name>/hf/) on the same windows and tasks.
 
     With a `store`, each run's scores are kept there (and in the machine store, regmix.train.store) under
@@ -299,8 +347,11 @@ def evaluate_runs(run_dirs: Mapping[str, Path], tokens_dir: str | Path, cfg: Eva
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     keys = {n: score_key(Path(d) / HF_DIR, tokens_dir, cfg, seed, device) for n, d in run_dirs.items()} if store else {}
-    stored = {n: read_json(Path(store) / f"{k}.json") for n, k in keys.items()
-              if machine_store.restore(Path(store) / f"{k}.json", SCORES_KIND)}
+    stored = {
+        n: read_json(Path(store) / f"{k}.json")
+        for n, k in keys.items()
+        if machine_store.restore(Path(store) / f"{k}.json", SCORES_KIND)
+    }
     todo = [n for n in run_dirs if n not in stored]
     if stored:
         say(f"evaluate: {len(stored)} of {len(run_dirs)} runs scored before (in {store}), {len(todo)} to score")

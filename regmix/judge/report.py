@@ -25,33 +25,72 @@ from regmix.choose.regression import gain_text
 from regmix.choose.verify import replaced, verify_text
 from regmix.files import write_text
 from regmix.judge.comparison import SUMMARY
-from regmix.judge.verdict_text import (comparison_table, decision_line, markdown_table, mixtures_of, plain_verdict,
-                                       spearman_line, tasks_text, verdict_lines)
+from regmix.judge.verdict_text import (
+    comparison_table,
+    decision_line,
+    markdown_table,
+    mixtures_of,
+    plain_verdict,
+    spearman_line,
+    tasks_text,
+    verdict_lines,
+)
 from regmix.plots import plt, save
 from regmix.tables import write_csv
 
 
-def render(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
-           plot_links: list[str], verify: Mapping[str, Any] | None = None) -> str:
+def render(
+    results: Mapping[str, Any],
+    mixtures: Mapping[str, Mapping[str, float]],
+    target: str,
+    plot_links: list[str],
+    verify: Mapping[str, Any] | None = None,
+) -> str:
     entries = mixtures_of(results)
     weights = pd.DataFrame({n: mixtures[n] for n in entries}).rename_axis("domain").reset_index()
     losses = pd.DataFrame({n: e["domain_loss"] for n, e in entries.items()}).rename_axis("domain").reset_index()
-    lines = ["# Large-model comparison", "", plain_verdict(results, mixtures, target), "",
-             "## Verdict", "", *verdict_lines(results, target), "",
-             spearman_line(results), "", proxy_scale_line(results, mixtures, verify), "",
-             *([verify_text(verify), ""] if verify is not None else []),
-             "## How `regmix` was decided", "", decision_line(verify), "",
-             "## Mixtures", "", comparison_table(results), "", tasks_text(results), "",
-             "## Weights of each compared mixture", "", markdown_table(weights), "",
-             "## Validation loss per domain (mean over seeds)", "",
-             "What each mixture costs on the domains it does not target: compare a row across mixtures.", "",
-             markdown_table(losses), ""]
+    lines = [
+        "# Large-model comparison",
+        "",
+        plain_verdict(results, mixtures, target),
+        "",
+        "## Verdict",
+        "",
+        *verdict_lines(results, target),
+        "",
+        spearman_line(results),
+        "",
+        proxy_scale_line(results, mixtures, verify),
+        "",
+        *([verify_text(verify), ""] if verify is not None else []),
+        "## How `regmix` was decided",
+        "",
+        decision_line(verify),
+        "",
+        "## Mixtures",
+        "",
+        comparison_table(results),
+        "",
+        tasks_text(results),
+        "",
+        "## Weights of each compared mixture",
+        "",
+        markdown_table(weights),
+        "",
+        "## Validation loss per domain (mean over seeds)",
+        "",
+        "What each mixture costs on the domains it does not target: compare a row across mixtures.",
+        "",
+        markdown_table(losses),
+        "",
+    ]
     lines += [f"![{Path(link).stem}]({link})" for link in plot_links]
     return "\n".join(lines) + "\n"
 
 
-def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]],
-                     verify: Mapping[str, Any] | None = None) -> str:
+def proxy_scale_line(
+    results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], verify: Mapping[str, Any] | None = None
+) -> str:
     """What the regression said of the search's choice against `prior` before any large run, and
     whether the check (`verify`: results/verify.json) replaced that choice as `regmix`."""
     judged = results[SUMMARY].get("over_prior")
@@ -59,8 +98,10 @@ def proxy_scale_line(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[
         return "The regression's confidence over `prior` is not known (no `prior`, or a fit without its CV)."
     other = replaced(verify or {})
     if other:
-        return (f"At the proxy scale the search's choice was {gain_text(judged)}; the large runs train `{other}`'s "
-                f"mixture as `regmix` instead (the check below).")
+        return (
+            f"At the proxy scale the search's choice was {gain_text(judged)}; the large runs train `{other}`'s "
+            f"mixture as `regmix` instead (the check below)."
+        )
     return f"At the proxy scale `regmix` was {gain_text(judged)}."
 
 
@@ -91,23 +132,39 @@ def plot_predicted_vs_measured(results: Mapping[str, Any], target: str, path: Pa
     for name, e in entries.items():
         low, high = e["target_loss_ci95"]
         yerr = None if low is None else [[e["target_loss"] - low], [high - e["target_loss"]]]
-        ax.errorbar(e["predicted"], e["target_loss"], yerr=yerr, fmt="o", capsize=3,
-                    color="tab:red" if name == CHOSEN else "tab:blue")
+        ax.errorbar(
+            e["predicted"],
+            e["target_loss"],
+            yerr=yerr,
+            fmt="o",
+            capsize=3,
+            color="tab:red" if name == CHOSEN else "tab:blue",
+        )
     # Labels in a legend-like list beside the points: point labels overlap when losses are close.
     for i, (name, e) in enumerate(sorted(entries.items(), key=lambda kv: kv[1]["target_loss"])):
-        ax.annotate(f"{i + 1}", (e["predicted"], e["target_loss"]), fontsize=8, xytext=(4, 2),
-                    textcoords="offset points")
+        ax.annotate(
+            f"{i + 1}", (e["predicted"], e["target_loss"]), fontsize=8, xytext=(4, 2), textcoords="offset points"
+        )
         ax.text(1.02, 1 - 0.06 * i, f"{i + 1}: {name}", transform=ax.transAxes, fontsize=8, va="top")
     ax.set_xlabel(f"predicted {target} loss (proxy scale)")
     ax.set_ylabel(f"measured {target} loss (large model)")
-    title = f"n={s['n']}" if s["rho"] is None else \
-        f"Spearman rho {s['rho']:.2f} [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}], n={s['n']}"
+    title = (
+        f"n={s['n']}"
+        if s["rho"] is None
+        else f"Spearman rho {s['rho']:.2f} [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}], n={s['n']}"
+    )
     ax.set_title(title)
     save(fig, path)
 
 
-def write_report(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
-                 report_path: str | Path, plots_dir: str | Path, verify: Mapping[str, Any] | None = None) -> None:
+def write_report(
+    results: Mapping[str, Any],
+    mixtures: Mapping[str, Mapping[str, float]],
+    target: str,
+    report_path: str | Path,
+    plots_dir: str | Path,
+    verify: Mapping[str, Any] | None = None,
+) -> None:
     """Write the markdown report and its plots (`verify`: results/verify.json, the proxy-scale check)."""
     plots_dir = Path(plots_dir)
     plots = {"target_loss.png": plot_target_loss, "predicted_vs_measured.png": plot_predicted_vs_measured}
@@ -120,8 +177,7 @@ def write_report(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str,
 CURVES_DIR = "curves"  # inside the comparison folder: one table per validation series
 
 
-def write_comparison(folder: str | Path, results: Mapping[str, Any],
-                     curves: Mapping[str, pd.DataFrame]) -> None:
+def write_comparison(folder: str | Path, results: Mapping[str, Any], curves: Mapping[str, pd.DataFrame]) -> None:
     """The data of the comparison charts `dvc plots show` draws (dvc.yaml's top-level plots):
     `curves/<series>.csv` (`regmix.train.curves.valid_curves`: every mixture's validation curve of a
     domain or the mean, one column each) and `predicted_vs_measured.csv` (each mixture's
@@ -130,7 +186,15 @@ def write_comparison(folder: str | Path, results: Mapping[str, Any],
     shutil.rmtree(folder / CURVES_DIR, ignore_errors=True)  # no series of another corpus's domains
     for series, table in curves.items():
         write_csv(folder / CURVES_DIR / f"{series}.csv", table)
-    rows = [{"mixture": n, "predicted": e["predicted"], "measured": e["target_loss"],
-             "measured_low": e["target_loss_ci95"][0], "measured_high": e["target_loss_ci95"][1],
-             "predicted_by": e["predicted_by"]} for n, e in mixtures_of(results).items()]
+    rows = [
+        {
+            "mixture": n,
+            "predicted": e["predicted"],
+            "measured": e["target_loss"],
+            "measured_low": e["target_loss_ci95"][0],
+            "measured_high": e["target_loss_ci95"][1],
+            "predicted_by": e["predicted_by"],
+        }
+        for n, e in mixtures_of(results).items()
+    ]
     write_csv(folder / "predicted_vs_measured.csv", pd.DataFrame(rows))

@@ -43,51 +43,75 @@ def mixtures_of(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def verdict_lines(results: Mapping[str, Any], target: str) -> list[str]:
     """The plain-language verdict: rank, better / not distinguishable / worse, the test used."""
     summary, entries = results[SUMMARY], mixtures_of(results)
-    lines = [f"Target: `{target}` of each large model on the test documents, which selection never read (lower is "
-             "better), mean over its seeds."]
+    lines = [
+        f"Target: `{target}` of each large model on the test documents, which selection never read (lower is "
+        "better), mean over its seeds."
+    ]
     if summary["regmix_rank"] is None:
         return lines + [f"`{CHOSEN}` was not among the trained mixtures: nothing to judge."]
     tied = summary["verdict"]["not distinguishable"] or summary["verdict"]["unknown"]
     rank = f"`{CHOSEN}` ranks {summary['regmix_rank']} of {summary['mixtures']}"
     # a rank the tests cannot separate from its neighbours' is not bolded
-    lines.append(f"{rank if tied else f'**{rank}**'} by mean target loss"
-                 + (" (not distinguishable from some of the others: see below)." if tied else "."))
+    lines.append(
+        f"{rank if tied else f'**{rank}**'} by mean target loss"
+        + (" (not distinguishable from some of the others: see below)." if tied else ".")
+    )
     if summary.get("runs_of_regmix"):
-        lines.append(f"- `{CHOSEN}`'s own mixture, scored on its runs (not compared, not ranked): "
-                     + ", ".join(f"`{n}`" for n in summary["runs_of_regmix"]))
+        lines.append(
+            f"- `{CHOSEN}`'s own mixture, scored on its runs (not compared, not ranked): "
+            + ", ".join(f"`{n}`" for n in summary["runs_of_regmix"])
+        )
     noise = summary["seed_noise"]
     if not noise["df"]:
-        return lines + ["No mixture was trained with more than one seed, so the seed noise is unknown and no "
-                        "difference can be called real: set `large.replicate` (the demo's: "
-                        "`{regmix: 3, best_proxy: 3, uniform: 2, prior: 2}`)."]
-    for kind, label in (("better", "Distinguishably better than"), ("not distinguishable", "Not distinguishable from"),
-                        ("worse", "Distinguishably worse than")):
+        return lines + [
+            "No mixture was trained with more than one seed, so the seed noise is unknown and no "
+            "difference can be called real: set `large.replicate` (the demo's: "
+            "`{regmix: 3, best_proxy: 3, uniform: 2, prior: 2}`)."
+        ]
+    for kind, label in (
+        ("better", "Distinguishably better than"),
+        ("not distinguishable", "Not distinguishable from"),
+        ("worse", "Distinguishably worse than"),
+    ):
         names = summary["verdict"][kind]
-        described = ", ".join(f"`{n}` ({_signed(entries[n]['vs_regmix']['difference'])}"
-                              f"{_interval(*entries[n]['vs_regmix']['ci95'])})" for n in names) or "none"
+        described = (
+            ", ".join(
+                f"`{n}` ({_signed(entries[n]['vs_regmix']['difference'])}{_interval(*entries[n]['vs_regmix']['ci95'])})"
+                for n in names
+            )
+            or "none"
+        )
         lines.append(f"- {label} `{CHOSEN}`: {described}")
     cheap = summary.get("best_cheap")
     if cheap:
-        lines.append(f"- `{CHOSEN}` minus the best cheap baseline (`{cheap['mixture']}`, made without proxies): "
-                     f"{_signed(cheap['regmix_minus'])}{_interval(*cheap['ci95'])} nats ({cheap['verdict']})")
+        lines.append(
+            f"- `{CHOSEN}` minus the best cheap baseline (`{cheap['mixture']}`, made without proxies): "
+            f"{_signed(cheap['regmix_minus'])}{_interval(*cheap['ci95'])} nats ({cheap['verdict']})"
+        )
     others = summary["mixtures"] - 1
-    lines.append(f"Differences are other minus `{CHOSEN}`, with 95% intervals. Test: Welch's two-sided t-test, "
-                 f"each mixture on its own seed noise (a mixture trained once borrows the noise pooled over the "
-                 f"others: std {noise['std']:.3f}, {noise['df']} degrees of freedom), Holm-adjusted over the "
-                 f"{others} comparisons at a 5% family-wise level.")
+    lines.append(
+        f"Differences are other minus `{CHOSEN}`, with 95% intervals. Test: Welch's two-sided t-test, "
+        f"each mixture on its own seed noise (a mixture trained once borrows the noise pooled over the "
+        f"others: std {noise['std']:.3f}, {noise['df']} degrees of freedom), Holm-adjusted over the "
+        f"{others} comparisons at a 5% family-wise level."
+    )
     return lines + ([sizing_line(summary)] if summary.get("resolves") else [])
 
 
 def sizing_line(summary: Mapping[str, Any]) -> str:
     """What these seeds can resolve, and the seeds that would resolve the gain predicted over `prior`."""
     r, noise = summary["resolves"], summary["seed_noise"]
-    text = (f"With {r['seeds']} seeds of `{CHOSEN}`, as few as {r['fewest_seeds']} of a compared mixture and seed "
-            f"std {noise['std']:.3f}, the verdict calls a difference of {r['difference']:.3f} nats or more with "
-            f"{r['power']:.0%} power; smaller ones mostly read `not distinguishable`.")
+    text = (
+        f"With {r['seeds']} seeds of `{CHOSEN}`, as few as {r['fewest_seeds']} of a compared mixture and seed "
+        f"std {noise['std']:.3f}, the verdict calls a difference of {r['difference']:.3f} nats or more with "
+        f"{r['power']:.0%} power; smaller ones mostly read `not distinguishable`."
+    )
     gain = (summary.get("over_prior") or {}).get("gain")
     if gain:
-        text += (f" Calling the gain the regression predicted over `prior` ({gain:.3f} nats) would take about "
-                 f"{seeds_to_resolve(noise['std'], gain, r['tests'])} seeds of each (`large.replicate`).")
+        text += (
+            f" Calling the gain the regression predicted over `prior` ({gain:.3f} nats) would take about "
+            f"{seeds_to_resolve(noise['std'], gain, r['tests'])} seeds of each (`large.replicate`)."
+        )
     return text
 
 
@@ -95,10 +119,12 @@ def spearman_line(results: Mapping[str, Any]) -> str:
     s = results[SUMMARY]["spearman"]
     if s["rho"] is None:
         return f"Predicted vs measured: too few mixtures with distinct values for a rank correlation (n = {s['n']})."
-    return (f"Predicted vs measured target loss: Spearman rho {s['rho']:.2f}{_interval(*s['ci95'], digits=2)} "
-            f"(95% bootstrap interval, n = {s['n']} mixtures; swarm mixtures use out-of-fold predictions). "
-            "Proxy-scale predictions sit above large-scale losses (smaller models, fewer tokens): only ranks "
-            "carry over, so only ranks are compared.")
+    return (
+        f"Predicted vs measured target loss: Spearman rho {s['rho']:.2f}{_interval(*s['ci95'], digits=2)} "
+        f"(95% bootstrap interval, n = {s['n']} mixtures; swarm mixtures use out-of-fold predictions). "
+        "Proxy-scale predictions sit above large-scale losses (smaller models, fewer tokens): only ranks "
+        "carry over, so only ranks are compared."
+    )
 
 
 def comparison_table(results: Mapping[str, Any], digits: int = 3) -> str:
@@ -106,11 +132,14 @@ def comparison_table(results: Mapping[str, Any], digits: int = 3) -> str:
     for name, e in mixtures_of(results).items():
         vs = e.get("vs_regmix")
         seeds = f"{e['seeds']} ({e['runs_of']}'s runs)" if "runs_of" in e else e["seeds"]
-        row = {"mixture": f"**{name}**" if name == CHOSEN else name, "seeds": seeds,
-               "target loss [95% CI]": _num(e["target_loss"], digits) + _interval(*e["target_loss_ci95"], digits),
-               "seed std": _num(e.get("seed_std"), digits),
-               f"vs {CHOSEN}": "–" if vs is None else f"{_signed(vs['difference'], digits)} {vs['verdict']}",
-               "predicted (by)": f"{_num(e['predicted'], digits)} ({e['predicted_by']})"}
+        row = {
+            "mixture": f"**{name}**" if name == CHOSEN else name,
+            "seeds": seeds,
+            "target loss [95% CI]": _num(e["target_loss"], digits) + _interval(*e["target_loss_ci95"], digits),
+            "seed std": _num(e.get("seed_std"), digits),
+            f"vs {CHOSEN}": "–" if vs is None else f"{_signed(vs['difference'], digits)} {vs['verdict']}",
+            "predicted (by)": f"{_num(e['predicted'], digits)} ({e['predicted_by']})",
+        }
         for task in TASKS:
             if task in e["downstream"]:
                 t = e["downstream"][task]
@@ -125,28 +154,39 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
             return "–" if math.isnan(v) else f"{v:.{digits}f}"
         return str(v)
 
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "|".join("---" for _ in frame.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
 def tasks_text(results: Mapping[str, Any]) -> str:
     first = next(iter(mixtures_of(results).values()))["downstream"]
-    parts = [TASK_TEXT[t] + (f", chance {first[t]['chance']:.2f}" if "chance" in first[t] else "")
-             + f", {first[t]['examples']} examples" for t in TASKS if t in first]
+    parts = [
+        TASK_TEXT[t]
+        + (f", chance {first[t]['chance']:.2f}" if "chance" in first[t] else "")
+        + f", {first[t]['examples']} examples"
+        for t in TASKS
+        if t in first
+    ]
     if not parts:
         return ""
-    return ("Downstream tasks are built from held-out test text of the same domains the models trained on, "
-            "not external benchmarks: " + "; ".join(parts) + ". Accuracy intervals: Wilson 95% on the examples.")
+    return (
+        "Downstream tasks are built from held-out test text of the same domains the models trained on, "
+        "not external benchmarks: " + "; ".join(parts) + ". Accuracy intervals: Wilson 95% on the examples."
+    )
 
 
 USUAL = ("uniform", "prior")  # the choices a team makes without this pipeline
 GLOSSARY = "../docs/glossary.md"  # from results/report.md
 
 
-def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str, float]], target: str,
-                  glossary: str = GLOSSARY, verdict: str | None = None) -> str:
+def plain_verdict(
+    results: Mapping[str, Any],
+    mixtures: Mapping[str, Mapping[str, float]],
+    target: str,
+    glossary: str = GLOSSARY,
+    verdict: str | None = None,
+) -> str:
     """Two or three sentences for a reader who has not read the paper: the mixture to use, how it
     measured against the usual choices, and how sure that is (`glossary`, `verdict`: links to the
     glossary and to the full verdict, relative to the page; without `verdict` it follows below;
@@ -157,9 +197,11 @@ def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str
     top = sorted(mixtures[CHOSEN].items(), key=lambda kv: -kv[1])
     weights = ", ".join(f"{d} {w:.0%}" for d, w in top[:4] if w >= 0.005)
     weights += ", ...; " if len(top) > 4 else "; " if weights else ""
-    text = (f"**The pipeline's answer is the mixture `{CHOSEN}`** ({weights}`regmix export` "
-            f"writes it for your trainer). On `{target}` (lower is better) its large models measured "
-            f"{entries[CHOSEN]['target_loss']:.3f}")
+    text = (
+        f"**The pipeline's answer is the mixture `{CHOSEN}`** ({weights}`regmix export` "
+        f"writes it for your trainer). On `{target}` (lower is better) its large models measured "
+        f"{entries[CHOSEN]['target_loss']:.3f}"
+    )
     usual = [n for n in USUAL if "vs_regmix" in entries.get(n, {})]
     if not usual:
         return text + "; no usual choice (`uniform`, `prior`) was trained beside it to compare."
@@ -168,16 +210,23 @@ def plain_verdict(results: Mapping[str, Any], mixtures: Mapping[str, Mapping[str
     verdicts = [said.get(entries[n]["vs_regmix"]["verdict"], "not comparable with") for n in usual]
     text += f", against {' and '.join(parts)} ({'; '.join(f'`{CHOSEN}` {v} `{n}`' for n, v in zip(usual, verdicts))})."
     if all(v == "lower than" for v in verdicts):
-        return text + (" The differences are larger than the seeds' spread explains (Welch's test, Holm-adjusted "
-                       "over the report, 5%): on this evidence it is the better choice.")
+        return text + (
+            " The differences are larger than the seeds' spread explains (Welch's test, Holm-adjusted "
+            "over the report, 5%): on this evidence it is the better choice."
+        )
     where = f"the [verdict]({verdict})" if verdict else "the verdict below"
-    return text + (" On this evidence it is not shown to beat both usual choices: telling such differences apart "
-                   f"would take more seeds or a target the mixtures move more ({where} says how many; "
-                   f"terms are explained in the [glossary]({glossary})).")
+    return text + (
+        " On this evidence it is not shown to beat both usual choices: telling such differences apart "
+        f"would take more seeds or a target the mixtures move more ({where} says how many; "
+        f"terms are explained in the [glossary]({glossary}))."
+    )
 
 
 def decision_line(verify: Mapping[str, Any] | None, mixture: Mapping[str, Any] | None = None) -> str:
     """The decision's record in words: results/verify.json's (every step), else the search's own."""
     decision = (verify or {}).get("decision") or (mixture or {}).get("decision")
-    return "How `regmix` was decided: " + decision_text(decision) if decision else \
-        "How `regmix` was decided: not recorded (rerun the search and verify stages)."
+    return (
+        "How `regmix` was decided: " + decision_text(decision)
+        if decision
+        else "How `regmix` was decided: not recorded (rerun the search and verify stages)."
+    )

@@ -67,15 +67,20 @@ class Placement:
 def placement_from_env() -> Placement:
     """REGMIX_BACKEND, REGMIX_WORKERS, REGMIX_PROXY_THREADS, REGMIX_RAY_ADDRESS and REGMIX_SLURM_*."""
     backend = _choice_env("REGMIX_BACKEND", BACKENDS)
-    return Placement(backend, runtime.positive_env("REGMIX_WORKERS"), runtime.proxy_threads(),
-                     os.environ.get("REGMIX_RAY_ADDRESS"),
-                     slurm_partition=os.environ.get("REGMIX_SLURM_PARTITION") or None,
-                     slurm_minutes=runtime.positive_env("REGMIX_SLURM_TIME") or Placement.slurm_minutes,
-                     slurm_gpus=_gpus_env("REGMIX_SLURM_GPUS"), slurm_cpus=runtime.positive_env("REGMIX_SLURM_CPUS"),
-                     slurm_chunk=runtime.positive_env("REGMIX_SLURM_CHUNK") or Placement.slurm_chunk,
-                     slurm_parallelism=runtime.positive_env("REGMIX_SLURM_PARALLELISM"),
-                     slurm_logs=os.environ.get("REGMIX_SLURM_LOGS") or Placement.slurm_logs,
-                     slurm_cluster=_choice_env("REGMIX_SLURM_CLUSTER", SLURM_CLUSTERS))
+    return Placement(
+        backend,
+        runtime.positive_env("REGMIX_WORKERS"),
+        runtime.proxy_threads(),
+        os.environ.get("REGMIX_RAY_ADDRESS"),
+        slurm_partition=os.environ.get("REGMIX_SLURM_PARTITION") or None,
+        slurm_minutes=runtime.positive_env("REGMIX_SLURM_TIME") or Placement.slurm_minutes,
+        slurm_gpus=_gpus_env("REGMIX_SLURM_GPUS"),
+        slurm_cpus=runtime.positive_env("REGMIX_SLURM_CPUS"),
+        slurm_chunk=runtime.positive_env("REGMIX_SLURM_CHUNK") or Placement.slurm_chunk,
+        slurm_parallelism=runtime.positive_env("REGMIX_SLURM_PARALLELISM"),
+        slurm_logs=os.environ.get("REGMIX_SLURM_LOGS") or Placement.slurm_logs,
+        slurm_cluster=_choice_env("REGMIX_SLURM_CLUSTER", SLURM_CLUSTERS),
+    )
 
 
 def _choice_env(name: str, choices: tuple[str, ...]) -> str:
@@ -110,15 +115,25 @@ def where_it_runs(placement: Placement) -> str:
     return f"Slurm ({placement.slurm_cluster})"
 
 
-def run_jobs(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str | Path, out_dir: Path, seed: int,
-             placement: Placement, workers: int) -> Iterator[ProxyJob]:
+def run_jobs(
+    jobs: list[ProxyJob],
+    cfg: ProxyConfig,
+    tokens_dir: str | Path,
+    out_dir: Path,
+    seed: int,
+    placement: Placement,
+    workers: int,
+) -> Iterator[ProxyJob]:
     """Train and store `jobs` where `placement` says (`workers` processes on the local backend);
     yield each job once its proxy is stored."""
     if placement.backend == "slurm":
         return run_slurm(jobs, cfg, tokens_dir, out_dir, seed, placement)
     threads = placement.threads_per_worker
-    runner = (run_ray(jobs, cfg, str(tokens_dir), seed, placement.ray_address, threads)
-              if placement.backend == "ray" else run_local(jobs, cfg, str(tokens_dir), seed, workers, threads))
+    runner = (
+        run_ray(jobs, cfg, str(tokens_dir), seed, placement.ray_address, threads)
+        if placement.backend == "ray"
+        else run_local(jobs, cfg, str(tokens_dir), seed, workers, threads)
+    )
     return store_each(runner, cfg, seed, out_dir)
 
 
@@ -139,8 +154,9 @@ def _local_worker(job: ProxyJob, cfg: ProxyConfig, tokens_dir: str, seed: int) -
     return job, train_proxy(job.mixture, cfg, tokens_dir, seed, device)
 
 
-def run_local(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
-              workers: int, threads_per_worker: int) -> Iterator[tuple[ProxyJob, dict]]:
+def run_local(
+    jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int, workers: int, threads_per_worker: int
+) -> Iterator[tuple[ProxyJob, dict]]:
     """Train `jobs` in `workers` single-purpose processes; yield each as it finishes."""
     if workers <= 1:  # in-process: no start-up cost, and tracebacks stay readable
         torch.set_num_threads(threads_per_worker)
@@ -152,8 +168,9 @@ def run_local(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     counter = ctx.Value("i", 0)
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads_per_worker, counter))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(threads_per_worker, counter)
+    )
     try:
         futures = [pool.submit(_local_worker, job, cfg, tokens_dir, seed) for job in jobs]
         for future in as_completed(futures):
@@ -179,8 +196,9 @@ def terminate_workers(pool: ProcessPoolExecutor) -> None:
 
 
 # -------------------------------------------------------------------------- Ray
-def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
-            address: str | None, threads_per_worker: int) -> Iterator[tuple[ProxyJob, dict]]:
+def run_ray(
+    jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int, address: str | None, threads_per_worker: int
+) -> Iterator[tuple[ProxyJob, dict]]:
     """One Ray task per proxy, retried when its worker or node dies; yield each as it finishes.
 
     `tokens_dir` must be readable at the same path on every node (a shared filesystem).
@@ -203,8 +221,10 @@ def run_ray(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, seed: int,
 
 RAY_CONNECT_TRIES = 5  # ray.init's tries of a cluster's GCS, about a second each (Ray's default: 20)
 RAY_PROBE_S = 5.0  # how long the address may take to accept a TCP connection
-RAY_AUTH = ("set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or in a file named by "
-            "RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token); `ray get-auth-token` on the head prints it")
+RAY_AUTH = (
+    "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or in a file named by "
+    "RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token); `ray get-auth-token` on the head prints it"
+)
 
 
 def connect_ray(address: str | None) -> None:
@@ -239,15 +259,19 @@ def check_reachable(target: str, where: str) -> None:
     """A UserError unless something accepts TCP connections at `target` ([ray://]host:port)."""
     parts = urlsplit(target if "://" in target else f"//{target}")
     if not parts.hostname or parts.port is None:
-        raise UserError(f"{where}: expected host:port of the Ray head (its GCS port, 6379 unless "
-                        f"`ray start --head --port` said otherwise)")
+        raise UserError(
+            f"{where}: expected host:port of the Ray head (its GCS port, 6379 unless "
+            f"`ray start --head --port` said otherwise)"
+        )
     try:
         socket.create_connection((parts.hostname, parts.port), timeout=RAY_PROBE_S).close()
     except OSError as e:
         reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
-        raise UserError(f"no Ray head answers at {where} ({reason}). Start one there "
-                        f"(`ray start --head --port={parts.port}`), or point REGMIX_RAY_ADDRESS at the "
-                        f"head's host:port (what `ray start --head` printed), reachable from this machine") from None
+        raise UserError(
+            f"no Ray head answers at {where} ({reason}). Start one there "
+            f"(`ray start --head --port={parts.port}`), or point REGMIX_RAY_ADDRESS at the "
+            f"head's host:port (what `ray start --head` printed), reachable from this machine"
+        ) from None
 
 
 def ray_failure(where: str, error: BaseException, version: str) -> str:
@@ -258,18 +282,23 @@ def ray_failure(where: str, error: BaseException, version: str) -> str:
         seen = seen.__cause__ or seen.__context__
     said = " ".join(chain)
     if any(mark in said for mark in ("AuthenticationError", "InvalidAuthToken", "Unauthenticated")):
-        return (f"the Ray cluster at {where} refused this client's authentication: it uses token "
-                f"authentication and this client has no token, or another one: {RAY_AUTH}")
-    return (f"cannot join the Ray cluster at {where}: {chain[0].splitlines()[0]}. Likely causes: what "
-            f"listens there is not a Ray head (the address is the head's GCS port, 6379 unless "
-            f"`ray start --head --port` said otherwise); the cluster uses token authentication and this "
-            f"client lacks its token ({RAY_AUTH}); or the cluster runs another Ray version than this "
-            f"client's {version}")
+        return (
+            f"the Ray cluster at {where} refused this client's authentication: it uses token "
+            f"authentication and this client has no token, or another one: {RAY_AUTH}"
+        )
+    return (
+        f"cannot join the Ray cluster at {where}: {chain[0].splitlines()[0]}. Likely causes: what "
+        f"listens there is not a Ray head (the address is the head's GCS port, 6379 unless "
+        f"`ray start --head --port` said otherwise); the cluster uses token authentication and this "
+        f"client lacks its token ({RAY_AUTH}); or the cluster runs another Ray version than this "
+        f"client's {version}"
+    )
 
 
 # ------------------------------------------------------------------------ Slurm
-def train_chunk(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, out_dir: str, seed: int,
-                threads_per_worker: int) -> list[str]:
+def train_chunk(
+    jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, out_dir: str, seed: int, threads_per_worker: int
+) -> list[str]:
     """One Slurm array task: train and store the proxies of `jobs` not stored yet (a requeued
     task resumes), one process per GPU or per `threads_per_worker` CPUs it was given. The keys
     it trained."""
@@ -279,12 +308,19 @@ def train_chunk(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str, out_dir
     return [job.key for job in store_each(results, cfg, seed, out_dir)]
 
 
-def run_slurm(jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str | Path, out_dir: Path, seed: int,
-              placement: Placement) -> Iterator[ProxyJob]:
+def run_slurm(
+    jobs: list[ProxyJob], cfg: ProxyConfig, tokens_dir: str | Path, out_dir: Path, seed: int, placement: Placement
+) -> Iterator[ProxyJob]:
     """A job array of chunks of `jobs` (paths made absolute for the nodes); yield each proxy as
     its file appears. `tokens_dir` and `out_dir` must be on a filesystem every node shares."""
-    task = functools.partial(train_chunk, cfg=cfg, tokens_dir=str(Path(tokens_dir).absolute()),
-                             out_dir=str(out_dir.absolute()), seed=seed,
-                             threads_per_worker=placement.threads_per_worker)
-    return slurm.run_array(task, jobs, placement, done=lambda job: proxy_path(out_dir, job.key).exists(),
-                           name="regmix-proxies")
+    task = functools.partial(
+        train_chunk,
+        cfg=cfg,
+        tokens_dir=str(Path(tokens_dir).absolute()),
+        out_dir=str(out_dir.absolute()),
+        seed=seed,
+        threads_per_worker=placement.threads_per_worker,
+    )
+    return slurm.run_array(
+        task, jobs, placement, done=lambda job: proxy_path(out_dir, job.key).exists(), name="regmix-proxies"
+    )

@@ -36,8 +36,7 @@ class Curves:
             for tsv in (log_dir / METRICS_DIR).rglob("*.tsv"):
                 rows = pd.read_csv(tsv, sep="\t")
                 rows[rows["step"] <= start].to_csv(tsv, sep="\t", index=False)
-        self.live = Live(str(log_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None,
-                         report=None)
+        self.live = Live(str(log_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None, report=None)
         self.live.step = start
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -85,6 +84,10 @@ def valid_curves(runs: Mapping[str, Sequence[Path]]) -> dict[str, pd.DataFrame]:
             for tsv in sorted((Path(folder) / METRICS_DIR / VALID).glob("*.tsv")):
                 curve = pd.read_csv(tsv, sep="\t").set_index("step")[tsv.stem]
                 by_series.setdefault(tsv.stem, {}).setdefault(name, []).append(curve)
-    return {series: pd.DataFrame({name: pd.concat(seeds, axis=1).mean(axis=1) for name, seeds in by_name.items()})
-            .sort_index().rename_axis("step").reset_index()
-            for series, by_name in sorted(by_series.items())}
+    return {
+        series: pd.DataFrame({name: pd.concat(seeds, axis=1).mean(axis=1) for name, seeds in by_name.items()})
+        .sort_index()
+        .rename_axis("step")
+        .reset_index()
+        for series, by_name in sorted(by_series.items())
+    }

@@ -97,15 +97,21 @@ def load_hf(path: str | Path) -> LLaMA:
     """Read an export back into regmix.train.model.LLaMA (fp32, CPU, eval mode)."""
     path = Path(path)
     if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
-        raise UserError(f"{path} is not an exported model (no {CONFIG_FILE} / {WEIGHTS_FILE}): "
-                        "run the train stage first")
+        raise UserError(
+            f"{path} is not an exported model (no {CONFIG_FILE} / {WEIGHTS_FILE}): run the train stage first"
+        )
     c = json.loads((path / CONFIG_FILE).read_text())
     rope = c.get("rope_parameters") or {}
-    cfg = ModelConfig(n_layer=c["num_hidden_layers"], n_head=c["num_attention_heads"],
-                      d_model=c["hidden_size"], d_ff=c["intermediate_size"],
-                      context=c["max_position_embeddings"], vocab_size=c["vocab_size"],
-                      rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
-                      norm_eps=c["rms_norm_eps"])
+    cfg = ModelConfig(
+        n_layer=c["num_hidden_layers"],
+        n_head=c["num_attention_heads"],
+        d_model=c["hidden_size"],
+        d_ff=c["intermediate_size"],
+        context=c["max_position_embeddings"],
+        vocab_size=c["vocab_size"],
+        rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
+        norm_eps=c["rms_norm_eps"],
+    )
     model = LLaMA(cfg)
     weights = {k.removeprefix("model."): v for k, v in load_file(str(path / WEIGHTS_FILE)).items()}
     model.load_state_dict(weights)

@@ -23,30 +23,41 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from regmix.train.checkpoints import fingerprint, load_checkpoint, save_checkpoint
-from regmix.config import LargeConfig
-from regmix.train.curves import Curves, StepLogger
+from regmix.config import LargeConfig, tokens_per_step, train_tokens
 from regmix.data.shards import data_signature, read_meta, shard_path
-from regmix.train.distributed import Dist, init_distributed
 from regmix.errors import UserError
-from regmix.train.hf_export import export_hf
 from regmix.files import write_json
+from regmix.progress import Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, warmup_rate
+from regmix.train.checkpoints import fingerprint, load_checkpoint, save_checkpoint
+from regmix.train.curves import Curves, StepLogger
+from regmix.train.distributed import Dist, init_distributed
+from regmix.train.hf_export import export_hf
 from regmix.train.model import LLaMA
-from regmix.progress import (Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate,
-                             warmup_rate)
-from regmix.train.training import (MixtureSampler, autocast, config_hash, eval_windows, evaluate_loss, make_optimizer,
-                             resolve_precision, resolve_vocab, tokens_per_step, train_steps, train_tokens)
+from regmix.train.training import (
+    MixtureSampler,
+    autocast,
+    config_hash,
+    eval_windows,
+    evaluate_loss,
+    make_optimizer,
+    resolve_precision,
+    resolve_vocab,
+    train_steps,
+)
 
-SLOW_HINT = ("this shape is sized for GPUs: a GPU machine (torchrun --nproc_per_node N for several), "
-             "or a smaller large.model, fewer large.optim.steps or a smaller large.optim.batch_size")
+SLOW_HINT = (
+    "this shape is sized for GPUs: a GPU machine (torchrun --nproc_per_node N for several), "
+    "or a smaller large.model, fewer large.optim.steps or a smaller large.optim.batch_size"
+)
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"  # mixture, tokens per domain, epochs: what evaluate and report read
 HF_DIR = "hf"
 
 
 # ---------------------------------------------------------------------- accounting
-def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str | Path,
-                 name: str, max_epochs: float | None) -> dict[str, dict[str, float]]:
+def token_budget(
+    cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str | Path, name: str, max_epochs: float | None
+) -> dict[str, dict[str, float]]:
     """Tokens each domain gets (its weight x the run's tokens) and the epochs that means.
 
     Warns when a domain would repeat more than `max_epochs` epochs (`sample.max_epochs`, the
@@ -58,14 +69,18 @@ def token_budget(cfg: LargeConfig, mixture: Mapping[str, float], tokens_dir: str
     for domain, w in mixture.items():
         if w <= 0:
             continue
-        available = shard_path(tokens_dir, "train", domain).stat().st_size // \
-            np.dtype(read_meta(tokens_dir).dtype).itemsize
+        available = (
+            shard_path(tokens_dir, "train", domain).stat().st_size // np.dtype(read_meta(tokens_dir).dtype).itemsize
+        )
         tokens = w * total
         out[domain] = {"tokens": tokens, "epochs": tokens / max(1, available)}
         if max_epochs is not None and out[domain]["epochs"] > max_epochs:
-            warnings.warn(f"mixture {name!r}: domain {domain!r} would be repeated "
-                          f"{out[domain]['epochs']:.1f} epochs, more than sample.max_epochs="
-                          f"{max_epochs}", stacklevel=2)
+            warnings.warn(
+                f"mixture {name!r}: domain {domain!r} would be repeated "
+                f"{out[domain]['epochs']:.1f} epochs, more than sample.max_epochs="
+                f"{max_epochs}",
+                stacklevel=2,
+            )
     return out
 
 
@@ -96,23 +111,35 @@ class LargeRun:
         return self.out_dir / CHECKPOINT_FILE
 
     def valid_loss(self) -> dict[str, float]:
-        return evaluate_loss(self.model, self.windows, self.cfg.eval.batch_size,
-                             self.cfg.optim.precision)
+        return evaluate_loss(self.model, self.windows, self.cfg.eval.batch_size, self.cfg.optim.precision)
 
 
-def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
-          tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
-          threads: int | None, max_epochs: float | None) -> LargeRun:
+def setup(
+    name: str,
+    mixture: Mapping[str, float],
+    cfg: LargeConfig,
+    seed: int,
+    tokens_dir: str | Path,
+    out_dir: str | Path,
+    log_dir: str | Path,
+    threads: int | None,
+    max_epochs: float | None,
+) -> LargeRun:
     """Check the params against the data and the processes, build the model, resume if a
     checkpoint with the same fingerprint is in `out_dir`, and open the curves."""
     out_dir, log_dir = Path(out_dir), Path(log_dir)
     ctx = init_distributed(threads)
     meta = read_meta(tokens_dir)
-    cfg = dataclasses.replace(cfg, model=resolve_vocab(cfg.model, meta, "large.model"),
-                              optim=resolve_precision(cfg.optim, ctx.device, "large"))
+    cfg = dataclasses.replace(
+        cfg,
+        model=resolve_vocab(cfg.model, meta, "large.model"),
+        optim=resolve_precision(cfg.optim, ctx.device, "large"),
+    )
     if cfg.optim.batch_size % ctx.world_size:
-        raise UserError(f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
-                        f"{ctx.world_size} data-parallel processes")
+        raise UserError(
+            f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
+            f"{ctx.world_size} data-parallel processes"
+        )
     budget = token_budget(cfg, mixture, tokens_dir, name, max_epochs)
     active = [d for d, w in mixture.items() if w > 0]
     fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
@@ -129,20 +156,40 @@ def setup(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
     net: torch.nn.Module = model
     if ctx.world_size > 1:  # after the resume: DDP starts every rank from rank 0's weights
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
     if cfg.optim.compile:
         net = torch.compile(net)
-    return LargeRun(name=name, mixture=dict(mixture), cfg=cfg, ctx=ctx, tokens_dir=Path(tokens_dir),
-                    out_dir=out_dir, model=model, net=net, optimizer=optimizer, sampler=sampler,
-                    windows=windows, rank_batch=cfg.optim.batch_size // ctx.world_size,
-                    budget=budget, fingerprint=fp, start=start,
-                    curves=Curves(log_dir, start) if ctx.main else None)
+    return LargeRun(
+        name=name,
+        mixture=dict(mixture),
+        cfg=cfg,
+        ctx=ctx,
+        tokens_dir=Path(tokens_dir),
+        out_dir=out_dir,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        sampler=sampler,
+        windows=windows,
+        rank_batch=cfg.optim.batch_size // ctx.world_size,
+        budget=budget,
+        fingerprint=fp,
+        start=start,
+        curves=Curves(log_dir, start) if ctx.main else None,
+    )
 
 
 def rate_key(cfg: LargeConfig, ctx: Dist) -> str:
     """What decides the run's speed here: model, batch shape, precision, compile, processes, device."""
-    return config_hash(rate="large", model=cfg.model, optim=dataclasses.asdict(cfg.optim), world_size=ctx.world_size,
-                       device=device_name(ctx.device), threads=torch.get_num_threads())[:16]
+    return config_hash(
+        rate="large",
+        model=cfg.model,
+        optim=dataclasses.asdict(cfg.optim),
+        world_size=ctx.world_size,
+        device=device_name(ctx.device),
+        threads=torch.get_num_threads(),
+    )[:16]
 
 
 def run_rate(cfg: LargeConfig, ctx: Dist, model: Callable[[], LLaMA], sampler: Any) -> Rate:
@@ -151,9 +198,12 @@ def run_rate(cfg: LargeConfig, ctx: Dist, model: Callable[[], LLaMA], sampler: A
     remembered = remembered_rate(rate_key(cfg, ctx))
     if remembered:
         return Rate(remembered, "last run")
-    one = warmup_rate(model(), sampler, min(cfg.optim.micro_batch_size or cfg.optim.batch_size,
-                                          cfg.optim.batch_size // ctx.world_size),
-                      functools.partial(autocast, cfg.optim.precision, ctx.device))
+    one = warmup_rate(
+        model(),
+        sampler,
+        min(cfg.optim.micro_batch_size or cfg.optim.batch_size, cfg.optim.batch_size // ctx.world_size),
+        functools.partial(autocast, cfg.optim.precision, ctx.device),
+    )
     return Rate(one * ctx.world_size, f"{ctx.world_size} process(es) x {amount(one)}, timed warm-up")
 
 
@@ -164,8 +214,14 @@ def announce(what: str, cfg: LargeConfig, ctx: Dist, model: LLaMA, sampler: Mixt
     rate = run_rate(cfg, ctx, lambda: model, sampler)
     steps = cfg.optim.steps - start
     resumed = f" from step {start}" if start else ""
-    Plan(what, f"{steps} steps{resumed} x {amount(per_step)} tokens", steps * per_step,
-         device_name(ctx.device), rate, SLOW_HINT).announce()
+    Plan(
+        what,
+        f"{steps} steps{resumed} x {amount(per_step)} tokens",
+        steps * per_step,
+        device_name(ctx.device),
+        rate,
+        SLOW_HINT,
+    ).announce()
 
 
 def train(run: LargeRun) -> None:
@@ -176,23 +232,34 @@ def train(run: LargeRun) -> None:
     per_step = tokens_per_step(optim, run.cfg.model.context)
     started = time.perf_counter()
     step = run.start
-    with progress(total=optim.steps, initial=run.start, desc=f"train {run.name}", unit="step",
-                  disable=not run.ctx.main) as bar:
+    with progress(
+        total=optim.steps, initial=run.start, desc=f"train {run.name}", unit="step", disable=not run.ctx.main
+    ) as bar:
         logger = StepLogger(bar, run.curves, per_step)
         while step < optim.steps:
             stop = min(optim.steps, step + run.cfg.checkpoint_every)
-            train_steps(run.net, run.optimizer, run.sampler, optim, start=step, stop=stop,
-                        rank_batch_size=run.rank_batch, on_step=logger)
+            train_steps(
+                run.net,
+                run.optimizer,
+                run.sampler,
+                optim,
+                start=step,
+                stop=stop,
+                rank_batch_size=run.rank_batch,
+                on_step=logger,
+            )
             step = stop
             if run.ctx.main:
                 val = run.valid_loss()
-                run.curves.log(step, {f"val/{d}": v for d, v in val.items()}
-                               | {"val/mean": float(np.mean(list(val.values())))})
+                run.curves.log(
+                    step, {f"val/{d}": v for d, v in val.items()} | {"val/mean": float(np.mean(list(val.values())))}
+                )
                 save_checkpoint(run.checkpoint, run.model, run.optimizer, step, run.fingerprint)
             run.ctx.barrier()
     if run.ctx.main and step > run.start:
-        remember_rate(rate_key(run.cfg, run.ctx), (step - run.start) * per_step / (time.perf_counter() - started),
-                      what="large")
+        remember_rate(
+            rate_key(run.cfg, run.ctx), (step - run.start) * per_step / (time.perf_counter() - started), what="large"
+        )
 
 
 def finish(run: LargeRun, started: float) -> dict:
@@ -206,23 +273,37 @@ def finish(run: LargeRun, started: float) -> dict:
         val = run.valid_loss()
         export_hf(run.model, run.tokens_dir, run.out_dir / HF_DIR)
         summary = {
-            "name": run.name, "mixture": run.mixture, "steps": cfg.optim.steps,
-            "tokens": train_tokens(cfg.optim, context), "world_size": run.ctx.world_size,
-            "params": run.model.num_params(), "params_with_embeddings": run.model.num_params(False),
-            "budget": run.budget, "tokens_seen": seen, "valid_loss": val,
-            "fingerprint": run.fingerprint, "resumed_from": run.start,
+            "name": run.name,
+            "mixture": run.mixture,
+            "steps": cfg.optim.steps,
+            "tokens": train_tokens(cfg.optim, context),
+            "world_size": run.ctx.world_size,
+            "params": run.model.num_params(),
+            "params_with_embeddings": run.model.num_params(False),
+            "budget": run.budget,
+            "tokens_seen": seen,
+            "valid_loss": val,
+            "fingerprint": run.fingerprint,
+            "resumed_from": run.start,
             "wall_s": round(time.perf_counter() - started, 2),
         }
         write_json(run.out_dir / RUN_FILE, summary)
-        run.curves.close({"tokens": summary["tokens"],
-                          "epochs": {d: b["epochs"] for d, b in run.budget.items()}})
+        run.curves.close({"tokens": summary["tokens"], "epochs": {d: b["epochs"] for d, b in run.budget.items()}})
     run.ctx.barrier()
     return summary
 
 
-def train_large(name: str, mixture: Mapping[str, float], cfg: LargeConfig, seed: int,
-                tokens_dir: str | Path, out_dir: str | Path, log_dir: str | Path,
-                threads: int | None = None, max_epochs: float | None = None) -> dict:
+def train_large(
+    name: str,
+    mixture: Mapping[str, float],
+    cfg: LargeConfig,
+    seed: int,
+    tokens_dir: str | Path,
+    out_dir: str | Path,
+    log_dir: str | Path,
+    threads: int | None = None,
+    max_epochs: float | None = None,
+) -> dict:
     """Train (or resume) mixture `name`; write checkpoint, HF export and run.json to `out_dir`.
 
     Run it plainly for one process, or under `torchrun --nproc_per_node N` for data parallel.

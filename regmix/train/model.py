@@ -27,8 +27,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                chunk: int) -> torch.Tensor:
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
         device = h.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype
         with torch.autocast(device, enabled=False):
@@ -194,8 +193,9 @@ class LLaMA(nn.Module):
         if targets is None:
             return self.lm_head(h)
         if self.cfg.loss_chunk > 0 and torch.is_grad_enabled():
-            return LinearCrossEntropy.apply(h.flatten(0, 1), self.lm_head.weight, targets.flatten(),
-                                            self.cfg.loss_chunk)
+            return LinearCrossEntropy.apply(
+                h.flatten(0, 1), self.lm_head.weight, targets.flatten(), self.cfg.loss_chunk
+            )
         return F.cross_entropy(self.lm_head(h).flatten(0, 1).float(), targets.flatten())
 
     def num_params(self, non_embedding: bool = True) -> int:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from regmix.config import ProxyConfig
+from regmix.config import ProxyConfig, train_tokens
 from regmix.data.shards import data_signature, read_meta
 from regmix.errors import UserError
 from regmix.files import atomic_path, read_json, write_json
@@ -28,8 +28,14 @@ from regmix.tables import weight_columns
 from regmix.train import store as machine_store
 from regmix.train.model import LLaMA
 from regmix.train.scores import missing_scores, score_model, scored_on, scoring_data
-from regmix.train.training import (MixtureSampler, config_hash, make_optimizer, resolve_precision, resolve_vocab,
-                                   train_steps, train_tokens)
+from regmix.train.training import (
+    MixtureSampler,
+    config_hash,
+    make_optimizer,
+    resolve_precision,
+    resolve_vocab,
+    train_steps,
+)
 
 
 @dataclass(frozen=True)
@@ -44,16 +50,24 @@ class ProxyJob:
 def resolve_config(cfg: ProxyConfig, tokens_dir: str | Path) -> ProxyConfig:
     """`cfg` with the model's vocabulary taken from the token data when it is null, and
     precision `auto` made concrete for the device of the machine that plans the swarm."""
-    return dataclasses.replace(cfg, model=resolve_vocab(cfg.model, read_meta(tokens_dir), "proxy.model"),
-                               optim=resolve_precision(cfg.optim, default_device(), "proxy"))
+    return dataclasses.replace(
+        cfg,
+        model=resolve_vocab(cfg.model, read_meta(tokens_dir), "proxy.model"),
+        optim=resolve_precision(cfg.optim, default_device(), "proxy"),
+    )
 
 
-def proxy_key(mixture: Mapping[str, float], cfg: ProxyConfig, data: Mapping[str, Any],
-              seed: int) -> str:
+def proxy_key(mixture: Mapping[str, float], cfg: ProxyConfig, data: Mapping[str, Any], seed: int) -> str:
     """Hash of what decides a proxy's losses. Speed-only settings (threads, compile) are left
     out, and zero weights are dropped so that adding an unused domain keeps old proxies."""
-    return config_hash(mixture={d: round(float(w), 12) for d, w in mixture.items() if w > 0},
-                       model=cfg.model, optim=cfg.optim, eval=cfg.eval, data=data, seed=seed)[:24]
+    return config_hash(
+        mixture={d: round(float(w), 12) for d, w in mixture.items() if w > 0},
+        model=cfg.model,
+        optim=cfg.optim,
+        eval=cfg.eval,
+        data=data,
+        seed=seed,
+    )[:24]
 
 
 def plan(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, seed: int) -> list[ProxyJob]:
@@ -62,8 +76,9 @@ def plan(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, seed:
     columns = weight_columns(mixtures)
     unknown = sorted(set(columns) - set(domains))
     if unknown:
-        raise UserError(f"results/mixtures.csv has domain(s) {', '.join(unknown)} that "
-                        f"data/tokens/meta.json does not list")
+        raise UserError(
+            f"results/mixtures.csv has domain(s) {', '.join(unknown)} that data/tokens/meta.json does not list"
+        )
     data = data_signature(tokens_dir, domains)
     jobs = []
     for row in mixtures.to_dict("records"):
@@ -77,16 +92,22 @@ def default_device() -> torch.device:
 
 
 # ---------------------------------------------------------------------- one proxy
-def score_proxy(model: torch.nn.Module, cfg: ProxyConfig, tokens_dir: str | Path,
-                only: list[str] | None = None) -> dict[str, float]:
+def score_proxy(
+    model: torch.nn.Module, cfg: ProxyConfig, tokens_dir: str | Path, only: list[str] | None = None
+) -> dict[str, float]:
     """A proxy's scores on the valid split of every scored set and task (regmix.train.scores), or of
     those `only` names (`loss.<set>`, `task.<name>` keys)."""
     data = scoring_data(str(tokens_dir), "valid", cfg.model.context, cfg.eval.windows_per_domain)
     return score_model(model, data if only is None else data.subset(only), cfg.eval.batch_size, cfg.optim.precision)
 
 
-def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str | Path, seed: int,
-                device: torch.device | None = None) -> dict[str, Any]:
+def train_proxy(
+    mixture: Mapping[str, float],
+    cfg: ProxyConfig,
+    tokens_dir: str | Path,
+    seed: int,
+    device: torch.device | None = None,
+) -> dict[str, Any]:
     """Train one proxy on `mixture`; its scores on every set and task, run statistics and
     weights (`state`, stored beside the scores: a set added later is scored, not trained again).
 
@@ -103,11 +124,16 @@ def train_proxy(mixture: Mapping[str, float], cfg: ProxyConfig, tokens_dir: str 
     sampler = MixtureSampler(tokens_dir, mixture, cfg.model.context, seed)
     last = {}
     train_steps(net, optimizer, sampler, cfg.optim, on_step=lambda s, loss, lr: last.update(loss=loss))
-    return {"scores": score_proxy(net, cfg, tokens_dir), "scored_on": scored_on(str(tokens_dir)),
-            "train_loss": last.get("loss"),
-            "tokens": train_tokens(cfg.optim, cfg.model.context),
-            "seconds": time.perf_counter() - start, "params": model.num_params(),
-            "device": device.type, "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    return {
+        "scores": score_proxy(net, cfg, tokens_dir),
+        "scored_on": scored_on(str(tokens_dir)),
+        "train_loss": last.get("loss"),
+        "tokens": train_tokens(cfg.optim, cfg.model.context),
+        "seconds": time.perf_counter() - start,
+        "params": model.num_params(),
+        "device": device.type,
+        "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
 
 
 # ---------------------------------------------------------------------- the store
@@ -130,8 +156,10 @@ def store_proxy(out_dir: str | Path, job: ProxyJob, cfg: ProxyConfig, seed: int,
     if state is not None:
         with atomic_path(weights_path(out_dir, job.key)) as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    write_json(proxy_path(out_dir, job.key), {"key": job.key, "mixture": job.mixture, "seed": seed,
-                                               "config": dataclasses.asdict(cfg), **result})
+    write_json(
+        proxy_path(out_dir, job.key),
+        {"key": job.key, "mixture": job.mixture, "seed": seed, "config": dataclasses.asdict(cfg), **result},
+    )
     keep_proxy(out_dir, job.key)
 
 
@@ -160,15 +188,15 @@ def rescore(out_dir: str | Path, key: str, cfg: ProxyConfig, tokens_dir: str | P
     model.load_state_dict(load_file(str(weights_path(out_dir, key))))
     record = read_json(proxy_path(out_dir, key))
     missing = missing_scores(record, tokens_dir)
-    record["scores"] = {**record.get("scores", {}),
-                        **score_proxy(model.to(default_device()), cfg, tokens_dir, missing)}
+    record["scores"] = {**record.get("scores", {}), **score_proxy(model.to(default_device()), cfg, tokens_dir, missing)}
     record["scored_on"] = {**record.get("scored_on", {}), **{k: scored_on(str(tokens_dir))[k] for k in missing}}
     write_json(proxy_path(out_dir, key), record)
     machine_store.keep(proxy_path(out_dir, key), STORE_KIND)
 
 
-def store_each(results: Generator[tuple[ProxyJob, dict], None, None], cfg: ProxyConfig, seed: int,
-               out_dir: str | Path) -> Iterator[ProxyJob]:
+def store_each(
+    results: Generator[tuple[ProxyJob, dict], None, None], cfg: ProxyConfig, seed: int, out_dir: str | Path
+) -> Iterator[ProxyJob]:
     """Store each (job, result) as it comes; yield the job once it is on disk. Closing this
     closes `results` at once (a backend stops its work then, not when garbage collected)."""
     with contextlib.closing(results):

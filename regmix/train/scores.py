@@ -24,8 +24,8 @@ import torch
 from tokenizers import Tokenizer
 
 from regmix.data.shards import TOKENIZER_FILE, data_signature, read_meta, task_path
-from regmix.files import file_digest
 from regmix.data.tasks import EncodedExample, encode_examples, read_task, score_task
+from regmix.files import file_digest
 from regmix.train.training import autocast, eval_windows, evaluate_loss
 
 
@@ -41,9 +41,11 @@ class ScoringData:
         """Only the sets and tasks named by score keys (`loss.<set>`, `task.<name>`)."""
         sets = {k.split(".", 1)[1] for k in keys if k.startswith("loss.")}
         tasks = {k.split(".", 1)[1] for k in keys if k.startswith("task.")}
-        return ScoringData({s: w for s, w in self.windows.items() if s in sets},
-                           {s: r for s, r in self.tokens_per_byte.items() if s in sets},
-                           {t: e for t, e in self.tasks.items() if t in tasks})
+        return ScoringData(
+            {s: w for s, w in self.windows.items() if s in sets},
+            {s: r for s, r in self.tokens_per_byte.items() if s in sets},
+            {t: e for t, e in self.tasks.items() if t in tasks},
+        )
 
 
 def bits_per_byte(loss: float, tokens_per_byte: float) -> float:
@@ -65,12 +67,16 @@ def scoring_data(tokens_dir: str, split: str, context: int, windows_per_set: int
     meta = read_meta(tokens_dir)
     tokenizer = Tokenizer.from_file(str(Path(tokens_dir) / TOKENIZER_FILE))
     windows = eval_windows(tokens_dir, meta.scored, context, windows_per_set, split)
-    tasks = {name: encode_examples(read_task(task_path(tokens_dir, name, split), name), tokenizer, context)
-             for name in meta.tasks}
+    tasks = {
+        name: encode_examples(read_task(task_path(tokens_dir, name, split), name), tokenizer, context)
+        for name in meta.tasks
+    }
     return ScoringData(windows, {s: window_tokens_per_byte(w, tokenizer) for s, w in windows.items()}, tasks)
 
 
-def score_model(model: torch.nn.Module, data: ScoringData, batch_size: int, precision: str = "fp32") -> dict[str, float]:
+def score_model(
+    model: torch.nn.Module, data: ScoringData, batch_size: int, precision: str = "fp32"
+) -> dict[str, float]:
     """The model's flat score record on `data` (see the module docstring)."""
     losses = evaluate_loss(model, data.windows, batch_size, precision)
     scores = {f"loss.{s}": v for s, v in losses.items()}
@@ -89,8 +95,10 @@ def scored_on(tokens_dir: str) -> dict[str, str]:
     made on other data (a task file rewritten in place, say) and is made again."""
     meta = read_meta(tokens_dir)
     shards = data_signature(tokens_dir, meta.scored, "valid")
-    return {**{f"loss.{s}": shards[s][1] for s in meta.scored},
-            **{f"task.{t}": file_digest(task_path(tokens_dir, t, "valid")) for t in meta.tasks}}
+    return {
+        **{f"loss.{s}": shards[s][1] for s in meta.scored},
+        **{f"task.{t}": file_digest(task_path(tokens_dir, t, "valid")) for t in meta.tasks},
+    }
 
 
 def missing_scores(record: Mapping[str, Any], tokens_dir: str | Path) -> list[str]:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
-
 from regmix.errors import UserError
 from regmix.progress import say
 
@@ -53,7 +52,7 @@ class ArrayTask:
 
 
 def chunks_of(items: Sequence[Item], size: int) -> list[list[Item]]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def executor(placement: Placement, name: str) -> Any:
@@ -63,13 +62,21 @@ def executor(placement: Placement, name: str) -> Any:
     except ImportError:
         raise UserError("REGMIX_BACKEND=slurm needs submitit: pip install -e '.[slurm]'") from None
     if placement.slurm_cluster == "slurm" and shutil.which("sbatch") is None:
-        raise UserError("REGMIX_BACKEND=slurm submits with sbatch, which is not on PATH: run on a Slurm "
-                        "login node (REGMIX_SLURM_CLUSTER=local runs the array on this machine, for testing)")
+        raise UserError(
+            "REGMIX_BACKEND=slurm submits with sbatch, which is not on PATH: run on a Slurm "
+            "login node (REGMIX_SLURM_CLUSTER=local runs the array on this machine, for testing)"
+        )
     ex = submitit.AutoExecutor(folder=Path(placement.slurm_logs).absolute(), cluster=placement.slurm_cluster)
-    ex.update_parameters(name=name, nodes=1, tasks_per_node=1, timeout_min=placement.slurm_minutes,
-                         cpus_per_task=placement.slurm_cpus or placement.threads_per_worker,
-                         gpus_per_node=placement.slurm_gpus, slurm_partition=placement.slurm_partition,
-                         slurm_array_parallelism=placement.slurm_parallelism)  # None: left unset
+    ex.update_parameters(
+        name=name,
+        nodes=1,
+        tasks_per_node=1,
+        timeout_min=placement.slurm_minutes,
+        cpus_per_task=placement.slurm_cpus or placement.threads_per_worker,
+        gpus_per_node=placement.slurm_gpus,
+        slurm_partition=placement.slurm_partition,
+        slurm_array_parallelism=placement.slurm_parallelism,
+    )  # None: left unset
     return ex
 
 
@@ -78,8 +85,9 @@ def submit(fn: Callable[[list], Any], chunks: list[list], placement: Placement, 
     return executor(placement, name).map_array(ArrayTask(fn), chunks)
 
 
-def run_array(fn: Callable[[list], Any], items: Sequence[Item], placement: Placement,
-              done: Callable[[Item], bool], name: str) -> Iterator[Item]:
+def run_array(
+    fn: Callable[[list], Any], items: Sequence[Item], placement: Placement, done: Callable[[Item], bool], name: str
+) -> Iterator[Item]:
     """Run `fn` over chunks of `items` as a job array; yield each item once `done(item)` holds.
 
     Raises a UserError if items are still not done when every task has ended. If the caller
@@ -89,8 +97,10 @@ def run_array(fn: Callable[[list], Any], items: Sequence[Item], placement: Place
         return
     chunks = chunks_of(items, placement.slurm_chunk)
     jobs = submit(fn, chunks, placement, name)
-    say(f"{name}: {len(items)} submitted as {len(jobs)} array task(s) ({placement.slurm_cluster}, "
-               f"first job {jobs[0].job_id}); logs in {jobs[0].paths.folder}")
+    say(
+        f"{name}: {len(items)} submitted as {len(jobs)} array task(s) ({placement.slurm_cluster}, "
+        f"first job {jobs[0].job_id}); logs in {jobs[0].paths.folder}"
+    )
     try:
         failed = yield from wait(jobs, chunks, done)
     except BaseException:
@@ -99,9 +109,12 @@ def run_array(fn: Callable[[list], Any], items: Sequence[Item], placement: Place
     if failed:
         missing = sum(not done(item) for chunk in chunks for item in chunk)
         more = [f"... and {len(failed) - SHOW_FAILED} more"] if len(failed) > SHOW_FAILED else []
-        raise UserError(f"{name}: {missing} of {len(items)} still missing after the job array ended; "
-                        f"{len(failed)} failed task(s):\n  " + "\n  ".join(failed[:SHOW_FAILED] + more)
-                        + "\nFix the cause and rerun: finished work is kept and only what is missing is submitted.")
+        raise UserError(
+            f"{name}: {missing} of {len(items)} still missing after the job array ended; "
+            f"{len(failed)} failed task(s):\n  "
+            + "\n  ".join(failed[:SHOW_FAILED] + more)
+            + "\nFix the cause and rerun: finished work is kept and only what is missing is submitted."
+        )
 
 
 def wait(jobs: list[Job], chunks: list[list[Item]], done: Callable[[Item], bool]) -> Iterator[Item]:

@@ -65,8 +65,10 @@ def size() -> tuple[int, int]:
 
 def main() -> None:
     files, total = size()
-    print(f"{root()}: {files} files, {total / 2**20:.1f} MiB (finished proxies, checkpoints and scores; "
-          "delete it to reclaim the space, at the cost of training them again)")
+    print(
+        f"{root()}: {files} files, {total / 2**20:.1f} MiB (finished proxies, checkpoints and scores; "
+        "delete it to reclaim the space, at the cost of training them again)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from regmix.config import ProxyConfig, SampleConfig
+from regmix.config import ProxyConfig, SampleConfig, train_tokens
 from regmix.data.shards import open_tokens
 from regmix.files import read_json
 from regmix.progress import Plan, Rate, amount, progress, remember_rate, remembered_rate, say, warmup_rate
@@ -29,22 +29,25 @@ from regmix.target import Target
 from regmix.train.backends import Placement, connect_ray, default_workers, run_jobs, where_it_runs
 from regmix.train.model import LLaMA
 from regmix.train.proxy import ProxyJob, default_device, plan, proxy_path, rescore, resolve_config, stored
-from regmix.train.training import MixtureSampler, autocast, config_hash, train_tokens
-
+from regmix.train.training import MixtureSampler, autocast, config_hash
 
 # ------------------------------------------------------------------------ the plan
-SLOW_HINT = ("fewer mixtures (sample.n_mixtures) or tokens per proxy (proxy.optim.steps), or GPUs "
-             "(a GPU machine, or REGMIX_BACKEND=ray or slurm)")
+SLOW_HINT = (
+    "fewer mixtures (sample.n_mixtures) or tokens per proxy (proxy.optim.steps), or GPUs "
+    "(a GPU machine, or REGMIX_BACKEND=ray or slurm)"
+)
 
 
 def rate_key(cfg: ProxyConfig, placement: Placement, device: str) -> str:
     """What decides a swarm's speed: its proxies (speed-only settings too) and where they run."""
-    return config_hash(rate="proxies", proxy=dataclasses.asdict(cfg), placement=dataclasses.asdict(placement),
-                       device=device)[:16]
+    return config_hash(
+        rate="proxies", proxy=dataclasses.asdict(cfg), placement=dataclasses.asdict(placement), device=device
+    )[:16]
 
 
-def swarm_rate(key: str, cfg: ProxyConfig, sampler: Callable[[], Any], placement: Placement,
-               workers: int) -> Rate | None:
+def swarm_rate(
+    key: str, cfg: ProxyConfig, sampler: Callable[[], Any], placement: Placement, workers: int
+) -> Rate | None:
     """The swarm's tokens/s: the last run's of the same key, else (local backend) a timed warm-up
     of one proxy times the workers, on the batches `sampler()` gives; None for a cluster not
     measured yet."""
@@ -72,25 +75,34 @@ def measure_proxy(cfg: ProxyConfig, sampler: Any, threads: int) -> float:
         torch.set_num_threads(before)
 
 
-def repeat_warnings(what: str, todo: list[ProxyJob], tokens_per_proxy: int, tokens_dir: str | Path,
-                    max_epochs: float | None) -> list[str]:
+def repeat_warnings(
+    what: str, todo: list[ProxyJob], tokens_per_proxy: int, tokens_dir: str | Path, max_epochs: float | None
+) -> list[str]:
     """One line per domain some proxy of `todo` would repeat more than `max_epochs` epochs."""
     lines = []
-    for domain in (todo[0].mixture if todo and max_epochs is not None else {}):
+    for domain in todo[0].mixture if todo and max_epochs is not None else {}:
         weight = max(job.mixture[domain] for job in todo)
         available = len(open_tokens(tokens_dir, "train", domain))
         epochs = weight * tokens_per_proxy / max(1, available)
         if epochs > max_epochs:
-            lines.append(f"{what}: a proxy repeats domain {domain!r} up to {epochs:.1f} epochs (weight "
-                         f"{weight:.3g} x {amount(tokens_per_proxy)} tokens of {amount(available)} train "
-                         f"tokens), more than sample.max_epochs={max_epochs:g}: more data for it, or fewer "
-                         f"tokens per proxy (proxy.optim.steps)")
+            lines.append(
+                f"{what}: a proxy repeats domain {domain!r} up to {epochs:.1f} epochs (weight "
+                f"{weight:.3g} x {amount(tokens_per_proxy)} tokens of {amount(available)} train "
+                f"tokens), more than sample.max_epochs={max_epochs:g}: more data for it, or fewer "
+                f"tokens per proxy (proxy.optim.steps)"
+            )
     return lines
 
 
-def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, out_dir: str | Path,
-              seed: int, placement: Placement = Placement(),
-              max_epochs: float | None = SampleConfig.max_epochs) -> tuple[pd.DataFrame, dict]:
+def run_swarm(
+    mixtures: pd.DataFrame,
+    cfg: ProxyConfig,
+    tokens_dir: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    placement: Placement = Placement(),
+    max_epochs: float | None = SampleConfig.max_epochs,
+) -> tuple[pd.DataFrame, dict]:
     """Train every mixture's proxy not already in `out_dir`; the proxies table and run stats.
 
     The table has `id`, the weight columns and one `loss.<domain>` column per domain, in the
@@ -117,20 +129,31 @@ def run_swarm(mixtures: pd.DataFrame, cfg: ProxyConfig, tokens_dir: str | Path, 
     if todo:
         first = functools.partial(MixtureSampler, tokens_dir, todo[0].mixture, cfg.model.context, seed)
         rate = swarm_rate(key, cfg, first, placement, workers)
-        Plan(what, f"{len(todo)} to train ({len(unique) - len(todo)} stored) x {amount(tokens_per_proxy)} tokens",
-             len(todo) * tokens_per_proxy, device, rate, SLOW_HINT).announce(
-            *repeat_warnings(what, todo, tokens_per_proxy, tokens_dir, max_epochs))
+        Plan(
+            what,
+            f"{len(todo)} to train ({len(unique) - len(todo)} stored) x {amount(tokens_per_proxy)} tokens",
+            len(todo) * tokens_per_proxy,
+            device,
+            rate,
+            SLOW_HINT,
+        ).announce(*repeat_warnings(what, todo, tokens_per_proxy, tokens_dir, max_epochs))
     else:
         say(f"{what}: all {len(unique)} stored, nothing to train")
     finished = run_jobs(todo, cfg, tokens_dir, out_dir, seed, placement, workers)
     seconds = train_under_bar(finished, what, len(unique), len(todo), tokens_per_proxy)
     if todo and (placement.backend != "local" or len(todo) >= pool):  # a full pool's speed: the next plan's rate
         remember_rate(key, len(todo) * tokens_per_proxy / seconds, what="proxies")
-    stats = {"proxies": len(jobs), "trained": len(todo), "scored": len(rescored),
-             "scoring_seconds": round(scoring, 2) if rescored else None, "seconds": round(seconds, 2),
-             "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
-             **proxy_stats(cfg, out_dir, list(unique)), "backend": placement.backend,
-             "workers": workers if placement.backend == "local" and todo else None}
+    stats = {
+        "proxies": len(jobs),
+        "trained": len(todo),
+        "scored": len(rescored),
+        "scoring_seconds": round(scoring, 2) if rescored else None,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(len(todo) * tokens_per_proxy / seconds, 1) if todo else None,
+        **proxy_stats(cfg, out_dir, list(unique)),
+        "backend": placement.backend,
+        "workers": workers if placement.backend == "local" and todo else None,
+    }
     return collect(jobs, mixtures, out_dir), stats
 
 
@@ -148,8 +171,9 @@ def train_under_bar(finished: Iterator[ProxyJob], what: str, total: int, todo: i
     start = time.perf_counter()
     with progress(total=total, initial=total - todo, desc=what, unit="proxy") as bar, contextlib.closing(finished):
         for trained, _ in enumerate(finished, 1):
-            bar.set_postfix_str(f"{amount(trained * tokens_per_proxy / (time.perf_counter() - start))} tokens/s",
-                                refresh=False)
+            bar.set_postfix_str(
+                f"{amount(trained * tokens_per_proxy / (time.perf_counter() - start))} tokens/s", refresh=False
+            )
             bar.update(1)
     return time.perf_counter() - start
 
@@ -163,9 +187,13 @@ def proxy_stats(cfg: ProxyConfig, out_dir: Path, keys: list[str]) -> dict[str, A
     # Each stored proxy keeps its own training time: a rerun that trains nothing still reports
     # how fast the swarm's proxies trained (one worker's speed), not only this call's.
     proxy_seconds = sum(read_json(proxy_path(out_dir, key))["seconds"] for key in keys) / len(keys) if keys else None
-    return {"proxy_seconds": round(proxy_seconds, 2) if keys else None,
-            "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1) if keys else None,
-            "tokens_per_proxy": tokens_per_proxy, "params": params, "precision": cfg.optim.precision}
+    return {
+        "proxy_seconds": round(proxy_seconds, 2) if keys else None,
+        "proxy_tokens_per_s": round(tokens_per_proxy / proxy_seconds, 1) if keys else None,
+        "tokens_per_proxy": tokens_per_proxy,
+        "params": params,
+        "precision": cfg.optim.precision,
+    }
 
 
 def collect(jobs: list[ProxyJob], mixtures: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
@@ -174,10 +202,17 @@ def collect(jobs: list[ProxyJob], mixtures: pd.DataFrame, out_dir: Path) -> pd.D
     return pd.concat([mixtures.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
 
 
-def run_seeds(mixtures: Mapping[str, Mapping[str, float]], cfg: ProxyConfig, tokens_dir: str | Path,
-             store: str | Path, seeds: Sequence[int], target: Target, domains: Sequence[str],
-             placement: Placement = Placement(),
-             max_epochs: float | None = SampleConfig.max_epochs) -> pd.DataFrame:
+def run_seeds(
+    mixtures: Mapping[str, Mapping[str, float]],
+    cfg: ProxyConfig,
+    tokens_dir: str | Path,
+    store: str | Path,
+    seeds: Sequence[int],
+    target: Target,
+    domains: Sequence[str],
+    placement: Placement = Placement(),
+    max_epochs: float | None = SampleConfig.max_epochs,
+) -> pd.DataFrame:
     """Train each named mixture's proxy once per seed (kept in `store` like any proxy: a rerun
     trains only what is missing); one row per (mixture, seed): `mixture`, `seed`, the `target`
     loss, the weights and the scores (regmix.choose.verify judges them)."""

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from regmix.config import PRECISIONS, ModelConfig, OptimConfig, tokens_per_step, train_tokens
+from regmix.config import PRECISIONS, ModelConfig, OptimConfig
 from regmix.data.shards import TokenMeta, open_tokens
 from regmix.errors import UserError
 
@@ -38,8 +38,9 @@ def resolve_vocab(model: ModelConfig, meta: TokenMeta, key: str) -> ModelConfig:
     if vocab is None:
         vocab = meta.vocab_size
     elif vocab < meta.vocab_size:
-        raise UserError(f"{key}.vocab_size {vocab} is smaller than the tokenizer's "
-                        f"{meta.vocab_size} (meta.json of the token data)")
+        raise UserError(
+            f"{key}.vocab_size {vocab} is smaller than the tokenizer's {meta.vocab_size} (meta.json of the token data)"
+        )
     return dataclasses.replace(model, vocab_size=vocab)
 
 
@@ -56,8 +57,7 @@ def config_hash(**parts: Any) -> str:
 def _identity(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         skip = SPEED_ONLY.get(type(value), ())
-        return {f.name: _identity(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in skip}
+        return {f.name: _identity(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in skip}
     return value
 
 
@@ -67,8 +67,7 @@ def _identity(value: Any) -> Any:
 class MixtureSampler:
     """Sequences of `context + 1` tokens; each from one domain drawn by mixture weight."""
 
-    def __init__(self, tokens_dir: str | Path, mixture: Mapping[str, float], context: int,
-                 seed: int, rank: int = 0):
+    def __init__(self, tokens_dir: str | Path, mixture: Mapping[str, float], context: int, seed: int, rank: int = 0):
         active = {d: w for d, w in mixture.items() if w > 0}
         if not active:
             raise UserError("the mixture gives every domain zero weight")
@@ -79,8 +78,7 @@ class MixtureSampler:
         for domain, stream in zip(self.domains, self.streams):
             if len(stream) <= context + 1:
                 raise UserError(
-                    f"domain {domain!r} has {len(stream)} train tokens, fewer than one "
-                    f"window of context {context} + 1"
+                    f"domain {domain!r} has {len(stream)} train tokens, fewer than one window of context {context} + 1"
                 )
         self.context = context
         self.seed = seed
@@ -107,13 +105,13 @@ class MixtureSampler:
         counts = np.zeros(len(self.domains), dtype=np.int64)
         for step in range(steps):
             for rank in range(world_size):
-                counts += np.bincount(self._draw_domains(step, rank, batch_size)[1],
-                                      minlength=len(self.domains))
+                counts += np.bincount(self._draw_domains(step, rank, batch_size)[1], minlength=len(self.domains))
         return dict(zip(self.domains, counts.tolist()))
 
 
-def eval_windows(tokens_dir: str | Path, domains: list[str], context: int,
-                 windows_per_domain: int, split: str = "valid") -> dict[str, torch.Tensor]:
+def eval_windows(
+    tokens_dir: str | Path, domains: list[str], context: int, windows_per_domain: int, split: str = "valid"
+) -> dict[str, torch.Tensor]:
     """Fixed held-out windows per set: evenly spaced over its `split` stream (valid or test).
 
     They depend only on the data and the context, so every model is scored on the same tokens.
@@ -166,8 +164,9 @@ def autocast(precision: str, device: torch.device):
 
 
 @torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, windows: Mapping[str, torch.Tensor], batch_size: int,
-                  precision: str = "fp32") -> dict[str, float]:
+def evaluate_loss(
+    model: torch.nn.Module, windows: Mapping[str, torch.Tensor], batch_size: int, precision: str = "fp32"
+) -> dict[str, float]:
     """Mean next-token loss of `model` on each domain's fixed windows."""
     was_training = model.training
     model.eval()
@@ -202,17 +201,23 @@ def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Adam
     """AdamW with weight decay on matrices only (not norms), as in LLaMA/TinyLlama."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 StepCallback = Callable[[int, float, float], None]
 
 
-def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sampler: MixtureSampler,
-                cfg: OptimConfig, start: int = 0, stop: int | None = None,
-                rank_batch_size: int | None = None, on_step: StepCallback | None = None) -> None:
+def train_steps(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sampler: MixtureSampler,
+    cfg: OptimConfig,
+    start: int = 0,
+    stop: int | None = None,
+    rank_batch_size: int | None = None,
+    on_step: StepCallback | None = None,
+) -> None:
     """Run optimiser steps `start..stop-1`; `on_step(step, loss, lr)` after each.
 
     `rank_batch_size` (this process's share of the batch under data parallelism) defaults to
@@ -224,8 +229,9 @@ def train_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
     batch_size = rank_batch_size or cfg.batch_size
     micro = min(cfg.micro_batch_size or batch_size, batch_size)
     if batch_size % micro:
-        raise UserError(f"optim.micro_batch_size {micro} does not divide the per-process batch "
-                        f"of {batch_size} sequences")
+        raise UserError(
+            f"optim.micro_batch_size {micro} does not divide the per-process batch of {batch_size} sequences"
+        )
     n_micro = batch_size // micro
     # Under DDP, gradients are all-reduced only on the last micro-batch of a step.
     no_sync = getattr(model, "no_sync", contextlib.nullcontext)

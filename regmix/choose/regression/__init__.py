@@ -17,19 +17,60 @@ The files:
 """
 
 from regmix.choose.regression.figures import describe, domain_curves, plot_fit
-from regmix.choose.regression.fitted import (FitReport, FittedRegressor, Predictor, cross_validate, fit_and_report,
-                                      fit_regressor, gain_text, pair_confidence, pair_scale, predict_mixtures,
-                                      predict_seconds, record_seed_noise, resolution, resolved_text,
-                                      scores)
+from regmix.choose.regression.fitted import (
+    FitReport,
+    FittedRegressor,
+    Predictor,
+    cross_validate,
+    fit_and_report,
+    fit_regressor,
+    gain_text,
+    pair_confidence,
+    pair_scale,
+    predict_mixtures,
+    predict_seconds,
+    record_seed_noise,
+    resolution,
+    resolved_text,
+    scores,
+)
 from regmix.choose.regression.lightgbm import LightGBM
 from regmix.choose.regression.models import MODELS, Ensemble, GaussianProcess, Linear, LogLinear, Model, make_model
 from regmix.choose.regression.proxies import ProxyTable, proxy_table, read_proxies, read_released, released_pair
 from regmix.choose.regression.storage import load_regressor, save_regressor
 
 __all__ = [
-    "Ensemble", "FitReport", "FittedRegressor", "GaussianProcess", "LightGBM", "Linear", "LogLinear", "MODELS",
-    "Model", "Predictor", "ProxyTable", "cross_validate", "describe", "domain_curves", "fit_and_report",
-    "fit_regressor", "gain_text", "load_regressor", "make_model", "pair_confidence", "pair_scale", "plot_fit",
-    "predict_mixtures", "predict_seconds", "proxy_table", "read_proxies", "read_released", "record_seed_noise",
-    "released_pair", "resolution", "resolved_text", "save_regressor", "scores",
+    "Ensemble",
+    "FitReport",
+    "FittedRegressor",
+    "GaussianProcess",
+    "LightGBM",
+    "Linear",
+    "LogLinear",
+    "MODELS",
+    "Model",
+    "Predictor",
+    "ProxyTable",
+    "cross_validate",
+    "describe",
+    "domain_curves",
+    "fit_and_report",
+    "fit_regressor",
+    "gain_text",
+    "load_regressor",
+    "make_model",
+    "pair_confidence",
+    "pair_scale",
+    "plot_fit",
+    "predict_mixtures",
+    "predict_seconds",
+    "proxy_table",
+    "read_proxies",
+    "read_released",
+    "record_seed_noise",
+    "released_pair",
+    "resolution",
+    "resolved_text",
+    "save_regressor",
+    "scores",
 ]

@@ -29,8 +29,10 @@ def lleaves_module() -> Optional[Any]:
     try:
         import lleaves
     except (ImportError, OSError) as e:
-        print(f"note: lleaves unavailable ({e}); LightGBM predicts itself, 5-15x slower "
-              "(pip install 'lleaves>=1.2' 'llvmlite>=0.43,<0.44')")
+        print(
+            f"note: lleaves unavailable ({e}); LightGBM predicts itself, 5-15x slower "
+            "(pip install 'lleaves>=1.2' 'llvmlite>=0.43,<0.44')"
+        )
         return None
     return lleaves
 
@@ -81,8 +83,10 @@ def compiled_trees(booster: Any) -> Optional[Any]:
                 return model
         if obj.exists():
             print(f"note: {obj} is not the machine code of these trees; rebuilding it")
-        print(f"compiling {booster.num_trees()} trees with lleaves -> {obj} "
-              "(once per model and machine; 15-35 s per 1000 trees on 2 cores)")
+        print(
+            f"compiling {booster.num_trees()} trees with lleaves -> {obj} "
+            "(once per model and machine; 15-35 s per 1000 trees on 2 cores)"
+        )
         model = lleaves.Model(model_file=str(text))
         with atomic_path(obj) as tmp_obj:
             tmp_obj.unlink()  # lleaves writes its cache file only if none exists yet

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from regmix.plots import plt, save
 from regmix.choose.regression.fitted import FitReport, FittedRegressor, resolved_text
+from regmix.plots import plt, save
 
 DPI = 110
 EFFECTS = {  # regressor kind -> (title, x label) of its effects panel
@@ -20,8 +20,7 @@ EFFECTS = {  # regressor kind -> (title, x label) of its effects panel
 CENTRED = ("linear", "loglinear")  # effects that sum to zero: 0 is the average domain
 
 
-def domain_curves(regressor: FittedRegressor, reference: np.ndarray, top: np.ndarray,
-                  points: int = 25) -> np.ndarray:
+def domain_curves(regressor: FittedRegressor, reference: np.ndarray, top: np.ndarray, points: int = 25) -> np.ndarray:
     """Predicted target as each domain's weight goes 0 -> top[d], the others scaled to fill.
 
     A partial-dependence picture that stays on the simplex: from the `reference` mixture,
@@ -52,8 +51,11 @@ def plot_predicted_vs_true(report: FitReport, path: Path) -> None:
         lo, hi = np.nanmin(both), np.nanmax(both)
         ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
         m = report.metrics[name]
-        ax.set(title=f"{name}: spearman {m['spearman']:.4f}, n={m['n']}",
-               xlabel=f"true {report.regressor.target} loss", ylabel="predicted")
+        ax.set(
+            title=f"{name}: spearman {m['spearman']:.4f}, n={m['n']}",
+            xlabel=f"true {report.regressor.target} loss",
+            ylabel="predicted",
+        )
     save(fig, path, dpi=DPI)
 
 
@@ -67,8 +69,11 @@ def plot_effects(regressor: FittedRegressor, train_weights: np.ndarray, path: Pa
     cmap = plt.get_cmap("tab20")
     for i, d in enumerate(order):
         axes[0][0].plot(grid * train_weights[:, d].max(), curves[d], label=regressor.domains[d], color=cmap(i % 20))
-    axes[0][0].set(title="predicted loss vs one domain's weight (others rescaled)",
-                   xlabel="domain weight", ylabel=f"predicted {regressor.target} loss")
+    axes[0][0].set(
+        title="predicted loss vs one domain's weight (others rescaled)",
+        xlabel="domain weight",
+        ylabel=f"predicted {regressor.target} loss",
+    )
     axes[0][0].legend(fontsize=7, ncol=2)
     if effects is not None:
         title, label = EFFECTS.get(regressor.model, ("per-domain effect", "effect"))
@@ -93,11 +98,12 @@ def describe(metrics: dict[str, Any]) -> str:
     lines = [f"{metrics['model']} on {metrics['n_train']} proxies, target {metrics['target']}"]
     for name, m in metrics.items():
         if isinstance(m, dict) and "spearman" in m:
-            lines.append(f"  {name:<12} spearman {m['spearman']:.4f}  pearson {m['pearson']:.4f}  "
-                         f"mse {m['mse']:.3g}  n={m['n']}")
+            lines.append(
+                f"  {name:<12} spearman {m['spearman']:.4f}  pearson {m['pearson']:.4f}  mse {m['mse']:.3g}  n={m['n']}"
+            )
     lines.append(f"  predict: {metrics['predict_seconds_per_1m']:.2f} s per 1M mixtures")
     r = metrics.get("resolution")
     if r:
-        noise = (f"; the proxies' own seed noise is {r['seed_std']:.3g}" if r.get("seed_std") is not None else "")
+        noise = f"; the proxies' own seed noise is {r['seed_std']:.3g}" if r.get("seed_std") is not None else ""
         lines.append(f"  {resolved_text(r)} (CV RMSE {r['cv_rmse']:.3g}{noise})")
     return "\n".join(lines)

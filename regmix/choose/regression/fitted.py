@@ -17,12 +17,12 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import norm, pearsonr, spearmanr
 from sklearn.model_selection import KFold
 
-from regmix.config import RegressionConfig
-from regmix.errors import UserError
-from regmix.progress import progress
 from regmix.choose.regression.lightgbm import LightGBM
 from regmix.choose.regression.models import Model, make_model
 from regmix.choose.regression.proxies import ProxyTable
+from regmix.config import RegressionConfig
+from regmix.errors import UserError
+from regmix.progress import progress
 from regmix.target import Target
 
 
@@ -49,8 +49,9 @@ class FittedRegressor:
     def _check(self, W: np.ndarray) -> np.ndarray:
         W = np.asarray(W, dtype=float)
         if W.ndim != 2 or W.shape[1] != len(self.domains):
-            raise UserError(f"expected mixtures of shape [n, {len(self.domains)}] ({', '.join(self.domains)}), "
-                            f"got {W.shape}")
+            raise UserError(
+                f"expected mixtures of shape [n, {len(self.domains)}] ({', '.join(self.domains)}), got {W.shape}"
+            )
         return W
 
     def predict(self, W: np.ndarray) -> np.ndarray:
@@ -91,14 +92,17 @@ def predict_mixtures(regressor: FittedRegressor, mixtures: Mapping[str, Mapping[
     for name, mixture in mixtures.items():
         unknown = sorted(set(mixture) - set(regressor.domains))
         if unknown:
-            raise UserError(f"mixture {name!r}: domain(s) {unknown} unknown to the regressor, "
-                            f"fitted on {', '.join(regressor.domains)}: re-run the fit stage (dvc repro fit)")
+            raise UserError(
+                f"mixture {name!r}: domain(s) {unknown} unknown to the regressor, "
+                f"fitted on {', '.join(regressor.domains)}: re-run the fit stage (dvc repro fit)"
+            )
     W = np.array([[m.get(d, 0.0) for d in regressor.domains] for m in mixtures.values()], dtype=float)
     return dict(zip(mixtures, map(float, regressor.predict(W))))
 
 
-def fit_regressor(W: np.ndarray, y: np.ndarray, domains: list[str], target: Target,
-                  cfg: RegressionConfig, seed: int) -> FittedRegressor:
+def fit_regressor(
+    W: np.ndarray, y: np.ndarray, domains: list[str], target: Target, cfg: RegressionConfig, seed: int
+) -> FittedRegressor:
     """Fit on all rows, then `cfg.n_bootstrap` refits on seeded resamples of the same rows."""
     base = make_model(cfg.model, cfg.params).fit(W, y, seed)
     rng = np.random.default_rng(seed)
@@ -127,9 +131,13 @@ def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     constant = np.ptp(true) == 0 or np.ptp(predicted) == 0
     nan = float("nan")
     mse = float(np.mean((true - predicted) ** 2))
-    return {"spearman": nan if constant else float(spearmanr(true, predicted)[0]),
-            "pearson": nan if constant else float(pearsonr(true, predicted)[0]),
-            "mse": mse, "rmse": float(np.sqrt(mse)), "n": int(len(true))}
+    return {
+        "spearman": nan if constant else float(spearmanr(true, predicted)[0]),
+        "pearson": nan if constant else float(pearsonr(true, predicted)[0]),
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "n": int(len(true)),
+    }
 
 
 def pair_scale(true: np.ndarray, predicted: np.ndarray) -> tuple[float | None, int]:
@@ -169,9 +177,11 @@ def pair_confidence(true: np.ndarray, predicted: np.ndarray, gain: float) -> dic
 
 def gain_text(judged: Mapping[str, Any]) -> str:
     """`pair_confidence`'s verdict on a predicted gain over the prior, in words."""
-    return (f"predicted {judged['gain']:.3f} nats below the prior, a gain that is real with probability "
-            f"{judged['probability']:.1%} (fitted to how the cross-validation ordered {judged['pairs']:,} pairs "
-            "of proxies)")
+    return (
+        f"predicted {judged['gain']:.3f} nats below the prior, a gain that is real with probability "
+        f"{judged['probability']:.1%} (fitted to how the cross-validation ordered {judged['pairs']:,} pairs "
+        "of proxies)"
+    )
 
 
 RESOLVED = 0.95  # a predicted difference is resolved when it is real with at least this probability
@@ -181,16 +191,22 @@ def resolved_text(r: Mapping[str, Any]) -> str:
     """`resolution`'s smallest resolved difference, in words."""
     if r.get("smallest_resolved_difference") is None:
         return "The cross-validation predicted every proxy alike: no predicted difference is resolved"
-    return (f"Predicted differences below {r['smallest_resolved_difference']:.2f} nats are real with less than "
-            f"{RESOLVED:.0%} probability (fitted to how the cross-validation ordered {r['pairs']:,} pairs of proxies)")
+    return (
+        f"Predicted differences below {r['smallest_resolved_difference']:.2f} nats are real with less than "
+        f"{RESOLVED:.0%} probability (fitted to how the cross-validation ordered {r['pairs']:,} pairs of proxies)"
+    )
 
 
 def resolution(report: FitReport, seed_std: float | None) -> dict[str, Any]:
     """What the regression can tell apart: the smallest predicted difference that is real with
     probability RESOLVED (`pair_scale` x 1.645); the proxies' seed noise is the floor under it."""
     scale, pairs = pair_scale(*report.regressor.out_of_fold)
-    out = {"cv_rmse": report.metrics["cv"]["rmse"], "pair_scale": scale, "pairs": pairs,
-           "smallest_resolved_difference": None if scale is None else float(norm.ppf(RESOLVED) * scale)}
+    out = {
+        "cv_rmse": report.metrics["cv"]["rmse"],
+        "pair_scale": scale,
+        "pairs": pairs,
+        "smallest_resolved_difference": None if scale is None else float(norm.ppf(RESOLVED) * scale),
+    }
     if seed_std is not None:
         out["seed_std"] = seed_std
         out["rmse_over_seed_std"] = float(out["cv_rmse"] / seed_std) if seed_std > 0 else None
@@ -219,8 +235,9 @@ class FitReport:
     predictions: pd.DataFrame  # set, id, true, predicted
 
 
-def fit_and_report(train: ProxyTable, evals: dict[str, ProxyTable], cfg: RegressionConfig,
-                   target: Target, seed: int) -> FitReport:
+def fit_and_report(
+    train: ProxyTable, evals: dict[str, ProxyTable], cfg: RegressionConfig, target: Target, seed: int
+) -> FitReport:
     """Cross-validate on `train`, fit on all of it, then score each eval set (never seen before)."""
     y = train.target_values(target)
     W = train.weights
@@ -229,8 +246,12 @@ def fit_and_report(train: ProxyTable, evals: dict[str, ProxyTable], cfg: Regress
     oof = cross_validate(W, y, cfg, seed)
     regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
     regressor.out_of_fold, regressor.proxy_ids = (y, oof), list(train.ids)
-    metrics: dict[str, Any] = {"model": cfg.model, "target": regressor.target, "n_train": len(y),
-                               "cv": {**scores(y, oof), "folds": cfg.cv_folds}}
+    metrics: dict[str, Any] = {
+        "model": cfg.model,
+        "target": regressor.target,
+        "n_train": len(y),
+        "cv": {**scores(y, oof), "folds": cfg.cv_folds},
+    }
     rows = [pd.DataFrame({"set": "cv", "id": train.ids, "true": y, "predicted": oof})]
     for name, (W_eval, y_eval, ids) in eval_data.items():
         predicted = regressor.predict(W_eval)

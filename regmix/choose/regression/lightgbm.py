@@ -23,9 +23,15 @@ class LightGBM:
 
     kind = "lightgbm"
 
-    def __init__(self, n_estimators: int = 1000, learning_rate: float = 0.01,
-                 early_stopping_rounds: int = 50, early_stopping_fraction: float = 0.2,
-                 refit: bool = False, **lgb_params: Any):
+    def __init__(
+        self,
+        n_estimators: int = 1000,
+        learning_rate: float = 0.01,
+        early_stopping_rounds: int = 50,
+        early_stopping_fraction: float = 0.2,
+        refit: bool = False,
+        **lgb_params: Any,
+    ):
         self.n_estimators, self.learning_rate = int(n_estimators), float(learning_rate)
         self.rounds, self.fraction, self.refit = int(early_stopping_rounds), float(early_stopping_fraction), refit
         self.lgb_params = lgb_params
@@ -36,16 +42,29 @@ class LightGBM:
         self.compiled = None  # the lleaves model `predict` uses once `compile` found or built it
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate,
-                "early_stopping_rounds": self.rounds, "early_stopping_fraction": self.fraction,
-                "refit": self.refit, **self.lgb_params}
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "early_stopping_rounds": self.rounds,
+            "early_stopping_fraction": self.fraction,
+            "refit": self.refit,
+            **self.lgb_params,
+        }
 
     def _params(self, n: int, seed: int) -> dict[str, Any]:
         # LightGBM's default of 20 rows per leaf forbids any split on a handful of proxies.
         min_child = max(1, min(20, n // 8))
-        params = dict(objective="regression", learning_rate=self.learning_rate, seed=seed,
-                      deterministic=True, force_row_wise=True, num_threads=PREDICT_THREADS,
-                      verbosity=-1, min_child_samples=min_child, min_data_in_bin=min(3, min_child))
+        params = dict(
+            objective="regression",
+            learning_rate=self.learning_rate,
+            seed=seed,
+            deterministic=True,
+            force_row_wise=True,
+            num_threads=PREDICT_THREADS,
+            verbosity=-1,
+            min_child_samples=min_child,
+            min_data_in_bin=min(3, min_child),
+        )
         return {**params, **self.lgb_params}
 
     def fit(self, W: np.ndarray, y: np.ndarray, seed: int) -> LightGBM:
@@ -58,9 +77,13 @@ class LightGBM:
             valid, train = order[:n_valid], order[n_valid:]
             params = self._params(len(train), seed)
             data = lgb.Dataset(W[train], y[train], params=params)
-            booster = lgb.train(params, data, self.n_estimators,
-                                valid_sets=[lgb.Dataset(W[valid], y[valid], reference=data)],
-                                callbacks=[lgb.early_stopping(self.rounds, verbose=False)])
+            booster = lgb.train(
+                params,
+                data,
+                self.n_estimators,
+                valid_sets=[lgb.Dataset(W[valid], y[valid], reference=data)],
+                callbacks=[lgb.early_stopping(self.rounds, verbose=False)],
+            )
             self.best_iteration = booster.best_iteration or self.n_estimators
             self.early_stopped = True
             if not self.refit:
@@ -83,10 +106,17 @@ class LightGBM:
         self.compiled = compiled_trees(self.booster)
 
     def info(self) -> dict[str, Any]:
-        return {"best_iteration": self.best_iteration, "early_stopped": self.early_stopped,
-                "refit": self.refit, "trees": self.booster.num_trees(),
-                "params": {k: v for k, v in self._params(0, 0).items()
-                           if k not in ("seed", "verbosity", "min_child_samples", "min_data_in_bin")}}
+        return {
+            "best_iteration": self.best_iteration,
+            "early_stopped": self.early_stopped,
+            "refit": self.refit,
+            "trees": self.booster.num_trees(),
+            "params": {
+                k: v
+                for k, v in self._params(0, 0).items()
+                if k not in ("seed", "verbosity", "min_child_samples", "min_data_in_bin")
+            },
+        }
 
     def effects(self) -> np.ndarray:
         """Total split gain per domain (LightGBM's feature importance)."""
@@ -95,8 +125,13 @@ class LightGBM:
     def state(self, name: str, texts: dict[str, str]) -> dict[str, Any]:
         """Hyperparameters and early-stopping outcome; the trees go to texts[`name`.txt] in LightGBM's format."""
         texts[f"{name}.txt"] = self.booster.model_to_string()
-        return {"kind": self.kind, "params": self.hyperparameters(), "best_iteration": self.best_iteration,
-                "early_stopped": self.early_stopped, "trees": f"{name}.txt"}
+        return {
+            "kind": self.kind,
+            "params": self.hyperparameters(),
+            "best_iteration": self.best_iteration,
+            "early_stopped": self.early_stopped,
+            "trees": f"{name}.txt",
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], read_text: Callable[[str], str]) -> LightGBM:

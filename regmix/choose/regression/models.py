@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
-from regmix.errors import UserError
 from regmix.choose.regression.lightgbm import LightGBM
+from regmix.errors import UserError
 
 ReadText = Callable[[str], str]  # a stored file's text, by name (checked against its recorded hash)
 
@@ -150,12 +150,22 @@ class LogLinear:
         start = np.concatenate([[0.0], simplex_ridge(R, np.log(y), self.alpha)])
         lower, upper = np.r_[0.0, np.full(D, -np.inf)], np.r_[self.bound, np.full(D, np.inf)]
         with np.errstate(over="ignore", invalid="ignore"):
-            result = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper), method="trf",
-                                   ftol=self.tolerance, xtol=self.tolerance, gtol=self.tolerance,
-                                   max_nfev=self.max_evaluations)
+            result = least_squares(
+                residuals,
+                start,
+                jac=jacobian,
+                bounds=(lower, upper),
+                method="trf",
+                ftol=self.tolerance,
+                xtol=self.tolerance,
+                gtol=self.tolerance,
+                max_nfev=self.max_evaluations,
+            )
         if result.status <= 0 or not np.isfinite(result.x).all() or not np.isfinite(result.cost):
-            raise UserError(f"regression.model=loglinear: the fit of loss = c + k exp(t . r) did not converge "
-                            f"({result.message}); try regression=linear, or alpha > 0")
+            raise UserError(
+                f"regression.model=loglinear: the fit of loss = c + k exp(t . r) did not converge "
+                f"({result.message}); try regression=linear, or alpha > 0"
+            )
         a = result.x[1:]
         self.c, self.k, self.t = float(result.x[0]), float(np.exp(a.mean())), a - a.mean()
         return self
@@ -164,16 +174,27 @@ class LogLinear:
         return self.c + self.k * np.exp((W @ self.t) / row_sums(W))
 
     def info(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "c": self.c, "k": self.k, "t": self.t.tolist(),
-                "offset_at_bound": bool(self.c >= self.bound * (1 - 1e-9))}
+        return {
+            "alpha": self.alpha,
+            "c": self.c,
+            "k": self.k,
+            "t": self.t.tolist(),
+            "offset_at_bound": bool(self.c >= self.bound * (1 - 1e-9)),
+        }
 
     def effects(self) -> np.ndarray:
         """The centred exponents t: effect on log(predicted loss - c)."""
         return self.t
 
     def state(self, name: str, texts: dict[str, str]) -> dict[str, Any]:
-        return {"kind": self.kind, "params": {"alpha": self.alpha}, "c": self.c, "k": self.k,
-                "t": self.t.tolist(), "c_bound": self.bound}
+        return {
+            "kind": self.kind,
+            "params": {"alpha": self.alpha},
+            "c": self.c,
+            "k": self.k,
+            "t": self.t.tolist(),
+            "c_bound": self.bound,
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], read_text: ReadText) -> LogLinear:
@@ -206,8 +227,13 @@ class GaussianProcess:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.gaussian_process import GaussianProcessRegressor
 
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed, n_restarts_optimizer=self.restarts,
-                                      optimizer="fmin_l_bfgs_b" if optimize else None)
+        gp = GaussianProcessRegressor(
+            kernel,
+            normalize_y=True,
+            random_state=seed,
+            n_restarts_optimizer=self.restarts,
+            optimizer="fmin_l_bfgs_b" if optimize else None,
+        )
         with warnings.catch_warnings():
             # A domain that barely matters drives its length scale to the bound: expected, not a failure.
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -220,11 +246,12 @@ class GaussianProcess:
         return self._fit(W, y, kernel, seed, optimize=True)
 
     def predict(self, W: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.model.predict(W[i:i + self.chunk]) for i in range(0, len(W), self.chunk)])
+        return np.concatenate([self.model.predict(W[i : i + self.chunk]) for i in range(0, len(W), self.chunk)])
 
     def predict_std(self, W: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.model.predict(W[i:i + self.chunk], return_std=True)[1]
-                               for i in range(0, len(W), self.chunk)])
+        return np.concatenate(
+            [self.model.predict(W[i : i + self.chunk], return_std=True)[1] for i in range(0, len(W), self.chunk)]
+        )
 
     def info(self) -> dict[str, Any]:
         return {"kernel": str(self.model.kernel_)}
@@ -235,12 +262,18 @@ class GaussianProcess:
 
     def state(self, name: str, texts: dict[str, str]) -> dict[str, Any]:
         kernel = self.model.kernel_
-        fitted = {"constant": float(kernel.k1.k1.constant_value), "noise": float(kernel.k2.noise_level),
-                  "length_scale": np.asarray(kernel.k1.k2.length_scale, dtype=float).tolist()}
+        fitted = {
+            "constant": float(kernel.k1.k1.constant_value),
+            "noise": float(kernel.k2.noise_level),
+            "length_scale": np.asarray(kernel.k1.k2.length_scale, dtype=float).tolist(),
+        }
         texts[f"{name}.rows.json"] = json.dumps({"W": self.W.tolist(), "y": self.y.tolist()})
-        return {"kind": self.kind, "params": {"length_scale": self.length_scale, "noise": self.noise,
-                                              "restarts": self.restarts},
-                "kernel": fitted, "rows": f"{name}.rows.json"}
+        return {
+            "kind": self.kind,
+            "params": {"length_scale": self.length_scale, "noise": self.noise, "restarts": self.restarts},
+            "kernel": fitted,
+            "rows": f"{name}.rows.json",
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], read_text: ReadText) -> GaussianProcess:

@@ -33,8 +33,9 @@ class ProxyTable:
         """The weights with columns in `domains` order; both sets of domains must agree."""
         missing, extra = sorted(set(domains) - set(self.domains)), sorted(set(self.domains) - set(domains))
         if missing or extra:
-            raise UserError(f"{self.source}: mixture domains differ from the training set's "
-                            f"(missing {missing}, extra {extra})")
+            raise UserError(
+                f"{self.source}: mixture domains differ from the training set's (missing {missing}, extra {extra})"
+            )
         return self.weights[:, [self.domains.index(d) for d in domains]]
 
     @property
@@ -72,8 +73,13 @@ def proxy_table(frame: pd.DataFrame, source: str) -> ProxyTable:
     domains = weight_columns(frame)
     _check_loss_domains(list(domain_losses(frame).columns), source)
     ids = frame["id"].astype(str).tolist() if "id" in frame else [str(i) for i in range(len(frame))]
-    return ProxyTable(ids, domains, frame[domains].to_numpy(float),
-                      frame[score_columns(frame)].reset_index(drop=True).astype(float), source)
+    return ProxyTable(
+        ids,
+        domains,
+        frame[domains].to_numpy(float),
+        frame[score_columns(frame)].reset_index(drop=True).astype(float),
+        source,
+    )
 
 
 # RegMix's released CSVs: `train_the_pile_<domain>` weights, `metric/the_pile_<domain>_val_loss` losses.
@@ -110,11 +116,18 @@ def read_released(mixtures: str | Path, losses: str | Path) -> ProxyTable:
     if len(keys) == 0:
         raise UserError(f"{source}: no index value appears in both files")
     if len(keys) < max(len(mix), len(loss)):
-        print(f"note: {source}: {len(mix) - len(keys)} mixture and {len(loss) - len(keys)} loss rows "
-              "have no partner and are left out")
+        print(
+            f"note: {source}: {len(mix) - len(keys)} mixture and {len(loss) - len(keys)} loss rows "
+            "have no partner and are left out"
+        )
     mix, loss = mix.loc[keys], loss.loc[keys]
-    return ProxyTable([str(k) for k in keys], list(mix.columns), mix.to_numpy(float),
-                      loss.reset_index(drop=True).add_prefix(LOSS_PREFIX), source)
+    return ProxyTable(
+        [str(k) for k in keys],
+        list(mix.columns),
+        mix.to_numpy(float),
+        loss.reset_index(drop=True).add_prefix(LOSS_PREFIX),
+        source,
+    )
 
 
 def released_pair(spec: Any, key: str) -> ProxyTable:

@@ -26,10 +26,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from regmix.errors import UserError
-from regmix.files import write_json, write_text
 from regmix.choose.regression.fitted import FittedRegressor
 from regmix.choose.regression.models import ReadText, restore_model
+from regmix.errors import UserError
+from regmix.files import write_json, write_text
 from regmix.target import Target
 
 FORMAT, VERSION = "regmix-regressor", 1
@@ -50,8 +50,12 @@ def save_regressor(regressor: FittedRegressor, folder: str | Path) -> None:
     folder = Path(folder)
     texts: dict[str, str] = {}
     spec: dict[str, Any] = {
-        "format": FORMAT, "version": VERSION, "model": regressor.model, "target": regressor.target,
-        "domains": list(regressor.domains), "base": regressor.base.state("model", texts),
+        "format": FORMAT,
+        "version": VERSION,
+        "model": regressor.model,
+        "target": regressor.target,
+        "domains": list(regressor.domains),
+        "base": regressor.base.state("model", texts),
         "members": [m.state(f"member_{i}", texts) for i, m in enumerate(regressor.members, 1)],
     }
     if regressor.out_of_fold is not None:
@@ -77,8 +81,9 @@ def load_regressor(folder: str | Path, target: Target, domains: Optional[Sequenc
     manifest = folder / MANIFEST
     if not manifest.exists():
         if (folder / PICKLE).exists():
-            raise UserError(f"{folder / PICKLE} is a pickle of an older regmix: refused unread "
-                            f"(unpickling runs code); {REFIT}")
+            raise UserError(
+                f"{folder / PICKLE} is a pickle of an older regmix: refused unread (unpickling runs code); {REFIT}"
+            )
         raise UserError(f"{manifest} not found: {REFIT}")
     spec = _read_manifest(manifest)
     _check_expected(spec, manifest, target, domains)
@@ -90,8 +95,16 @@ def load_regressor(folder: str | Path, target: Target, domains: Optional[Sequenc
         out_of_fold = None if oof is None else (np.array(oof["true"], float), np.array(oof["predicted"], float))
         ids = None if oof is None or "id" not in oof else [str(i) for i in oof["id"]]
         seed_std = spec.get("seed_std")
-        return FittedRegressor(list(spec["domains"]), spec["target"], spec["model"], base, members, out_of_fold,
-                               ids, None if seed_std is None else float(seed_std))
+        return FittedRegressor(
+            list(spec["domains"]),
+            spec["target"],
+            spec["model"],
+            base,
+            members,
+            out_of_fold,
+            ids,
+            None if seed_std is None else float(seed_std),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{manifest} does not describe a regressor this regmix can load ({e!r}); {REFIT}") from None
 
@@ -103,7 +116,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         spec = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}): truncated, or not written by the fit stage; {REFIT}") from None
+        raise UserError(
+            f"{path} is not valid JSON ({e}): truncated, or not written by the fit stage; {REFIT}"
+        ) from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise UserError(f"{path} does not describe a fitted regressor (no format {FORMAT!r}); {REFIT}")
     if spec.get("version") != VERSION:
@@ -136,8 +151,9 @@ def _verified_reader(folder: Path, spec: dict[str, Any]) -> ReadText:
             raise UserError(f"{path} not found (listed in {MANIFEST}); {REFIT}")
         raw = path.read_bytes()
         if _sha256(raw) != files[name]:
-            raise UserError(f"{path}: its sha256 is not the one {MANIFEST} records, so it is not the file "
-                            f"the fit wrote; {REFIT}")
+            raise UserError(
+                f"{path}: its sha256 is not the one {MANIFEST} records, so it is not the file the fit wrote; {REFIT}"
+            )
         return raw.decode("utf-8")
 
     return read_text

@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from regmix.data.demo.domains import DOMAINS
-from regmix.data.demo.mathematics import (DM_MATH_CHARS, DM_MATH_DOMAIN, DM_MATH_KEY, generate_in_background,
-                                          unpack_dm_math)
+from regmix.data.demo.mathematics import (
+    DM_MATH_CHARS,
+    DM_MATH_DOMAIN,
+    DM_MATH_KEY,
+    generate_in_background,
+    unpack_dm_math,
+)
 from regmix.data.demo.pins import DM_MATH, PACKAGES, cache_dir, download
 from regmix.data.sources import BadRecords, Record, round_robin
 
@@ -92,6 +97,4 @@ class DemoSource:
             return (Record(split, domain, text) for text in texts)
 
         for i, split in enumerate(("train", "valid")):
-            yield from round_robin(
-                domain_records(split, d, parts[i]) for d, parts in self.corpus.items() if keep(d)
-            )
+            yield from round_robin(domain_records(split, d, parts[i]) for d, parts in self.corpus.items() if keep(d))

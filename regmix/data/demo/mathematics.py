@@ -19,8 +19,10 @@ DM_MATH_CHARS = 300_000  # the generator is slow; the Pile's share of it is smal
 # The fixes mathematics_dataset 1.0.1 needs on sympy >= 1.12 and numpy 2, applied as the
 # wheel is unpacked into the cache (site-packages stays untouched).
 DM_MATH_PATCHES = (
-    (r"from sympy\.solvers\.diophantine import base_solution_linear",
-     "from sympy.solvers.diophantine.diophantine import base_solution_linear"),
+    (
+        r"from sympy\.solvers\.diophantine import base_solution_linear",
+        "from sympy.solvers.diophantine.diophantine import base_solution_linear",
+    ),
     (r"\bnp\.object\b", "object"),
     (r"(\w+)\.itemset\(([^,]+), (.+)\)$", r"\1[\2] = \3"),
     # Entities were collected in a set (memory-address order) before a seeded shuffle;
@@ -52,10 +54,9 @@ def generate_dm_math(package_dir: str, chars: int, seed: int, per_doc: int = 8) 
     """DeepMind Mathematics Q&A (easy/medium/hard train modules), `per_doc` per document."""
     sys.path.insert(0, package_dir)
     import numpy as np
+    import sympy.core.random
     from mathematics_dataset import generate_settings
     from mathematics_dataset.modules import modules
-
-    import sympy.core.random
 
     random.seed(seed)
     np.random.seed(seed)
@@ -75,8 +76,10 @@ def generate_dm_math(package_dir: str, chars: int, seed: int, per_doc: int = 8) 
             while len(lines) < 2 * per_doc:
                 problem = make()
                 question, answer = str(problem.question), str(problem.answer)
-                if (len(question) <= generate_settings.MAX_QUESTION_LENGTH
-                        and len(answer) <= generate_settings.MAX_ANSWER_LENGTH):
+                if (
+                    len(question) <= generate_settings.MAX_QUESTION_LENGTH
+                    and len(answer) <= generate_settings.MAX_ANSWER_LENGTH
+                ):
                     lines += [question, answer]
             docs.append("\n".join(lines))
             total += len(docs[-1])

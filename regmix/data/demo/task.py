@@ -42,8 +42,10 @@ def held_out_documents(tokens_dir: str | Path, split: str) -> dict[str, list[str
 
 def demo_task(tokens_dir: str | Path) -> list[TaskExample]:
     """Valid- and test-document examples, interleaved (valid first)."""
-    halves = [build_continuation_task(held_out_documents(tokens_dir, split), N_EXAMPLES // 2, N_CHOICES, SEED + i)
-              for i, split in enumerate(("valid", "test"))]
+    halves = [
+        build_continuation_task(held_out_documents(tokens_dir, split), N_EXAMPLES // 2, N_CHOICES, SEED + i)
+        for i, split in enumerate(("valid", "test"))
+    ]
     n = min(map(len, halves))
     return [example for pair in zip(halves[0][:n], halves[1][:n]) for example in pair]
 

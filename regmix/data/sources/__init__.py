@@ -25,20 +25,48 @@ before reading, else None).
 """
 
 from regmix.data.sources.hf import VALID_SPLIT_NAMES, HFSource, local_data_files
-from regmix.data.sources.jsonl import (JSONL_SUFFIXES, ZSTD_MAX_WINDOW, JsonlSource, domain_of_file,
-                                       has_jsonl_suffix, jsonl_domains, jsonl_stem, parse_line,
-                                       read_lines)
+from regmix.data.sources.jsonl import (
+    JSONL_SUFFIXES,
+    ZSTD_MAX_WINDOW,
+    JsonlSource,
+    domain_of_file,
+    has_jsonl_suffix,
+    jsonl_domains,
+    jsonl_stem,
+    parse_line,
+    read_lines,
+)
 from regmix.data.sources.megatron import MegatronIndex, MegatronSource, read_index
 from regmix.data.sources.numpy_tokens import NumpySource
 from regmix.data.sources.pile import PileSource
 from regmix.data.sources.pretokenized import TokenRecord, TokenSource
-from regmix.data.sources.records import (BadRecords, Holdout, Record, field_of, missing, round_robin,
-                                         slug)
+from regmix.data.sources.records import BadRecords, Holdout, Record, field_of, missing, round_robin, slug
 
 __all__ = [
-    "BadRecords", "HFSource", "Holdout", "JSONL_SUFFIXES", "JsonlSource", "MegatronIndex",
-    "MegatronSource", "NumpySource", "PileSource", "Record", "TokenRecord", "TokenSource",
-    "VALID_SPLIT_NAMES", "ZSTD_MAX_WINDOW", "domain_of_file", "field_of", "has_jsonl_suffix",
-    "jsonl_domains", "jsonl_stem", "local_data_files", "missing", "parse_line", "read_index",
-    "read_lines", "round_robin", "slug",
+    "BadRecords",
+    "HFSource",
+    "Holdout",
+    "JSONL_SUFFIXES",
+    "JsonlSource",
+    "MegatronIndex",
+    "MegatronSource",
+    "NumpySource",
+    "PileSource",
+    "Record",
+    "TokenRecord",
+    "TokenSource",
+    "VALID_SPLIT_NAMES",
+    "ZSTD_MAX_WINDOW",
+    "domain_of_file",
+    "field_of",
+    "has_jsonl_suffix",
+    "jsonl_domains",
+    "jsonl_stem",
+    "local_data_files",
+    "missing",
+    "parse_line",
+    "read_index",
+    "read_lines",
+    "round_robin",
+    "slug",
 ]

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from regmix.data.sources.jsonl import JSONL_SUFFIXES, has_jsonl_suffix, parse_line, read_lines
-from regmix.target import EvalSetSpec
 from regmix.data.sources.records import BadRecords, Record, field_of
 from regmix.errors import UserError
+from regmix.target import EvalSetSpec
 
 TXT_SUFFIX = ".txt"
 

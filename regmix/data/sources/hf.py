@@ -30,8 +30,16 @@ def local_data_files(path: Path) -> dict[str, list[str]] | str:
 class HFSource:
     """Any `datasets` dataset, streamed: the hub (offline cache honoured) or local data files."""
 
-    def __init__(self, name: Optional[str], config: Optional[str], path: Optional[str], text_field: str,
-                 domain_field: Optional[str], valid_fraction: float, seed: int):
+    def __init__(
+        self,
+        name: Optional[str],
+        config: Optional[str],
+        path: Optional[str],
+        text_field: str,
+        domain_field: Optional[str],
+        valid_fraction: float,
+        seed: int,
+    ):
         if not name:
             raise UserError("data.hf_name is required for source hf (a hub name, or `json` with data.path)")
         if not domain_field:

@@ -56,8 +56,9 @@ def read_lines(path: Path) -> Iterator[bytes]:
         raise
 
 
-def parse_line(line: bytes, path: Path, lineno: int, text_field: str, bad: BadRecords,
-               domain: Optional[str] = None) -> Optional[dict]:
+def parse_line(
+    line: bytes, path: Path, lineno: int, text_field: str, bad: BadRecords, domain: Optional[str] = None
+) -> Optional[dict]:
     """One JSON record from a line, or None for a blank line or a skipped bad record."""
     if not line.strip():
         return None
@@ -130,8 +131,9 @@ class JsonlSource:
     def describe(self, domain: str) -> str:
         return f"jsonl:{self.root}"
 
-    def _file_records(self, split: Optional[str], domain: str, paths: list[Path], bad: BadRecords,
-                      holdout: Optional[Holdout]) -> Iterator[Record]:
+    def _file_records(
+        self, split: Optional[str], domain: str, paths: list[Path], bad: BadRecords, holdout: Optional[Holdout]
+    ) -> Iterator[Record]:
         for path in paths:
             texts = 0
             for lineno, line in enumerate(read_lines(path), 1):
@@ -141,8 +143,10 @@ class JsonlSource:
                     texts += bool(text)
                     yield Record(split or holdout.split(domain), domain, text)
             if not texts and not bad.per_file[str(path)]:  # a broken export, not a domain with nothing to say
-                raise UserError(f"{path}: no text in field {self.text_field!r} (an empty file, or only empty "
-                                "texts): fill it or remove it")
+                raise UserError(
+                    f"{path}: no text in field {self.text_field!r} (an empty file, or only empty "
+                    "texts): fill it or remove it"
+                )
 
     def records(self, bad: BadRecords, keep: Callable[[str], bool]) -> Iterator[Record]:
         holdout = None if self.valid is not None else Holdout(self.valid_fraction, self.seed)

@@ -33,8 +33,7 @@ from regmix.errors import UserError
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
 HEADER = struct.Struct("<9sQBQQ")  # magic, version, dtype code, sequences, document indices
-DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64,
-          7: np.float32, 8: np.uint16}
+DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64, 7: np.float32, 8: np.uint16}
 
 
 class MegatronIndex(NamedTuple):
@@ -58,8 +57,10 @@ def read_index(path: Path) -> MegatronIndex:
     need = HEADER.size + seqs * (4 + 8) + docs * 8
     size = path.stat().st_size
     if size not in (need, need + seqs):  # + int8 modes when multimodal
-        raise UserError(f"{path}: {size} bytes, but its header ({seqs} sequences, {docs} document "
-                        f"indices) needs {need}: a truncated or corrupt index")
+        raise UserError(
+            f"{path}: {size} bytes, but its header ({seqs} sequences, {docs} document "
+            f"indices) needs {need}: a truncated or corrupt index"
+        )
     buf = np.memmap(path, dtype=np.uint8, mode="r")
     sizes = np.frombuffer(buf, np.int32, seqs, HEADER.size)
     pointers = np.frombuffer(buf, np.int64, seqs, HEADER.size + sizes.nbytes)
@@ -82,8 +83,10 @@ def check_layout(index: MegatronIndex, idx: Path, data: Path) -> int:
         end += int(sizes.sum()) * itemsize
     actual = data.stat().st_size
     if end != actual:
-        raise UserError(f"{data}: holds {actual} bytes, but its index {idx.name} describes "
-                        f"{end // itemsize} {index.dtype} tokens ({end} bytes)")
+        raise UserError(
+            f"{data}: holds {actual} bytes, but its index {idx.name} describes "
+            f"{end // itemsize} {index.dtype} tokens ({end} bytes)"
+        )
     return end // itemsize
 
 

@@ -56,7 +56,9 @@ class NumpySource(TokenSource):
             except ValueError as e:
                 raise UserError(f"{path}: not a readable .npy file ({e})") from None
             if tokens.ndim != 1:
-                raise UserError(f"{path}: a {tokens.ndim}-D array of shape {tokens.shape}; expected one flat token stream")
+                raise UserError(
+                    f"{path}: a {tokens.ndim}-D array of shape {tokens.shape}; expected one flat token stream"
+                )
             return tokens
         if self.dtype is None:
             raise UserError(f"{path}: raw token file without a NumPy header: set data.dtype (e.g. uint16, uint32)")

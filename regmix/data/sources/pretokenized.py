@@ -32,16 +32,20 @@ def check_dtype(dtype: np.dtype, vocab: int, path: Path) -> None:
     if dtype.kind not in "ui":
         raise UserError(f"{path}: token dtype {dtype} is not an integer type")
     if np.iinfo(dtype).max < vocab - 1:
-        raise UserError(f"{path}: token dtype {dtype} cannot hold the ids of the tokenizer's "
-                        f"{vocab}-token vocabulary (is data.tokenizer.path the tokenizer that wrote it?)")
+        raise UserError(
+            f"{path}: token dtype {dtype} cannot hold the ids of the tokenizer's "
+            f"{vocab}-token vocabulary (is data.tokenizer.path the tokenizer that wrote it?)"
+        )
 
 
 def check_ids(ids: np.ndarray, vocab: int, path: Path, where: str) -> None:
     """Refuse ids outside [0, vocab): the file was written with another tokenizer."""
     if len(ids) and (int(ids.max()) >= vocab or (ids.dtype.kind == "i" and int(ids.min()) < 0)):
         bad = int(ids[(ids < 0) | (ids >= vocab)][0])
-        raise UserError(f"{path}: token id {bad} ({where}) is outside the tokenizer's {vocab}-token "
-                        "vocabulary (is data.tokenizer.path the tokenizer that wrote it?)")
+        raise UserError(
+            f"{path}: token id {bad} ({where}) is outside the tokenizer's {vocab}-token "
+            "vocabulary (is data.tokenizer.path the tokenizer that wrote it?)"
+        )
 
 
 def memmap(path: Path, dtype: np.dtype, offset: int = 0) -> np.ndarray:
@@ -65,8 +69,10 @@ def split_domains(folder: Path, files: list[Path], layout: str) -> dict[str, lis
     clash = next(((a, b) for a in names for b in names if b.startswith(a + "-")), None)
     if clash:
         (a, first), (b, second) = ((n, by_name[n][0].name) for n in clash)
-        raise UserError(f"ambiguous domain names in {folder}: {first} (domain {a!r}) and {second} (domain "
-                        f"{b!r}); rename one so no domain name is another's prefix followed by '-'")
+        raise UserError(
+            f"ambiguous domain names in {folder}: {first} (domain {a!r}) and {second} (domain "
+            f"{b!r}); rename one so no domain name is another's prefix followed by '-'"
+        )
     domains: dict[str, list[Path]] = {}
     for name in names:
         key = slug(name)

@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
-from regmix.target import slug  # noqa: F401  re-exported: the sources' one spelling
 from regmix.errors import UserError
+from regmix.target import slug  # noqa: F401  re-exported: the sources' one spelling
 
 
 class Record(NamedTuple):
