@@ -13,12 +13,13 @@ from typing import Sequence
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from regmix import cost, handoff
+from regmix import cost
 from regmix.checks import check_params
 from regmix.choose.mixture_files import CHOSEN
 from regmix.compose import CONF_DIR, composed
 from regmix.errors import UserError
 from regmix.files import PARAMS_FILE, load_params, run_stage, write_text
+from regmix.handoff import formats, planning
 from regmix.tables import read_domains
 
 COMPARE_DIR = "results/compare"  # the compared-mixture files the large runs train from (verify, dvc.yaml)
@@ -67,6 +68,13 @@ def token_count(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="regmix", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    export_parser(commands)
+    check_parser(commands)
+    plan_parser(commands)
+    return top
+
+
+def export_parser(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
         "export",
         help="write a compared mixture for another trainer",
@@ -74,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=FORMATS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("--to", required=True, choices=handoff.FORMATS, help="the trainer's format")
+    export.add_argument("--to", required=True, choices=formats.FORMATS, help="the trainer's format")
     export.add_argument(
         "--mixture",
         default=CHOSEN,
@@ -95,6 +103,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"domains table with train tokens and documents (default {DOMAINS_FILE})",
     )
+    budget_options(export)
+    prefix_options(export)
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default stdout)")
+    export.set_defaults(run=export_command)
+
+
+def budget_options(export: argparse.ArgumentParser) -> None:
+    """The token budget and the repeat cap an export is planned for."""
     export.add_argument(
         "--params",
         default=PARAMS_FILE,
@@ -114,6 +130,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="X",
         help="warn when a domain repeats more epochs than this (default sample.max_epochs)",
     )
+
+
+def prefix_options(export: argparse.ArgumentParser) -> None:
+    """Where the trainer reads each domain, and the splits a Megatron export names."""
     where = export.add_mutually_exclusive_group()
     where.add_argument(
         "--prefix-template",
@@ -129,11 +149,12 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--split",
         action="append",
-        choices=handoff.SPLITS,
+        choices=formats.SPLITS,
         help="megatron: one --<split>-data-path line per --split (default one --data-path)",
     )
-    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="file to write (default stdout)")
-    export.set_defaults(run=export_command)
+
+
+def check_parser(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="check params before any compute (the overrides `dvc exp run -S` takes)",
@@ -142,6 +163,9 @@ def parser() -> argparse.ArgumentParser:
     )
     params_options(check)
     check.set_defaults(run=check_command)
+
+
+def plan_parser(commands: argparse._SubParsersAction) -> None:
     plan = commands.add_parser(
         "plan",
         help="what a run trains and how long it takes here, without running it",
@@ -152,7 +176,6 @@ def parser() -> argparse.ArgumentParser:
     )
     params_options(plan)
     plan.set_defaults(run=plan_command)
-    return top
 
 
 def params_options(command: argparse.ArgumentParser) -> None:
@@ -199,24 +222,17 @@ def export_command(args: argparse.Namespace) -> None:
     splits = list(dict.fromkeys(args.split or []))
     if splits and args.to != "megatron":
         raise UserError(f"--split is for --to megatron; --to {args.to} exports the train split")
-    compared = handoff.read_compared(args.compare, args.mixture)
+    compared = planning.read_compared(args.compare, args.mixture)
     domains = read_domains(args.domains)
-    budget, cap, cap_source = handoff.budget_and_cap(args.params, args.tokens, args.max_epochs)
-    plan = handoff.plan(compared.name, compared.mixture, domains, budget, cap, cap_source)
-    mapping = handoff.read_prefix_map(args.prefixes, list(domains)) if args.prefixes is not None else None
+    budget, cap, cap_source = planning.budget_and_cap(args.params, args.tokens, args.max_epochs)
+    plan = planning.plan(compared.name, compared.mixture, domains, budget, cap, cap_source)
+    mapping = planning.read_prefix_map(args.prefixes, list(domains)) if args.prefixes is not None else None
 
     def paths(split: str | None) -> dict[str, str]:
-        return handoff.prefixes(plan.domains, split, list(domains), args.prefix_template, mapping, str(args.prefixes))
+        return planning.prefixes(plan.domains, split, list(domains), args.prefix_template, mapping, str(args.prefixes))
 
     source = str(args.compare / f"{args.mixture}.json")
-    if args.to == "megatron":
-        text = handoff.to_megatron(plan, source, paths, splits)
-    elif args.to == "olmo-core":
-        text = handoff.to_olmo_core(plan, source, paths(handoff.TRAIN))
-    elif args.to == "litdata":
-        text = handoff.to_litdata(plan, source, paths(handoff.TRAIN))
-    else:
-        text = handoff.to_hf_datasets(plan, source, paths(handoff.TRAIN), domains)
+    text = formats.render(args.to, plan, source, paths, splits, domains)
     for warning in plan.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     if args.output is None:

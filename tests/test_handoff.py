@@ -19,9 +19,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from regmix import handoff
 from regmix.cli import main, token_count
 from regmix.errors import UserError
+from regmix.handoff import formats, planning
 
 # documents count both splits: 110 x 10,000 / 11,000 = 100 and 50 x 20,000 / 25,000 = 40 train documents
 DOMAINS = {
@@ -30,7 +30,7 @@ DOMAINS = {
     "c": {"documents": 5, "train_tokens": 300, "valid_tokens": 0},
 }
 MIXTURE = {"a": 0.6, "b": 0.4, "c": 0.0}
-BUDGET = handoff.Budget(50_000, "test")
+BUDGET = planning.Budget(50_000, "test")
 PARAMS = {
     "large": {"model": {"context": 100}, "optim": {"steps": 100, "batch_size": 5}},
     "sample": {"max_epochs": 2.0},
@@ -39,11 +39,11 @@ MEGATRON = "--data-path 0.6 /data/a/text_document 0.4 /data/b/text_document"
 
 
 def the_plan(mixture=MIXTURE, budget=BUDGET, cap=2.0):
-    return handoff.plan("regmix", mixture, DOMAINS, budget, cap, "sample.max_epochs")
+    return planning.plan("regmix", mixture, DOMAINS, budget, cap, "sample.max_epochs")
 
 
 def template(split=None):
-    return handoff.prefixes(["a", "b"], split, list(DOMAINS), "/data/{domain}/text_document")
+    return planning.prefixes(["a", "b"], split, list(DOMAINS), "/data/{domain}/text_document")
 
 
 # ---------------------------------------------------------------- the conversions
@@ -62,25 +62,25 @@ def test_plan_tokens_epochs_and_the_repeat_warning():
 
 def test_weights_are_normalised_and_zero_weights_left_out():
     p = the_plan({"a": 0.3, "b": 0.1, "c": 0.0})
-    assert handoff.megatron_args(p, template()) == "--data-path 0.75 /data/a/text_document 0.25 /data/b/text_document"
+    assert formats.megatron_args(p, template()) == "--data-path 0.75 /data/a/text_document 0.25 /data/b/text_document"
     thirds = the_plan({"a": 1 / 3, "b": 2 / 3})
     assert (
-        handoff.megatron_args(thirds, template())
+        formats.megatron_args(thirds, template())
         == "--data-path 0.333333333333 /data/a/text_document 0.666666666667 /data/b/text_document"
     )
 
 
 def test_megatron_blend_exact():
-    text = handoff.to_megatron(the_plan(), "cmp/regmix.json", template)
+    text = formats.to_megatron(the_plan(), "cmp/regmix.json", template)
     assert text.splitlines()[-1] == MEGATRON
     assert all(line.startswith("# ") for line in text.splitlines()[:-1])
     assert "# token budget: 50,000 tokens (test)" in text
     assert "# WARNING: mixture 'regmix': domain 'a' would be repeated 3.00 epochs" in text
 
     def paths(split):
-        return handoff.prefixes(["a", "b"], split, list(DOMAINS), "/data/{split}/{domain}")
+        return planning.prefixes(["a", "b"], split, list(DOMAINS), "/data/{split}/{domain}")
 
-    lines = handoff.to_megatron(the_plan(), "x", paths, ["train", "valid"]).splitlines()[-2:]
+    lines = formats.to_megatron(the_plan(), "x", paths, ["train", "valid"]).splitlines()[-2:]
     assert lines == [
         "--train-data-path 0.6 /data/train/a 0.4 /data/train/b",
         "--valid-data-path 0.6 /data/valid/a 0.4 /data/valid/b",
@@ -88,12 +88,12 @@ def test_megatron_blend_exact():
 
 
 def test_hf_probabilities_per_document():
-    probs, mean_len, estimated = handoff.document_probabilities(the_plan(), DOMAINS)
+    probs, mean_len, estimated = formats.document_probabilities(the_plan(), DOMAINS)
     assert probs == pytest.approx({"a": 15 / 17, "b": 2 / 17}, rel=1e-12)
     assert mean_len == pytest.approx({"a": 100.0, "b": 500.0}) and estimated
     exact = {d: {**v, "train_documents": 100 if d == "a" else 40} for d, v in DOMAINS.items()}
-    assert handoff.document_probabilities(the_plan(), exact)[1:] == ({"a": 100.0, "b": 500.0}, False)
-    out = json.loads(handoff.to_hf_datasets(the_plan(), "x", {"a": "org/a", "b": "org/b"}, DOMAINS))
+    assert formats.document_probabilities(the_plan(), exact)[1:] == ({"a": 100.0, "b": 500.0}, False)
+    out = json.loads(formats.to_hf_datasets(the_plan(), "x", {"a": "org/a", "b": "org/b"}, DOMAINS))
     assert out["probabilities"] == pytest.approx([15 / 17, 2 / 17], rel=1e-11)
     assert [d["path"] for d in out["datasets"]] == ["org/a", "org/b"]
     assert out["token_budget"] == 50_000 and len(out["warnings"]) == 1
@@ -103,7 +103,7 @@ def test_hf_probabilities_per_document():
 
 def test_interleave_datasets_with_the_probabilities_gives_the_token_weights():
     datasets = pytest.importorskip("datasets")
-    out = json.loads(handoff.to_hf_datasets(the_plan(), "x", {"a": "a", "b": "b"}, DOMAINS))
+    out = json.loads(formats.to_hf_datasets(the_plan(), "x", {"a": "a", "b": "b"}, DOMAINS))
     # documents of each domain's mean length; the interleaved stream's token share is the mixture
     parts = [
         datasets.Dataset.from_dict({"domain": [d] * 3000, "n_tokens": [int(mean)] * 3000})
@@ -126,12 +126,12 @@ def test_interleave_datasets_with_the_probabilities_gives_the_token_weights():
 
 @pytest.mark.parametrize("epochs, ratio", [(3.0, 3.0), (3.01, 3.1), (3.0000000001, 3.0), (0.2, 1.0), (1.05, 1.1)])
 def test_max_repetition_rounds_up_to_a_tenth(epochs, ratio):
-    assert handoff.max_repetition(epochs) == ratio
+    assert formats.max_repetition(epochs) == ratio
 
 
 def test_olmo_core_config():
-    text = handoff.to_olmo_core(
-        the_plan(budget=handoff.Budget(51_000, "t", 510)), "x", {"a": "/d/a/*.npy", "b": "/d/b/*.npy"}
+    text = formats.to_olmo_core(
+        the_plan(budget=planning.Budget(51_000, "t", 510)), "x", {"a": "/d/a/*.npy", "b": "/d/b/*.npy"}
     )
     config = yaml.safe_load(text)
     assert config == {
@@ -145,7 +145,7 @@ def test_olmo_core_config():
         "global_batch_size": 510,
     }
     assert "# WARNING: mixture 'regmix': domain 'a' would be repeated 3.06 epochs" in text
-    without = yaml.safe_load(handoff.to_olmo_core(the_plan(), "x", {"a": "a", "b": "b"}))
+    without = yaml.safe_load(formats.to_olmo_core(the_plan(), "x", {"a": "a", "b": "b"}))
     assert "global_batch_size" not in without  # a --tokens budget knows no batch size
 
 
@@ -154,8 +154,8 @@ def test_olmo_core_builds_the_exported_mixture(tmp_path):
     for domain, n in (("a", 10_000), ("b", 20_000)):  # token files as many tokens as domains.json says
         np.arange(n, dtype=np.uint16).tofile(tmp_path / f"{domain}.npy")
     path = tmp_path / "mix.yaml"
-    p = the_plan(budget=handoff.Budget(50_000, "t", 500))
-    path.write_text(handoff.to_olmo_core(p, "x", {d: str(tmp_path / f"{d}.npy") for d in "ab"}))
+    p = the_plan(budget=planning.Budget(50_000, "t", 500))
+    path.write_text(formats.to_olmo_core(p, "x", {d: str(tmp_path / f"{d}.npy") for d in "ab"}))
     config = source_mixture.SourceMixtureDatasetConfig.from_file(path)
     config.render_tables = False
     config.quiet = True
@@ -165,42 +165,42 @@ def test_olmo_core_builds_the_exported_mixture(tmp_path):
 
 
 def test_litdata_weights():
-    out = json.loads(handoff.to_litdata(the_plan(), "x", {"a": "s3://b/a", "b": "s3://b/b"}))
+    out = json.loads(formats.to_litdata(the_plan(), "x", {"a": "s3://b/a", "b": "s3://b/b"}))
     assert [(d["input_dir"], d["weight"]) for d in out["datasets"]] == [("s3://b/a", 0.6), ("s3://b/b", 0.4)]
     assert any("TokensLoader" in line for line in out["about"])
 
 
 def test_prefixes():
     known = list(DOMAINS)
-    assert handoff.prefixes(["a"], None, known) == {"a": "a"}
-    assert handoff.prefixes(["a", "b"], None, known, mapping={"a": "/x", "b": "/y", "c": "/z"}) == {
+    assert planning.prefixes(["a"], None, known) == {"a": "a"}
+    assert planning.prefixes(["a", "b"], None, known, mapping={"a": "/x", "b": "/y", "c": "/z"}) == {
         "a": "/x",
         "b": "/y",
     }
     split_map = {"a": {"train": "/t/a", "valid": "/v/a"}, "b": "/b"}
-    assert handoff.prefixes(["a", "b"], "valid", known, mapping=split_map) == {"a": "/v/a", "b": "/b"}
+    assert planning.prefixes(["a", "b"], "valid", known, mapping=split_map) == {"a": "/v/a", "b": "/b"}
     with pytest.raises(UserError, match="no prefix for domain\\(s\\) b"):
-        handoff.prefixes(["a", "b"], None, known, mapping={"a": "/x"})
+        planning.prefixes(["a", "b"], None, known, mapping={"a": "/x"})
     with pytest.raises(UserError, match="unknown domain\\(s\\) wiki; known: a, b, c"):
-        handoff.prefixes(["a"], None, known, mapping={"a": "/x", "wiki": "/y"})
+        planning.prefixes(["a"], None, known, mapping={"a": "/x", "wiki": "/y"})
     with pytest.raises(UserError, match="gives prefixes per split: give --split"):
-        handoff.prefixes(["a"], None, known, mapping=split_map)
+        planning.prefixes(["a"], None, known, mapping=split_map)
     with pytest.raises(UserError, match="uses \\{split\\}: give --split"):
-        handoff.prefixes(["a"], None, known, "/{split}/{domain}")
+        planning.prefixes(["a"], None, known, "/{split}/{domain}")
     with pytest.raises(UserError, match="placeholders are"):
-        handoff.prefixes(["a"], None, known, "/{dataset}")
+        planning.prefixes(["a"], None, known, "/{dataset}")
 
 
 def test_budget_from_params_and_overrides(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS))
-    budget, cap, source = handoff.budget_and_cap(params, None, None)
+    budget, cap, source = planning.budget_and_cap(params, None, None)
     assert (budget.tokens, budget.tokens_per_step, cap, source) == (50_000, 500, 2.0, "sample.max_epochs")
     assert "large.optim.steps 100 x large.optim.batch_size 5 x large.model.context 100" in budget.source
-    budget, cap, source = handoff.budget_and_cap(tmp_path / "absent.yaml", 7, 4.0)  # nothing left to read
+    budget, cap, source = planning.budget_and_cap(tmp_path / "absent.yaml", 7, 4.0)  # nothing left to read
     assert (budget.tokens, budget.tokens_per_step, cap, source) == (7, None, 4.0, "--max-epochs")
     with pytest.raises(UserError, match="absent.yaml not found"):
-        handoff.budget_and_cap(tmp_path / "absent.yaml", 7, None)
+        planning.budget_and_cap(tmp_path / "absent.yaml", 7, None)
 
 
 @pytest.mark.parametrize("text, value", [("25e9", 25_000_000_000), ("25_000", 25_000), ("409600", 409_600)])
@@ -344,9 +344,9 @@ def test_export_of_the_committed_results(capsys):
 
 def test_a_missing_prefixes_file_is_explained_with_an_example_that_reads_back(tmp_path):
     with pytest.raises(UserError) as missing:
-        handoff.read_prefix_map(tmp_path / "my_dirs.yaml", ["a", "b"])
+        planning.read_prefix_map(tmp_path / "my_dirs.yaml", ["a", "b"])
     message = str(missing.value)
     assert message.startswith(f"--prefixes {tmp_path / 'my_dirs.yaml'}: no such file. It is yours to write")
     example = "\n".join(line for line in message.splitlines() if line.startswith("  "))
     (tmp_path / "my_dirs.yaml").write_text(example.replace("  ", "", 1).replace("\n  ", "\n"))
-    assert handoff.read_prefix_map(tmp_path / "my_dirs.yaml") == {"a": "/data/a", "b": "/data/b"}
+    assert planning.read_prefix_map(tmp_path / "my_dirs.yaml") == {"a": "/data/a", "b": "/data/b"}

@@ -52,15 +52,14 @@ print(blend)
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from regmix import handoff, runtime
+from regmix import runtime
+from regmix.api.arguments import Domains, as_config, as_frame, as_proxy_table, as_stored, as_target, generator
 from regmix.choose.choice import Choice, run_search
 from regmix.choose.noise import seed_noise
 from regmix.choose.regression import (
@@ -68,67 +67,24 @@ from regmix.choose.regression import (
     FittedRegressor,
     ProxyTable,
     fit_and_report,
-    proxy_table,
-    read_proxies,
     record_seed_noise,
     released_pair,
 )
-from regmix.choose.sampling import MixtureGenerator, make_generator, sample_mixtures, swarm_generator
+from regmix.choose.sampling import sample_mixtures
 from regmix.choose.verify import run_verify, verify_seeds
-from regmix.config import DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig, from_dict
+from regmix.config import DataConfig, LargeConfig, ProxyConfig, RegressionConfig, SampleConfig, SearchConfig
 from regmix.data.prepare import prepare as prepare_tokens
 from regmix.data.shards import read_meta
 from regmix.errors import UserError
 from regmix.files import write_text
-from regmix.tables import mixture_frame, read_csv, write_csv
-from regmix.target import Target
+from regmix.handoff import formats, planning
+from regmix.tables import mixture_frame
 from regmix.train.backends import Placement, placement_from_env
 from regmix.train.swarm import run_seeds, run_swarm
 
 __all__ = ["Choice", "Placement", "as_config", "export", "fit", "prepare", "sample", "search", "train_swarm", "verify"]
 
-T = TypeVar("T")
-Domains = Mapping[str, Any]  # prepare's domains table {domain: {train_tokens, ...}}, or a share {domain: weight}
 
-
-# ------------------------------------------------------------------------ configs
-def as_config(cls: type[T], value: T | Mapping[str, Any] | None, where: str = "") -> T:
-    """A `cls` config: `value` itself, the defaults (None), or the defaults with the fields a
-    dict names replaced (a nested config given as a dict changes only the fields it names;
-    other dict fields, such as `RegressionConfig.params`, are replaced whole)."""
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, Mapping):
-        raise UserError(f"{where or cls.__name__}: expected a {cls.__name__} or a dict, got {type(value).__name__}")
-    return from_dict(cls, _over_defaults(cls(), value), where)
-
-
-def _over_defaults(base: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
-    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
-    for key, value in changes.items():
-        if dataclasses.is_dataclass(fields.get(key)) and isinstance(value, Mapping):
-            value = _over_defaults(fields[key], value)
-        fields[key] = value
-    return fields
-
-
-def _generator(
-    domains: Domains,
-    sample_cfg: SampleConfig | Mapping[str, Any] | None,
-    large_cfg: LargeConfig | Mapping[str, Any] | None,
-) -> MixtureGenerator:
-    """The swarm's generator: around the token share of `domains` (prepare's table, or a share
-    {domain: weight}), capped at `sample.max_epochs` epochs of each domain in the large run
-    (`large_cfg`: steps x batch x context), which needs the table's train tokens."""
-    cfg = as_config(SampleConfig, sample_cfg, "sample.")
-    if all(isinstance(d, Mapping) for d in domains.values()):
-        return swarm_generator(cfg, as_config(LargeConfig, large_cfg, "large."), domains)
-    return make_generator(cfg, {d: float(w) for d, w in domains.items()})
-
-
-# -------------------------------------------------------------------------- steps
 def prepare(
     data: DataConfig | Mapping[str, Any] | None,
     tokens_dir: str | Path,
@@ -162,7 +118,7 @@ def sample(
     drawn around the token share of `domains` (prepare's table, or {domain: share} with
     `sample_cfg={"max_epochs": None}`: caps need the table's token counts), each domain capped at
     `max_epochs` epochs of the large run `large_cfg` describes."""
-    gen = _generator(domains, sample_cfg, large_cfg)
+    gen = generator(domains, sample_cfg, large_cfg)
     W = sample_mixtures(gen, as_config(SampleConfig, sample_cfg, "sample."), seed)
     return mixture_frame(range(len(W)), gen.domains, W)
 
@@ -214,46 +170,13 @@ def fit(
     instead of `proxies`; its `eval_sets` are scored once, after fitting.
     """
     cfg = as_config(RegressionConfig, regression_cfg, "regression.")
-    train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else _proxy_table(proxies)
-    target = _target(target, train.domains, train.scores)
+    train = released_pair(cfg.train_set, "regression.train_set") if cfg.train_set else as_proxy_table(proxies)
+    target = as_target(target, train.domains, train.scores)
     evals = {name: released_pair(spec, f"regression.eval_sets.{name}") for name, spec in cfg.eval_sets.items()}
     report = fit_and_report(train, evals, cfg, target, seed)
-    noise = None if replicates is None else seed_noise(_frame(proxies), _frame(replicates), target)
+    noise = None if replicates is None else seed_noise(as_frame(proxies), as_frame(replicates), target)
     record_seed_noise(report, noise and noise.get("target_std"))
     return report
-
-
-def _target(target: Any, domains: list[str], swarm: pd.DataFrame | None) -> Target:
-    """`target` as params spell it (or a Target), `mean` over `domains`, a standardised aggregate
-    calibrated on `swarm` (the proxies' scores)."""
-    if not isinstance(target, Target):
-        target = Target.parse(target, domains=domains)
-    return target.calibrate(swarm) if swarm is not None and target.standardise and target.scales is None else target
-
-
-def _proxy_table(proxies: pd.DataFrame | ProxyTable | str | Path | None) -> ProxyTable:
-    """A proxies table read as the fit stage reads results/proxies.csv."""
-    if isinstance(proxies, ProxyTable):
-        return proxies
-    if isinstance(proxies, (str, os.PathLike)):
-        return read_proxies(proxies)
-    if not isinstance(proxies, pd.DataFrame):
-        raise UserError(
-            f"proxies: expected train_swarm's DataFrame, a proxies.csv path or a ProxyTable, "
-            f"got {type(proxies).__name__}"
-        )
-    return proxy_table(_as_stored(proxies), "proxies")
-
-
-def _as_stored(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` as a stage reads it back from its CSV, so a step's numbers are its stage's to the digit."""
-    with tempfile.TemporaryDirectory() as tmp:
-        write_csv(Path(tmp) / "table.csv", table)
-        return read_csv(Path(tmp) / "table.csv")
-
-
-def _frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else read_csv(table)
 
 
 def search(
@@ -277,14 +200,14 @@ def search(
     needs them, and with `incumbent` (on) their measured losses compete with the choice (a
     regressor fitted with `replicates`).
     """
-    gen = _generator(token_share, sample_cfg, large_cfg)
+    gen = generator(token_share, sample_cfg, large_cfg)
     return run_search(
         regressor,
         gen,
         as_config(SearchConfig, search_cfg, "search."),
         seed,
         threads or runtime.threads(),
-        None if proxies is None else _proxy_table(proxies),
+        None if proxies is None else as_proxy_table(proxies),
         human_mixtures,
     )
 
@@ -313,7 +236,7 @@ def verify(
     `"table"` entry and, with `choice`, the mixture to use (results/answer.yaml) in its `"answer"` entry.
     """
     domains = read_meta(tokens_dir).domains
-    tgt = _target(target, domains, None if proxies is None else _proxy_table(proxies).scores)
+    tgt = as_target(target, domains, None if proxies is None else as_proxy_table(proxies).scores)
     store = store if store is not None else runtime.cache_root() / "proxies"
     cfg = as_config(ProxyConfig, proxy_cfg, "proxy.")
     placement = placement or placement_from_env()
@@ -328,8 +251,8 @@ def verify(
         tgt,
         regressor,
         None if choice is None else choice.summary,
-        None if proxies is None else _as_stored(proxies),
-        None if replicates is None else _as_stored(replicates),
+        None if proxies is None else as_stored(proxies),
+        None if replicates is None else as_stored(replicates),
     )
     out = {**verified.record, "table": verified.table}
     if verified.answer is not None:
@@ -362,16 +285,16 @@ def export(
     path comes from `prefix_template` ({domain}, {split}) or `prefixes` ({domain: prefix} or
     {domain: {split: prefix}}). Zero-weight domains are left out.
     """
-    if to not in handoff.FORMATS:
-        raise UserError(f"export: to={to!r}; one of {', '.join(handoff.FORMATS)}")
+    if to not in formats.FORMATS:
+        raise UserError(f"export: to={to!r}; one of {', '.join(formats.FORMATS)}")
     if splits and to != "megatron":
         raise UserError(f"export: splits are for to='megatron'; {to} exports the train split")
     if tokens is not None and tokens <= 0:
         raise UserError(f"export: tokens={tokens} must be > 0")
     budget = (
-        handoff.Budget(int(tokens), "tokens=")
+        planning.Budget(int(tokens), "tokens=")
         if tokens is not None
-        else handoff.large_budget(
+        else planning.large_budget(
             {"large": dataclasses.asdict(as_config(LargeConfig, large_cfg, "large."))}, "large_cfg"
         )
     )
@@ -380,20 +303,12 @@ def export(
         if max_epochs is not None
         else (as_config(SampleConfig, sample_cfg, "sample.").max_epochs, "sample.max_epochs")
     )
-    plan = handoff.plan(name, mixture, domains, budget, cap, cap_source)
+    plan = planning.plan(name, mixture, domains, budget, cap, cap_source)
 
     def paths(split: str | None) -> dict[str, str]:
-        return handoff.prefixes(plan.domains, split, list(domains), prefix_template, prefixes, "prefixes")
+        return planning.prefixes(plan.domains, split, list(domains), prefix_template, prefixes, "prefixes")
 
-    source = "regmix.api"
-    if to == "megatron":
-        text = handoff.to_megatron(plan, source, paths, list(splits))
-    elif to == "olmo-core":
-        text = handoff.to_olmo_core(plan, source, paths(handoff.TRAIN))
-    elif to == "litdata":
-        text = handoff.to_litdata(plan, source, paths(handoff.TRAIN))
-    else:
-        text = handoff.to_hf_datasets(plan, source, paths(handoff.TRAIN), domains)
+    text = formats.render(to, plan, "regmix.api", paths, list(splits), domains)
     for warning in plan.warnings():
         warnings.warn(warning, stacklevel=2)
     if output is not None:
