@@ -15,11 +15,12 @@ from scipy.stats import norm
 
 from regmix.choose.choice import summary
 from regmix.choose.decision import decision_text
+from regmix.choose.pool import TopK
 from regmix.choose.regression import FittedRegressor
 from regmix.choose.regression.fitted import pair_confidence
 from regmix.choose.rules import RULES, kl_to_prior, l1_nearest, proxy_spacing, select
 from regmix.choose.sampling import accepted_draws, make_generator
-from regmix.choose.search import TopK, incumbent, search
+from regmix.choose.search import incumbent, search
 from regmix.config import SampleConfig, SearchConfig
 from regmix.errors import UserError
 from regmix.mixtures import baseline_mixtures

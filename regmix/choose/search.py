@@ -32,42 +32,24 @@ when the band spills past the candidates, the chunks holding in-band mixtures ar
 from their seeds). Each bootstrap member also repeats RegMix's top-k choice on the first
 `spread_simulations` of the same pool, which gives a spread per chosen weight.
 
-Every random choice comes from `seed` (chunks draw from seeds spawned from it), so the result
-does not depend on `threads`.
+Every random choice comes from `seed` (chunks draw from seeds spawned from it: regmix.choose.pool),
+so the result does not depend on `threads`.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from regmix.choose.decision import INCUMBENT, PRIOR_GUARD
+from regmix.choose.pool import Pool, TopK, band_sum, scan
 from regmix.choose.regression import FittedRegressor
 from regmix.choose.rules import MEMBER_RULES, RULES, Selection, select
-from regmix.choose.sampling import MixtureGenerator, accepted_draws
+from regmix.choose.sampling import MixtureGenerator
 from regmix.config import SearchConfig
 from regmix.errors import UserError
-from regmix.progress import progress
-
-
-@dataclass
-class TopK:
-    """The `k` lowest predictions seen so far and their mixtures, best first."""
-
-    W: np.ndarray  # (k, d)
-    pred: np.ndarray  # (k,)
-
-    @classmethod
-    def of(cls, W: np.ndarray, pred: np.ndarray, k: int) -> TopK:
-        idx = np.argpartition(pred, k - 1)[:k] if len(pred) > k else np.arange(len(pred))
-        idx = idx[np.argsort(pred[idx], kind="stable")]
-        return cls(W[idx], pred[idx])
-
-    def merge(self, other: TopK, k: int) -> TopK:
-        return TopK.of(np.concatenate([self.W, other.W]), np.concatenate([self.pred, other.pred]), k)
 
 
 @dataclass
@@ -90,21 +72,6 @@ class SearchResult:
     incumbent: Optional[dict[str, Any]] = None  # the best-estimated trained proxy against the rule's choice
     # step -> the mixture it proposes in the choice's place
     nominees: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class Pool:
-    """The simulated mixtures: `size` draws from `gen` in chunks of `chunk_size`, each chunk from
-    its own seed spawned from `seed`, so any chunk can be drawn again alike."""
-
-    def __init__(self, gen: MixtureGenerator, size: int, chunk_size: int, seed: int):
-        self.gen, self.size, self.chunk_size = gen, size, chunk_size
-        self.chunks = -(-size // chunk_size)
-        self.seeds = np.random.SeedSequence(seed).spawn(self.chunks)
-
-    def draw(self, i: int) -> np.ndarray:
-        """Chunk `i`'s mixtures (rows, columns in `gen.domains` order)."""
-        size = min(self.chunk_size, self.size - i * self.chunk_size)
-        return self.gen.weights(accepted_draws(self.gen, np.random.default_rng(self.seeds[i]), size))
 
 
 def incumbent(
@@ -195,7 +162,7 @@ def search(
     cols = regressor_columns(model.domains, gen.domains)
     pool = Pool(gen, cfg.n_simulations, cfg.chunk_size, seed)
     spread_end = cfg.n_simulations if cfg.spread_simulations is None else cfg.spread_simulations
-    tops, preds = _scan(model, pool, cfg, cols, spread_end, threads)
+    tops, preds = scan(model, pool, cfg, cols, spread_end, threads)
     best = tops[0]
     sel = select(cfg, best.W, best.pred, _member_predictions(model, best, cfg, cols), proxies, gen.prior)
     chosen, rows, info = _average(cfg, sel, best, pool, preds, proxies, threads)
@@ -218,39 +185,6 @@ def search(
         measured,
         nominees,
     )
-
-
-def _scan(
-    model: FittedRegressor, pool: Pool, cfg: SearchConfig, cols: list[int], spread_end: int, threads: int
-) -> tuple[list[TopK], list[np.ndarray]]:
-    """Predict every chunk of the pool: [the base model's best rows, each member's top-k over the
-    first `spread_end` mixtures], and for `band` every base prediction, chunk by chunk."""
-    keep = cfg.top_k if cfg.rule == "top_k" and not cfg.prior_penalty else max(cfg.top_k, cfg.candidates)
-    keep_all = cfg.rule == "band"
-
-    def run_chunk(i: int) -> tuple[list[TopK], Optional[np.ndarray]]:
-        W = pool.draw(i)
-        X = np.ascontiguousarray(W[:, cols])
-        pred = np.asarray(model.predict(X), dtype=float)
-        tops = [TopK.of(W, pred, keep)]
-        if i * cfg.chunk_size < spread_end:
-            tops += [TopK.of(W, np.asarray(m.predict(X), dtype=float), cfg.top_k) for m in model.members]
-        return tops, (pred if keep_all else None)
-
-    tops: list[TopK] | None = None
-    preds: list[np.ndarray] = []
-    with ThreadPoolExecutor(threads) as workers:
-        done = workers.map(run_chunk, range(pool.chunks))
-        for chunk, pred in progress(done, total=pool.chunks, desc="search", unit="chunk", leave=False):
-            if pred is not None:
-                preds.append(pred)
-            if tops is None:
-                tops = chunk
-            else:  # chunks past `spread_simulations` carry the model's best alone
-                tops[0] = tops[0].merge(chunk[0], keep)
-                tops[1 : len(chunk)] = [t.merge(c, cfg.top_k) for t, c in zip(tops[1:], chunk[1:])]
-    assert tops is not None
-    return tops, preds
 
 
 def _member_predictions(model: FittedRegressor, best: TopK, cfg: SearchConfig, cols: list[int]) -> Optional[np.ndarray]:
@@ -282,7 +216,7 @@ def _average(
     if cfg.rule == "band":
         averaged = int(sum(np.count_nonzero(p <= sel.info["threshold"]) for p in preds))
         if averaged > len(sel.rows):  # the band spills past the candidates: draw its chunks again
-            mean = _band_sum(pool, preds, sel.info["threshold"], threads) / averaged
+            mean = band_sum(pool, preds, sel.info["threshold"], threads) / averaged
             info["drawn_again"] = True
     rows = sel.rows
     chosen = pool.gen.project(mean)
@@ -292,17 +226,6 @@ def _average(
         info["snapped_out_of_radius"] = True
     info["averaged"] = averaged
     return chosen, rows, info
-
-
-def _band_sum(pool: Pool, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
-    """The sum of every simulated mixture predicted at or under `threshold` (chunks drawn again)."""
-    hit = [i for i, p in enumerate(preds) if np.any(p <= threshold)]
-
-    def part(i: int) -> np.ndarray:
-        return pool.draw(i)[preds[i] <= threshold].sum(axis=0)
-
-    with ThreadPoolExecutor(threads) as workers:
-        return np.sum(list(workers.map(part, hit)), axis=0)
 
 
 def _nominate(
