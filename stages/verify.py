@@ -15,7 +15,8 @@ from __future__ import annotations
 from regmix.choose.decision import decision_text
 from regmix.choose.mixture_files import read_all, write_all
 from regmix.choose.regression import load_regressor
-from regmix.choose.verify import doubts, run_verify, verify_seeds, verify_text
+from regmix.choose.verify import run_verify, verify_seeds
+from regmix.choose.verify_text import doubts, verify_text
 from regmix.config import ProxyConfig, SampleConfig, VerifyConfig, from_dict
 from regmix.data.shards import read_meta
 from regmix.files import read_yaml, run_stage, write_json, write_yaml

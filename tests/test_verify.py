@@ -34,7 +34,6 @@ from benchmarks.bench_transfer import COMMITTED, docs_sentences, large_losses, t
 from regmix.checks import check_params
 from regmix.choose.noise import REPLICATE_SEED_OFFSET
 from regmix.choose.verify import (
-    doubts,
     judge,
     measured_targets,
     proposed_mixtures,
@@ -42,8 +41,8 @@ from regmix.choose.verify import (
     trained,
     verified_step,
     verify_seeds,
-    verify_text,
 )
+from regmix.choose.verify_text import doubts, verify_text
 from regmix.compose import composed
 from regmix.config import ProxyConfig, VerifyConfig
 from regmix.errors import UserError

@@ -15,7 +15,8 @@ import yaml
 
 from regmix.choose.mixture_files import CHOSEN
 from regmix.choose.regression import gain_text, resolved_text
-from regmix.choose.verify import replaced, verify_text
+from regmix.choose.verify import replaced
+from regmix.choose.verify_text import verify_text
 from regmix.files import write_text
 from regmix.judge.verdict_text import (
     comparison_table,
