@@ -12,6 +12,7 @@ import pytest
 import torch
 from tiny_data import build_tokens
 
+import regmix.judge.built_in_tasks as built_in
 import regmix.judge.evaluation as ev
 from regmix.choose.regression import FittedRegressor, predict_mixtures
 from regmix.config import EvaluateConfig, EvalWindowsConfig, LargeConfig, ModelConfig, OptimConfig
@@ -55,14 +56,14 @@ def models(tokens, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def tasks(tokens) -> ev.TaskSet:
-    return ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
+def tasks(tokens) -> built_in.TaskSet:
+    return built_in.build_tasks(tokens, EVAL, MODEL.context, seed=0)
 
 
 def test_tasks_are_deterministic_and_well_formed(tokens, tasks):
-    again = ev.build_tasks(tokens, EVAL, MODEL.context, seed=0)
+    again = built_in.build_tasks(tokens, EVAL, MODEL.context, seed=0)
     assert again.last_word == tasks.last_word and again.continuation == tasks.continuation
-    other = ev.build_tasks(tokens, EVAL, MODEL.context, seed=1)
+    other = built_in.build_tasks(tokens, EVAL, MODEL.context, seed=1)
     assert other.continuation != tasks.continuation
     for domain in ("alpha", "beta"):  # prose domains: every passage yields a last word
         assert len(tasks.last_word[domain]) == EVAL.n_examples
@@ -79,8 +80,8 @@ def test_tasks_are_deterministic_and_well_formed(tokens, tasks):
 
 
 def test_downstream_trained_vs_random(models, tasks):
-    trained = ev.downstream(load_hf(models["trained"] / "hf"), tasks, EVAL.batch_size)
-    random = ev.downstream(load_hf(models["random"] / "hf"), tasks, EVAL.batch_size)
+    trained = built_in.downstream(load_hf(models["trained"] / "hf"), tasks, EVAL.batch_size)
+    random = built_in.downstream(load_hf(models["random"] / "hf"), tasks, EVAL.batch_size)
     assert trained["last_word"]["accuracy"] > 0.8
     assert random["last_word"]["accuracy"] < 0.05
     assert trained["continuation"]["accuracy"] > 0.8
@@ -201,6 +202,6 @@ def test_prompts_are_tokenised_without_special_tokens():
     tokenizer.post_processor = processors.TemplateProcessing(single="[BOS] $A", special_tokens=[("[BOS]", 0)])
     assert tokenizer.encode("the cat").ids[0] == 0  # it does add BOS by default
     passage = np.array(tokenizer.encode("the cat sat on a mat", add_special_tokens=False).ids)
-    (example,) = ev.last_word_examples([(0, passage)], tokenizer, context=16)
+    (example,) = built_in.last_word_examples([(0, passage)], tokenizer, context=16)
     assert 0 not in example.context + example.word
     assert example.context + example.word == passage[: len(example.context) + len(example.word)].tolist()
