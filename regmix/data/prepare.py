@@ -75,10 +75,7 @@ def prepare(
     sets = [EvalSetSource(spec) for spec in specs]
     tokens_dir = Path(tokens_dir)
     with staging(tokens_dir) as stage:
-        if cfg.tokenizer.path:
-            tokenizer = tok.load_tokenizer(cfg.tokenizer.path)
-        else:
-            tokenizer = tok.train_bpe(train_texts(source, cfg), cfg.tokenizer.vocab_size)
+        tokenizer = tokenizer_for(source, cfg)
         eot, vocab = tok.eot_id(tokenizer), tok.vocab_size(tokenizer)
         tokenizer.save(str(stage / TOKENIZER_FILE))
         dtype = dtype_for(vocab)
@@ -113,6 +110,13 @@ def prepare(
         )
     describe = {s.spec.name: s.describe() for s in sets}
     return sets_table(writer, tokens_dir, domains, held_out, lambda d: describe.get(d) or source.describe(d), bad)
+
+
+def tokenizer_for(source, cfg: DataConfig):
+    """The run's tokenizer: the user's (`data.tokenizer.path`), else a BPE trained on the source's train text."""
+    if cfg.tokenizer.path:
+        return tok.load_tokenizer(cfg.tokenizer.path)
+    return tok.train_bpe(train_texts(source, cfg), cfg.tokenizer.vocab_size)
 
 
 def sets_table(

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from regmix.config import LargeConfig, tokens_per_step, train_tokens
-from regmix.data.shards import data_signature, read_meta, shard_path
+from regmix.data.shards import TokenMeta, data_signature, read_meta, shard_path
 from regmix.errors import UserError
 from regmix.files import write_json
 from regmix.progress import Plan, Rate, amount, device_name, progress, remember_rate, remembered_rate, warmup_rate
@@ -130,16 +130,7 @@ def setup(
     out_dir, log_dir = Path(out_dir), Path(log_dir)
     ctx = init_distributed(threads)
     meta = read_meta(tokens_dir)
-    cfg = dataclasses.replace(
-        cfg,
-        model=resolve_vocab(cfg.model, meta, "large.model"),
-        optim=resolve_precision(cfg.optim, ctx.device, "large"),
-    )
-    if cfg.optim.batch_size % ctx.world_size:
-        raise UserError(
-            f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
-            f"{ctx.world_size} data-parallel processes"
-        )
+    cfg = resolve_config(cfg, meta, ctx)
     budget = token_budget(cfg, mixture, tokens_dir, name, max_epochs)
     active = [d for d, w in mixture.items() if w > 0]
     fp = fingerprint(cfg, mixture, seed, ctx.world_size, data_signature(tokens_dir, active))
@@ -178,6 +169,22 @@ def setup(
         start=start,
         curves=Curves(log_dir, start) if ctx.main else None,
     )
+
+
+def resolve_config(cfg: LargeConfig, meta: TokenMeta, ctx: Dist) -> LargeConfig:
+    """`cfg` with the vocabulary of the token data and the precision of this device, its batch
+    checked to split evenly over the data-parallel processes."""
+    cfg = dataclasses.replace(
+        cfg,
+        model=resolve_vocab(cfg.model, meta, "large.model"),
+        optim=resolve_precision(cfg.optim, ctx.device, "large"),
+    )
+    if cfg.optim.batch_size % ctx.world_size:
+        raise UserError(
+            f"large.optim.batch_size {cfg.optim.batch_size} is not divisible by the "
+            f"{ctx.world_size} data-parallel processes"
+        )
+    return cfg
 
 
 def rate_key(cfg: LargeConfig, ctx: Dist) -> str:

@@ -113,10 +113,7 @@ def run_swarm(
     cfg = resolve_config(cfg, tokens_dir)
     out_dir = Path(out_dir)
     jobs = plan(mixtures, cfg, tokens_dir, seed)
-    unique = {j.key: j for j in jobs}  # identical mixtures train once
-    state = {key: stored(out_dir, key, tokens_dir) for key in unique}
-    todo = [j for key, j in unique.items() if state[key] == "missing"]
-    rescored = [key for key in unique if state[key] == "weights"]
+    unique, todo, rescored = triage(jobs, out_dir, tokens_dir)
     scoring = rescore_stored(out_dir, rescored, cfg, tokens_dir, seed)
     pool = placement.workers or default_workers(placement.threads_per_worker)
     workers = min(pool, max(1, len(todo)))
@@ -155,6 +152,19 @@ def run_swarm(
         "workers": workers if placement.backend == "local" and todo else None,
     }
     return collect(jobs, mixtures, out_dir), stats
+
+
+def triage(
+    jobs: list[ProxyJob], out_dir: Path, tokens_dir: str | Path
+) -> tuple[dict[str, ProxyJob], list[ProxyJob], list[str]]:
+    """The swarm's distinct proxies by key (identical mixtures train once), those to train (not
+    stored, or lacking scores without the weights to score again) and the keys of those stored
+    with weights but lacking scores (scored again)."""
+    unique = {j.key: j for j in jobs}
+    state = {key: stored(out_dir, key, tokens_dir) for key in unique}
+    todo = [j for key, j in unique.items() if state[key] == "missing"]
+    rescored = [key for key in unique if state[key] == "weights"]
+    return unique, todo, rescored
 
 
 def rescore_stored(out_dir: Path, keys: list[str], cfg: ProxyConfig, tokens_dir: str | Path, seed: int) -> float:
