@@ -58,3 +58,16 @@ def test_python_api_page_shows_the_tested_example():
         return found[0]
 
     assert block((REPO / "docs/python-api.md").read_text()) == block(api.__doc__)
+
+
+def test_the_layout_page_names_every_module():
+    """docs/development.md's layout lists each module and package of regmix/ (but api/ and handoff/'s own)."""
+    page = (REPO / "docs/development.md").read_text()
+    package = REPO / "regmix"
+    names = {p.name for p in package.glob("*.py")} | {
+        f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()
+    }
+    for phase in ("choose", "data", "judge", "train"):
+        names |= {p.name for p in (package / phase).glob("*.py")}
+    missing = sorted(n for n in names - {"__init__.py"} if f" {n} " not in page)
+    assert not missing, f"docs/development.md's layout does not name {missing}"

@@ -1,4 +1,5 @@
-"""The package's layout: phases import only the shared helpers and the phases before them.
+"""The package's layout: phases import only the shared helpers and the phases before them, and
+every module and function is short enough to read in a sitting.
 
 regmix/data -> regmix/train -> regmix/choose -> regmix/judge, each over the shared helpers
 (regmix/config.py, files.py, tables.py, ...); the entry points (the CLI, the Python API, the
@@ -6,6 +7,8 @@ cost plan, the params checks) may use every phase.
 """
 
 from __future__ import annotations
+
+import ast
 
 import pytest
 from conftest import REPO
@@ -15,6 +18,7 @@ from regmix.code import imports
 PHASES = ("data", "train", "choose", "judge")
 ENTRY_POINTS = {"api", "cli", "cost", "checks", "handoff", "timings"}
 PACKAGE = REPO / "regmix"
+MODULE_LINES, FUNCTION_LINES = 350, 60
 
 
 def layer(module: str) -> tuple[str, int]:
@@ -52,3 +56,16 @@ def test_every_phase_says_what_it_owns_and_may_import():
     for phase in PHASES:
         doc = (PACKAGE / phase / "__init__.py").read_text()
         assert doc.startswith('"""') and "May import" in doc, phase
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(REPO)))
+def test_each_module_and_function_reads_in_a_sitting(path):
+    source = path.read_text()
+    assert len(source.splitlines()) <= MODULE_LINES
+    long = {
+        node.name: node.end_lineno - node.lineno + 1
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > FUNCTION_LINES
+    }
+    assert not long, f"functions over {FUNCTION_LINES} lines: {long}"
