@@ -17,7 +17,16 @@ from typing import Any, Mapping
 import torch
 
 from regmix.choose.mixture_files import seeds_of
-from regmix.config import ActiveConfig, LargeConfig, ModelConfig, ProxyConfig, VerifyConfig, from_dict, train_tokens
+from regmix.config import (
+    ActiveConfig,
+    DataConfig,
+    LargeConfig,
+    ModelConfig,
+    ProxyConfig,
+    VerifyConfig,
+    from_dict,
+    train_tokens,
+)
 from regmix.data.shards import read_meta
 from regmix.progress import Plan, amount, device_name, duration
 from regmix.train import backends, large, swarm
@@ -46,7 +55,7 @@ def vocab_size(params: Mapping[str, Any], tokens_dir: Path) -> int:
     data section asks the tokenizer to train."""
     if (tokens_dir / "meta.json").exists():
         return read_meta(tokens_dir).vocab_size
-    return int(params["data"]["tokenizer"]["vocab_size"])
+    return from_dict(DataConfig, params["data"], "data.").tokenizer.vocab_size
 
 
 def proxy_config(proxy: ProxyConfig, vocab: int) -> ProxyConfig:

@@ -43,9 +43,8 @@ def main() -> None:
     cfg = from_dict(SearchConfig, params["search"], "search.")
     domains = read_domains(args.domains)
     # the proxy swarm's generator: the same prior, caps and grid
-    gen = swarm_generator(
-        from_dict(SampleConfig, params["sample"], "sample."), from_dict(LargeConfig, params["large"], "large."), domains
-    )
+    large = from_dict(LargeConfig, params["large"], "large.")
+    gen = swarm_generator(from_dict(SampleConfig, params["sample"], "sample."), large, domains)
     human = params.get("human_mixtures")
     prior = dict(zip(gen.domains, gen.prior))  # the token share, or sample.prior: one `prior` everywhere
     target = run_target(params, gen.domains, read_csv(args.proxies))
@@ -57,10 +56,9 @@ def main() -> None:
     write_yaml(args.chosen, out)
     write_csv(args.top, top_table(choice.result, cfg.top_k))
     plot_choice(args.plot, choice.result, choice.baselines)
-    large = params["large"]
-    cheap = cheap_baselines(large["mixtures"], args.tokens, target, gen)
+    cheap = cheap_baselines(large.mixtures, args.tokens, target, gen)
     compared = resolve(
-        large["mixtures"],
+        large.mixtures,
         out["train"],
         proxies.ranked(target),
         prior,
@@ -69,7 +67,7 @@ def main() -> None:
         params["seed"],
         cheap,
     )
-    seeds = seeds_of(large["mixtures"], large["seeds"], large["replicate"], params["seed"])
+    seeds = seeds_of(large.mixtures, large.seeds, large.replicate, params["seed"])
     write_all(args.candidates, compared, seeds)
     print(f"{choice_text(choice)} -> {args.chosen}")
     print(decision_text(out["decision"]))
