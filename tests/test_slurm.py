@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -65,10 +66,13 @@ def test_killed_array_resumes_without_retraining(tokens, tmp_path, on_local_clus
     real = slurm.submit
 
     def kill_all_but_the_first(fn, chunks, placement, name):
-        jobs = real(fn, chunks, placement, name)
-        for job in jobs[1:]:
+        """The first task trains its chunk; the others are killed while they run. An hour's sleep
+        stands in for their work, so none can finish before it is killed, however loaded the machine."""
+        first = real(fn, chunks[:1], placement, name)
+        killed = real(time.sleep, [3600] * (len(chunks) - 1), placement, name)
+        for job in killed:
             job.cancel()
-        return jobs
+        return first + killed
 
     with monkeypatch.context() as patch:
         patch.setattr(slurm, "submit", kill_all_but_the_first)
@@ -80,8 +84,8 @@ def test_killed_array_resumes_without_retraining(tokens, tmp_path, on_local_clus
 
     table, stats = run_swarm(swarm(3), CFG, tokens, out, seed=0, placement=on_local_cluster)
     assert stats["trained"] == 2
-    first_run, rerun = submissions
-    assert len(first_run) == 3 and len(rerun) == 2  # one proxy per task; the rerun only the missing
+    trained, killed, rerun = submissions
+    assert len(trained) + len(killed) == 3 and len(rerun) == 2  # one proxy per task; the rerun only the missing
     assert not {f"{job.key}.json" for chunk in rerun for job in chunk} & first.keys()
     assert {k: v for k, v in snapshot(out).items() if k in first} == first  # the finished proxy untouched
     local, _ = run_swarm(swarm(3), CFG, tokens, tmp_path / "local", seed=0, placement=Placement(workers=1))
