@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
-from test_proxies import CFG, snapshot
+from test_proxies import CFG, snapshot, stage_argv
 from tiny_data import SENTENCES, build_tokens, write_domains
 
 from regmix.checks import check_active
@@ -174,22 +174,7 @@ def test_stage_with_rounds(tokens, tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "proxies",
-            str(tokens),
-            "results/domains.json",
-            "results/mixtures.csv",
-            "data/proxies",
-            "results/proxies.csv",
-            "results/replicates.csv",
-            "results/spread.csv",
-            "results/proxy_run.json",
-            "metrics/proxies.json",
-        ],
-    )
+    monkeypatch.setattr(sys, "argv", stage_argv(str(tokens)))
     from stages.proxies import main
 
     main()

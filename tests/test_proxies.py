@@ -196,6 +196,20 @@ def test_measured_rate_is_the_next_plans(tokens, tmp_path, capsys, monkeypatch):
     assert f"at {swarm_module.amount(rate)} tokens/s (last run)" in capsys.readouterr().err.splitlines()[0]
 
 
+def stage_argv(tokens: str) -> list[str]:
+    """The proxies stage's command line, its outputs under results/, data/proxies and metrics/."""
+    outputs = ["results/proxies.csv", "results/replicates.csv", "results/spread.csv", "results/proxy_run.json"]
+    return [
+        "proxies",
+        tokens,
+        "results/domains.json",
+        "results/mixtures.csv",
+        "data/proxies",
+        *outputs,
+        "metrics/proxies.json",
+    ]
+
+
 def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "tokens").symlink_to(tokens)
@@ -212,22 +226,7 @@ def test_stage_writes_table_and_metrics(tokens, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REGMIX_WORKERS", "1")
     write_domains(tmp_path / "results" / "domains.json", tokens)
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "proxies",
-            "data/tokens",
-            "results/domains.json",
-            "results/mixtures.csv",
-            "data/proxies",
-            "results/proxies.csv",
-            "results/replicates.csv",
-            "results/spread.csv",
-            "results/proxy_run.json",
-            "metrics/proxies.json",
-        ],
-    )
+    monkeypatch.setattr(sys, "argv", stage_argv("data/tokens"))
     from stages.proxies import main
 
     main()
