@@ -19,11 +19,13 @@ from tiny_data import SENTENCES, build_tokens, write_domains
 
 import regmix.train.swarm as swarm_module
 from regmix.config import EvalWindowsConfig, ModelConfig, OptimConfig, ProxyConfig
-from regmix.data.shards import open_tokens, read_meta, write_meta
+from regmix.data.shards import open_tokens, read_meta, task_path, write_meta
+from regmix.data.tasks import TaskExample, write_task
 from regmix.errors import UserError
 from regmix.progress import remembered_rate
 from regmix.tables import LOSS_PREFIX, read_csv
 from regmix.train import backends
+from regmix.train import scores as scores_module
 from regmix.train import store as machine_store
 from regmix.train.backends import Placement, placement_from_env
 from regmix.train.proxy import STORE_KIND, plan, resolve_config, train_proxy
@@ -360,3 +362,26 @@ def test_a_set_rewritten_in_place_is_scored_again(tokens, tmp_path):
         after["loss.gamma"], before["loss.gamma"]
     )
     pd.testing.assert_series_equal(after["loss.beta"], before["loss.beta"])
+
+
+def test_scores_made_by_other_code_are_made_again_from_the_weights(tokens, tmp_path, monkeypatch):
+    """A stored score keys on the scoring code too: after a change to it, every set and task is
+    scored again from the stored weights (nothing trains), and a proxy scored later reads exactly
+    what it read when it trained."""
+    with_task = tmp_path / "tokens"
+    shutil.copytree(tokens, with_task)
+    examples = [TaskExample("the cat sat on the", (" mat", " river"), 0), TaskExample("the dog", (" sat", " sells"), 1)]
+    for split in ("valid", "test"):
+        task_path(with_task, "pick", split).parent.mkdir(exist_ok=True)
+        write_task(task_path(with_task, "pick", split), examples)
+    write_meta(with_task, dataclasses.replace(read_meta(with_task), tasks=["pick"]))
+    out = tmp_path / "proxies"
+    trained, stats = run_swarm(swarm(2), CFG, with_task, out, seed=0, placement=Placement(workers=1))
+    assert stats["trained"] == 2 and "task.pick" in trained
+
+    monkeypatch.setattr(scores_module, "code_digest", lambda entry: "other code")
+    scores_module.scored_on.cache_clear()
+    rescored, stats = run_swarm(swarm(2), CFG, with_task, out, seed=0, placement=Placement(workers=1))
+    scores_module.scored_on.cache_clear()
+    assert stats["trained"] == 0 and stats["scored"] == 2
+    pd.testing.assert_frame_equal(rescored, trained)  # to the bit

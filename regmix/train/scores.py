@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import torch
 from tokenizers import Tokenizer
 
+from regmix.code import code_digest
 from regmix.data.shards import TOKENIZER_FILE, data_signature, read_meta, task_path
 from regmix.data.tasks import EncodedExample, encode_examples, read_task, score_task
 from regmix.files import file_digest
@@ -90,15 +91,19 @@ def score_model(
 
 @functools.lru_cache(maxsize=4)
 def scored_on(tokens_dir: str) -> dict[str, str]:
-    """What each score key of the token data reads, as a digest of its valid data: `loss.<set>`
-    its valid shard, `task.<name>` its valid examples. A stored score whose digest differs was
-    made on other data (a task file rewritten in place, say) and is made again."""
+    """What each score key of the token data reads and how it is computed, as one digest: `loss.<set>`
+    its valid shard, `task.<name>` its valid examples, each with the scoring code's (this module's
+    import closure). A stored score whose digest differs was made on other data (a task file rewritten
+    in place, say) or by other code (a faster head that rounds differently in bf16), and is made again
+    from the stored weights: a proxy scored when it trained and one scored later read the same."""
     meta = read_meta(tokens_dir)
     shards = data_signature(tokens_dir, meta.scored, "valid")
-    return {
+    data = {
         **{f"loss.{s}": shards[s][1] for s in meta.scored},
         **{f"task.{t}": file_digest(task_path(tokens_dir, t, "valid")) for t in meta.tasks},
     }
+    code = code_digest(__name__)[:16]
+    return {k: f"{digest}+code:{code}" for k, digest in data.items()}
 
 
 def missing_scores(record: Mapping[str, Any], tokens_dir: str | Path) -> list[str]:
