@@ -496,6 +496,26 @@ def test_a_proxy_measured_above_the_prediction_proposes_nothing():
     assert result.incumbent["versus_predicted"] < ESTIMATE
 
 
+def test_band_with_the_prior_penalty_reads_sigma_where_the_members_scored():
+    """band's sigma is the members' median std at the base's best top_k, the rows they scored, also
+    when the prior penalty reorders the candidates; the band then holds every simulated mixture whose
+    penalised score is within it, also past the candidates."""
+    gen = generator(UNCAPPED)
+    members = [{"math": -1.0 + s, "wiki": -0.8} for s in (0.5, -0.5, 0.2, -0.2)]
+    model = regressor({"math": -1.0, "wiki": -0.8}, members, record=True)
+    cfg = SearchConfig(
+        n_simulations=12_000, top_k=10, chunk_size=3000, rule="band", band=0.5, candidates=50, prior_penalty=0.3
+    )
+    result = search(model, gen, cfg, seed=4)
+    assert np.isfinite(result.info["sigma"]) and result.info.get("drawn_again")
+    cols = [model.domains.index(d) for d in gen.domains]
+    X = np.concatenate(model.base.rows[:4])[:, cols]  # the 4 chunks, in the generator's columns
+    score = X @ model.base.coef[cols] + 0.3 * kl_to_prior(X, gen.prior)
+    inside = score <= result.info["threshold"]
+    assert result.averaged == inside.sum() > 50
+    assert np.allclose(result.chosen, gen.project(X[inside].mean(axis=0)))
+
+
 def test_the_prior_penalty_pulls_the_choice_toward_the_prior():
     gen = generator(SampleConfig(method="uniform", max_epochs=None))
     model = fitted({"web": 1.0, "code": 1.0, "books": 1.0, "wiki": 0.7, "math": 1.0})  # wiki a little better

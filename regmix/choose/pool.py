@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -85,12 +85,22 @@ def scan(
     return tops, preds
 
 
-def band_sum(pool: Pool, preds: list[np.ndarray], threshold: float, threads: int) -> np.ndarray:
-    """The sum of every simulated mixture predicted at or under `threshold` (chunks drawn again)."""
+def band_sum(
+    pool: Pool,
+    preds: list[np.ndarray],
+    threshold: float,
+    threads: int,
+    penalty: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+) -> tuple[np.ndarray, int]:
+    """The sum and count of every simulated mixture scored at or under `threshold`: its prediction,
+    plus `penalty(W)` when given (never negative). The chunks holding one are drawn again."""
     hit = [i for i, p in enumerate(preds) if np.any(p <= threshold)]
 
-    def part(i: int) -> np.ndarray:
-        return pool.draw(i)[preds[i] <= threshold].sum(axis=0)
+    def part(i: int) -> tuple[np.ndarray, int]:
+        W = pool.draw(i)
+        inside = (preds[i] if penalty is None else preds[i] + penalty(W)) <= threshold
+        return W[inside].sum(axis=0), int(inside.sum())
 
     with ThreadPoolExecutor(threads) as workers:
-        return np.sum(list(workers.map(part, hit)), axis=0)
+        parts = list(workers.map(part, hit))
+    return np.sum([total for total, _ in parts], axis=0), sum(count for _, count in parts)

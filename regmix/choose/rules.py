@@ -102,7 +102,7 @@ def select(
     best first; `band` reads the members only at the base's best `top_k`); the benchmark on a
     pool of proxies whose true losses are known.
     """
-    pred = np.asarray(pred, dtype=float)
+    pred = base = np.asarray(pred, dtype=float)
     penalty = 0.0
     if cfg.prior_penalty > 0:
         if prior is None:
@@ -126,7 +126,8 @@ def select(
         rows = np.argsort(upper_bound, kind="stable")[:k]
         return Selection(rows, upper_bound[rows], {"top_k": cfg.top_k, "kappa": cfg.kappa})
     if cfg.rule == "band":
-        sigma = float(np.median(std[by_pred[:k]]))
+        # at the base's best top_k: the rows the search's members scored (the penalty may reorder them)
+        sigma = float(np.median(std[np.argsort(base, kind="stable")[:k]]))
         threshold = float(pred[by_pred[0]] + cfg.band * sigma)
         rows = by_pred[: int(np.count_nonzero(pred <= threshold))]
         return Selection(rows, pred[rows], {"band": cfg.band, "sigma": sigma, "threshold": threshold})

@@ -46,7 +46,7 @@ import numpy as np
 from regmix.choose.decision import INCUMBENT, PRIOR_GUARD
 from regmix.choose.pool import Pool, TopK, band_sum, scan
 from regmix.choose.regression import FittedRegressor
-from regmix.choose.rules import MEMBER_RULES, RULES, Selection, select
+from regmix.choose.rules import MEMBER_RULES, RULES, Selection, kl_to_prior, select
 from regmix.choose.sampling import MixtureGenerator
 from regmix.config import SearchConfig
 from regmix.errors import UserError
@@ -214,9 +214,11 @@ def _average(
     averaged = len(sel.rows)
     mean = best.W[sel.rows].mean(axis=0)
     if cfg.rule == "band":
-        averaged = int(sum(np.count_nonzero(p <= sel.info["threshold"]) for p in preds))
-        if averaged > len(sel.rows):  # the band spills past the candidates: draw its chunks again
-            mean = band_sum(pool, preds, sel.info["threshold"], threads) / averaged
+        # the band spills past the candidates: draw its chunks again (the penalty, if any, on them too)
+        if sum(np.count_nonzero(p <= sel.info["threshold"]) for p in preds) > len(sel.rows):
+            penalty = (lambda W: cfg.prior_penalty * kl_to_prior(W, pool.gen.prior)) if cfg.prior_penalty else None
+            total, averaged = band_sum(pool, preds, sel.info["threshold"], threads, penalty)
+            mean = total / averaged
             info["drawn_again"] = True
     rows = sel.rows
     chosen = pool.gen.project(mean)
