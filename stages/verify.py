@@ -55,19 +55,10 @@ def main() -> None:
     args.store.mkdir(parents=True, exist_ok=True)  # an output even when nothing trains
     proxy = cfg.scale(from_dict(ProxyConfig, params["proxy"], "proxy."))
     max_epochs = from_dict(SampleConfig, params["sample"], "sample.").max_epochs
+    seeds, placement = verify_seeds(cfg.seeds, params["seed"]), placement_from_env()
 
     def train(mixtures: dict[str, dict[str, float]]):
-        return run_seeds(
-            mixtures,
-            proxy,
-            args.tokens,
-            args.store,
-            verify_seeds(cfg.seeds, params["seed"]),
-            target,
-            domains,
-            placement_from_env(),
-            max_epochs,
-        )
+        return run_seeds(mixtures, proxy, args.tokens, args.store, seeds, target, domains, placement, max_epochs)
 
     verified = run_verify(
         {name: c.mixture for name, c in compared.items()},
