@@ -30,6 +30,10 @@ from benchmarks.bench_large_targets import (
     summary,
     table,
 )
+from benchmarks.bench_swarm_size import power_law, scale_slope, seeds_needed
+from benchmarks.bench_swarm_size import summary as swarm_size_summary
+from benchmarks.bench_swarm_size import table as swarm_size_table
+from benchmarks.bench_swarm_size import targets as swarm_size_targets
 from benchmarks.bench_transfer import COMMITTED, docs_sentences, large_losses, transfer
 from regmix.checks import check_params
 from regmix.choose.noise import REPLICATE_SEED_OFFSET
@@ -468,6 +472,36 @@ def test_docs_show_the_targets_with_interior_optima():
     assert all("decided_by" in verify["decision"] for verify, _ in measured.values())
     assert interior_table(measured) in BENCHMARKS_PAGE.read_text()
     assert interior_summary(measured) in benchmarks_page()
+
+
+def test_swarm_size_arithmetic_on_hand_made_cases():
+    """The power law through a fit's error curve, the scale slope and the seeds a gap needs."""
+    curve = {n: {"error": 2.0 * n**-0.5} for n in (16, 32, 64)}
+    a, b = power_law(curve)
+    assert a == pytest.approx(2.0) and b == pytest.approx(0.5)
+    assert power_law({16: {"error": 0.1}, 64: {"error": 0.2}}) is None  # rising: nothing to extrapolate
+    assert power_law({16: {"error": 0.0}, 64: {"error": 0.1}}) is None  # one point within the noise
+    # a gap of one seed std, one comparison: 17 seeds, as 2 (t_0.975 + t_0.8)^2 at 32 df = 2 x 2.8899^2 =
+    # 16.70 <= 17, where 16 seeds give 2 x 2.8961^2 = 16.77 (30 df); Holm over 4 (t_0.99375): 24 seeds
+    assert seeds_needed(0.1, 0.1, 1) == 17
+    assert seeds_needed(0.1, 0.1, 4) == 24
+    assert seeds_needed(0.1, 0.0, 1) is None
+    evaluation = {
+        "regmix": {"target_loss": 3.0, "predicted": 4.0},
+        "prior": {"target_loss": 3.2, "predicted": 4.1},
+        "random_1": {"target_loss": 3.6, "predicted": 4.3},
+        "summary": {},
+    }
+    assert scale_slope(evaluation) == pytest.approx(2.0)
+
+
+def test_docs_show_the_committed_swarm_size_record():
+    """docs/benchmarks.md's table of what the proxies would need is the committed record's, over the
+    demo and every recorded interior target."""
+    record = json.loads((REPO / "benchmarks/results/swarm_size.json").read_text())
+    assert [r["name"] for r in record["rows"]] == list(swarm_size_targets(REPO))
+    assert swarm_size_table(record) in BENCHMARKS_PAGE.read_text()
+    assert swarm_size_summary(record) in benchmarks_page()
 
 
 def test_near_top_transfer_on_a_hand_made_evaluation():
