@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 from regmix.train import store
@@ -46,3 +47,19 @@ def test_a_checkpoint_lost_from_the_run_folder_resumes_from_the_store(tmp_path):
     assert torch.equal(fresh.weight, model.weight)
     path.unlink()
     assert load_checkpoint(path, fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), "fp2") == 0  # other settings
+
+
+def test_another_runs_checkpoint_in_the_folder_gives_way_to_this_runs_from_the_store(tmp_path):
+    """An experiment trained another mixture in the run's folder: going back to this run's settings
+    resumes from the store, not from scratch, and the other checkpoint is still in the store."""
+    path = tmp_path / "run" / "checkpoint.pt"
+    mine, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    save_checkpoint(path, mine, torch.optim.SGD(mine.parameters(), lr=0.1), step=7, fp="mine")
+    save_checkpoint(path, theirs, torch.optim.SGD(theirs.parameters(), lr=0.1), step=3, fp="theirs")
+    fresh = torch.nn.Linear(3, 2)
+    assert load_checkpoint(path, fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), "mine") == 7
+    assert torch.equal(fresh.weight, mine.weight)
+    assert load_checkpoint(path, fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), "theirs") == 3
+    assert torch.equal(fresh.weight, theirs.weight)
+    with pytest.warns(UserWarning, match="starting afresh"):  # neither here nor in the store
+        assert load_checkpoint(path, fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), "new") == 0

@@ -41,13 +41,20 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fp: str) -> int:
     """Restore a matching checkpoint (from `path`, else the machine store) and return its step; 0
-    when there is none or it is stale."""
-    if not machine_store.restore(path, STORE_KIND, f"{fp}.pt"):
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != fp:
-        warnings.warn(f"{path} was made with other params, mixture or data: starting afresh", stacklevel=2)
-        return 0
+    when there is none. Another run's checkpoint at `path` (other params, mixture or data: an
+    experiment that trained another mixture in this folder) gives way to this run's from the store,
+    where that other one is kept under its own fingerprint."""
+    state = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+    if state is not None and state.get("fingerprint") != fp:
+        path.unlink()
+        if not machine_store.restore(path, STORE_KIND, f"{fp}.pt"):
+            warnings.warn(f"{path} was made with other params, mixture or data: starting afresh", stacklevel=2)
+            return 0
+        state = None
+    if state is None:
+        if not machine_store.restore(path, STORE_KIND, f"{fp}.pt"):
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return int(state["step"])
