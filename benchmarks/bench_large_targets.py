@@ -154,7 +154,7 @@ def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
     return found
 
 
-def _versus(evaluation: dict[str, Any], name: str) -> str:
+def versus(evaluation: dict[str, Any], name: str) -> str:
     """`regmix` minus a compared mixture, with its interval and verdict (from `regmix`'s side)."""
     if name not in evaluation:
         return "not compared"
@@ -178,10 +178,10 @@ def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any])
         label,
         f"`{decided}`",
         f"{regmix['target_loss']:.3f} ({regmix['seeds']} seeds), {summary['regmix_rank']} of {ranked}",
-        _versus(evaluation, "best_proxy"),
-        f"`{cheap['mixture']}`: {_versus(evaluation, cheap['mixture'])}" if cheap else "none compared",
-        _versus(evaluation, "uniform"),
-        _versus(evaluation, "prior"),
+        versus(evaluation, "best_proxy"),
+        f"`{cheap['mixture']}`: {versus(evaluation, cheap['mixture'])}" if cheap else "none compared",
+        versus(evaluation, "uniform"),
+        versus(evaluation, "prior"),
         _resolves(evaluation),
     ]
     return "| " + " | ".join(cells) + " |"
