@@ -31,6 +31,11 @@ from benchmarks.bench_large_targets import (
     table,
     versus,
 )
+from benchmarks.bench_prior_guard import measure as prior_guard_record
+from benchmarks.bench_prior_guard import one_per_target, replay
+from benchmarks.bench_prior_guard import replay_table as prior_guard_replay_table
+from benchmarks.bench_prior_guard import summary as prior_guard_summary
+from benchmarks.bench_prior_guard import table as prior_guard_table
 from benchmarks.bench_swarm_size import power_law, scale_slope, seeds_needed
 from benchmarks.bench_swarm_size import summary as swarm_size_summary
 from benchmarks.bench_swarm_size import table as swarm_size_table
@@ -505,12 +510,57 @@ def test_docs_show_the_committed_swarm_size_record():
     assert swarm_size_summary(record) in benchmarks_page()
 
 
-@pytest.mark.parametrize("record", ["wikipedia_and_code_more_seeds", "milton_bpb_more_seeds"])
+def test_prior_guard_replay_on_hand_made_targets():
+    """The guard trains the prior where the probability is below the threshold; one record per target,
+    the one with the most seeds."""
+
+    def row(name, target, probability, change, verdict="not distinguishable", seeds=3):
+        return {
+            "name": name,
+            "target": target,
+            "held_out": [],
+            "probability": probability,
+            "change": change,
+            "verdict": verdict,
+            "regmix_seeds": seeds,
+            "prior_seeds": 2,
+        }
+
+    rows = one_per_target(
+        [
+            row("a", "x", 0.99, +0.6, "worse"),
+            row("b", "y", 0.65, -0.1, "better"),
+            row("b_more_seeds", "y", 0.65, -0.2, "better", seeds=6),
+            row("c", "z", 0.75, +0.1),
+        ]
+    )
+    assert [r["name"] for r in rows] == ["a", "c", "b_more_seeds"]
+    at_07, at_08, at_1 = replay(rows, (0.7, 0.8, 1.0))
+    assert at_07["fired"] == ["b_more_seeds"] and at_07["mean_change"] == pytest.approx(-0.2 / 3)
+    assert at_07["helped"] == 1 and at_07["hurt"] == 0
+    assert at_08["fired"] == ["c", "b_more_seeds"] and at_08["mean_change"] == pytest.approx(-0.1 / 3)
+    assert at_08["stderr"] == pytest.approx(statistics.stdev([0.0, 0.1, -0.2]) / math.sqrt(3))
+    assert at_1["mean_change"] == pytest.approx(0.5 / 3) and at_1["hurt"] == 1
+
+
+def test_docs_show_the_prior_guard_replay_made_from_the_committed_records():
+    """benchmarks/results/prior_guard.json is what the committed large-target records give, and
+    docs/benchmarks.md quotes it."""
+    record = json.loads((REPO / "benchmarks/results/prior_guard.json").read_text())
+    assert json.loads(json.dumps(prior_guard_record(REPO))) == record
+    assert prior_guard_table(record) in BENCHMARKS_PAGE.read_text()
+    assert prior_guard_replay_table(record) in BENCHMARKS_PAGE.read_text()
+    assert prior_guard_summary(record) in benchmarks_page()
+
+
+@pytest.mark.parametrize("record", ["wikipedia_and_code_more_seeds", "milton_bpb_more_seeds", "task_more_seeds"])
 def test_docs_show_the_more_seeds_records(record):
     """The figures docs/benchmarks.md quotes for targets rerun with more large-run seeds are their records'."""
     folder = REPO / "benchmarks/results/held_out_targets" / record
     evaluation = json.loads((folder / "evaluate.json").read_text())
-    assert evaluation["regmix"]["seeds"] == 6 and evaluation["best_proxy"]["seeds"] == 6
+    asked = [o.split("=") for o in json.loads((folder / "experiment.json").read_text())["overrides"]]
+    seeds = {key.removeprefix("large.replicate."): int(n) for key, n in asked if key.startswith("large.replicate.")}
+    assert seeds["regmix"] == 6 and all(evaluation[m]["seeds"] == n for m, n in seeds.items())
     for rival in ("best_proxy", "uniform", "prior", "nearest"):
         assert versus(evaluation, rival) in BENCHMARKS_PAGE.read_text(), rival
 
