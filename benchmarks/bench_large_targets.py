@@ -145,12 +145,51 @@ def sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
     return found
 
 
+def experiment_records(root: Path = Path(".")) -> dict[str, Path]:
+    """The committed demo run's folder (`results/`, as "the demo") and every interior and held-out record's."""
+    found = {"the demo": root / "results"}
+    for base in (INTERIOR_RECORDS, HELD_OUT_RECORDS):
+        found |= {f.name: f for f in sorted((root / base).iterdir()) if (f / "verify.json").exists()}
+    return found
+
+
+def evaluation_file(folder: Path) -> Path:
+    return folder / ("evaluation.json" if folder.name == "results" else "evaluate.json")
+
+
+def experiment_key(folder: Path) -> tuple[str, ...]:
+    """What a record measured, less how many large-run seeds: its overrides but `large.replicate.*`
+    (the committed demo run's: none)."""
+    experiment = folder / "experiment.json"
+    overrides = json.loads(experiment.read_text())["overrides"] if experiment.exists() else []
+    return tuple(sorted(o for o in overrides if not o.startswith("large.replicate.")))
+
+
+def most_seeded(records: dict[str, Path]) -> dict[tuple[str, ...], str]:
+    """Each experiment's record (by name) with the most large-run seeds of `regmix`, then of `prior`."""
+    best: dict[tuple[str, ...], tuple[tuple[int, int], str]] = {}
+    for name, folder in records.items():
+        evaluation = json.loads(evaluation_file(folder).read_text())
+        seeds = (evaluation["regmix"]["seeds"], evaluation.get("prior", {}).get("seeds", 0))
+        key = experiment_key(folder)
+        if key not in best or seeds > best[key][0]:
+            best[key] = (seeds, name)
+    return {key: name for key, (_, name) in best.items()}
+
+
 def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
-    """The targets with interior optima: the committed demo run's, then each recorded one."""
+    """The targets with interior optima (the committed demo run's, then each under interior_targets/), each
+    from its record with the most large-run seeds (a rerun with more seeds is named beside the label)."""
+    records = experiment_records(root)
+    chosen = most_seeded(records)
     demo = f"`{load_params(root / 'params.yaml')['target']}` (the demo)"
-    found = {demo: (root / "results/verify.json", root / "results/evaluation.json")}
-    for folder in sorted(p for p in (root / INTERIOR_RECORDS).iterdir() if p.is_dir()):
-        found[f"`{folder.name}`"] = (folder / "verify.json", folder / "evaluate.json")
+    found = {}
+    for name, folder in records.items():
+        if name != "the demo" and folder.parent != root / INTERIOR_RECORDS:
+            continue
+        record = chosen[experiment_key(folder)]
+        label = (demo if name == "the demo" else f"`{name}`") + ("" if record == name else f", `{record}`")
+        found[label] = (records[record] / "verify.json", evaluation_file(records[record]))
     return found
 
 
@@ -218,7 +257,7 @@ def interior_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]])
     )
     over_best = sum(e.get("best_proxy", {}).get("vs_regmix", {}).get("verdict") == "worse" for e in evaluations)
     return (
-        f"On these {n} targets the large runs trained the regression's own choice on {own}; a compared mixture "
+        f"On the {n} targets with interior optima the large runs trained the regression's own choice on {own}; a compared mixture "
         f"measured distinguishably better than `regmix` on {beaten}; `regmix` measured distinguishably better "
         f"than both `uniform` and `prior` on {both}, and than `best_proxy` on {over_best}."
     )

@@ -9,8 +9,8 @@ up to seed noise: where the probability is below t the large runs would have tra
 and the change is `prior`'s large loss minus `regmix`'s (negative: the guard helped).
 
 Targets: the committed demo run's and every record under interior_targets/ and held_out_targets/
-whose decision recorded the probability, one record per target (the same target and held-out
-domains): the one with the most large-run seeds of `regmix`, then of `prior`. No run is made;
+whose decision recorded the probability, one record per experiment (the same overrides but the
+large-run seeds): the one with the most large-run seeds of `regmix`, then of `prior`. No run is made;
 the record is `benchmarks/results/prior_guard.json`, which docs/benchmarks.md quotes.
 
     .venv/bin/python -m benchmarks.bench_prior_guard [--out benchmarks/results/prior_guard.json]
@@ -26,39 +26,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_large_targets import HELD_OUT_RECORDS, INTERIOR_RECORDS
-from regmix.files import load_params, write_json
+from benchmarks.bench_large_targets import evaluation_file, experiment_records, most_seeded
+from regmix.files import write_json
 from regmix.statistics import spearman_interval
 
 THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95)
 REPORTED = re.compile(r"below the prior, a gain that is real with probability ([0-9.]+)%")
-
-
-def record_folders(root: Path = Path(".")) -> dict[str, Path]:
-    """Each record's folder by its name ("the demo": the committed run's results/)."""
-    found = {"the demo": root / "results"}
-    for base in (INTERIOR_RECORDS, HELD_OUT_RECORDS):
-        found |= {f.name: f for f in sorted((root / base).iterdir()) if (f / "evaluate.json").exists()}
-    return found
-
-
-def _held_out(folder: Path, root: Path) -> list[str]:
-    """The record's held-out domains (`data.eval_only`): the demo's params, or its experiment's override."""
-    experiment = folder / "experiment.json"
-    if not experiment.exists():
-        return list(load_params(root / "params.yaml")["data"]["eval_only"])
-    prefix = "data.eval_only="
-    said = [o[len(prefix) :] for o in json.loads(experiment.read_text())["overrides"] if o.startswith(prefix)]
-    return [d.strip() for d in said[0].strip("[]").split(",") if d.strip()] if said else []
-
-
-def _evaluation(folder: Path) -> dict[str, Any]:
-    name = "evaluation.json" if folder.name == "results" else "evaluate.json"
-    return json.loads((folder / name).read_text())
-
-
-def _fit(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "fit.json").read_text())
 
 
 def _probability(folder: Path) -> float | None:
@@ -72,18 +45,17 @@ def _probability(folder: Path) -> float | None:
     return float(said.group(1)) / 100 if said else None
 
 
-def target_row(name: str, folder: Path, root: Path) -> dict[str, Any] | None:
+def target_row(name: str, folder: Path) -> dict[str, Any] | None:
     """What the guard would have done on one record: None where its decision recorded no probability
     or `prior` was not trained apart from `regmix`."""
     probability = _probability(folder)
-    evaluation = _evaluation(folder)
+    evaluation = json.loads(evaluation_file(folder).read_text())
     vs = evaluation.get("prior", {}).get("vs_regmix")
     if probability is None or vs is None:
         return None
     return {
         "name": name,
-        "target": _fit(folder)["target"],
-        "held_out": _held_out(folder, root),
+        "target": json.loads((folder / "fit.json").read_text())["target"],
         "probability": probability,
         "regmix": evaluation["regmix"]["target_loss"],
         "regmix_seeds": evaluation["regmix"]["seeds"],
@@ -93,19 +65,6 @@ def target_row(name: str, folder: Path, root: Path) -> dict[str, Any] | None:
         "change_ci95": vs["ci95"],
         "verdict": vs["verdict"],  # of prior against regmix: "better" means the prior measured lower
     }
-
-
-def one_per_target(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The record with the most seeds of `regmix`, then of `prior`, for each target."""
-    best: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-    for r in rows:
-        key = (r["target"], tuple(sorted(r["held_out"])))
-        if key not in best or (r["regmix_seeds"], r["prior_seeds"]) > (
-            best[key]["regmix_seeds"],
-            best[key]["prior_seeds"],
-        ):
-            best[key] = r
-    return sorted(best.values(), key=lambda r: -r["probability"])
 
 
 def replay(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = THRESHOLDS) -> list[dict[str, Any]]:
@@ -131,8 +90,9 @@ def replay(rows: list[dict[str, Any]], thresholds: tuple[float, ...] = THRESHOLD
 def measure(root: Path = Path(".")) -> dict[str, Any]:
     """The record: each target's row, the replay at each threshold, and how well the probability ranks
     the large-scale gain over the prior (Spearman, bootstrap 95%)."""
-    found = [target_row(name, folder, root) for name, folder in record_folders(root).items()]
-    rows = one_per_target([r for r in found if r is not None])
+    records = experiment_records(root)
+    found = [target_row(name, records[name]) for name in most_seeded(records).values()]
+    rows = sorted((r for r in found if r is not None), key=lambda r: -r["probability"])
     rho, low, high, n = spearman_interval([r["probability"] for r in rows], [r["change"] for r in rows])
     return {
         "rows": rows,
@@ -142,8 +102,7 @@ def measure(root: Path = Path(".")) -> dict[str, Any]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    held = f", {', '.join(row['held_out'])} held out" if row["held_out"] else ""
-    return f"`{row['target']}`{held} ({row['name']})"
+    return f"`{row['target']}` ({row['name']})"
 
 
 def table(record: dict[str, Any]) -> str:

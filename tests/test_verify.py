@@ -19,10 +19,12 @@ from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
 from benchmarks.bench_large_targets import (
+    experiment_records,
     interior_sources,
     interior_summary,
     interior_table,
     load,
+    most_seeded,
     near_top,
     near_top_records,
     near_top_sentence,
@@ -32,7 +34,7 @@ from benchmarks.bench_large_targets import (
     versus,
 )
 from benchmarks.bench_prior_guard import measure as prior_guard_record
-from benchmarks.bench_prior_guard import one_per_target, replay
+from benchmarks.bench_prior_guard import replay
 from benchmarks.bench_prior_guard import replay_table as prior_guard_replay_table
 from benchmarks.bench_prior_guard import summary as prior_guard_summary
 from benchmarks.bench_prior_guard import table as prior_guard_table
@@ -472,12 +474,14 @@ def _interval(pair) -> str:
 
 def test_docs_show_the_targets_with_interior_optima():
     """docs/benchmarks.md's table of targets with interior optima (which step decided, regmix minus
-    each rival) is the one the committed run and the records give, and every record names its decision."""
+    each rival) is the one the committed run and the records give, the README states its summary, and
+    every record names its decision."""
     measured = load(interior_sources(REPO))
     assert len(measured) >= 2
     assert all("decided_by" in verify["decision"] for verify, _ in measured.values())
     assert interior_table(measured) in BENCHMARKS_PAGE.read_text()
     assert interior_summary(measured) in benchmarks_page()
+    assert interior_summary(measured) in " ".join((REPO / "README.md").read_text().split())
 
 
 def test_swarm_size_arithmetic_on_hand_made_cases():
@@ -511,36 +515,52 @@ def test_docs_show_the_committed_swarm_size_record():
 
 
 def test_prior_guard_replay_on_hand_made_targets():
-    """The guard trains the prior where the probability is below the threshold; one record per target,
-    the one with the most seeds."""
+    """The guard trains the prior where the probability is below the threshold: the change is the prior's
+    large loss minus regmix's there, 0 elsewhere, averaged over every target."""
 
-    def row(name, target, probability, change, verdict="not distinguishable", seeds=3):
-        return {
-            "name": name,
-            "target": target,
-            "held_out": [],
-            "probability": probability,
-            "change": change,
-            "verdict": verdict,
-            "regmix_seeds": seeds,
-            "prior_seeds": 2,
-        }
+    def row(name, probability, change, verdict="not distinguishable"):
+        return {"name": name, "probability": probability, "change": change, "verdict": verdict}
 
-    rows = one_per_target(
-        [
-            row("a", "x", 0.99, +0.6, "worse"),
-            row("b", "y", 0.65, -0.1, "better"),
-            row("b_more_seeds", "y", 0.65, -0.2, "better", seeds=6),
-            row("c", "z", 0.75, +0.1),
-        ]
-    )
-    assert [r["name"] for r in rows] == ["a", "c", "b_more_seeds"]
+    rows = [row("a", 0.99, +0.6, "worse"), row("c", 0.75, +0.1), row("b", 0.65, -0.2, "better")]
     at_07, at_08, at_1 = replay(rows, (0.7, 0.8, 1.0))
-    assert at_07["fired"] == ["b_more_seeds"] and at_07["mean_change"] == pytest.approx(-0.2 / 3)
+    assert at_07["fired"] == ["b"] and at_07["mean_change"] == pytest.approx(-0.2 / 3)
     assert at_07["helped"] == 1 and at_07["hurt"] == 0
-    assert at_08["fired"] == ["c", "b_more_seeds"] and at_08["mean_change"] == pytest.approx(-0.1 / 3)
+    assert at_08["fired"] == ["c", "b"] and at_08["mean_change"] == pytest.approx(-0.1 / 3)
     assert at_08["stderr"] == pytest.approx(statistics.stdev([0.0, 0.1, -0.2]) / math.sqrt(3))
     assert at_1["mean_change"] == pytest.approx(0.5 / 3) and at_1["hurt"] == 1
+
+
+def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
+    """A rerun with more large-run seeds stands for its experiment (same overrides but the seeds); a rerun
+    with another setting is another experiment."""
+
+    def record(folder, overrides, regmix, prior):
+        folder.mkdir(parents=True)
+        name = "evaluation.json" if folder.name == "results" else "evaluate.json"
+        (folder / name).write_text(json.dumps({"regmix": {"seeds": regmix}, "prior": {"seeds": prior}}))
+        (folder / "verify.json").write_text("{}")
+        if overrides is not None:
+            (folder / "experiment.json").write_text(json.dumps({"overrides": overrides}))
+
+    (tmp_path / "params.yaml").write_text("target: task:t\n")
+    interior, held_out = (
+        tmp_path / "benchmarks/results/interior_targets",
+        tmp_path / "benchmarks/results/held_out_targets",
+    )
+    record(tmp_path / "results", None, 3, 2)
+    record(held_out / "demo_more_seeds", ["large.replicate.regmix=6"], 6, 2)
+    record(interior / "mean", ["target=mean"], 3, 2)
+    record(held_out / "mean_more_prior", ["target=mean", "large.replicate.prior=6"], 3, 6)
+    record(held_out / "mean_linear", ["target=mean", "regression=linear"], 6, 6)
+    chosen = most_seeded(experiment_records(tmp_path))
+    assert chosen == {
+        (): "demo_more_seeds",
+        ("target=mean",): "mean_more_prior",
+        ("regression=linear", "target=mean"): "mean_linear",
+    }
+    sources = interior_sources(tmp_path)
+    assert list(sources) == ["`task:t` (the demo), `demo_more_seeds`", "`mean`, `mean_more_prior`"]
+    assert sources["`mean`, `mean_more_prior`"][1] == held_out / "mean_more_prior/evaluate.json"
 
 
 def test_docs_show_the_prior_guard_replay_made_from_the_committed_records():
@@ -553,12 +573,14 @@ def test_docs_show_the_prior_guard_replay_made_from_the_committed_records():
     assert prior_guard_summary(record) in benchmarks_page()
 
 
-@pytest.mark.parametrize("record", ["wikipedia_and_code_more_seeds", "milton_bpb_more_seeds", "task_more_seeds"])
+@pytest.mark.parametrize(
+    "record", sorted(p.name for p in (REPO / "benchmarks/results/held_out_targets").glob("*_more_seeds"))
+)
 def test_docs_show_the_more_seeds_records(record):
     """The figures docs/benchmarks.md quotes for targets rerun with more large-run seeds are their records'."""
     folder = REPO / "benchmarks/results/held_out_targets" / record
     evaluation = json.loads((folder / "evaluate.json").read_text())
-    asked = [o.split("=") for o in json.loads((folder / "experiment.json").read_text())["overrides"]]
+    asked = [o.split("=", 1) for o in json.loads((folder / "experiment.json").read_text())["overrides"]]
     seeds = {key.removeprefix("large.replicate."): int(n) for key, n in asked if key.startswith("large.replicate.")}
     assert seeds["regmix"] == 6 and all(evaluation[m]["seeds"] == n for m, n in seeds.items())
     for rival in ("best_proxy", "uniform", "prior", "nearest"):
