@@ -26,7 +26,7 @@ decides among the 256 test proxies (k = 1, as in bench_choice) and the swarm:
 Regret = the final choice's true loss minus the best true loss among the test proxies and the
 swarm (nats). Per noise level, over targets and seeds: each arm's mean regret with its standard
 error, and its paired difference to `rule`. The prior guard is not replayed: the prior is not
-among the released proxies, so its true loss is unknown (bench_prior_guard replays it on the
+among the released proxies, so its true loss is unknown (bench_decision_large replays it on the
 recorded large runs). The last line is one JSON object (with
 `--out`, also written there).
 

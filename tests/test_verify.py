@@ -18,6 +18,11 @@ import yaml
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
+from benchmarks.bench_decision_large import measure as decision_large_record
+from benchmarks.bench_decision_large import replay
+from benchmarks.bench_decision_large import replay_table as decision_large_replay_table
+from benchmarks.bench_decision_large import summary as decision_large_summary
+from benchmarks.bench_decision_large import table as decision_large_table
 from benchmarks.bench_large_targets import (
     experiment_records,
     interior_sources,
@@ -33,11 +38,6 @@ from benchmarks.bench_large_targets import (
     table,
     versus,
 )
-from benchmarks.bench_prior_guard import measure as prior_guard_record
-from benchmarks.bench_prior_guard import replay
-from benchmarks.bench_prior_guard import replay_table as prior_guard_replay_table
-from benchmarks.bench_prior_guard import summary as prior_guard_summary
-from benchmarks.bench_prior_guard import table as prior_guard_table
 from benchmarks.bench_swarm_size import power_law, scale_slope, seeds_needed
 from benchmarks.bench_swarm_size import summary as swarm_size_summary
 from benchmarks.bench_swarm_size import table as swarm_size_table
@@ -514,20 +514,29 @@ def test_docs_show_the_committed_swarm_size_record():
     assert swarm_size_summary(record) in benchmarks_page()
 
 
-def test_prior_guard_replay_on_hand_made_targets():
-    """The guard trains the prior where the probability is below the threshold: the change is the prior's
-    large loss minus regmix's there, 0 elsewhere, averaged over every target."""
+def test_decision_steps_replayed_on_hand_made_targets():
+    """The guard trains the prior where the probability is below the threshold, the verified pick the
+    lowest proxy-scale mean: the change is that mixture's large loss minus regmix's, 0 where the step
+    keeps regmix, averaged over every target."""
 
-    def row(name, probability, change, verdict="not distinguishable"):
-        return {"name": name, "probability": probability, "change": change, "verdict": verdict}
+    def row(name, probability, prior, lowest="regmix", lowest_change=0.0, verdict="not distinguishable"):
+        return {
+            "name": name,
+            "probability": probability,
+            "guard": {"change": prior, "verdict": verdict},
+            "lowest": lowest,
+            "verified_lowest": {"change": lowest_change, "verdict": "better" if lowest_change < -0.1 else verdict},
+        }
 
-    rows = [row("a", 0.99, +0.6, "worse"), row("c", 0.75, +0.1), row("b", 0.65, -0.2, "better")]
-    at_07, at_08, at_1 = replay(rows, (0.7, 0.8, 1.0))
+    rows = [row("a", 0.99, +0.6, verdict="worse"), row("c", 0.75, +0.1, "nearest", -0.2), row("b", 0.65, -0.2)]
+    replayed = replay(rows, (0.7, 0.8, 1.0))
+    at_07, at_08, at_1 = replayed["prior_guard"]
     assert at_07["fired"] == ["b"] and at_07["mean_change"] == pytest.approx(-0.2 / 3)
-    assert at_07["helped"] == 1 and at_07["hurt"] == 0
     assert at_08["fired"] == ["c", "b"] and at_08["mean_change"] == pytest.approx(-0.1 / 3)
     assert at_08["stderr"] == pytest.approx(statistics.stdev([0.0, 0.1, -0.2]) / math.sqrt(3))
-    assert at_1["mean_change"] == pytest.approx(0.5 / 3) and at_1["hurt"] == 1
+    assert at_1["mean_change"] == pytest.approx(0.5 / 3) and at_1["hurt"] == 1 and at_1["helped"] == 0
+    lowest = replayed["verified_lowest"]
+    assert lowest["fired"] == ["c"] and lowest["mean_change"] == pytest.approx(-0.2 / 3) and lowest["helped"] == 1
 
 
 def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
@@ -563,14 +572,14 @@ def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
     assert sources["`mean`, `mean_more_prior`"][1] == held_out / "mean_more_prior/evaluate.json"
 
 
-def test_docs_show_the_prior_guard_replay_made_from_the_committed_records():
-    """benchmarks/results/prior_guard.json is what the committed large-target records give, and
+def test_docs_show_the_decision_steps_replayed_on_the_committed_large_runs():
+    """benchmarks/results/decision_large.json is what the committed large-target records give, and
     docs/benchmarks.md quotes it."""
-    record = json.loads((REPO / "benchmarks/results/prior_guard.json").read_text())
-    assert json.loads(json.dumps(prior_guard_record(REPO))) == record
-    assert prior_guard_table(record) in BENCHMARKS_PAGE.read_text()
-    assert prior_guard_replay_table(record) in BENCHMARKS_PAGE.read_text()
-    assert prior_guard_summary(record) in benchmarks_page()
+    record = json.loads((REPO / "benchmarks/results/decision_large.json").read_text())
+    assert json.loads(json.dumps(decision_large_record(REPO))) == record
+    assert decision_large_table(record) in BENCHMARKS_PAGE.read_text()
+    assert decision_large_replay_table(record) in BENCHMARKS_PAGE.read_text()
+    assert decision_large_summary(record) in benchmarks_page()
 
 
 @pytest.mark.parametrize(
