@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from regmix import api
 from regmix.choose.regression import ProxyTable, proxy_table
-from regmix.choose.regression.fitted import cross_validate, scores
+from regmix.choose.regression.fitted import fit_terms, scores
+from regmix.choose.regression.terms import fitted_terms
 from regmix.config import RegressionConfig, from_dict
 from regmix.files import load_params, write_json
 from regmix.tables import read_csv
@@ -60,22 +61,23 @@ def corner(mixture: dict[str, float]) -> dict[str, Any]:
 
 
 def per_term_fit(table: ProxyTable, target: Target, cfg: RegressionConfig, seed: int) -> dict[str, float] | None:
-    """CV scores of the target rebuilt from each term's own out-of-fold predictions (the fit's folds);
-    None for a target of one term."""
-    columns = target.columns(list(table.scores.columns), table.source)
-    if len(columns) < 2:
+    """CV scores of the target fitted term by term (regmix.choose.regression.fit_terms, the fit's folds),
+    whatever `regression.per_term` says; None for a target of one term."""
+    columns = fitted_terms(target, table.scores, table.source, replace(cfg, per_term=True))
+    if columns is None:
         return None
-    out_of_fold = pd.DataFrame(
-        {c: cross_validate(table.weights, table.scores[c].to_numpy(float), cfg, seed) for c in columns}
+    out_of_fold, _ = fit_terms(
+        table.weights, table.scores, columns, target, table.domains, replace(cfg, n_bootstrap=0), seed
     )
-    return scores(table.target_values(target), target.values(out_of_fold, "the out-of-fold predictions"))
+    return scores(table.target_values(target), out_of_fold)
 
 
 def measure(value: Any, params: dict[str, Any], proxies: Path, replicates: Path) -> dict[str, Any]:
     swarm, again = read_csv(proxies), read_csv(replicates)
     table = proxy_table(swarm, str(proxies))
     target = run_target({**params, "target": value}, table.domains, swarm)
-    report = api.fit(swarm, target, params["regression"], params["seed"], replicates=again)
+    # the aggregate fitted as one number; `per_term` below fits it term by term
+    report = api.fit(swarm, target, {**params["regression"], "per_term": False}, params["seed"], replicates=again)
     _, best = table.best(target)
     res = report.metrics["resolution"]
     cfg = from_dict(RegressionConfig, params["regression"], "regression.")

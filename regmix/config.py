@@ -277,6 +277,7 @@ class RegressionConfig:
     )
     cv_folds: int = 5  # k-fold cross-validation over the proxies
     n_bootstrap: int = 8  # bootstrap refits: predictive spread, and search's weight spread (0: none)
+    per_term: bool = True  # a target of several terms: one regressor per term, combined as the target is
     train_set: Optional[dict[str, str]] = None  # {mixtures, losses} released CSVs instead of proxies
     eval_sets: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {mixtures, losses}
 

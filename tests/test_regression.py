@@ -288,7 +288,7 @@ def test_eval_labels_never_influence_the_fit():
         held.scores.sample(frac=1, random_state=0).reset_index(drop=True),
         "shuffled",
     )
-    cfg = fast(n_bootstrap=2)
+    cfg = fast(n_bootstrap=2, cv_folds=3)
     a = fit_and_report(train, {"held": held}, cfg, WEB, 0)
     b = fit_and_report(train, {"held": shuffled}, cfg, WEB, 0)
     W = mixtures(500, 7)
@@ -417,6 +417,37 @@ def test_the_out_of_fold_predictions_travel_with_the_regressor(tmp_path):
     del manifest["out_of_fold"]  # as saved by a regressor fitted without its CV
     (tmp_path / "model.json").write_text(json.dumps(manifest))
     assert load_regressor(tmp_path, WEB).beats(0.05) is None
+
+
+def test_a_target_of_several_terms_is_fitted_term_by_term(tmp_path):
+    """`regression.per_term`: one regressor per term, each cross-validated on the fit's folds and fitted
+    on its own scores, combined as the target combines measured terms (zmean's scales too); the
+    stored regressor predicts the same; a one-term target, or per_term false, is fitted as one number."""
+    t = table(40, 0, noise=0.0)
+    scores = t.scores.assign(**{"loss.web": t.scores["loss.web"] + 0.5 * t.weights[:, 0] ** 2})  # not linear
+    t = ProxyTable(t.ids, t.domains, t.weights, scores, t.source)
+    cfg = fast(n_bootstrap=2, cv_folds=3)
+    zmean = Target.parse({"aggregate": "zmean", "over": ["web", "code", "math"]}).calibrate(t.scores)
+    for target in (Target.parse("mean", domains=DOMAINS), Target.parse({"web": 3, "code": 1}), zmean):
+        report = fit_and_report(t, {}, cfg, target, 0)
+        columns = target.columns(list(t.scores.columns), "t")
+        assert report.metrics["per_term"] == list(columns)
+        alone = {c: fit_and_report(t, {}, cfg, Target.parse(c.removeprefix("loss.")), 0) for c in columns}
+        W = mixtures(7, 1)
+        measured_alike = pd.DataFrame({c: r.regressor.predict(W) for c, r in alone.items()})
+        assert np.allclose(report.regressor.predict(W), target.values(measured_alike, "the terms"))
+        oof_alike = pd.DataFrame({c: r.regressor.out_of_fold[1] for c, r in alone.items()})
+        assert np.allclose(report.regressor.out_of_fold[1], target.values(oof_alike, "the terms"))
+        assert len(report.regressor.members) == 2
+        save_regressor(report.regressor, tmp_path)
+        back = load_regressor(tmp_path, target)
+        assert np.array_equal(back.predict(W), report.regressor.predict(W))
+        assert np.array_equal(back.spread(W), report.regressor.spread(W))
+    mean = Target.parse("mean", domains=DOMAINS)
+    whole = fit_and_report(t, {}, fast(n_bootstrap=0, per_term=False), mean, 0)
+    assert whole.metrics["per_term"] == [] and whole.regressor.base.kind == "lightgbm"
+    assert not np.allclose(whole.regressor.predict(W), fit_and_report(t, {}, cfg, mean, 0).regressor.predict(W))
+    assert fit_and_report(t, {}, cfg, WEB, 0).metrics["per_term"] == []
 
 
 def test_an_older_linear_state_is_refused(tmp_path):
@@ -570,7 +601,9 @@ def test_fit_stage_on_proxies_csv(tmp_path, monkeypatch):
     scale, pairs = pair_scale(predictions["true"], predictions["predicted"])
     assert r["pair_scale"] == pytest.approx(scale) and r["pairs"] == pairs == 64 * 63 // 2
     assert r["smallest_resolved_difference"] == pytest.approx(1.6449 * scale, rel=1e-4)  # real with 95%
-    assert metrics["predict_seconds_per_1m"] > 0 and metrics["fitted"]["trees"] <= FAST_LGB["n_estimators"]
+    assert metrics["per_term"] == [f"loss.{d}" for d in DOMAINS]  # `mean`: one regressor per domain's loss
+    assert metrics["predict_seconds_per_1m"] > 0
+    assert all(term["trees"] <= FAST_LGB["n_estimators"] for term in metrics["fitted"].values())
     predictions = pd.read_csv(tmp_path / "results/fit_predictions.csv")
     assert list(predictions.columns) == ["set", "id", "true", "predicted"] and len(predictions) == 64
     assert {p.name for p in (tmp_path / "plots/fit").iterdir()} == {"predicted_vs_true.png", "effects.png"}

@@ -12,6 +12,7 @@ The files:
   compiled.py  LightGBM trees as lleaves machine code, cached per model and CPU outside data/
   models.py    linear, loglinear, GP, ensemble, and the registry (make_model, restore_model)
   fitted.py    FittedRegressor, the Predictor protocol, fitting, CV, scores, predict_mixtures
+  terms.py     TermSum: a target of several terms fitted term by term (`regression.per_term`)
   storage.py   save/load in plain formats (JSON, LightGBM text), checked, never code
   figures.py   fit plots and console text
 """

@@ -95,7 +95,9 @@ def plot_fit(report: FitReport, train_weights: np.ndarray, folder: str | Path) -
 
 def describe(metrics: dict[str, Any]) -> str:
     """One line per scored set, for the console."""
-    lines = [f"{metrics['model']} on {metrics['n_train']} proxies, target {metrics['target']}"]
+    terms = metrics.get("per_term")
+    by_term = f", fitted term by term ({len(terms)} regressors, `regression.per_term`)" if terms else ""
+    lines = [f"{metrics['model']} on {metrics['n_train']} proxies, target {metrics['target']}{by_term}"]
     for name, m in metrics.items():
         if isinstance(m, dict) and "spearman" in m:
             lines.append(

@@ -20,6 +20,7 @@ from sklearn.model_selection import KFold
 from regmix.choose.regression.lightgbm import LightGBM
 from regmix.choose.regression.models import Model, make_model
 from regmix.choose.regression.proxies import ProxyTable
+from regmix.choose.regression.terms import TermSum, fitted_terms, term_sum
 from regmix.config import RegressionConfig
 from regmix.errors import UserError
 from regmix.progress import progress
@@ -79,9 +80,10 @@ class FittedRegressor:
         return None if scale is None else float(norm.ppf(RESOLVED) * scale)
 
     def compile(self) -> None:
-        """A LightGBM base predicts through native code from now on (its bootstrap members stay
-        with LightGBM: search runs them on a small prefix of the pool only)."""
-        if isinstance(self.base, LightGBM):
+        """A LightGBM base (or a term-by-term base's LightGBM terms) predicts through native code from
+        now on (its bootstrap members stay with LightGBM: search runs them on a small prefix of the
+        pool only)."""
+        if isinstance(self.base, (LightGBM, TermSum)):
             self.base.compile()
 
 
@@ -124,6 +126,28 @@ def cross_validate(W: np.ndarray, y: np.ndarray, cfg: RegressionConfig, seed: in
     for k, (train, held) in enumerate(progress(list(folds), desc="cv folds")):
         predicted[held] = make_model(cfg.model, cfg.params).fit(W[train], y[train], seed + k).predict(W[held])
     return predicted
+
+
+def fit_terms(
+    W: np.ndarray,
+    scores: pd.DataFrame,
+    columns: Mapping[str, float],
+    target: Target,
+    domains: list[str],
+    cfg: RegressionConfig,
+    seed: int,
+) -> tuple[np.ndarray, FittedRegressor]:
+    """The target's out-of-fold predictions and its regressor, one regressor per term: each term
+    cross-validated on the same folds and fitted (with the same bootstrap rows) on its own scores."""
+    out_of_fold, fitted = {}, {}
+    for column in columns:
+        y = scores[column].to_numpy(float)
+        out_of_fold[column] = cross_validate(W, y, cfg, seed)
+        fitted[column] = fit_regressor(W, y, domains, target, cfg, seed)
+    base = term_sum(target, {c: f.base for c, f in fitted.items()})
+    members = [term_sum(target, dict(zip(fitted, ms))) for ms in zip(*(f.members for f in fitted.values()))]
+    regressor = FittedRegressor(list(domains), target.name, cfg.model, base, members)
+    return base.combine(np.column_stack(list(out_of_fold.values()))), regressor
 
 
 def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -243,12 +267,17 @@ def fit_and_report(
     W = train.weights
     # Read every eval set before fitting, so a bad file fails fast.
     eval_data = {name: (t.aligned(train.domains), t.target_values(target), t.ids) for name, t in evals.items()}
-    oof = cross_validate(W, y, cfg, seed)
-    regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
+    columns = fitted_terms(target, train.scores, train.source, cfg)
+    if columns:
+        oof, regressor = fit_terms(W, train.scores, columns, target, train.domains, cfg, seed)
+    else:
+        oof = cross_validate(W, y, cfg, seed)
+        regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
     regressor.out_of_fold, regressor.proxy_ids = (y, oof), list(train.ids)
     metrics: dict[str, Any] = {
         "model": cfg.model,
         "target": regressor.target,
+        "per_term": list(columns or ()),
         "n_train": len(y),
         "cv": {**scores(y, oof), "folds": cfg.cv_folds},
     }

@@ -334,6 +334,10 @@ def make_model(name: str, params: dict[str, Any]) -> Model:
 def restore_model(state: Mapping[str, Any], read_text: ReadText) -> Model:
     """A fitted regressor from what its `state` wrote (ValueError / KeyError / TypeError if malformed)."""
     kind = state["kind"]
+    if kind == "terms":  # a target fitted term by term, of regressors of these kinds
+        from regmix.choose.regression.terms import TermSum
+
+        return TermSum.from_state(state, read_text)
     if kind not in MODELS:
         raise ValueError(f"unknown regressor kind {kind!r}; one of {sorted(MODELS)}")
     return MODELS[kind].from_state(state, read_text)
