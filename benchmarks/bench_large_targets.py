@@ -166,11 +166,14 @@ def experiment_key(folder: Path) -> tuple[str, ...]:
 
 
 def most_seeded(records: dict[str, Path]) -> dict[tuple[str, ...], str]:
-    """Each experiment's record (by name) with the most large-run seeds of `regmix`, then of `prior`."""
-    best: dict[tuple[str, ...], tuple[tuple[int, int], str]] = {}
+    """Each experiment's record (by name): one whose fit took the target term by term (the fit since
+    `regression.per_term`) first, then the most large-run seeds of `regmix`, then of `prior`."""
+    best: dict[tuple[str, ...], tuple[tuple[int, int, int], str]] = {}
     for name, folder in records.items():
         evaluation = json.loads(evaluation_file(folder).read_text())
-        seeds = (evaluation["regmix"]["seeds"], evaluation.get("prior", {}).get("seeds", 0))
+        fit = folder / "fit.json"
+        by_term = int(fit.exists() and bool(json.loads(fit.read_text()).get("per_term")))
+        seeds = (by_term, evaluation["regmix"]["seeds"], evaluation.get("prior", {}).get("seeds", 0))
         key = experiment_key(folder)
         if key not in best or seeds > best[key][0]:
             best[key] = (seeds, name)

@@ -540,14 +540,17 @@ def test_decision_steps_replayed_on_hand_made_targets():
 
 
 def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
-    """A rerun with more large-run seeds stands for its experiment (same overrides but the seeds); a rerun
-    with another setting is another experiment."""
+    """A rerun with more large-run seeds stands for its experiment (same overrides but the seeds), and a
+    rerun whose fit took the target term by term for one whose fit did not; a rerun with another setting
+    is another experiment."""
 
-    def record(folder, overrides, regmix, prior):
+    def record(folder, overrides, regmix, prior, per_term=None):
         folder.mkdir(parents=True)
         name = "evaluation.json" if folder.name == "results" else "evaluate.json"
         (folder / name).write_text(json.dumps({"regmix": {"seeds": regmix}, "prior": {"seeds": prior}}))
         (folder / "verify.json").write_text("{}")
+        if per_term is not None:
+            (folder / "fit.json").write_text(json.dumps({"per_term": per_term}))
         if overrides is not None:
             (folder / "experiment.json").write_text(json.dumps({"overrides": overrides}))
 
@@ -561,11 +564,12 @@ def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
     record(interior / "mean", ["target=mean"], 3, 2)
     record(held_out / "mean_more_prior", ["target=mean", "large.replicate.prior=6"], 3, 6)
     record(held_out / "mean_linear", ["target=mean", "regression=linear"], 6, 6)
+    record(held_out / "mean_linear_by_term", ["target=mean", "regression=linear"], 3, 2, ["loss.a", "loss.b"])
     chosen = most_seeded(experiment_records(tmp_path))
     assert chosen == {
         (): "demo_more_seeds",
         ("target=mean",): "mean_more_prior",
-        ("regression=linear", "target=mean"): "mean_linear",
+        ("regression=linear", "target=mean"): "mean_linear_by_term",
     }
     sources = interior_sources(tmp_path)
     assert list(sources) == ["`task:t` (the demo), `demo_more_seeds`", "`mean`, `mean_more_prior`"]
