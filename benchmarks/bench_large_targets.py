@@ -48,7 +48,7 @@ from regmix.choose.mixture_files import BEST_PROXY, PROXY_PREFIX
 from regmix.choose.verify import replaced
 from regmix.files import load_params
 from regmix.judge.comparison import resolves
-from regmix.statistics import SeedNoise, spearman_interval
+from regmix.statistics import SeedNoise, compare, pooled_noise, spearman_interval
 
 RECORDS = Path("benchmarks/results/large_targets")
 MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
@@ -171,13 +171,46 @@ def most_seeded(records: dict[str, Path]) -> dict[tuple[str, ...], str]:
     best: dict[tuple[str, ...], tuple[tuple[int, int, int], str]] = {}
     for name, folder in records.items():
         evaluation = json.loads(evaluation_file(folder).read_text())
-        fit = folder / "fit.json"
-        by_term = int(fit.exists() and bool(json.loads(fit.read_text()).get("per_term")))
+        by_term = int(_fitted_by_term(folder))
         seeds = (by_term, evaluation["regmix"]["seeds"], evaluation.get("prior", {}).get("seeds", 0))
         key = experiment_key(folder)
         if key not in best or seeds > best[key][0]:
             best[key] = (seeds, name)
     return {key: name for key, (_, name) in best.items()}
+
+
+def _fitted_by_term(folder: Path) -> bool:
+    fit = folder / "fit.json"
+    return fit.exists() and bool(json.loads(fit.read_text()).get("per_term"))
+
+
+def by_term_pairs(records: dict[str, Path]) -> list[tuple[str, str]]:
+    """(record fitted term by term, the same experiment's most-seeded record fitted as one number)."""
+    whole: dict[tuple[str, ...], tuple[int, str]] = {}
+    for name, folder in records.items():
+        if not _fitted_by_term(folder):
+            seeds = json.loads(evaluation_file(folder).read_text())["regmix"]["seeds"]
+            key = experiment_key(folder)
+            if key not in whole or seeds > whole[key][0]:
+                whole[key] = (seeds, name)
+    return [
+        (name, whole[experiment_key(folder)][1])
+        for name, folder in records.items()
+        if _fitted_by_term(folder) and experiment_key(folder) in whole
+    ]
+
+
+def by_term_sentence(target: str, by_term: dict[str, Any], whole: dict[str, Any]) -> str:
+    """docs/benchmarks.md's sentence: the choice of a target fitted term by term against the one fitted as
+    one number, at the large scale (Welch's test on their seeds)."""
+    a, b = by_term["regmix"]["target_loss_per_seed"], whole["regmix"]["target_loss_per_seed"]
+    c = compare(a, b, pooled_noise({"by term": a, "whole": b}))
+    return (
+        f"On `{target}` the choice of the fit term by term measured {by_term['regmix']['target_loss']:.3f} "
+        f"({len(a)} seeds) at the large scale, that of the fit of the aggregate {whole['regmix']['target_loss']:.3f} "
+        f"({len(b)} seeds): {c.difference:+.3f} [{c.low:+.3f}, {c.high:+.3f}], Welch p {c.p_value:.2g} "
+        f"({c.verdict})."
+    )
 
 
 def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
