@@ -5,7 +5,8 @@ of a nat apart. Per target (the demo's and each recorded in benchmarks/results/i
 
 - the fit's error against the noise-free proxy loss, e(n) = sqrt(CV RMSE^2 - sigma^2), sigma the
   proxies' seed std of the target (from the replicates), on random subsets of n proxies of the
-  committed swarm, and the power law e(n) = a n^-b fitted through them;
+  committed swarm (an aggregate cross-validated as one number, not term by term), and the power
+  law e(n) = a n^-b fitted through them;
 - the stake: `regmix` minus `best_proxy` at the large scale, brought to the proxies' scale by the
   slope of the compared mixtures' large losses on their predicted proxy losses;
 - the proxies the fit would need to separate two mixtures that far apart (1.645 sqrt(2) e(n) at
