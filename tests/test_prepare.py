@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import zstandard
 from conftest import REPO
 
@@ -363,6 +365,15 @@ def test_dm_math_patches_apply():
         source = __import__("re").sub(pattern, repl, source, flags=__import__("re").M)
     assert "diophantine.diophantine import" in source and "dtype=object" in source
     assert "coeffs[index] = value" in source
+
+
+def test_the_dm_math_generator_needs_nothing_beyond_the_base_install():
+    """`make demo` installs only the base requirements; the generator it runs (mathematics-dataset
+    1.0.1, unpacked into the cache, not installed) imports absl, six, sympy and numpy, so the base
+    requirements name each of them (sympy comes with torch)."""
+    base = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~;\[ ]", requirement)[0].lower() for requirement in base}
+    assert {"absl-py", "six", "numpy", "torch"} <= names
 
 
 @pytest.mark.slow
