@@ -186,15 +186,9 @@ def _fitted_by_term(folder: Path) -> bool:
 
 def by_term_pairs(records: dict[str, Path]) -> list[tuple[str, str]]:
     """(record fitted term by term, the same experiment's most-seeded record fitted as one number)."""
-    whole: dict[tuple[str, ...], tuple[int, str]] = {}
-    for name, folder in records.items():
-        if not _fitted_by_term(folder):
-            seeds = json.loads(evaluation_file(folder).read_text())["regmix"]["seeds"]
-            key = experiment_key(folder)
-            if key not in whole or seeds > whole[key][0]:
-                whole[key] = (seeds, name)
+    whole = most_seeded({name: folder for name, folder in records.items() if not _fitted_by_term(folder)})
     return [
-        (name, whole[experiment_key(folder)][1])
+        (name, whole[experiment_key(folder)])
         for name, folder in records.items()
         if _fitted_by_term(folder) and experiment_key(folder) in whole
     ]
