@@ -29,7 +29,7 @@ import yaml
 
 from regmix import api
 from regmix.choose.regression import ProxyTable, proxy_table
-from regmix.choose.regression.fitted import fit_terms, scores
+from regmix.choose.regression.fitted import cross_validate_target, scores
 from regmix.choose.regression.terms import fitted_terms
 from regmix.config import RegressionConfig, from_dict
 from regmix.files import load_params, write_json
@@ -61,15 +61,13 @@ def corner(mixture: dict[str, float]) -> dict[str, Any]:
 
 
 def per_term_fit(table: ProxyTable, target: Target, cfg: RegressionConfig, seed: int) -> dict[str, float] | None:
-    """CV scores of the target fitted term by term (regmix.choose.regression.fit_terms, the fit's folds),
-    whatever `regression.per_term` says; None for a target of one term."""
+    """CV scores of the target fitted term by term (regmix.choose.regression.cross_validate_target, the
+    fit's folds), whatever `regression.per_term` says; None for a target of one term."""
     columns = fitted_terms(target, table.scores, table.source, replace(cfg, per_term=True))
     if columns is None:
         return None
-    out_of_fold, _ = fit_terms(
-        table.weights, table.scores, columns, target, table.domains, replace(cfg, n_bootstrap=0), seed
-    )
-    return scores(table.target_values(target), out_of_fold)
+    y = table.target_values(target)
+    return scores(y, cross_validate_target(table.weights, y, table.scores, columns, target, cfg, seed))
 
 
 def measure(value: Any, params: dict[str, Any], proxies: Path, replicates: Path) -> dict[str, Any]:

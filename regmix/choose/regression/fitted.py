@@ -128,6 +128,23 @@ def cross_validate(W: np.ndarray, y: np.ndarray, cfg: RegressionConfig, seed: in
     return predicted
 
 
+def cross_validate_target(
+    W: np.ndarray,
+    y: np.ndarray,
+    scores: pd.DataFrame,
+    columns: Mapping[str, float] | None,
+    target: Target,
+    cfg: RegressionConfig,
+    seed: int,
+) -> np.ndarray:
+    """The target's out-of-fold predictions: each term cross-validated on the same folds and combined
+    as the target combines measured terms where `columns` (`fitted_terms`) names them, else `y`'s."""
+    if not columns:
+        return cross_validate(W, y, cfg, seed)
+    terms = np.column_stack([cross_validate(W, scores[c].to_numpy(float), cfg, seed) for c in columns])
+    return term_sum(target, dict.fromkeys(columns)).combine(terms)
+
+
 def fit_terms(
     W: np.ndarray,
     scores: pd.DataFrame,
@@ -136,18 +153,12 @@ def fit_terms(
     domains: list[str],
     cfg: RegressionConfig,
     seed: int,
-) -> tuple[np.ndarray, FittedRegressor]:
-    """The target's out-of-fold predictions and its regressor, one regressor per term: each term
-    cross-validated on the same folds and fitted (with the same bootstrap rows) on its own scores."""
-    out_of_fold, fitted = {}, {}
-    for column in columns:
-        y = scores[column].to_numpy(float)
-        out_of_fold[column] = cross_validate(W, y, cfg, seed)
-        fitted[column] = fit_regressor(W, y, domains, target, cfg, seed)
+) -> FittedRegressor:
+    """The target's regressor, one per term: each fitted (with the same bootstrap rows) on its own scores."""
+    fitted = {c: fit_regressor(W, scores[c].to_numpy(float), domains, target, cfg, seed) for c in columns}
     base = term_sum(target, {c: f.base for c, f in fitted.items()})
     members = [term_sum(target, dict(zip(fitted, ms))) for ms in zip(*(f.members for f in fitted.values()))]
-    regressor = FittedRegressor(list(domains), target.name, cfg.model, base, members)
-    return base.combine(np.column_stack(list(out_of_fold.values()))), regressor
+    return FittedRegressor(list(domains), target.name, cfg.model, base, members)
 
 
 def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -268,10 +279,10 @@ def fit_and_report(
     # Read every eval set before fitting, so a bad file fails fast.
     eval_data = {name: (t.aligned(train.domains), t.target_values(target), t.ids) for name, t in evals.items()}
     columns = fitted_terms(target, train.scores, train.source, cfg)
+    oof = cross_validate_target(W, y, train.scores, columns, target, cfg, seed)
     if columns:
-        oof, regressor = fit_terms(W, train.scores, columns, target, train.domains, cfg, seed)
+        regressor = fit_terms(W, train.scores, columns, target, train.domains, cfg, seed)
     else:
-        oof = cross_validate(W, y, cfg, seed)
         regressor = fit_regressor(W, y, train.domains, target, cfg, seed)
     regressor.out_of_fold, regressor.proxy_ids = (y, oof), list(train.ids)
     metrics: dict[str, Any] = {
