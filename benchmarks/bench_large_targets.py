@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shutil
 import subprocess
 import time
@@ -71,6 +72,26 @@ def run_target(target: str) -> Path:
     return run_experiment(f"target-{target}", [f"target={target}"], RECORDS / target, RECORDED)
 
 
+def machine() -> str:
+    """The CPU an experiment ran on and its native bf16 kernels. `precision: auto` trains in bf16 where
+    the CPU has them, and bf16 runs differ between CPUs with different kernels (AMX or AVX512-BF16):
+    records made on different machines are different experiments."""
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    kernels = [
+        kernel
+        for kernel, native in (
+            ("AMX", torch.cpu._is_amx_tile_supported()),
+            ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
+        )
+        if native
+    ]
+    return f"{name or platform.processor() or 'unknown CPU'}, native bf16: {' and '.join(kernels) or 'none'}"
+
+
 def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict[str, str]) -> Path:
     """`dvc exp run -S <override>...` from the committed run, `recorded` files copied into `folder`
     (with the experiment's seconds), the workspace restored: the record's folder."""
@@ -102,7 +123,8 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
             shutil.copyfile(source, folder / file)
         if recorded is not RECORDED:
             (folder / "experiment.json").write_text(
-                json.dumps({"overrides": overrides, "seconds": round(seconds, 1)}, indent=2) + "\n"
+                json.dumps({"overrides": overrides, "seconds": round(seconds, 1), "machine": machine()}, indent=2)
+                + "\n"
             )
         return folder
     finally:
@@ -159,10 +181,12 @@ def evaluation_file(folder: Path) -> Path:
 
 def experiment_key(folder: Path) -> tuple[str, ...]:
     """What a record measured, less how many large-run seeds: its overrides but `large.replicate.*`
-    (the committed demo run's: none)."""
+    (the committed demo run's: none), and the machine it names (`machine`; a record that names none ran
+    on the committed run's)."""
     experiment = folder / "experiment.json"
-    overrides = json.loads(experiment.read_text())["overrides"] if experiment.exists() else []
-    return tuple(sorted(o for o in overrides if not o.startswith("large.replicate.")))
+    record = json.loads(experiment.read_text()) if experiment.exists() else {}
+    key = sorted(o for o in record.get("overrides", []) if not o.startswith("large.replicate."))
+    return tuple(key + ([f"machine: {record['machine']}"] if "machine" in record else []))
 
 
 def most_seeded(records: dict[str, Path]) -> dict[tuple[str, ...], str]:
