@@ -175,7 +175,7 @@ def summary(record: dict[str, Any]) -> str:
     lowest = replayed["verified_lowest"]
     verified = "did" if _clear(lowest) else "did not"
     return (
-        f"Over {len(record['rows'])} targets {guard}, and taking the verified mixture with the lowest mean "
+        f"Over {len(record['rows'])} experiments on {len({r['target'] for r in record['rows']})} targets {guard}, and taking the verified mixture with the lowest mean "
         f"{verified} ({lowest['mean_change']:+.3f} ± {lowest['stderr']:.3f} nats, fired on {len(lowest['fired'])}); "
         f"the probability ranks the large-scale gain over the prior with Spearman {s['rho']:.2f} "
         f"[{s['low']:.2f}, {s['high']:.2f}]."

@@ -61,7 +61,12 @@ RECORDED = {
     "evaluate.json": "results/evaluation.json",
     "report.md": "results/report.md",
 }
-EXPERIMENT_RECORDED = {**RECORDED, "proxies.json": "results/proxy_run.json", "fit.json": "results/fit.json"}
+EXPERIMENT_RECORDED = {
+    **RECORDED,
+    "proxies.json": "results/proxy_run.json",
+    "fit.json": "results/fit.json",
+    "mixture.yaml": "results/mixture.yaml",
+}
 BASELINES = ("best_proxy", "uniform", "prior")
 # What an experiment rewrites; the committed run's come back from git and the DVC cache.
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
@@ -131,7 +136,9 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
         # data/'s tracked files too: the .gitignore entries DVC added for a new mixture's runs
         subprocess.run(["git", "checkout", "--", *RUN_OUTPUTS, "data"], check=True)
         subprocess.run(["git", "clean", "-fdq", *RUN_OUTPUTS[2:]], check=True)
-        subprocess.run(["dvc", "checkout", "-q"], check=True)
+        # a cache without the committed run's data (another machine's) cannot restore it: the record stands
+        if subprocess.run(["dvc", "checkout", "-q"]).returncode:
+            print("warning: dvc checkout could not restore the committed run's data: not in this cache", flush=True)
 
 
 def row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
@@ -244,6 +251,19 @@ def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
         record = chosen[experiment_key(folder)]
         label = (demo if name == "the demo" else f"`{name}`") + ("" if record == name else f", `{record}`")
         found[label] = (records[record] / "verify.json", evaluation_file(records[record]))
+    return found
+
+
+def machine_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
+    """Each record made on a machine it names (`machine`), labelled by its target and machine: the same
+    pipeline's answer where bf16 rounds otherwise, so its proxies, fit and choice differ from the
+    committed run's."""
+    found = {}
+    for name, folder in experiment_records(root).items():
+        experiment = folder / "experiment.json"
+        if experiment.exists() and "machine" in (record := json.loads(experiment.read_text())):
+            target = json.loads((folder / "fit.json").read_text())["target"]
+            found[f"`{target}` on {record['machine']}, `{name}`"] = (folder / "verify.json", evaluation_file(folder))
     return found
 
 
@@ -440,6 +460,9 @@ def main() -> None:
         print(table(measured), summary(measured), sep="\n\n")
         interior = load(interior_sources())
         print("", interior_table(interior), interior_summary(interior), sep="\n\n")
+        elsewhere = load(machine_sources())
+        if elsewhere:
+            print("", interior_table(elsewhere), sep="\n\n")
         for label, transfer in near_top_records().items():
             print("", near_top_sentence(label, transfer), sep="\n")
 

@@ -32,6 +32,7 @@ from benchmarks.bench_large_targets import (
     interior_summary,
     interior_table,
     load,
+    machine_sources,
     most_seeded,
     near_top,
     near_top_records,
@@ -40,7 +41,7 @@ from benchmarks.bench_large_targets import (
     summary,
     table,
 )
-from benchmarks.bench_swarm_size import power_law, scale_slope, seeds_needed
+from benchmarks.bench_swarm_size import against_cheap, cheap_summary, cheap_table, power_law, scale_slope, seeds_needed
 from benchmarks.bench_swarm_size import summary as swarm_size_summary
 from benchmarks.bench_swarm_size import table as swarm_size_table
 from benchmarks.bench_swarm_size import targets as swarm_size_targets
@@ -484,6 +485,9 @@ def test_docs_show_the_targets_with_interior_optima():
     assert interior_table(measured) in BENCHMARKS_PAGE.read_text()
     assert interior_summary(measured) in benchmarks_page()
     assert interior_summary(measured) in " ".join((REPO / "README.md").read_text().split())
+    elsewhere = load(machine_sources(REPO))
+    assert all("decided_by" in verify["decision"] for verify, _ in elsewhere.values())
+    assert not elsewhere or interior_table(elsewhere) in BENCHMARKS_PAGE.read_text()
 
 
 def test_swarm_size_arithmetic_on_hand_made_cases():
@@ -505,6 +509,15 @@ def test_swarm_size_arithmetic_on_hand_made_cases():
         "summary": {},
     }
     assert scale_slope(evaluation) == pytest.approx(2.0)
+    # regmix against a cheap baseline: predicted 0.1 lower at a pair scale of 0.1 is real with Phi(1);
+    # measured 0.1 lower with seed stds 0.05 and 0.1: the larger std, as seeds_needed(0.1, 0.1, 4)
+    evaluation["regmix"]["seed_std"] = 0.05
+    evaluation["prior"] |= {"seed_std": 0.1, "vs_regmix": {"difference": 0.1, "ci95": [0.0, 0.2], "verdict": "worse"}}
+    cheap = against_cheap(evaluation, 0.1, "prior", 4)
+    assert cheap["predicted_gain"] == pytest.approx(0.1) and cheap["probability"] == pytest.approx(0.8413, abs=1e-4)
+    assert cheap["large_gain"] == 0.1 and cheap["large_seeds_needed"] == 24
+    evaluation["prior"]["vs_regmix"]["difference"] = -0.1  # regmix higher: the same seeds tell them apart
+    assert against_cheap(evaluation, 0.1, "prior", 4)["large_seeds_needed"] == 24
 
 
 def test_docs_show_the_committed_swarm_size_record():
@@ -514,6 +527,8 @@ def test_docs_show_the_committed_swarm_size_record():
     assert [r["name"] for r in record["rows"]] == list(swarm_size_targets(REPO))
     assert swarm_size_table(record) in BENCHMARKS_PAGE.read_text()
     assert swarm_size_summary(record) in benchmarks_page()
+    assert cheap_table(record) in BENCHMARKS_PAGE.read_text()
+    assert cheap_summary(record) in benchmarks_page()
 
 
 def test_decision_steps_replayed_on_hand_made_targets():
@@ -543,10 +558,10 @@ def test_decision_steps_replayed_on_hand_made_targets():
 
 def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
     """A rerun with more large-run seeds stands for its experiment (same overrides but the seeds), and a
-    rerun whose fit took the target term by term for one whose fit did not; a rerun with another setting
-    is another experiment."""
+    rerun whose fit took the target term by term for one whose fit did not; a rerun with another setting,
+    or on another machine, is another experiment."""
 
-    def record(folder, overrides, regmix, prior, per_term=None):
+    def record(folder, overrides, regmix, prior, per_term=None, machine=None):
         folder.mkdir(parents=True)
         name = "evaluation.json" if folder.name == "results" else "evaluate.json"
         (folder / name).write_text(json.dumps({"regmix": {"seeds": regmix}, "prior": {"seeds": prior}}))
@@ -554,7 +569,8 @@ def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
         if per_term is not None:
             (folder / "fit.json").write_text(json.dumps({"per_term": per_term}))
         if overrides is not None:
-            (folder / "experiment.json").write_text(json.dumps({"overrides": overrides}))
+            experiment = {"overrides": overrides} | ({"machine": machine} if machine else {})
+            (folder / "experiment.json").write_text(json.dumps(experiment))
 
     (tmp_path / "params.yaml").write_text("target: task:t\n")
     interior, held_out = (
@@ -567,14 +583,18 @@ def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
     record(held_out / "mean_more_prior", ["target=mean", "large.replicate.prior=6"], 3, 6)
     record(held_out / "mean_linear", ["target=mean", "regression=linear"], 6, 6)
     record(held_out / "mean_linear_by_term", ["target=mean", "regression=linear"], 3, 2, ["loss.a", "loss.b"])
+    record(held_out / "demo_elsewhere", ["large.replicate.regmix=9"], 9, 9, machine="a CPU, native bf16: AMX")
     chosen = most_seeded(experiment_records(tmp_path))
     assert chosen == {
         (): "demo_more_seeds",
+        ("machine: a CPU, native bf16: AMX",): "demo_elsewhere",  # another machine's runs: not the demo's seeds
         ("target=mean",): "mean_more_prior",
         ("regression=linear", "target=mean"): "mean_linear_by_term",
     }
     sources = interior_sources(tmp_path)
     assert list(sources) == ["`task:t` (the demo), `demo_more_seeds`", "`mean`, `mean_more_prior`"]
+    (held_out / "demo_elsewhere/fit.json").write_text(json.dumps({"target": "task:t"}))
+    assert list(machine_sources(tmp_path)) == ["`task:t` on a CPU, native bf16: AMX, `demo_elsewhere`"]
     assert sources["`mean`, `mean_more_prior`"][1] == held_out / "mean_more_prior/evaluate.json"
 
 
