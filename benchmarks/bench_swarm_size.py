@@ -19,7 +19,7 @@ of a nat apart. Per target (the demo's and each recorded in benchmarks/results/i
   large runs measured, and the seeds a mixture that would tell the two apart at the large scale.
 
     .venv/bin/python -m benchmarks.bench_swarm_size [--out benchmarks/results/swarm_size.json]
-    # needs a finished run (`make demo`); about a minute
+    # needs the committed run's results/ and records; about 6 minutes on 2 cores
     .venv/bin/python -m benchmarks.bench_swarm_size --table benchmarks/results/swarm_size.json
 """
 
