@@ -634,7 +634,7 @@ def test_each_rerun_with_more_seeds_trained_the_seeds_it_asked_for(record):
     evaluation = json.loads((folder / "evaluate.json").read_text())
     asked = [o.split("=", 1) for o in json.loads((folder / "experiment.json").read_text())["overrides"]]
     seeds = {key.removeprefix("large.replicate."): int(n) for key, n in asked if key.startswith("large.replicate.")}
-    assert seeds["regmix"] == 6 and all(evaluation[m]["seeds"] == n for m, n in seeds.items())
+    assert seeds["regmix"] >= 6 and all(evaluation[m]["seeds"] == n for m, n in seeds.items())
 
 
 def test_near_top_transfer_on_a_hand_made_evaluation():
