@@ -33,6 +33,7 @@ from benchmarks.bench_large_targets import (
     interior_table,
     load,
     machine_sources,
+    machine_summary,
     most_seeded,
     near_top,
     near_top_records,
@@ -487,7 +488,10 @@ def test_docs_show_the_targets_with_interior_optima():
     assert interior_summary(measured) in " ".join((REPO / "README.md").read_text().split())
     elsewhere = load(machine_sources(REPO))
     assert all("decided_by" in verify["decision"] for verify, _ in elsewhere.values())
-    assert not elsewhere or interior_table(elsewhere) in BENCHMARKS_PAGE.read_text()
+    if elsewhere:
+        assert interior_table(elsewhere) in BENCHMARKS_PAGE.read_text()
+        assert machine_summary(elsewhere) in benchmarks_page()
+        assert machine_summary(elsewhere) in " ".join((REPO / "README.md").read_text().split())
 
 
 def test_swarm_size_arithmetic_on_hand_made_cases():
