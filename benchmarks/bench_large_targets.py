@@ -238,17 +238,25 @@ def by_term_sentence(target: str, by_term: dict[str, Any], whole: dict[str, Any]
     )
 
 
+def interior_records(root: Path = Path(".")) -> dict[str, tuple[Path, str]]:
+    """name -> (its folder, the name of the same experiment's record with the most large-run seeds): the
+    committed demo run ("the demo"), then each record under interior_targets/."""
+    records = experiment_records(root)
+    chosen = most_seeded(records)
+    return {
+        name: (folder, chosen[experiment_key(folder)])
+        for name, folder in records.items()
+        if name == "the demo" or folder.parent == root / INTERIOR_RECORDS
+    }
+
+
 def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
     """The targets with interior optima (the committed demo run's, then each under interior_targets/), each
     from its record with the most large-run seeds (a rerun with more seeds is named beside the label)."""
     records = experiment_records(root)
-    chosen = most_seeded(records)
     demo = f"`{load_params(root / 'params.yaml')['target']}` (the demo)"
     found = {}
-    for name, folder in records.items():
-        if name != "the demo" and folder.parent != root / INTERIOR_RECORDS:
-            continue
-        record = chosen[experiment_key(folder)]
+    for name, (_, record) in interior_records(root).items():
         label = (demo if name == "the demo" else f"`{name}`") + ("" if record == name else f", `{record}`")
         found[label] = (records[record] / "verify.json", evaluation_file(records[record]))
     return found

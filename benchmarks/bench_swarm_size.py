@@ -35,13 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, t
 
-from benchmarks.bench_large_targets import (
-    INTERIOR_RECORDS,
-    evaluation_file,
-    experiment_key,
-    experiment_records,
-    most_seeded,
-)
+from benchmarks.bench_large_targets import evaluation_file, experiment_records, interior_records
 from regmix.choose.noise import seed_noise
 from regmix.choose.regression import proxy_table
 from regmix.choose.regression.fitted import cross_validate_target
@@ -80,14 +74,11 @@ def targets(root: Path) -> dict[str, tuple[list[str], str, Path]]:
     """name -> (overrides, the record with the most large-run seeds, its evaluation): the demo's
     target, then each recorded interior target."""
     records = experiment_records(root)
-    chosen = most_seeded(records)
     found = {}
-    for name, folder in records.items():
-        if name == "the demo" or folder.parent == root / INTERIOR_RECORDS:
-            experiment = folder / "experiment.json"
-            overrides = json.loads(experiment.read_text())["overrides"] if experiment.exists() else []
-            record = chosen[experiment_key(folder)]
-            found[name] = (overrides, record, evaluation_file(records[record]))
+    for name, (folder, record) in interior_records(root).items():
+        experiment = folder / "experiment.json"
+        overrides = json.loads(experiment.read_text())["overrides"] if experiment.exists() else []
+        found[name] = (overrides, record, evaluation_file(records[record]))
     return found
 
 
