@@ -68,6 +68,8 @@ EXPERIMENT_RECORDED = {
     "mixture.yaml": "results/mixture.yaml",
 }
 BASELINES = ("best_proxy", "uniform", "prior")
+ROUNDS = "active=rounds"  # the override of a record whose swarm grew by active rounds
+ONE_SHOT = "one_shot"  # its human mixture: the one-shot pipeline's choice, trained beside it
 # What an experiment rewrites; the committed run's come back from git and the DVC cache.
 RUN_OUTPUTS = ("params.yaml", "dvc.lock", "results", "metrics", "plots")
 
@@ -186,13 +188,18 @@ def evaluation_file(folder: Path) -> Path:
     return folder / ("evaluation.json" if folder.name == "results" else "evaluate.json")
 
 
+def _experiment(folder: Path) -> dict[str, Any]:
+    """A record's experiment.json: its overrides, seconds and machine ({} for the committed demo run)."""
+    path = folder / "experiment.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def experiment_key(folder: Path) -> tuple[str, ...]:
     """What a record measured, less how many large-run seeds: its overrides but `large.replicate.*`
     (the committed demo run's: none), and the machine it names (`machine`; a record that names none ran
     on the committed run's)."""
-    experiment = folder / "experiment.json"
-    record = json.loads(experiment.read_text()) if experiment.exists() else {}
-    key = sorted(o for o in record.get("overrides", []) if not o.startswith("large.replicate."))
+    record = _experiment(folder)
+    key = sorted(o for o in record.get("overrides", []) if not o.lstrip("+").startswith("large.replicate."))
     return tuple(key + ([f"machine: {record['machine']}"] if "machine" in record else []))
 
 
@@ -263,15 +270,29 @@ def interior_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
 
 
 def machine_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
-    """Each record made on a machine it names (`machine`), labelled by its target and machine: the same
-    pipeline's answer where bf16 rounds otherwise, so its proxies, fit and choice differ from the
-    committed run's."""
+    """Each record of the default pipeline made on a machine it names (`machine`), labelled by its target
+    and machine: the same pipeline's answer where bf16 rounds otherwise, so its proxies, fit and choice
+    differ from the committed run's. Records with active rounds are `rounds_sources`'."""
     found = {}
     for name, folder in experiment_records(root).items():
-        experiment = folder / "experiment.json"
-        if experiment.exists() and "machine" in (record := json.loads(experiment.read_text())):
+        record = _experiment(folder)
+        if "machine" in record and ROUNDS not in record["overrides"]:
             target = json.loads((folder / "fit.json").read_text())["target"]
             found[f"`{target}` on {record['machine']}, `{name}`"] = (folder / "verify.json", evaluation_file(folder))
+    return found
+
+
+def rounds_sources(root: Path = Path(".")) -> dict[str, tuple[Path, Path]]:
+    """Each experiment whose swarm grew by active rounds (`-S active=rounds`), from its record with the most
+    large-run seeds, labelled by its target and proxies: the one-shot pipeline's choice on the same
+    machine is trained beside it as `one_shot`."""
+    records, found = experiment_records(root), {}
+    for name in most_seeded(records).values():
+        folder = records[name]
+        if ROUNDS in _experiment(folder).get("overrides", []):
+            target = json.loads((folder / "fit.json").read_text())["target"]
+            proxies = json.loads((folder / "proxies.json").read_text())["proxies"]
+            found[f"`{target}`, {proxies} proxies, `{name}`"] = (folder / "verify.json", evaluation_file(folder))
     return found
 
 
@@ -291,11 +312,16 @@ def versus(evaluation: dict[str, Any], name: str) -> str:
 
 def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> str:
     """One interior target's line: who decided, regmix's rank, regmix minus each rival (95%)."""
+    return "| " + " | ".join(interior_cells(label, verify, evaluation)) + " |"
+
+
+def interior_cells(label: str, verify: dict[str, Any], evaluation: dict[str, Any]) -> list[str]:
+    """interior_row's cells."""
     summary, regmix = evaluation["summary"], evaluation["regmix"]
     decided = verify.get("decision", {}).get("decided_by", "unrecorded")
     ranked = len(summary["ranking"]) - len(summary["runs_of_regmix"])
     cheap = summary.get("best_cheap")
-    cells = [
+    return [
         label,
         f"`{decided}`",
         f"{regmix['target_loss']:.3f} ({regmix['seeds']} seeds), {summary['regmix_rank']} of {ranked}",
@@ -305,7 +331,6 @@ def interior_row(label: str, verify: dict[str, Any], evaluation: dict[str, Any])
         versus(evaluation, "prior"),
         _resolves(evaluation),
     ]
-    return "| " + " | ".join(cells) + " |"
 
 
 def _resolves(evaluation: dict[str, Any]) -> str:
@@ -363,6 +388,33 @@ def machine_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) 
         f"targets `regmix` measured distinguishably better than `best_proxy` on {c['over_best']} and than both "
         f"`uniform` and `prior` on {c['both']}; a compared mixture measured distinguishably better than it on "
         f"{c['beaten']}."
+    )
+
+
+def rounds_table(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """docs/benchmarks.md's table of the records with active rounds: interior_table's columns and
+    `regmix` minus the one-shot choice."""
+    lines = [
+        "| target, proxies | decided by | `regmix` loss, rank | minus `best_proxy` | minus the best cheap baseline | "
+        "minus `uniform` | minus `prior` | resolves (80% power) | minus the one-shot choice |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        "| " + " | ".join([*interior_cells(label, verify, evaluation), versus(evaluation, ONE_SHOT)]) + " |"
+        for label, (verify, evaluation) in measured.items()
+    ]
+    return "\n".join(lines)
+
+
+def rounds_summary(measured: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The sentence over the records with active rounds: against the one-shot choice, then as _counts."""
+    verdicts = [e[ONE_SHOT]["vs_regmix"]["verdict"] for _, e in measured.values()]
+    c = _counts(measured)
+    return (
+        f"With active rounds, on {c['n']} targets `regmix` measured distinguishably lower than the one-shot "
+        f"choice on {verdicts.count('worse')} and higher on {verdicts.count('better')}; it measured distinguishably "
+        f"better than `best_proxy` on {c['over_best']} and than both `uniform` and `prior` on {c['both']}; a "
+        f"compared mixture measured distinguishably better than it on {c['beaten']}."
     )
 
 
@@ -492,6 +544,9 @@ def main() -> None:
         elsewhere = load(machine_sources())
         if elsewhere:
             print("", interior_table(elsewhere), machine_summary(elsewhere), sep="\n\n")
+        rounds = load(rounds_sources())
+        if rounds:
+            print("", rounds_table(rounds), rounds_summary(rounds), sep="\n\n")
         for label, transfer in near_top_records().items():
             print("", near_top_sentence(label, transfer), sep="\n")
 

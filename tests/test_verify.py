@@ -24,6 +24,7 @@ from benchmarks.bench_decision_large import replay_table as decision_large_repla
 from benchmarks.bench_decision_large import summary as decision_large_summary
 from benchmarks.bench_decision_large import table as decision_large_table
 from benchmarks.bench_large_targets import (
+    ONE_SHOT,
     by_term_pairs,
     by_term_sentence,
     evaluation_file,
@@ -38,6 +39,9 @@ from benchmarks.bench_large_targets import (
     near_top,
     near_top_records,
     near_top_sentence,
+    rounds_sources,
+    rounds_summary,
+    rounds_table,
     sources,
     summary,
     table,
@@ -492,6 +496,11 @@ def test_docs_show_the_targets_with_interior_optima():
         assert interior_table(elsewhere) in BENCHMARKS_PAGE.read_text()
         assert machine_summary(elsewhere) in benchmarks_page()
         assert machine_summary(elsewhere) in " ".join((REPO / "README.md").read_text().split())
+    rounds = load(rounds_sources(REPO))
+    assert all(ONE_SHOT in evaluation for _, evaluation in rounds.values())
+    if rounds:
+        assert rounds_table(rounds) in BENCHMARKS_PAGE.read_text()
+        assert rounds_summary(rounds) in benchmarks_page()
 
 
 def test_swarm_size_arithmetic_on_hand_made_cases():
@@ -588,17 +597,31 @@ def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
     record(held_out / "mean_linear", ["target=mean", "regression=linear"], 6, 6)
     record(held_out / "mean_linear_by_term", ["target=mean", "regression=linear"], 3, 2, ["loss.a", "loss.b"])
     record(held_out / "demo_elsewhere", ["large.replicate.regmix=9"], 9, 9, machine="a CPU, native bf16: AMX")
+    rounds = ["active=rounds", "+human_mixtures.one_shot={a: 1.0}"]
+    record(held_out / "demo_rounds", [*rounds, "+large.replicate.one_shot=6"], 6, 6, machine="a CPU, native bf16: AMX")
+    record(
+        held_out / "demo_rounds_fewer",
+        [*rounds, "+large.replicate.one_shot=3"],
+        3,
+        3,
+        machine="a CPU, native bf16: AMX",
+    )
     chosen = most_seeded(experiment_records(tmp_path))
     assert chosen == {
         (): "demo_more_seeds",
         ("machine: a CPU, native bf16: AMX",): "demo_elsewhere",  # another machine's runs: not the demo's seeds
+        (*sorted(rounds), "machine: a CPU, native bf16: AMX"): "demo_rounds",  # one experiment, seeds aside
         ("target=mean",): "mean_more_prior",
         ("regression=linear", "target=mean"): "mean_linear_by_term",
     }
     sources = interior_sources(tmp_path)
     assert list(sources) == ["`task:t` (the demo), `demo_more_seeds`", "`mean`, `mean_more_prior`"]
-    (held_out / "demo_elsewhere/fit.json").write_text(json.dumps({"target": "task:t"}))
+    for name in ("demo_elsewhere", "demo_rounds", "demo_rounds_fewer"):
+        (held_out / name / "fit.json").write_text(json.dumps({"target": "task:t"}))
+        (held_out / name / "proxies.json").write_text(json.dumps({"proxies": 96}))
+    # the default pipeline's table leaves the records with active rounds to their own
     assert list(machine_sources(tmp_path)) == ["`task:t` on a CPU, native bf16: AMX, `demo_elsewhere`"]
+    assert list(rounds_sources(tmp_path)) == ["`task:t`, 96 proxies, `demo_rounds`"]
     assert sources["`mean`, `mean_more_prior`"][1] == held_out / "mean_more_prior/evaluate.json"
 
 
@@ -633,10 +656,11 @@ RERUNS = sorted(
 
 @pytest.mark.parametrize("record", RERUNS)
 def test_each_rerun_with_more_seeds_trained_the_seeds_it_asked_for(record):
-    """A record made with `-S large.replicate.<mixture>=N` compared N seeds of each such mixture."""
+    """A record made with `-S large.replicate.<mixture>=N` (or `+large.replicate...`, for a mixture the
+    defaults do not name) compared N seeds of each such mixture."""
     folder = REPO / "benchmarks/results/held_out_targets" / record
     evaluation = json.loads((folder / "evaluate.json").read_text())
-    asked = [o.split("=", 1) for o in json.loads((folder / "experiment.json").read_text())["overrides"]]
+    asked = [o.lstrip("+").split("=", 1) for o in json.loads((folder / "experiment.json").read_text())["overrides"]]
     seeds = {key.removeprefix("large.replicate."): int(n) for key, n in asked if key.startswith("large.replicate.")}
     assert seeds["regmix"] >= 6 and all(evaluation[m]["seeds"] == n for m, n in seeds.items())
 
