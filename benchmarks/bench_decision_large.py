@@ -14,8 +14,16 @@ that mixture's large loss minus `regmix`'s (negative: the step would have helped
 
 Targets: the committed demo run's and every record under interior_targets/ and held_out_targets/
 whose rule decided, one record per experiment (the same overrides but the large-run seeds): the
-one with the most large-run seeds of `regmix`, then of `prior`. No run is made; the record is
-`benchmarks/results/decision_large.json`, which docs/benchmarks.md quotes.
+one with the most large-run seeds of `regmix`, then of `prior`.
+
+The verified pick as the pipeline makes it (`verify.choose`: only a distinguishably lower mixture
+replaces the choice) with more fresh seeds than the experiment ran: each run up to `verify` under
+verify_only/ (`bench_large_targets --verify-only`, e.g. `-S verify.seeds=20`) shares its fit and
+search with the experiment of the same overrides (but `verify.seeds`) on the same machine, whose
+large runs measure the mixture it picks.
+
+No run is made; the record is `benchmarks/results/decision_large.json`, which docs/benchmarks.md
+quotes.
 
     .venv/bin/python -m benchmarks.bench_decision_large [--out benchmarks/results/decision_large.json]
 """
@@ -30,7 +38,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_large_targets import evaluation_file, experiment_records, most_seeded
+from benchmarks.bench_large_targets import (
+    VERIFY_RECORDS,
+    evaluation_file,
+    experiment_key,
+    experiment_records,
+    most_seeded,
+)
 from regmix.files import write_json
 from regmix.statistics import spearman_interval
 
@@ -84,6 +98,43 @@ def target_row(name: str, folder: Path) -> dict[str, Any] | None:
     }
 
 
+def more_seeds_row(name: str, folder: Path, base: str, base_folder: Path) -> dict[str, Any]:
+    """A run up to `verify` with more fresh seeds (`folder`): the mixture its verified pick trains, and that
+    mixture's large loss minus `regmix`'s in the experiment it shares the fit and search with (`base`)."""
+    verify = json.loads((folder / "verify.json").read_text())
+    base_verify = json.loads((base_folder / "verify.json").read_text())
+    if not math.isclose(verify["mixtures"]["regmix"]["predicted"], base_verify["mixtures"]["regmix"]["predicted"]):
+        raise ValueError(f"{name}: its search chose another mixture than {base}'s")
+    evaluation = json.loads(evaluation_file(base_folder).read_text())
+    picked, lowest = verify["choice"]["mixture"], verify["choice"]["lowest"]
+    vs = verify["mixtures"][lowest].get("vs_regmix", {})
+    return {
+        "name": name,
+        "base": base,
+        "target": json.loads((folder / "fit.json").read_text())["target"],
+        "seeds": verify["seeds"],
+        "base_seeds": base_verify["seeds"],
+        "lowest": lowest,
+        "lowest_at_proxy_scale": vs.get("difference", 0.0),
+        "lowest_p_holm": vs.get("p_holm"),
+        "picked": picked,
+        "verified_pick": _versus(evaluation, picked),
+        "lowest_large": _versus(evaluation, lowest),
+    }
+
+
+def more_seeds_rows(root: Path = Path(".")) -> list[dict[str, Any]]:
+    """more_seeds_row of each run under verify_only/ whose experiment has large runs."""
+    records = experiment_records(root)
+    chosen = most_seeded(records)
+    rows = []
+    for folder in sorted(p for p in (root / VERIFY_RECORDS).glob("*") if (p / "verify.json").exists()):
+        key = tuple(k for k in experiment_key(folder) if not k.startswith("verify.seeds="))
+        if key in chosen:
+            rows.append(more_seeds_row(folder.name, folder, chosen[key], records[chosen[key]]))
+    return rows
+
+
 def _arm(rows: list[dict[str, Any]], takes: list[bool], step: str) -> dict[str, Any]:
     """Where a step fires, and the mean change of the trained large loss over every target (0 where it
     does not fire) with its standard error across targets."""
@@ -115,7 +166,16 @@ def measure(root: Path = Path(".")) -> dict[str, Any]:
     found = [target_row(name, records[name]) for name in most_seeded(records).values()]
     rows = sorted((r for r in found if r is not None), key=lambda r: -r["probability"])
     rho, low, high, n = spearman_interval([r["probability"] for r in rows], [r["guard"]["change"] for r in rows])
-    return {"rows": rows, "replay": replay(rows), "probability_vs_gain": {"rho": rho, "low": low, "high": high, "n": n}}
+    more = more_seeds_rows(root)
+    return {
+        "rows": rows,
+        "replay": replay(rows),
+        "probability_vs_gain": {"rho": rho, "low": low, "high": high, "n": n},
+        "more_seeds": {
+            "rows": more,
+            "verified_pick": _arm(more, [r["picked"] != "regmix" for r in more], "verified_pick") if more else None,
+        },
+    }
 
 
 def _measured(step: dict[str, Any]) -> str:
@@ -158,6 +218,37 @@ def replay_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def more_seeds_table(record: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table of the verified pick with more fresh seeds."""
+    lines = [
+        "| target (record, large runs from) | fresh seeds | lowest at the proxies' scale: minus `regmix` (Holm p) | "
+        "the large runs train | its large loss minus `regmix`'s [95%] | the lowest's large loss minus `regmix`'s [95%] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in record["more_seeds"]["rows"]:
+        holm = "" if r["lowest_p_holm"] is None else f" ({r['lowest_p_holm']:.2g})"
+        lines.append(
+            f"| `{r['target']}` ({r['name']}, {r['base']}) | {r['seeds']} (was {r['base_seeds']}) | "
+            f"`{r['lowest']}`: {r['lowest_at_proxy_scale']:+.3f}{holm} | `{r['picked']}` | "
+            + ("–" if r["picked"] == "regmix" else _measured(r["verified_pick"]))
+            + " | "
+            + ("–" if r["lowest"] == "regmix" else _measured(r["lowest_large"]))
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def more_seeds_summary(record: dict[str, Any]) -> str:
+    """docs/benchmarks.md's sentence on the verified pick with more fresh seeds."""
+    rows, arm = record["more_seeds"]["rows"], record["more_seeds"]["verified_pick"]
+    seeds = sorted({r["seeds"] for r in rows})
+    return (
+        f"With {' or '.join(map(str, seeds))} fresh seeds a mixture, the verified pick replaced the search's choice on "
+        f"{len(arm['fired'])} of {len(rows)} experiments; the trained loss changed by {arm['mean_change']:+.3f} ± "
+        f"{arm['stderr']:.3f} nats on average (distinguishably lower on {arm['helped']}, higher on {arm['hurt']})."
+    )
+
+
 def _clear(arm: dict[str, Any]) -> bool:
     """Lower by more than twice its standard error."""
     return arm["mean_change"] + 2 * arm["stderr"] < 0
@@ -189,6 +280,8 @@ def main() -> None:
     record = measure()
     write_json(args.out, record)
     print(table(record), replay_table(record), summary(record), sep="\n\n")
+    if record["more_seeds"]["rows"]:
+        print("", more_seeds_table(record), more_seeds_summary(record), sep="\n\n")
 
 
 if __name__ == "__main__":

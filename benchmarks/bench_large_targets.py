@@ -27,6 +27,14 @@ the proxies' order and the large runs' over them (and the regression's out-of-fo
     .venv/bin/python -m benchmarks.bench_large_targets --near-top demo \
         -S 'large.mixtures=[regmix,best_proxy,prior,uniform,nearest,proxy_2,...,proxy_13]'
 
+The verified pick's evidence with more fresh seeds needs no large run: a run up to `verify`, recorded
+under `benchmarks/results/verify_only/<name>/`, decides on the same fit and search as an experiment
+already measured at the large scale on the same machine, whose large runs say what its pick would
+have trained (bench_decision_large):
+
+    .venv/bin/python -m benchmarks.bench_large_targets --verify-only milton_bpb_verify_20 \
+        -S target=milton -S target_metric=bpb -S verify.seeds=20
+
 Any other experiment is recorded the same way under `benchmarks/results/held_out_targets/<name>/`
 (with its `results/proxy_run.json` and `results/fit.json`, and the seconds it took), e.g. a target held
 out of training:
@@ -56,6 +64,7 @@ MEAN_STUDY = Path("benchmarks/results/mean_target/check_proxy_scale")
 HELD_OUT_RECORDS = Path("benchmarks/results/held_out_targets")
 INTERIOR_RECORDS = Path("benchmarks/results/interior_targets")
 NEAR_TOP_RECORDS = Path("benchmarks/results/near_top_transfer")
+VERIFY_RECORDS = Path("benchmarks/results/verify_only")
 RECORDED = {
     "verify.json": "results/verify.json",
     "evaluate.json": "results/evaluation.json",
@@ -67,6 +76,9 @@ EXPERIMENT_RECORDED = {
     "fit.json": "results/fit.json",
     "mixture.yaml": "results/mixture.yaml",
 }
+# A run up to `verify` (no large run): the check's evidence, whose consequence an experiment with the same
+# fit and search on the same machine measured at the large scale (bench_decision_large)
+VERIFY_RECORDED = {key: EXPERIMENT_RECORDED[key] for key in ("verify.json", "proxies.json", "fit.json", "mixture.yaml")}
 BASELINES = ("best_proxy", "uniform", "prior")
 ROUNDS = "active=rounds"  # the override of a record whose swarm grew by active rounds
 ONE_SHOT = "one_shot"  # its human mixture: the one-shot pipeline's choice, trained beside it
@@ -99,9 +111,12 @@ def machine() -> str:
     return f"{name or platform.processor() or 'unknown CPU'}, native bf16: {' and '.join(kernels) or 'none'}"
 
 
-def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict[str, str]) -> Path:
-    """`dvc exp run -S <override>...` from the committed run, `recorded` files copied into `folder`
-    (with the experiment's seconds), the workspace restored: the record's folder."""
+def run_experiment(
+    name: str, overrides: list[str], folder: Path, recorded: dict[str, str], stage: str | None = None
+) -> Path:
+    """`dvc exp run [stage] -S <override>...` from the committed run (the whole pipeline, or up to `stage`),
+    `recorded` files copied into `folder` (with the experiment's seconds), the workspace restored: the
+    record's folder."""
     # The experiment runs the workspace as it is; only the records themselves may differ from HEAD.
     if subprocess.run(
         [
@@ -115,6 +130,7 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
             f":!{HELD_OUT_RECORDS}",
             f":!{INTERIOR_RECORDS}",
             f":!{NEAR_TOP_RECORDS}",
+            f":!{VERIFY_RECORDS}",
         ],
         capture_output=True,
         text=True,
@@ -123,7 +139,10 @@ def run_experiment(name: str, overrides: list[str], folder: Path, recorded: dict
         raise SystemExit("the workspace has uncommitted changes: commit or stash them (the run restores it after)")
     try:
         start = time.perf_counter()
-        subprocess.run(["dvc", "exp", "run", "-n", name, *(a for o in overrides for a in ("-S", o))], check=True)
+        targets = [stage] if stage else []
+        subprocess.run(
+            ["dvc", "exp", "run", *targets, "-n", name, *(a for o in overrides for a in ("-S", o))], check=True
+        )
         seconds = time.perf_counter() - start
         folder.mkdir(parents=True, exist_ok=True)
         for file, source in recorded.items():
@@ -523,6 +542,11 @@ def main() -> None:
         help="record a run with near-top proxies (`proxy_<k>` in large.mixtures) "
         "under benchmarks/results/near_top_transfer/<name>",
     )
+    parser.add_argument(
+        "--verify-only",
+        help="record a run up to verify (no large run) under benchmarks/results/verify_only/<name>: "
+        "e.g. -S verify.seeds=10, whose pick bench_decision_large measures on the same experiment's large runs",
+    )
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="the experiment's params (-S k=v)")
     args = parser.parse_args()
     for target in filter(None, args.targets.split(",")):
@@ -536,7 +560,12 @@ def main() -> None:
     if args.near_top:
         folder = run_experiment(args.near_top, args.overrides, NEAR_TOP_RECORDS / args.near_top, EXPERIMENT_RECORDED)
         print(f"{args.near_top}: recorded in {folder}", flush=True)
-    if args.table or not (args.targets or args.name or args.interior or args.near_top):
+    if args.verify_only:
+        folder = run_experiment(
+            args.verify_only, args.overrides, VERIFY_RECORDS / args.verify_only, VERIFY_RECORDED, stage="verify"
+        )
+        print(f"{args.verify_only}: recorded in {folder}", flush=True)
+    if args.table or not (args.targets or args.name or args.interior or args.near_top or args.verify_only):
         measured = load(sources())
         print(table(measured), summary(measured), sep="\n\n")
         interior = load(interior_sources())

@@ -19,7 +19,7 @@ from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
 from benchmarks.bench_decision_large import measure as decision_large_record
-from benchmarks.bench_decision_large import replay
+from benchmarks.bench_decision_large import more_seeds_rows, more_seeds_summary, more_seeds_table, replay
 from benchmarks.bench_decision_large import replay_table as decision_large_replay_table
 from benchmarks.bench_decision_large import summary as decision_large_summary
 from benchmarks.bench_decision_large import table as decision_large_table
@@ -569,6 +569,65 @@ def test_decision_steps_replayed_on_hand_made_targets():
     assert lowest["fired"] == ["c"] and lowest["mean_change"] == pytest.approx(-0.2 / 3) and lowest["helped"] == 1
 
 
+def test_the_verified_pick_with_more_seeds_is_measured_on_its_experiments_large_runs(tmp_path):
+    """A run up to verify with more fresh seeds is paired with the experiment of the same overrides (but
+    verify.seeds) on the same machine: the mixture it picks is measured by that experiment's large runs,
+    and a run whose search chose another mixture is refused."""
+
+    def write(folder, **files):
+        folder.mkdir(parents=True)
+        for name, content in files.items():
+            (folder / name).write_text(json.dumps(content))
+
+    machine = {"machine": "a CPU, native bf16: AMX"}
+    held_out = tmp_path / "benchmarks/results/held_out_targets"
+    (tmp_path / "benchmarks/results/interior_targets").mkdir(parents=True)
+    write(tmp_path / "results", **{"verify.json": {}, "evaluation.json": {"regmix": {"seeds": 3}}})
+    write(
+        held_out / "x_on_amx",
+        **{
+            "experiment.json": {"overrides": ["target=x", "large.replicate.regmix=6"], **machine},
+            "fit.json": {"target": "x"},
+            "verify.json": {"seeds": 3, "mixtures": {"regmix": {"predicted": 1.0}}},
+            "evaluate.json": {
+                "regmix": {"seeds": 6},
+                "nearest": {
+                    "seeds": 4,
+                    "vs_regmix": {"difference": -0.04, "ci95": [-0.06, -0.02], "verdict": "better"},
+                },
+            },
+        },
+    )
+    nearest_lower = {"vs_regmix": {"difference": -0.05, "p_holm": 0.01}}
+    write(
+        tmp_path / "benchmarks/results/verify_only/x_more_seeds",
+        **{
+            "experiment.json": {"overrides": ["target=x", "verify.seeds=20"], **machine},
+            "fit.json": {"target": "x"},
+            "verify.json": {
+                "seeds": 20,
+                "choice": {"mixture": "nearest", "lowest": "nearest"},
+                "mixtures": {"regmix": {"predicted": 1.0}, "nearest": nearest_lower},
+            },
+        },
+    )
+    (row,) = more_seeds_rows(tmp_path)
+    assert row["base"] == "x_on_amx" and (row["seeds"], row["base_seeds"]) == (20, 3)
+    assert row["picked"] == "nearest" and row["lowest_at_proxy_scale"] == -0.05 and row["lowest_p_holm"] == 0.01
+    assert row["verified_pick"] == {"change": -0.04, "change_ci95": [-0.06, -0.02], "verdict": "better"}
+    (tmp_path / "benchmarks/results/verify_only/x_more_seeds/verify.json").write_text(
+        json.dumps(
+            {
+                "seeds": 20,
+                "choice": {"mixture": "regmix", "lowest": "regmix"},
+                "mixtures": {"regmix": {"predicted": 2.0}},
+            }
+        )
+    )
+    with pytest.raises(ValueError, match="another mixture"):
+        more_seeds_rows(tmp_path)
+
+
 def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
     """A rerun with more large-run seeds stands for its experiment (same overrides but the seeds), and a
     rerun whose fit took the target term by term for one whose fit did not; a rerun with another setting,
@@ -645,6 +704,9 @@ def test_docs_show_the_decision_steps_replayed_on_the_committed_large_runs():
     assert decision_large_table(record) in BENCHMARKS_PAGE.read_text()
     assert decision_large_replay_table(record) in BENCHMARKS_PAGE.read_text()
     assert decision_large_summary(record) in benchmarks_page()
+    if record["more_seeds"]["rows"]:
+        assert more_seeds_table(record) in BENCHMARKS_PAGE.read_text()
+        assert more_seeds_summary(record) in benchmarks_page()
 
 
 RERUNS = sorted(
