@@ -17,10 +17,11 @@ whose rule decided, one record per experiment (the same overrides but the large-
 one with the most large-run seeds of `regmix`, then of `prior`.
 
 The verified pick as the pipeline makes it (`verify.choose`: only a distinguishably lower mixture
-replaces the choice) with more fresh seeds than the experiment ran: each run up to `verify` under
-verify_only/ (`bench_large_targets --verify-only`, e.g. `-S verify.seeds=20`) shares its fit and
-search with the experiment of the same overrides (but `verify.seeds`) on the same machine, whose
-large runs measure the mixture it picks.
+replaces the choice) with another check than the experiment ran: more fresh seeds (`verify.seeds`)
+or a scale nearer the large run's (`verify.model`, `verify.optim`). Each run up to `verify` under
+verify_only/ (`bench_large_targets --verify-only`) shares its fit and search with the experiment of
+the same overrides (but `verify.*`) on the same machine, whose large runs measure the mixture it
+picks.
 
 No run is made; the record is `benchmarks/results/decision_large.json`, which docs/benchmarks.md
 quotes.
@@ -98,8 +99,8 @@ def target_row(name: str, folder: Path) -> dict[str, Any] | None:
     }
 
 
-def more_seeds_row(name: str, folder: Path, base: str, base_folder: Path) -> dict[str, Any]:
-    """A run up to `verify` with more fresh seeds (`folder`): the mixture its verified pick trains, and that
+def check_row(name: str, folder: Path, base: str, base_folder: Path) -> dict[str, Any]:
+    """A run up to `verify` with another check (`folder`): the mixture its verified pick trains, and that
     mixture's large loss minus `regmix`'s in the experiment it shares the fit and search with (`base`)."""
     verify = json.loads((folder / "verify.json").read_text())
     base_verify = json.loads((base_folder / "verify.json").read_text())
@@ -113,6 +114,7 @@ def more_seeds_row(name: str, folder: Path, base: str, base_folder: Path) -> dic
         "base": base,
         "target": json.loads((folder / "fit.json").read_text())["target"],
         "seeds": verify["seeds"],
+        "scale": verify["scale"],
         "base_seeds": base_verify["seeds"],
         "lowest": lowest,
         "lowest_at_proxy_scale": vs.get("difference", 0.0),
@@ -123,15 +125,15 @@ def more_seeds_row(name: str, folder: Path, base: str, base_folder: Path) -> dic
     }
 
 
-def more_seeds_rows(root: Path = Path(".")) -> list[dict[str, Any]]:
-    """more_seeds_row of each run under verify_only/ whose experiment has large runs."""
+def check_rows(root: Path = Path(".")) -> list[dict[str, Any]]:
+    """check_row of each run under verify_only/ whose experiment has large runs."""
     records = experiment_records(root)
     chosen = most_seeded(records)
     rows = []
     for folder in sorted(p for p in (root / VERIFY_RECORDS).glob("*") if (p / "verify.json").exists()):
-        key = tuple(k for k in experiment_key(folder) if not k.startswith("verify.seeds="))
+        key = tuple(k for k in experiment_key(folder) if not k.lstrip("+").startswith("verify."))
         if key in chosen:
-            rows.append(more_seeds_row(folder.name, folder, chosen[key], records[chosen[key]]))
+            rows.append(check_row(folder.name, folder, chosen[key], records[chosen[key]]))
     return rows
 
 
@@ -166,12 +168,12 @@ def measure(root: Path = Path(".")) -> dict[str, Any]:
     found = [target_row(name, records[name]) for name in most_seeded(records).values()]
     rows = sorted((r for r in found if r is not None), key=lambda r: -r["probability"])
     rho, low, high, n = spearman_interval([r["probability"] for r in rows], [r["guard"]["change"] for r in rows])
-    more = more_seeds_rows(root)
+    more = check_rows(root)
     return {
         "rows": rows,
         "replay": replay(rows),
         "probability_vs_gain": {"rho": rho, "low": low, "high": high, "n": n},
-        "more_seeds": {
+        "other_checks": {
             "rows": more,
             "verified_pick": _arm(more, [r["picked"] != "regmix" for r in more], "verified_pick") if more else None,
         },
@@ -218,17 +220,17 @@ def replay_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def more_seeds_table(record: dict[str, Any]) -> str:
-    """docs/benchmarks.md's table of the verified pick with more fresh seeds."""
+def check_table(record: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table of the verified pick with another check."""
     lines = [
-        "| target (record, large runs from) | fresh seeds | lowest at the proxies' scale: minus `regmix` (Holm p) | "
+        "| target (record, large runs from) | fresh seeds, scale | lowest in the check: minus `regmix` (Holm p) | "
         "the large runs train | its large loss minus `regmix`'s [95%] | the lowest's large loss minus `regmix`'s [95%] |",
         "|---|---|---|---|---|---|",
     ]
-    for r in record["more_seeds"]["rows"]:
+    for r in record["other_checks"]["rows"]:
         holm = "" if r["lowest_p_holm"] is None else f" ({r['lowest_p_holm']:.2g})"
         lines.append(
-            f"| `{r['target']}` ({r['name']}, {r['base']}) | {r['seeds']} (was {r['base_seeds']}) | "
+            f"| `{r['target']}` ({r['name']}, {r['base']}) | {r['seeds']} (was {r['base_seeds']}), {_scale(r['scale'])} | "
             f"`{r['lowest']}`: {r['lowest_at_proxy_scale']:+.3f}{holm} | `{r['picked']}` | "
             + ("–" if r["picked"] == "regmix" else _measured(r["verified_pick"]))
             + " | "
@@ -238,14 +240,18 @@ def more_seeds_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def more_seeds_summary(record: dict[str, Any]) -> str:
-    """docs/benchmarks.md's sentence on the verified pick with more fresh seeds."""
-    rows, arm = record["more_seeds"]["rows"], record["more_seeds"]["verified_pick"]
-    seeds = sorted({r["seeds"] for r in rows})
+def _scale(changes: dict[str, Any]) -> str:
+    """A check's changes to the proxy config, as `verify.json` records them (none: the proxies' own scale)."""
+    return ", ".join(f"`{k}={v}`" for k, v in changes.items()) or "the proxies'"
+
+
+def check_summary(record: dict[str, Any]) -> str:
+    """docs/benchmarks.md's sentence on the verified pick with another check."""
+    rows, arm = record["other_checks"]["rows"], record["other_checks"]["verified_pick"]
     return (
-        f"With {' or '.join(map(str, seeds))} fresh seeds a mixture, the verified pick replaced the search's choice on "
-        f"{len(arm['fired'])} of {len(rows)} experiments; the trained loss changed by {arm['mean_change']:+.3f} ± "
-        f"{arm['stderr']:.3f} nats on average (distinguishably lower on {arm['helped']}, higher on {arm['hurt']})."
+        f"With another check, the verified pick replaced the search's choice in {len(arm['fired'])} of {len(rows)} "
+        f"runs; the trained loss changed by {arm['mean_change']:+.3f} ± {arm['stderr']:.3f} nats on average "
+        f"(distinguishably lower in {arm['helped']}, higher in {arm['hurt']})."
     )
 
 
@@ -280,8 +286,8 @@ def main() -> None:
     record = measure()
     write_json(args.out, record)
     print(table(record), replay_table(record), summary(record), sep="\n\n")
-    if record["more_seeds"]["rows"]:
-        print("", more_seeds_table(record), more_seeds_summary(record), sep="\n\n")
+    if record["other_checks"]["rows"]:
+        print("", check_table(record), check_summary(record), sep="\n\n")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,10 @@ the proxies' order and the large runs' over them (and the regression's out-of-fo
     .venv/bin/python -m benchmarks.bench_large_targets --near-top demo \
         -S 'large.mixtures=[regmix,best_proxy,prior,uniform,nearest,proxy_2,...,proxy_13]'
 
-The verified pick's evidence with more fresh seeds needs no large run: a run up to `verify`, recorded
-under `benchmarks/results/verify_only/<name>/`, decides on the same fit and search as an experiment
-already measured at the large scale on the same machine, whose large runs say what its pick would
-have trained (bench_decision_large):
+The verified pick with another check (more fresh seeds, a scale nearer the large run's) needs no
+large run: a run up to `verify`, recorded under `benchmarks/results/verify_only/<name>/`, decides on
+the same fit and search as an experiment already measured at the large scale on the same machine,
+whose large runs say what its pick would have trained (bench_decision_large):
 
     .venv/bin/python -m benchmarks.bench_large_targets --verify-only milton_bpb_verify_20 \
         -S target=milton -S target_metric=bpb -S verify.seeds=20
@@ -545,7 +545,7 @@ def main() -> None:
     parser.add_argument(
         "--verify-only",
         help="record a run up to verify (no large run) under benchmarks/results/verify_only/<name>: "
-        "e.g. -S verify.seeds=10, whose pick bench_decision_large measures on the same experiment's large runs",
+        "e.g. -S verify.seeds=20, whose pick bench_decision_large measures on the same experiment's large runs",
     )
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="the experiment's params (-S k=v)")
     args = parser.parse_args()

@@ -18,8 +18,8 @@ import yaml
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
+from benchmarks.bench_decision_large import check_rows, check_summary, check_table, replay
 from benchmarks.bench_decision_large import measure as decision_large_record
-from benchmarks.bench_decision_large import more_seeds_rows, more_seeds_summary, more_seeds_table, replay
 from benchmarks.bench_decision_large import replay_table as decision_large_replay_table
 from benchmarks.bench_decision_large import summary as decision_large_summary
 from benchmarks.bench_decision_large import table as decision_large_table
@@ -569,10 +569,10 @@ def test_decision_steps_replayed_on_hand_made_targets():
     assert lowest["fired"] == ["c"] and lowest["mean_change"] == pytest.approx(-0.2 / 3) and lowest["helped"] == 1
 
 
-def test_the_verified_pick_with_more_seeds_is_measured_on_its_experiments_large_runs(tmp_path):
-    """A run up to verify with more fresh seeds is paired with the experiment of the same overrides (but
-    verify.seeds) on the same machine: the mixture it picks is measured by that experiment's large runs,
-    and a run whose search chose another mixture is refused."""
+def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large_runs(tmp_path):
+    """A run up to verify with another check (more seeds, another scale) is paired with the experiment of
+    the same overrides (but verify.*) on the same machine: the mixture it picks is measured by that
+    experiment's large runs, and a run whose search chose another mixture is refused."""
 
     def write(folder, **files):
         folder.mkdir(parents=True)
@@ -602,19 +602,26 @@ def test_the_verified_pick_with_more_seeds_is_measured_on_its_experiments_large_
     write(
         tmp_path / "benchmarks/results/verify_only/x_more_seeds",
         **{
-            "experiment.json": {"overrides": ["target=x", "verify.seeds=20"], **machine},
+            "experiment.json": {"overrides": ["target=x", "verify.seeds=20", "+verify.optim.steps=512"], **machine},
             "fit.json": {"target": "x"},
             "verify.json": {
                 "seeds": 20,
+                "scale": {"optim.steps": 512},
                 "choice": {"mixture": "nearest", "lowest": "nearest"},
                 "mixtures": {"regmix": {"predicted": 1.0}, "nearest": nearest_lower},
             },
         },
     )
-    (row,) = more_seeds_rows(tmp_path)
+    (row,) = check_rows(tmp_path)
     assert row["base"] == "x_on_amx" and (row["seeds"], row["base_seeds"]) == (20, 3)
     assert row["picked"] == "nearest" and row["lowest_at_proxy_scale"] == -0.05 and row["lowest_p_holm"] == 0.01
     assert row["verified_pick"] == {"change": -0.04, "change_ci95": [-0.06, -0.02], "verdict": "better"}
+    arm = {"fired": ["x_more_seeds"], "mean_change": -0.04, "stderr": float("nan"), "helped": 1, "hurt": 0}
+    table = check_table({"other_checks": {"rows": [row], "verified_pick": arm}})
+    assert (
+        "| 20 (was 3), `optim.steps=512` | `nearest`: -0.050 (0.01) | `nearest` | -0.040 [-0.060, -0.020] lower |"
+        in table
+    )
     (tmp_path / "benchmarks/results/verify_only/x_more_seeds/verify.json").write_text(
         json.dumps(
             {
@@ -625,7 +632,7 @@ def test_the_verified_pick_with_more_seeds_is_measured_on_its_experiments_large_
         )
     )
     with pytest.raises(ValueError, match="another mixture"):
-        more_seeds_rows(tmp_path)
+        check_rows(tmp_path)
 
 
 def test_each_experiment_is_read_from_its_record_with_the_most_seeds(tmp_path):
@@ -704,9 +711,9 @@ def test_docs_show_the_decision_steps_replayed_on_the_committed_large_runs():
     assert decision_large_table(record) in BENCHMARKS_PAGE.read_text()
     assert decision_large_replay_table(record) in BENCHMARKS_PAGE.read_text()
     assert decision_large_summary(record) in benchmarks_page()
-    if record["more_seeds"]["rows"]:
-        assert more_seeds_table(record) in BENCHMARKS_PAGE.read_text()
-        assert more_seeds_summary(record) in benchmarks_page()
+    if record["other_checks"]["rows"]:
+        assert check_table(record) in BENCHMARKS_PAGE.read_text()
+        assert check_summary(record) in benchmarks_page()
 
 
 RERUNS = sorted(
