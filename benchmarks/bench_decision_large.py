@@ -39,6 +39,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import scipy.stats
+
 from benchmarks.bench_large_targets import (
     VERIFY_RECORDS,
     evaluation_file,
@@ -109,6 +111,10 @@ def check_row(name: str, folder: Path, base: str, base_folder: Path) -> dict[str
     evaluation = json.loads(evaluation_file(base_folder).read_text())
     picked, lowest = verify["choice"]["mixture"], verify["choice"]["lowest"]
     vs = verify["mixtures"][lowest].get("vs_regmix", {})
+    both = [m for m in verify["mixtures"] if m in evaluation]  # how the check orders them, as the large runs do?
+    order = scipy.stats.spearmanr(
+        [verify["mixtures"][m]["measured"] for m in both], [evaluation[m]["target_loss"] for m in both]
+    ).statistic
     return {
         "name": name,
         "base": base,
@@ -122,6 +128,7 @@ def check_row(name: str, folder: Path, base: str, base_folder: Path) -> dict[str
         "picked": picked,
         "verified_pick": _versus(evaluation, picked),
         "lowest_large": _versus(evaluation, lowest),
+        "order": {"spearman": float(order), "mixtures": len(both)},
     }
 
 
@@ -224,8 +231,9 @@ def check_table(record: dict[str, Any]) -> str:
     """docs/benchmarks.md's table of the verified pick with another check."""
     lines = [
         "| target (record, large runs from) | fresh seeds, scale | lowest in the check: minus `regmix` (Holm p) | "
-        "the large runs train | its large loss minus `regmix`'s [95%] | the lowest's large loss minus `regmix`'s [95%] |",
-        "|---|---|---|---|---|---|",
+        "the large runs train | its large loss minus `regmix`'s [95%] | the lowest's large loss minus `regmix`'s [95%] | "
+        "order of the checked mixtures vs the large runs' (Spearman) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in record["other_checks"]["rows"]:
         holm = "" if r["lowest_p_holm"] is None else f" ({r['lowest_p_holm']:.2g})"
@@ -235,7 +243,7 @@ def check_table(record: dict[str, Any]) -> str:
             + ("–" if r["picked"] == "regmix" else _measured(r["verified_pick"]))
             + " | "
             + ("–" if r["lowest"] == "regmix" else _measured(r["lowest_large"]))
-            + " |"
+            + f" | {r['order']['spearman']:.2f} over {r['order']['mixtures']} |"
         )
     return "\n".join(lines)
 

@@ -590,9 +590,10 @@ def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large
             "fit.json": {"target": "x"},
             "verify.json": {"seeds": 3, "mixtures": {"regmix": {"predicted": 1.0}}},
             "evaluate.json": {
-                "regmix": {"seeds": 6},
+                "regmix": {"seeds": 6, "target_loss": 3.2},
                 "nearest": {
                     "seeds": 4,
+                    "target_loss": 3.16,
                     "vs_regmix": {"difference": -0.04, "ci95": [-0.06, -0.02], "verdict": "better"},
                 },
             },
@@ -608,7 +609,10 @@ def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large
                 "seeds": 20,
                 "scale": {"optim.steps": 512},
                 "choice": {"mixture": "nearest", "lowest": "nearest"},
-                "mixtures": {"regmix": {"predicted": 1.0}, "nearest": nearest_lower},
+                "mixtures": {
+                    "regmix": {"predicted": 1.0, "measured": 3.0},
+                    "nearest": {"measured": 2.95, **nearest_lower},
+                },
             },
         },
     )
@@ -618,6 +622,7 @@ def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large
     assert row["verified_pick"] == {"change": -0.04, "change_ci95": [-0.06, -0.02], "verdict": "better"}
     arm = {"fired": ["x_more_seeds"], "mean_change": -0.04, "stderr": float("nan"), "helped": 1, "hurt": 0}
     table = check_table({"other_checks": {"rows": [row], "verified_pick": arm}})
+    assert row["order"] == {"spearman": pytest.approx(1.0), "mixtures": 2}  # nearest lower in the check and the large runs
     assert (
         "| 20 (was 3), `optim.steps=512` | `nearest`: -0.050 (0.01) | `nearest` | -0.040 [-0.060, -0.020] lower |"
         in table
