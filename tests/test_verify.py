@@ -622,7 +622,8 @@ def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large
     assert row["verified_pick"] == {"change": -0.04, "change_ci95": [-0.06, -0.02], "verdict": "better"}
     arm = {"fired": ["x_more_seeds"], "mean_change": -0.04, "stderr": float("nan"), "helped": 1, "hurt": 0}
     table = check_table({"other_checks": {"rows": [row], "verified_pick": arm}})
-    assert row["order"] == {"spearman": pytest.approx(1.0), "mixtures": 2}  # nearest lower in the check and the large runs
+    # nearest lower in the check and in the large runs
+    assert row["order"] == {"spearman": pytest.approx(1.0), "mixtures": 2}
     assert (
         "| 20 (was 3), `optim.steps=512` | `nearest`: -0.050 (0.01) | `nearest` | -0.040 [-0.060, -0.020] lower |"
         in table
