@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO
 from tiny_data import SENTENCES, build_tokens
 
-from benchmarks.bench_decision_large import check_rows, check_summary, check_table, replay
+from benchmarks.bench_decision_large import by_check, check_rows, check_summary, check_table, replay
 from benchmarks.bench_decision_large import measure as decision_large_record
 from benchmarks.bench_decision_large import replay_table as decision_large_replay_table
 from benchmarks.bench_decision_large import summary as decision_large_summary
@@ -620,8 +620,12 @@ def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large
     assert row["base"] == "x_on_amx" and (row["seeds"], row["base_seeds"]) == (20, 3)
     assert row["picked"] == "nearest" and row["lowest_at_proxy_scale"] == -0.05 and row["lowest_p_holm"] == 0.01
     assert row["verified_pick"] == {"change": -0.04, "change_ci95": [-0.06, -0.02], "verdict": "better"}
-    arm = {"fired": ["x_more_seeds"], "mean_change": -0.04, "stderr": float("nan"), "helped": 1, "hurt": 0}
-    table = check_table({"other_checks": {"rows": [row], "verified_pick": arm}})
+    record = {"other_checks": {"rows": [row], "by_check": by_check([row])}}
+    table = check_table(record)
+    assert check_summary(record) == (
+        "The verified pick with 20 seeds, `optim.steps=512` scale it replaced the search's choice on 1 of 1 targets, "
+        "the trained loss changing by -0.040 nats on average (distinguishably lower on 1, higher on 0)."
+    )
     # nearest lower in the check and in the large runs
     assert row["order"] == {"spearman": pytest.approx(1.0), "mixtures": 2}
     assert (
