@@ -123,7 +123,7 @@ def check_row(name: str, folder: Path, base: str, base_folder: Path) -> dict[str
         "scale": verify["scale"],
         "base_seeds": base_verify["seeds"],
         "lowest": lowest,
-        "lowest_at_proxy_scale": vs.get("difference", 0.0),
+        "lowest_in_check": vs.get("difference", 0.0),
         "lowest_p_holm": vs.get("p_holm"),
         "picked": picked,
         "verified_pick": _versus(evaluation, picked),
@@ -247,7 +247,7 @@ def check_table(record: dict[str, Any]) -> str:
         holm = "" if r["lowest_p_holm"] is None else f" ({r['lowest_p_holm']:.2g})"
         lines.append(
             f"| `{r['target']}` ({r['name']}, {r['base']}) | {r['seeds']} (was {r['base_seeds']}), {_scale(r['scale'])} | "
-            f"`{r['lowest']}`: {r['lowest_at_proxy_scale']:+.3f}{holm} | `{r['picked']}` | "
+            f"`{r['lowest']}`: {r['lowest_in_check']:+.3f}{holm} | `{r['picked']}` | "
             + ("–" if r["picked"] == "regmix" else _measured(r["verified_pick"]))
             + " | "
             + ("–" if r["lowest"] == "regmix" else _measured(r["lowest_large"]))

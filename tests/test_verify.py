@@ -618,7 +618,7 @@ def test_the_verified_pick_of_another_check_is_measured_on_its_experiments_large
     )
     (row,) = check_rows(tmp_path)
     assert row["base"] == "x_on_amx" and (row["seeds"], row["base_seeds"]) == (20, 3)
-    assert row["picked"] == "nearest" and row["lowest_at_proxy_scale"] == -0.05 and row["lowest_p_holm"] == 0.01
+    assert row["picked"] == "nearest" and row["lowest_in_check"] == -0.05 and row["lowest_p_holm"] == 0.01
     assert row["verified_pick"] == {"change": -0.04, "change_ci95": [-0.06, -0.02], "verdict": "better"}
     record = {"other_checks": {"rows": [row], "by_check": by_check([row])}}
     table = check_table(record)
